@@ -1,0 +1,186 @@
+"""Command line: ``cementsim validate|run|mesh SCENARIO``.
+
+Exit codes: 0 success; 2 invalid input (scenario, overrides, missing or mistagged mesh),
+with a message naming the field, the value and what is allowed; 1 a run that failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sim.scenario import ScenarioError, load_scenario
+
+EXIT_INVALID = 2
+ML = 1e-6
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cementsim",
+        description="Simulate bone-cement injection into trabecular bone: fill and leakage.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    def scenario_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("scenario", type=Path, help="scenario file (YAML)")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a scenario value, e.g. --set injection.needles.0.rate='2 mL/min'",
+        )
+        return p
+
+    scenario_command("validate", "check a scenario file without building anything")
+    run = scenario_command("run", "run a scenario and write a results directory")
+    run.add_argument("--out", type=Path, help="results directory (default: results/NAME-HASH)")
+    run.add_argument(
+        "--results-root",
+        type=Path,
+        default=Path("results"),
+        help="where default results directories go (default: ./results)",
+    )
+    run.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    run.add_argument("--log-all-ranks", action="store_true", help="log from every MPI rank")
+    mesh = scenario_command("mesh", "build the scenario's mesh and write it (no simulation)")
+    mesh.add_argument("--out", type=Path, help="output folder (default: results/NAME-HASH)")
+    mesh.add_argument("--results-root", type=Path, default=Path("results"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.version:
+        import sim
+
+        print(f"cementsim {sim.__version__}")
+        return 0
+    if args.command is None:
+        _parser().print_help()
+        return EXIT_INVALID
+    try:
+        scenario = load_scenario(args.scenario, args.overrides)
+    except ScenarioError as exc:
+        _error(str(exc))
+        return EXIT_INVALID
+    if args.command == "validate":
+        _say(f"{args.scenario}: valid scenario '{scenario.name}'")
+        return 0
+    return _with_mpi(args, scenario)
+
+
+def _with_mpi(args: argparse.Namespace, scenario: Any) -> int:
+    from mpi4py import MPI
+
+    from sim.geometry import MeshError
+    from sim.mpi_logging import configure
+    from sim.outputs.rundir import default_run_directory
+
+    comm = MPI.COMM_WORLD
+    configure(
+        logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        all_ranks=getattr(args, "log_all_ranks", False),
+    )
+    out = args.out or default_run_directory(scenario, args.results_root)
+    try:
+        if args.command == "mesh":
+            return _mesh(scenario, out, comm)
+        from sim.run import run_scenario
+
+        summary = run_scenario(scenario, out, comm, source=args.scenario)
+    except MeshError as exc:
+        _error(f"{args.scenario}: {exc}")
+        return EXIT_INVALID
+    except Exception:
+        # an error on one rank would leave the others waiting in a collective call forever
+        traceback.print_exc()
+        print(
+            f"error on rank {comm.rank}: the run failed (no summary.json was written)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if comm.size > 1:
+            comm.Abort(1)
+        return 1
+    if comm.rank == 0:
+        print(headline(summary, out))
+    return 0
+
+
+def _mesh(scenario: Any, out: Path, comm: Any) -> int:
+    from dolfinx.io import XDMFFile
+
+    from sim.geometry import build_mesh
+
+    if comm.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    comm.barrier()
+    tagged = build_mesh(scenario, comm, msh_path=out / "mesh.msh")
+    with XDMFFile(comm, str(out / "mesh.xdmf"), "w") as xdmf:
+        xdmf.write_mesh(tagged.mesh)
+        tagged.cell_tags.name = "regions"
+        tagged.facet_tags.name = "boundaries"
+        xdmf.write_meshtags(tagged.cell_tags, tagged.mesh.geometry)
+        xdmf.write_meshtags(tagged.facet_tags, tagged.mesh.geometry)
+    quality = tagged.cell_quality()
+    from mpi4py import MPI
+
+    q_min = comm.allreduce(float(quality.min(initial=1.0)), op=MPI.MIN)
+    if comm.rank == 0:
+        print(
+            f"mesh of '{scenario.name}': {tagged.num_cells_global()} cells, "
+            f"min radius ratio {q_min:.3f}\n"
+            f"  boundaries: {', '.join(sorted(tagged.boundaries))}\n"
+            f"  regions: {', '.join(sorted(tagged.regions))}\n"
+            f"  written: {out / 'mesh.xdmf'} (ParaView), {out / 'mesh.msh'} (gmsh)"
+        )
+    return 0
+
+
+def headline(summary: dict[str, Any], out: Path) -> str:
+    """The numbers a user wants first, and where the rest is."""
+    lines = [
+        f"results: {out.resolve()}",
+        f"  injected           {summary['injected_volume_m3'] / ML:8.3f} mL",
+        f"  in bone            {summary['cement_in_bone_m3'] / ML:8.3f} mL",
+    ]
+    for target, fill in summary["fill_fraction"].items():
+        lines.append(f"  fill of {target:<11s}{100 * fill:8.1f} % of pore volume")
+    for route, volume in summary["leaked_volume_m3"].items():
+        first = summary["first_leak_time_s"][route]
+        when = f"first at {first:.1f} s" if first is not None else "no leak"
+        lines.append(f"  leaked {route:<12s}{volume / ML:8.4f} mL ({when})")
+    lines += [
+        f"  peak tip pressure  {summary['tip_pressure_max_pa'] / 1e3:8.1f} kPa",
+        f"  mass balance error {summary['mass_balance_rel_error']:8.1e}",
+        f"  {summary['n_steps']} steps, {summary['n_cells']} cells, "
+        f"{summary['mpi_ranks']} rank(s), {summary['wall_time_s']:.1f} s",
+    ]
+    return "\n".join(lines)
+
+
+def _say(message: str) -> None:
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:
+        print(message)
+
+
+def _error(message: str) -> None:
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:
+        print(f"error: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Discretisation of the flow: P1 pressure, box fluxes, implicit upwind saturation transport."""

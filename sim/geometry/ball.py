@@ -1,0 +1,46 @@
+"""Ball of bone with a spherical needle-tip cavity at its centre (verification case A)."""
+
+from __future__ import annotations
+
+import gmsh
+import numpy as np
+
+
+def add_ball(
+    *,
+    radius: float,
+    inlet_radius: float,
+    inlet_name: str,
+    h_tip: float,
+    h_max: float,
+    growth: float,
+) -> None:
+    """Build into the current gmsh model: ball of `radius` (m) minus a cavity of `inlet_radius`.
+
+    Physical groups: volume ``bone``; surfaces `inlet_name` (the cavity) and ``outer``.
+    Element size h = min(h_max, h_tip + growth (r - inlet_radius)), r the distance from the
+    centre: a size proportional to r resolves the 1/r pressure field uniformly.
+    """
+    occ = gmsh.model.occ
+    ball = occ.addSphere(0, 0, 0, radius)
+    cavity = occ.addSphere(0, 0, 0, inlet_radius)
+    volumes, _ = occ.cut([(3, ball)], [(3, cavity)])
+    occ.synchronize()
+    inner, outer = [], []
+    for dim, tag in gmsh.model.getBoundary(volumes, oriented=False):
+        area = occ.getMass(dim, tag)
+        (inner if area < 4 * np.pi * (2 * inlet_radius) ** 2 else outer).append(tag)
+    gmsh.model.addPhysicalGroup(3, [v for _, v in volumes], 1, "bone")
+    gmsh.model.addPhysicalGroup(2, inner, 1, inlet_name)
+    gmsh.model.addPhysicalGroup(2, outer, 2, "outer")
+    fields = gmsh.model.mesh.field
+    size = fields.add("MathEval")
+    fields.setString(
+        size,
+        "F",
+        f"Min({h_max:.9f}, {h_tip:.9f} + {growth:.9f}"
+        f" * (Sqrt(x*x + y*y + z*z) - {inlet_radius:.9f}))",
+    )
+    fields.setAsBackgroundMesh(size)
+    for option in ("MeshSizeExtendFromBoundary", "MeshSizeFromPoints", "MeshSizeFromCurvature"):
+        gmsh.option.setNumber(f"Mesh.{option}", 0)

@@ -1,0 +1,151 @@
+"""A distributed tetrahedral mesh with named boundary and region tags, and its quality."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dolfinx
+import gmsh
+import numpy as np
+from dolfinx.io import gmsh as gmshio
+from mpi4py import MPI
+
+
+class MeshError(RuntimeError):
+    """A mesh could not be built or read, or lacks a tag the scenario names."""
+
+
+@dataclass
+class TaggedMesh:
+    """Mesh (coordinates in m) with facet tags for boundaries and cell tags for regions.
+
+    boundaries / regions map a tag name to its integer value in `facet_tags` / `cell_tags`.
+    """
+
+    mesh: dolfinx.mesh.Mesh
+    cell_tags: dolfinx.mesh.MeshTags
+    facet_tags: dolfinx.mesh.MeshTags
+    boundaries: dict[str, int]
+    regions: dict[str, int]
+    info: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def comm(self) -> MPI.Comm:
+        return self.mesh.comm
+
+    def facets(self, name: str) -> np.ndarray:
+        """Local indices of the facets of boundary `name`."""
+        return self.facet_tags.find(self.boundaries[name])
+
+    def cells(self, name: str) -> np.ndarray:
+        """Local indices of the cells of region `name`."""
+        return self.cell_tags.find(self.regions[name])
+
+    def num_cells_global(self) -> int:
+        return self.mesh.topology.index_map(3).size_global
+
+    def check_names(self, boundaries: Iterable[str], regions: Iterable[str]) -> None:
+        """MeshError unless every named boundary and region exists and is not empty."""
+        problems = []
+        for kind, names, known, find in (
+            ("boundary", boundaries, self.boundaries, self.facets),
+            ("region", regions, self.regions, self.cells),
+        ):
+            for name in sorted(set(names)):
+                count = len(find(name)) if name in known else 0
+                if self.comm.allreduce(count, op=MPI.SUM) == 0:
+                    problems.append(
+                        f"the mesh has no {kind} '{name}' (it has: {', '.join(sorted(known))})"
+                    )
+        if problems:
+            raise MeshError("; ".join(problems))
+
+    def scale(self, factor: float) -> None:
+        """Multiply all coordinates by `factor` (e.g. 1e-3 for a mesh written in mm)."""
+        self.mesh.geometry.x[:] *= factor
+
+    def cell_quality(self) -> np.ndarray:
+        """Radius ratio 3 r_in / r_circ of each owned cell (1 for a regular tetrahedron)."""
+        tdim = 3
+        n = self.mesh.topology.index_map(tdim).size_local
+        x = self.mesh.geometry.x[self.mesh.geometry.dofmap[:n]]
+        return radius_ratio(x)
+
+
+def radius_ratio(x: np.ndarray) -> np.ndarray:
+    """Radius ratio 3 r_in / r_circ of tetrahedra with vertex coordinates x (n, 4, 3)."""
+    e1, e2, e3 = x[:, 1] - x[:, 0], x[:, 2] - x[:, 0], x[:, 3] - x[:, 0]
+    vol6 = np.abs(np.einsum("ij,ij->i", e1, np.cross(e2, e3)))
+    faces = ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3))
+    area = sum(
+        0.5 * np.linalg.norm(np.cross(x[:, b] - x[:, a], x[:, c] - x[:, a]), axis=1)
+        for a, b, c in faces
+    )
+    r_in = 0.5 * vol6 / area
+    # circumradius: |a^2 (b x c) + b^2 (c x a) + c^2 (a x b)| / (2 * 6V)
+    a2, b2, c2 = (np.einsum("ij,ij->i", e, e)[:, None] for e in (e1, e2, e3))
+    num = a2 * np.cross(e2, e3) + b2 * np.cross(e3, e1) + c2 * np.cross(e1, e2)
+    r_circ = np.linalg.norm(num, axis=1) / (2.0 * vol6)
+    return 3.0 * r_in / r_circ
+
+
+def mesh_from_gmsh(
+    build: Callable[[], None],
+    comm: MPI.Comm,
+    name: str,
+    msh_path: Path | None = None,
+) -> TaggedMesh:
+    """Build a gmsh model with `build()` on rank 0, mesh it in 3-D and distribute it.
+
+    `build` creates the geometry, named physical groups and the mesh-size field in the current
+    gmsh model. With `msh_path` the gmsh mesh is also written there.
+    """
+
+    def generate() -> None:
+        gmsh.model.add(name)
+        build()
+        gmsh.model.mesh.generate(3)
+        gmsh.model.mesh.optimize("Netgen")
+        if msh_path is not None:
+            gmsh.write(str(msh_path))
+
+    return _distribute(generate, comm, f"gmsh failed to mesh '{name}'")
+
+
+def read_msh(path: Path, comm: MPI.Comm) -> TaggedMesh:
+    """Read a gmsh .msh file with named physical groups (coordinates as stored)."""
+    return _distribute(lambda: gmsh.open(str(path)), comm, f"cannot read mesh file '{path}'")
+
+
+def _distribute(action: Callable[[], None], comm: MPI.Comm, what: str) -> TaggedMesh:
+    """Run a gmsh action on rank 0, then hand the model to DOLFINx on all ranks.
+
+    An error on rank 0 is raised as MeshError on every rank (no rank is left waiting).
+    """
+    error = None
+    if comm.rank == 0:
+        gmsh.initialize(interruptible=False)
+        gmsh.option.setNumber("General.Terminal", 0)
+        try:
+            action()
+        except Exception as exc:  # gmsh raises bare Exception
+            error = f"{what}: {exc}"
+    error = comm.bcast(error, root=0)
+    try:
+        if error is not None:
+            raise MeshError(error)
+        data = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=3)
+    finally:
+        if comm.rank == 0:
+            gmsh.finalize()
+    return _from_mesh_data(data)
+
+
+def _from_mesh_data(data: gmshio.MeshData) -> TaggedMesh:
+    if data.cell_tags is None or data.facet_tags is None:
+        raise MeshError("the mesh has no physical groups for cells and facets")
+    boundaries = {n: g.tag for n, g in data.physical_groups.items() if g.dim == 2}
+    regions = {n: g.tag for n, g in data.physical_groups.items() if g.dim == 3}
+    return TaggedMesh(data.mesh, data.cell_tags, data.facet_tags, boundaries, regions)

@@ -1,0 +1,1 @@
+"""What a run writes: time series, fields for ParaView, summary, plots, provenance."""

@@ -1,0 +1,204 @@
+"""Scalar quantities polled by the time loop: one column of the time series each.
+
+Columns carry their unit in the name (SI); per-needle, per-route and per-target quantities
+are suffixed with ``.name``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sim.problem import InjectionProblem
+
+
+class Quantity(Protocol):
+    """A named scalar of the current state."""
+
+    @property
+    def column(self) -> str: ...
+
+    def __call__(self, problem: InjectionProblem) -> float: ...
+
+
+@dataclass(frozen=True)
+class Time:
+    column: str = "time_s"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.t
+
+
+@dataclass(frozen=True)
+class CementAge:
+    column: str = "cement_age_s"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.age
+
+
+@dataclass(frozen=True)
+class InjectedVolume:
+    column: str = "injected_volume_m3"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.injected()
+
+
+@dataclass(frozen=True)
+class InjectionRate:
+    needle: str
+
+    @property
+    def column(self) -> str:
+        return f"injection_rate_m3_s.{self.needle}"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.rate_of(self.needle)
+
+
+@dataclass(frozen=True)
+class TipPressure:
+    needle: str
+
+    @property
+    def column(self) -> str:
+        return f"tip_pressure_pa.{self.needle}"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.tip_pressure(problem.needle(self.needle))
+
+
+@dataclass(frozen=True)
+class CementInBone:
+    column: str = "cement_in_bone_m3"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.cement_in_bone()
+
+
+@dataclass(frozen=True)
+class LeakedVolume:
+    route: str
+
+    @property
+    def column(self) -> str:
+        return f"leaked_volume_m3.{self.route}"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.route(self.route).leaked
+
+
+@dataclass(frozen=True)
+class MarrowOutflow:
+    route: str
+
+    @property
+    def column(self) -> str:
+        return f"marrow_outflow_m3.{self.route}"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.route(self.route).marrow_out
+
+
+@dataclass(frozen=True)
+class FillFraction:
+    target: str
+
+    @property
+    def column(self) -> str:
+        return f"fill_fraction.{self.target}"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.fill_fraction(self.target)
+
+
+@dataclass(frozen=True)
+class CloudVolume:
+    column: str = "cloud_volume_m3"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.cloud()[0]
+
+
+@dataclass(frozen=True)
+class CloudDistance:
+    column: str = "cloud_max_distance_from_tip_m"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.cloud()[1]
+
+
+@dataclass(frozen=True)
+class MassBalanceError:
+    column: str = "mass_balance_rel_error"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.mass_balance_error()
+
+
+@dataclass(frozen=True)
+class SaturationMin:
+    column: str = "saturation_min"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.saturation_range()[0]
+
+
+@dataclass(frozen=True)
+class SaturationMax:
+    column: str = "saturation_max"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.saturation_range()[1]
+
+
+@dataclass(frozen=True)
+class CementViscosity:
+    column: str = "cement_viscosity_pa_s"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.viscosity_of_age(problem.age)
+
+
+@dataclass(frozen=True)
+class NewtonIterations:
+    column: str = "newton_iterations"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.last_newton_iterations
+
+
+@dataclass(frozen=True)
+class PressureIterations:
+    column: str = "pressure_iterations"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.pressure.iterations
+
+
+def standard_quantities(problem: InjectionProblem) -> list[Quantity]:
+    """The columns of every run's time series."""
+    needles = [n.name for n in problem.needles]
+    routes = [r.name for r in problem.routes]
+    targets = list(problem.scenario.targets)
+    return [
+        Time(),
+        CementAge(),
+        InjectedVolume(),
+        *(InjectionRate(n) for n in needles),
+        *(TipPressure(n) for n in needles),
+        CementInBone(),
+        *(LeakedVolume(r) for r in routes),
+        *(MarrowOutflow(r) for r in routes),
+        *(FillFraction(t) for t in targets),
+        CloudVolume(),
+        CloudDistance(),
+        MassBalanceError(),
+        SaturationMin(),
+        SaturationMax(),
+        CementViscosity(),
+        NewtonIterations(),
+        PressureIterations(),
+    ]

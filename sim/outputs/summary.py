@@ -1,0 +1,78 @@
+"""The run summary: headline numbers in SI with the unit in each key (summary.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sim.outputs.timeseries import TimeSeries
+
+if TYPE_CHECKING:
+    from sim.problem import InjectionProblem
+
+
+def first_crossing(x: np.ndarray, y: np.ndarray, level: float) -> float | None:
+    """First x where y reaches `level` (linear between samples), None if it never does."""
+    above = np.nonzero(y >= level)[0]
+    if len(above) == 0:
+        return None
+    k = int(above[0])
+    if k == 0 or y[k] == y[k - 1]:
+        return float(x[k])
+    return float(x[k - 1] + (level - y[k - 1]) * (x[k] - x[k - 1]) / (y[k] - y[k - 1]))
+
+
+def build_summary(
+    problem: InjectionProblem, series: TimeSeries, wall_time: float
+) -> dict[str, Any]:
+    """Summary of a finished run (collective: every rank must call it)."""
+    threshold = problem.scenario.output.leak_threshold
+    time = series.column("time_s")
+    injected = series.column("injected_volume_m3")
+    leaked = series.columns_starting("leaked_volume_m3")
+    tip = series.columns_starting("tip_pressure_pa")
+    cloud_volume, cloud_distance = problem.cloud()
+    return {
+        "scenario": problem.scenario.name,
+        "injected_volume_m3": problem.injected(),
+        "cement_in_bone_m3": problem.cement_in_bone(),
+        "leaked_volume_m3": {name: float(v[-1]) for name, v in leaked.items()},
+        "leaked_volume_total_m3": problem.leaked(),
+        "leak_threshold_m3": threshold,
+        "first_leak_time_s": {n: first_crossing(time, v, threshold) for n, v in leaked.items()},
+        "injected_volume_at_first_leak_m3": {
+            n: first_crossing(injected, v, threshold) for n, v in leaked.items()
+        },
+        "marrow_outflow_m3": {r.name: r.marrow_out for r in problem.routes},
+        "fill_fraction": {t: problem.fill_fraction(t) for t in problem.scenario.targets},
+        "cloud_volume_m3": cloud_volume,
+        "cloud_max_distance_from_tip_m": cloud_distance,
+        "tip_pressure_max_pa": max(float(v.max()) for v in tip.values()),
+        "tip_pressure_final_pa": {n: float(v[-1]) for n, v in tip.items()},
+        "mass_balance_rel_error": float(series.column("mass_balance_rel_error").max()),
+        "saturation_min": float(series.column("saturation_min").min()),
+        "saturation_max": float(series.column("saturation_max").max()),
+        "end_time_s": problem.t,
+        "n_cells": problem.tagged.num_cells_global(),
+        "n_vertices": problem.V.dofmap.index_map.size_global,
+        "n_steps": problem.step_count,
+        "mpi_ranks": problem.comm.size,
+        "wall_time_s": wall_time,
+        "timings_s": {
+            "pressure_assembly_and_solve": problem.timings.assembly_and_pressure,
+            "fluxes": problem.timings.fluxes,
+            "transport": problem.timings.transport,
+            "output": problem.timings.output,
+        },
+    }
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON so that `path` either does not exist or is complete."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Constitutive laws: pure functions of saturation, viscosity and cement age (no meshes)."""

@@ -1,0 +1,61 @@
+"""Phase mobilities and the fractional flow of cement, for a cement viscosity per point.
+
+lambda_c = k_rc(S) / mu_c, lambda_m = k_rm(S) / mu_m, lambda_t = lambda_c + lambda_m,
+f = lambda_c / lambda_t. Units: mobility 1/(Pa·s), viscosity Pa·s, f dimensionless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.physics.relative_permeability import Corey
+
+
+@dataclass
+class Mobility:
+    """Two-phase mobilities with relative permeabilities `kr` and marrow viscosity `mu_m` (Pa·s)."""
+
+    kr: Corey
+    mu_m: float
+    _inflection_table: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def total(self, s: np.ndarray, mu_c: np.ndarray | float) -> np.ndarray:
+        """Total mobility lambda_t (1/(Pa·s))."""
+        return self.kr.cement(s) / mu_c + self.kr.marrow(s) / self.mu_m
+
+    def fractional(self, s: np.ndarray, mu_c: np.ndarray | float) -> np.ndarray:
+        """Fractional flow of cement f(S) (-)."""
+        lc = self.kr.cement(s) / mu_c
+        return lc / (lc + self.kr.marrow(s) / self.mu_m)
+
+    def d_fractional(self, s: np.ndarray, mu_c: np.ndarray | float) -> np.ndarray:
+        """df/dS (-)."""
+        lc, lm = self.kr.cement(s) / mu_c, self.kr.marrow(s) / self.mu_m
+        dlc, dlm = self.kr.d_cement(s) / mu_c, self.kr.d_marrow(s) / self.mu_m
+        return (dlc * lm - lc * dlm) / (lc + lm) ** 2
+
+    def inflection(self, mu_c: np.ndarray | float) -> np.ndarray:
+        """Saturation of the inflection point of f(S) for each viscosity (NaN where f has none).
+
+        Tabulated once over the viscosity ratio M = mu_c / mu_m (f depends on S and M only).
+        """
+        if self._inflection_table is None:
+            self._inflection_table = self._tabulate_inflection()
+        log_m, s_infl = self._inflection_table
+        return np.interp(np.log10(np.asarray(mu_c) / self.mu_m), log_m, s_infl)
+
+    def _tabulate_inflection(self) -> tuple[np.ndarray, np.ndarray]:
+        log_m = np.linspace(-6.0, 10.0, 321)
+        s = np.linspace(1e-4, 1.0 - 1e-4, 20001)
+        out = np.full(log_m.shape, np.nan)
+        for k, lm in enumerate(log_m):
+            f = self.fractional(s, self.mu_m * 10.0**lm)
+            d2 = np.diff(f, 2)
+            scale = np.abs(d2).max()
+            sign = np.sign(np.where(np.abs(d2) > 1e-9 * scale, d2, 0.0))
+            change = np.nonzero(sign[:-1] * sign[1:] < 0)[0]
+            if len(change):
+                out[k] = s[change[0] + 2]
+        return log_m, out

@@ -1,0 +1,221 @@
+"""Read a scenario file, apply command-line overrides, validate, and explain what is wrong.
+
+Every problem is reported as ``dotted.path: what is wrong (got VALUE)`` so that a user can
+find the line in the file; unknown keys come with the closest allowed names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sim.scenario.model import Scenario
+
+#: keys that select a member of a discriminated union, per section
+_DISCRIMINATORS = ("kind", "law", "model")
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be run; `problems` lists one message per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: invalid scenario\n{lines}")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML file; ScenarioError if it cannot be read or is not a mapping."""
+    if not path.is_file():
+        raise ScenarioError(str(path), ["file not found"])
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(str(path), [f"not valid YAML: {exc}".replace("\n", " ")]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(str(path), ["the file must hold a mapping of sections"])
+    return data
+
+
+_SET_RE = re.compile(r"^(?P<key>[A-Za-z0-9_.]+)=(?P<value>.*)$")
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply ``dotted.key=value`` to the raw scenario mapping (value parsed as YAML)."""
+    m = _SET_RE.match(assignment)
+    if m is None:
+        raise ScenarioError("--set", [f"{assignment!r}: write dotted.key=value"])
+    keys = m.group("key").split(".")
+    try:
+        value = yaml.safe_load(m.group("value")) if m.group("value") else ""
+    except yaml.YAMLError as exc:
+        raise ScenarioError("--set", [f"{assignment!r}: value is not valid YAML: {exc}"]) from None
+    node: Any = data
+    for depth, key in enumerate(keys[:-1]):
+        where = ".".join(keys[: depth + 1])
+        if isinstance(node, list):
+            node = node[_list_index(node, key, where)]
+        elif isinstance(node, dict):
+            node = node.setdefault(key, {})
+        else:
+            raise ScenarioError("--set", [f"{where}: is a value, not a section"])
+    last = keys[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, m.group("key"))] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ScenarioError("--set", [f"{m.group('key')}: parent is a value, not a section"])
+
+
+def _list_index(node: list[Any], key: str, where: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise ScenarioError("--set", [f"{where}: index must be 0..{len(node) - 1}"])
+    return int(key)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make file paths in the scenario relative to the scenario file's folder."""
+    spots = [("geometry", "path"), ("cement", "viscosity", "file")]
+    for spot in spots:
+        node: Any = data
+        for key in spot[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(spot[-1]), str):
+            p = Path(node[spot[-1]]).expanduser()
+            node[spot[-1]] = str(p if p.is_absolute() else (base / p).resolve())
+
+
+def load_scenario(path: Path | str, overrides: Iterable[str] = ()) -> Scenario:
+    """Read, override and validate a scenario file. Raises ScenarioError listing every problem."""
+    path = Path(path)
+    data = read_yaml(path)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9_]", "_", path.stem) or "scenario")
+    _resolve_paths(data, path.parent.resolve())
+    return validate_scenario(data, str(path))
+
+
+def validate_scenario(data: Mapping[str, Any], source: str = "scenario") -> Scenario:
+    """Validate a raw mapping into a Scenario; ScenarioError with readable messages."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, [_describe(e, data) for e in exc.errors()]) from None
+
+
+def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    loc, raw = _clean_loc(error["loc"], data)
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    kind = error["type"]
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "missing":
+        return f"{where}: required, but missing"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1], data)
+        hint = ""
+        if allowed:
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            hint += f"; allowed here: {', '.join(allowed)}"
+        return f"{where}: unknown key{hint}"
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return (
+            f"{where}.{ctx.get('discriminator', 'kind').strip(chr(39))}: {ctx.get('tag')!r} is "
+            f"not known; allowed: {ctx.get('expected_tags')}"
+        )
+    if where == "(top level)" and re.match(r"^[A-Za-z_][\w.]*: ", msg):
+        return msg  # a check across sections that names its own field
+    msg = msg.replace("Input should be ", "must be ")
+    shown = raw if raw is not _MISSING else error.get("input")
+    if isinstance(shown, str | int | float) and not isinstance(shown, bool):
+        return f"{where}: {msg} (got {shown!r})"
+    return f"{where}: {msg}"
+
+
+_MISSING = object()
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Mapping[str, Any]) -> tuple[list[Any], Any]:
+    """Drop union-member tags that pydantic puts in error locations; also return the raw value."""
+    cleaned: list[Any] = []
+    node: Any = data
+    for part in loc:
+        if (
+            isinstance(node, dict)
+            and part not in node
+            and any(node.get(d) == part for d in _DISCRIMINATORS)
+        ):
+            continue
+        if isinstance(part, str) and part.startswith(("function-", "tagged-union")):
+            continue
+        cleaned.append(part)
+        if isinstance(node, dict):
+            node = node.get(part, _MISSING)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = _MISSING
+    return cleaned, node
+
+
+def _allowed_keys(loc: list[Any], data: Mapping[str, Any]) -> list[str]:
+    """Field names of the model found at `loc` (empty if it cannot be determined)."""
+    annotation: Any = Scenario
+    node: Any = data
+    for part in loc:
+        annotation = _pick(annotation, node)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        else:
+            args = typing.get_args(annotation)
+            annotation = args[-1] if args else None
+        node = (
+            node.get(part)
+            if isinstance(node, dict)
+            else (node[part] if isinstance(node, list) and isinstance(part, int) else None)
+        )
+    annotation = _pick(annotation, node)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _pick(annotation: Any, node: Any) -> Any:
+    """Unwrap Annotated/Optional and choose the union member that matches the raw data."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+            chosen = _by_discriminator(models, node)
+            annotation = chosen if chosen is not None else members[0]
+        else:
+            return annotation
+
+
+def _by_discriminator(models: list[type[BaseModel]], node: Any) -> type[BaseModel] | None:
+    if not isinstance(node, dict):
+        return models[0] if len(models) == 1 else None
+    for model in models:
+        for key in _DISCRIMINATORS:
+            field = model.model_fields.get(key)
+            if field is not None and node.get(key) in typing.get_args(field.annotation):
+                return model
+    return models[0] if len(models) == 1 else None

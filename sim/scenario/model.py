@@ -1,0 +1,128 @@
+"""The root `Scenario`: all sections, and the checks that need more than one section."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from sim.scenario.base import Section
+from sim.scenario.geometry import (
+    BallGeometry,
+    ColumnGeometry,
+    Geometry,
+    MeshFileGeometry,
+    VertebralBodyGeometry,
+)
+from sim.scenario.injection import Injection, Name
+from sim.scenario.leak_routes import LeakRoute, Outlet, Target
+from sim.scenario.materials import Bone, Cement, Marrow
+from sim.scenario.numerics import Numerics, Output
+
+
+class Scenario(Section):
+    """One injection case. Every value is in SI units once validated."""
+
+    name: Name
+    description: str = ""
+    geometry: Geometry
+    bone: Bone
+    cement: Cement
+    marrow: Marrow
+    injection: Injection
+    leak_routes: Annotated[dict[Name, LeakRoute], Field(min_length=1)]
+    targets: dict[Name, Target] = {}
+    numerics: Numerics = Numerics()
+    output: Output = Output()
+
+    @model_validator(mode="after")
+    def _well_posed(self) -> Scenario:
+        if not any(isinstance(r, Outlet) for r in self.leak_routes.values()):
+            raise ValueError(
+                "leak_routes: no route of kind 'outlet'. The marrow displaced by the cement has "
+                "nowhere to go, so the problem is ill-posed; add an outlet at fixed pressure "
+                "(e.g. a venous opening)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _needles_fit_geometry(self) -> Scenario:
+        geo = self.geometry
+        for i, needle in enumerate(self.injection.needles):
+            where = f"injection.needles.{i}"
+            if isinstance(geo, ColumnGeometry):
+                if needle.tip is not None:
+                    raise ValueError(
+                        f"{where}.tip: a column is injected through its face x = 0; remove 'tip'"
+                    )
+                continue
+            if isinstance(geo, BallGeometry):
+                if needle.tip is not None and any(c != 0.0 for c in needle.tip):
+                    raise ValueError(
+                        f"{where}.tip: the ball's inlet is at its centre; tip must be [0, 0, 0] "
+                        f"or left out, got {list(needle.tip)} m"
+                    )
+                if needle.inner_radius >= 0.5 * geo.radius:
+                    raise ValueError(
+                        f"{where}: inner radius {needle.inner_radius:g} m is not small "
+                        f"compared with the ball radius {geo.radius:g} m"
+                    )
+                continue
+            if needle.tip is None:
+                raise ValueError(f"{where}.tip: required for geometry kind '{geo.kind}'")
+            margin = needle.inner_radius
+            if isinstance(geo, VertebralBodyGeometry):
+                margin += geo.mesh.size_tip
+            inside = geo.contains(needle.tip, margin)
+            if inside is False:
+                raise ValueError(
+                    f"{where}.tip: {[round(c * 1e3, 3) for c in needle.tip]} mm is outside the "
+                    f"bone (or closer than {margin * 1e3:.2f} mm to its surface, the inlet "
+                    "cavity radius plus one element)"
+                )
+        if isinstance(geo, ColumnGeometry) and len(self.injection.needles) != 1:
+            raise ValueError("injection.needles: a column has one inlet face, so one needle")
+        return self
+
+    @model_validator(mode="after")
+    def _tags_exist(self) -> Scenario:
+        boundaries = self.geometry.boundary_names()
+        needles = {n.name for n in self.injection.needles}
+        for name, route in self.leak_routes.items():
+            for b in route.boundary:
+                if b in needles:
+                    raise ValueError(
+                        f"leak_routes.{name}.boundary: '{b}' is a needle inlet, not an outlet"
+                    )
+                if boundaries is not None and b not in boundaries:
+                    raise ValueError(
+                        f"leak_routes.{name}.boundary: '{b}' is not a boundary of geometry "
+                        f"'{self.geometry.kind}'; it has: {', '.join(sorted(boundaries))}"
+                    )
+        regions = self.geometry.region_names()
+        if regions is not None:
+            for name, target in self.targets.items():
+                for r in target.regions:
+                    if r not in regions:
+                        raise ValueError(
+                            f"targets.{name}.regions: '{r}' is not a region of geometry "
+                            f"'{self.geometry.kind}'; it has: {', '.join(sorted(regions))}"
+                        )
+            for r in self.bone.regions:
+                if r not in regions:
+                    raise ValueError(
+                        f"bone.regions: '{r}' is not a region of geometry "
+                        f"'{self.geometry.kind}'; it has: {', '.join(sorted(regions))}"
+                    )
+        return self
+
+    def referenced_boundaries(self) -> set[str]:
+        """Boundary tag names the scenario uses (leak routes and needle inlets)."""
+        names = {b for r in self.leak_routes.values() for b in r.boundary}
+        if isinstance(self.geometry, MeshFileGeometry):
+            names |= {n.name for n in self.injection.needles}
+        return names
+
+    def referenced_regions(self) -> set[str]:
+        """Region tag names the scenario uses (targets and bone regions)."""
+        return {r for t in self.targets.values() for r in t.regions} | set(self.bone.regions)

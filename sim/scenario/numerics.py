@@ -1,0 +1,50 @@
+"""Scenario sections `numerics` and `output`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from sim.scenario.base import Section
+from sim.units import Time, Volume
+
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class Numerics(Section):
+    """Time stepping and solver controls.
+
+    max_saturation_change: largest change of cement saturation at any vertex in one step; the
+    step size adapts to it (smaller: sharper fronts, more steps). max_viscosity_change: largest
+    relative change of the cement viscosity in one step. dt_initial / dt_max: bounds of the
+    step (s); by default the first step fills about half of the inlet's control volumes and the
+    largest step is 1/20 of the injection time. pressure_tolerance: largest residual of the
+    pressure solve (CG + GAMG), relative to the injection rate; it bounds the mass-balance
+    error. newton_tolerance: convergence of the implicit saturation
+    update, in units of saturation. max_steps: a run that needs more steps stops with an error.
+    """
+
+    max_saturation_change: Fraction = 0.25
+    max_viscosity_change: Annotated[float, Field(gt=0)] = 0.1
+    dt_initial: Annotated[Time, Field(gt=0)] | None = None
+    dt_max: Annotated[Time, Field(gt=0)] | None = None
+    pressure_tolerance: Annotated[float, Field(ge=1e-14, lt=1e-4)] = 1e-11
+    newton_tolerance: Annotated[float, Field(gt=0, lt=1e-4)] = 1e-11
+    newton_max_iterations: Annotated[int, Field(ge=2, le=200)] = 40
+    max_steps: Annotated[int, Field(ge=1)] = 20000
+
+
+class Output(Section):
+    """What a run writes.
+
+    field_snapshots: number of field outputs (saturation, pressure, velocity, viscosity) spread
+    evenly over the injection, plus the initial and final states; fields, plots: write them
+    or not (the time series and summary are always written); leak_threshold: cement volume
+    through a route that counts as a leak (m³) for the first-leak time, 1 µL by default.
+    """
+
+    field_snapshots: Annotated[int, Field(ge=0, le=1000)] = 8
+    leak_threshold: Annotated[Volume, Field(gt=0)] = 1e-9
+    fields: bool = True
+    plots: bool = True
