@@ -210,6 +210,8 @@ class InjectionProblem:
         self.viscosity = fem.Function(self.W, name="cement_viscosity")
         self.velocity = fem.Function(self.W_vector, name="darcy_velocity")
         self.step_count = 0
+        self.rejected_steps = 0
+        self.newton_iterations_total = 0
         self.rates = [0.0 for _ in self.needles]
         self.last_newton_iterations = 0
         self._update_flow()
@@ -269,6 +271,7 @@ class InjectionProblem:
         s_new, result = self.transport.step(s_old, dt, q_in, q_out, mu_col)
         self.timings.transport += time.perf_counter() - t0
         self.last_newton_iterations = result.iterations
+        self.newton_iterations_total += result.iterations
         self.last_change = result.max_change
         if not result.converged:
             return False
@@ -392,6 +395,7 @@ class InjectionProblem:
                 on_step(self)
             else:
                 log.debug("step of %.3g s rejected at t = %.4g s", dt, self.t)
+                self.rejected_steps += 1
                 control.rejected()
 
     def _limit_viscosity_change(self, dt: float) -> float:

@@ -11,6 +11,7 @@ as one string with a common unit: ``"[4, -6, 0] mm"``.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -75,6 +76,17 @@ def _canonical(x: float) -> float:
     return float(f"{x:.15g}")
 
 
+def _finite(x: Any, value: Any, dim: Dimension) -> float:
+    """`x` as a canonical float; ValueError if it is infinite, NaN or too large for a float."""
+    try:
+        f = float(x)
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f):
+        raise ValueError(f"{value!r} is not finite; expected {dim.name} (e.g. '{dim.example}')")
+    return _canonical(f)
+
+
 def to_si(value: Any, dim: Dimension) -> float:
     """Convert a scenario value to a float in SI units of dimension ``dim``.
 
@@ -84,25 +96,35 @@ def to_si(value: Any, dim: Dimension) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected {dim.name} such as '{dim.example}', got a boolean")
     if isinstance(value, int | float):
-        return _canonical(float(value))
+        return _finite(value, value, dim)
     if not isinstance(value, str):
         raise ValueError(f"expected {dim.name} such as '{dim.example}', got {value!r}")
+    try:  # a bare number written as a string (PyYAML reads 1e-9 as a string): SI
+        number = float(value.strip())
+    except ValueError:
+        pass
+    else:
+        return _finite(number, value, dim)
     ureg = registry()
     try:
         q = ureg.Quantity(value.strip())
-    except (pint.errors.PintError, ValueError, TypeError, AttributeError, SyntaxError) as exc:
+    except Exception as exc:  # pint also lets TokenError, ZeroDivisionError, OverflowError out
         raise ValueError(
             f"cannot read {value!r} as {dim.name} (e.g. '{dim.example}'): {exc}"
         ) from None
-    if not isinstance(q, pint.Quantity):  # a bare number written as a string
-        return _canonical(float(q))
+    if not isinstance(q, pint.Quantity):
+        return _finite(q, value, dim)
     expected = ureg.get_dimensionality(dim.pint_dim)
     if q.dimensionality != expected:
         got = "dimensionless" if q.dimensionless else str(q.dimensionality)
         raise ValueError(
             f"{value!r} has the dimension {got}, expected {dim.name} (e.g. '{dim.example}')"
         )
-    return _canonical(float(q.to_base_units().magnitude))
+    try:
+        magnitude = q.to_base_units().magnitude
+    except OverflowError:
+        magnitude = math.inf
+    return _finite(magnitude, value, dim)
 
 
 def _quantity(dim: Dimension) -> BeforeValidator:

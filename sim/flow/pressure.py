@@ -27,7 +27,6 @@ _GAMG_OPTIONS = {
     "pc_gamg_threshold": 0.0,
     "mg_levels_ksp_type": "chebyshev",
     "mg_levels_pc_type": "jacobi",
-    "mg_levels_esteig_ksp_type": "cg",
     "mg_levels_ksp_chebyshev_esteig_steps": 20,
 }
 

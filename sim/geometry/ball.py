@@ -39,7 +39,7 @@ def add_ball(
         size,
         "F",
         f"Min({h_max:.9f}, {h_tip:.9f} + {growth:.9f}"
-        f" * (Sqrt(x*x + y*y + z*z) - {inlet_radius:.9f}))",
+        f" * Max(0, Sqrt(x*x + y*y + z*z) - {inlet_radius:.9f}))",
     )
     fields.setAsBackgroundMesh(size)
     for option in ("MeshSizeExtendFromBoundary", "MeshSizeFromPoints", "MeshSizeFromCurvature"):

@@ -54,8 +54,11 @@ class Mobility:
             f = self.fractional(s, self.mu_m * 10.0**lm)
             d2 = np.diff(f, 2)
             scale = np.abs(d2).max()
-            sign = np.sign(np.where(np.abs(d2) > 1e-9 * scale, d2, 0.0))
-            change = np.nonzero(sign[:-1] * sign[1:] < 0)[0]
-            if len(change):
-                out[k] = s[change[0] + 2]
+            # ignore round-off (|d2| ~ 1e-16 where f is linear) and compare the signs of
+            # consecutive significant values, so that a flip across small values is found
+            keep = np.nonzero(np.abs(d2) > max(1e-9 * scale, 1e-13))[0]
+            flips = np.nonzero(np.sign(d2[keep[:-1]]) * np.sign(d2[keep[1:]]) < 0)[0]
+            if len(flips):
+                i, j = keep[flips[0]], keep[flips[0] + 1]
+                out[k] = 0.5 * (s[i + 1] + s[j + 1])  # d2[i] is centred at s[i + 1]
         return log_m, out

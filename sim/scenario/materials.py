@@ -32,8 +32,11 @@ PermeabilitySpec = Annotated[float | tuple[float, float, float], BeforeValidator
 
 
 def _check_positive_permeability(k: float | tuple[float, ...]) -> float | tuple[float, ...]:
-    values = k if isinstance(k, tuple) else (k,)
-    if any(v <= 0 for v in values):
+    if isinstance(k, tuple):
+        bad = [f"k{axis} = {v:g} m^2" for axis, v in zip("xyz", k, strict=True) if v <= 0]
+        if bad:
+            raise ValueError(f"every principal value must be > 0 m^2, got {', '.join(bad)}")
+    elif k <= 0:
         raise ValueError("must be > 0 m^2")
     return k
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from sim.scenario.base import Section
 from sim.scenario.geometry import (
@@ -30,7 +28,7 @@ class Scenario(Section):
     cement: Cement
     marrow: Marrow
     injection: Injection
-    leak_routes: Annotated[dict[Name, LeakRoute], Field(min_length=1)]
+    leak_routes: dict[Name, LeakRoute]  # emptiness is explained by _well_posed
     targets: dict[Name, Target] = {}
     numerics: Numerics = Numerics()
     output: Output = Output()

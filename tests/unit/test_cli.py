@@ -1,0 +1,248 @@
+"""Tests of the command line (sim.cli): exit codes and messages.
+
+In-process tests call `sim.cli.main` and run serially and under ``mpirun -n 2`` (messages are
+printed by rank 0 only). Subprocess tests are marked serial.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+# isort: split
+import numpy as np
+import pytest
+import yaml
+
+import sim
+from sim.cli import EXIT_INVALID, main
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+VERTEBROPLASTY = SCENARIOS / "vertebroplasty.yaml"
+SPHERE = SCENARIOS / "verification" / "sphere_newtonian.yaml"
+ROOT = MPI.COMM_WORLD.rank == 0
+
+
+def bad_scenarios(folder: Path) -> dict[str, Path]:
+    """Two invalid scenarios in `folder`, by the field each one gets wrong."""
+    unknown_key = yaml.safe_load(VERTEBROPLASTY.read_text())
+    unknown_key["geometry"]["hieght"] = unknown_key["geometry"].pop("height")
+    wrong_unit = yaml.safe_load(SPHERE.read_text())
+    wrong_unit["injection"]["needles"][0]["volume"] = "3 m"
+    paths = {}
+    for field, data in (
+        ("geometry.hieght", unknown_key),
+        ("injection.needles.0.volume", wrong_unit),
+    ):
+        paths[field] = folder / f"{field.replace('.', '_')}.yaml"
+        paths[field].write_text(yaml.safe_dump(data, sort_keys=False))
+    return paths
+
+
+def child_env() -> dict[str, str]:
+    """Environment for a child python: no MPI launcher variables (it runs as a singleton)."""
+    prefixes = ("PMI_", "PMIX_", "MPI_", "HYDRA_", "OMPI_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+def run_cli(*args: Any, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sim", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(),
+        check=False,
+    )
+
+
+# --- in-process ----------------------------------------------------------------------------
+
+
+def test_validate_good_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(VERTEBROPLASTY)]) == 0
+    out, err = capsys.readouterr()
+    if ROOT:
+        assert "valid" in out
+        assert "vertebroplasty" in out
+    assert err == ""
+
+
+def test_validate_good_file_with_override(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SPHERE), "--set", "injection.needles.0.rate=2 mL/min"]) == 0
+    out, _ = capsys.readouterr()
+    if ROOT:
+        assert "valid scenario 'sphere_newtonian'" in out
+
+
+@pytest.mark.parametrize("field", ["geometry.hieght", "injection.needles.0.volume"])
+def test_validate_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str) -> None:
+    path = bad_scenarios(tmp_path)[field]
+    assert main(["validate", str(path)]) == EXIT_INVALID == 2
+    out, err = capsys.readouterr()
+    assert "valid scenario" not in out
+    if ROOT:
+        assert err.startswith("error: ")
+        assert field in err
+        assert str(path) in err
+
+
+def test_validate_with_a_bad_override(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["validate", str(SPHERE), "--set", "injection.needles.0.rate=-1 mL/min"])
+    assert code == 2
+    _, err = capsys.readouterr()
+    if ROOT:
+        assert "injection.needles.0.rate" in err
+        assert "greater than 0" in err
+
+
+def test_validate_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "absent.yaml")]) == 2
+    _, err = capsys.readouterr()
+    if ROOT:
+        assert "absent.yaml" in err
+        assert "not found" in err
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    out, _ = capsys.readouterr()
+    assert "usage:" in out
+    assert "validate" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.strip() == f"cementsim {sim.__version__}"
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", str(SPHERE)])
+    assert info.value.code == 2
+    _, err = capsys.readouterr()
+    assert "invalid choice" in err
+
+
+# --- subprocesses (serial) -----------------------------------------------------------------
+
+
+@pytest.mark.serial
+def test_validate_bad_file_in_a_subprocess(tmp_path: Path) -> None:
+    path = bad_scenarios(tmp_path)["injection.needles.0.volume"]
+    result = run_cli("validate", path, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "injection.needles.0.volume" in result.stderr
+    assert "a volume" in result.stderr
+
+
+def write_cavity_mesh(path: Path) -> None:
+    """A 20 mm box (coordinates in mm) with a 1 mm spherical cavity at the centre.
+
+    Physical groups: volume 'bone', surface 'needle' (the cavity), surface 'outside' (the box).
+    """
+    import gmsh
+
+    was_initialized = gmsh.isInitialized()
+    if not was_initialized:
+        gmsh.initialize(interruptible=False)
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add("cavity_in_box")
+        box = gmsh.model.occ.addBox(-10, -10, -10, 20, 20, 20)
+        ball = gmsh.model.occ.addSphere(0, 0, 0, 1.0)
+        gmsh.model.occ.cut([(3, box)], [(3, ball)])
+        gmsh.model.occ.synchronize()
+        volumes = [tag for _, tag in gmsh.model.getEntities(3)]
+        surfaces = [tag for _, tag in gmsh.model.getEntities(2)]
+        cavity = [s for s in surfaces if gmsh.model.getType(2, s) == "Sphere"]
+        outside = [s for s in surfaces if s not in cavity]
+        assert len(volumes) == 1 and len(cavity) == 1 and len(outside) == 6
+        groups = ((3, volumes, "bone"), (2, cavity, "needle"), (2, outside, "outside"))
+        for dim, tags, name in groups:
+            gmsh.model.setPhysicalName(dim, gmsh.model.addPhysicalGroup(dim, tags), name)
+        gmsh.option.setNumber("Mesh.MeshSizeMin", 0.5)
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 5.0)
+        gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 8)
+        gmsh.model.mesh.generate(3)
+        gmsh.write(str(path))
+        gmsh.model.remove()
+    finally:
+        if not was_initialized:
+            gmsh.finalize()
+
+
+@pytest.mark.serial
+def test_mesh_without_a_tag_the_scenario_names(tmp_path: Path) -> None:
+    mesh = tmp_path / "cavity.msh"
+    write_cavity_mesh(mesh)
+    assert mesh.is_file()
+    scenario: dict[str, Any] = {
+        "name": "cavity",
+        "geometry": {"kind": "mesh_file", "path": str(mesh), "length_unit": "mm"},
+        "bone": {"porosity": 0.9, "permeability": "1e-9 m^2"},
+        "cement": {"viscosity": {"law": "constant", "viscosity": "100 Pa*s"}},
+        "marrow": {"viscosity": "0.05 Pa*s"},
+        "injection": {
+            "needles": [
+                {
+                    "name": "needle",
+                    "tip": "[0, 0, 0] mm",
+                    "inner_diameter": "2 mm",
+                    "rate": "3 mL/min",
+                    "volume": "0.1 mL",
+                }
+            ]
+        },
+        "leak_routes": {"veins": {"kind": "outlet", "boundary": "veins", "pressure": "0 Pa"}},
+    }
+    path = tmp_path / "cavity.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+
+    # tags of an imported mesh are unknown before it is read: the scenario itself is valid
+    validated = run_cli("validate", path)
+    assert validated.returncode == 0, validated.stderr
+    assert "valid scenario 'cavity'" in validated.stdout
+
+    out = tmp_path / "run"
+    result = run_cli("run", path, "--out", out, "--quiet", timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "'veins'" in result.stderr
+    assert "(it has: needle, outside)" in result.stderr
+    assert str(path) in result.stderr
+    assert not (out / "summary.json").exists()
+
+
+def test_imported_mesh_is_scaled_and_checked_on_every_rank(shared_tmp_path: Path) -> None:
+    """The mm mesh of the subprocess test, read in-process (collective): metres, tags checked."""
+    from sim.geometry import MeshError, build_mesh
+    from sim.scenario import validate_scenario
+
+    comm = MPI.COMM_WORLD
+    mesh = shared_tmp_path / "cavity.msh"
+    if comm.rank == 0:
+        write_cavity_mesh(mesh)
+    comm.barrier()
+    data = yaml.safe_load(SPHERE.read_text())
+    data["geometry"] = {"kind": "mesh_file", "path": str(mesh), "length_unit": "mm"}
+    data["injection"]["needles"][0]["tip"] = [0, 0, 0]
+    data["leak_routes"] = {"far_field": {"kind": "outlet", "boundary": "outside"}}
+    tagged = build_mesh(validate_scenario(data), comm)
+    x = tagged.mesh.geometry.x
+    lo = comm.allreduce(float(x.min(initial=np.inf)), op=MPI.MIN)
+    hi = comm.allreduce(float(x.max(initial=-np.inf)), op=MPI.MAX)
+    assert (lo, hi) == pytest.approx((-0.01, 0.01), rel=1e-12)  # 20 mm box, in metres
+    assert set(tagged.boundaries) == {"needle", "outside"}
+    assert set(tagged.regions) == {"bone"}
+
+    data["leak_routes"]["far_field"]["boundary"] = "veins"
+    with pytest.raises(MeshError, match=r"no boundary 'veins' \(it has: needle, outside\)"):
+        build_mesh(validate_scenario(data), comm)

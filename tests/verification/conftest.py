@@ -1,0 +1,43 @@
+"""Helpers of the verification tests: run a scenario in-process and sample it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from mpi4py import MPI
+
+from sim.geometry import build_mesh
+from sim.problem import InjectionProblem
+from sim.scenario import Scenario
+
+
+def simulate(
+    scenario: Scenario,
+    at_times: Sequence[float],
+    measure: Callable[[InjectionProblem], Any],
+    every_step: Callable[[InjectionProblem], None] | None = None,
+) -> tuple[list[Any], InjectionProblem]:
+    """Run `scenario` and return `measure(problem)` at each of `at_times` (s)."""
+    tagged = build_mesh(scenario, MPI.COMM_WORLD)
+    problem = InjectionProblem(scenario, tagged)
+    problem.initialise()
+    samples: list[Any] = []
+    pending = sorted(at_times)
+
+    def on_step(pb: InjectionProblem) -> None:
+        if every_step is not None:
+            every_step(pb)
+        while pending and pb.t >= pending[0] * (1 - 1e-12):
+            pending.pop(0)
+            samples.append(measure(pb))
+
+    problem.run(on_step, output_times=list(at_times))
+    assert not pending, f"times {pending} were never reached"
+    return samples, problem
+
+
+@pytest.fixture
+def run_scenario_sampled() -> Callable[..., tuple[list[Any], InjectionProblem]]:
+    return simulate
