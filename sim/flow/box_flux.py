@@ -75,9 +75,10 @@ class BoxFluxes:
         self.velocity = np.zeros((self.n_cells, 3))
 
     def compute(self, p: fem.Function, mobility_k: np.ndarray) -> None:
-        """Fluxes for pressure `p` (Pa, ghosts up to date) and lambda K per cell (cells, 3, 3)."""
+        """Fluxes for pressure `p` (Pa, ghosts up to date) and lambda K per local cell
+        (cells, 3, 3); ghost cells, if the mesh has any, are ignored."""
         grad_p = np.einsum("ckd,ck->cd", self.grad_phi, p.x.array[self.cell_dofs])
-        self.velocity = -np.einsum("cij,cj->ci", mobility_k, grad_p)
+        self.velocity = -np.einsum("cij,cj->ci", mobility_k[: self.n_cells], grad_p)
         edge_flux = np.einsum("ced,cd->ce", self._dual_normals, self.velocity).ravel()
         size = len(self._csr.data)
         self._csr.data[:] = np.bincount(self._pos_ab, edge_flux, size) - np.bincount(
