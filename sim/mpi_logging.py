@@ -28,11 +28,12 @@ class RankFilter(logging.Filter):
 def configure(level: int = logging.INFO, all_ranks: bool = False) -> None:
     """Console logging for the `sim` package."""
     logger = logging.getLogger("sim")
-    logger.setLevel(level)
+    logger.setLevel(min(level, logging.INFO))  # the run log records INFO even when quiet
     for h in list(logger.handlers):
         if getattr(h, "_cementsim_console", False):
             logger.removeHandler(h)
     handler = logging.StreamHandler()
+    handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     handler.addFilter(RankFilter(all_ranks))
     handler._cementsim_console = True  # type: ignore[attr-defined]
@@ -45,6 +46,9 @@ def log_to_file(path: Path) -> logging.Handler | None:
         return None
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter(_FORMAT))
-    handler.setLevel(logging.DEBUG)
-    logging.getLogger("sim").addHandler(handler)
+    handler.setLevel(logging.INFO)
+    logger = logging.getLogger("sim")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
     return handler

@@ -50,15 +50,19 @@ _SET_RE = re.compile(r"^(?P<key>[A-Za-z0-9_.]+)=(?P<value>.*)$")
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply ``dotted.key=value`` to the raw scenario mapping (value parsed as YAML)."""
+    """Apply ``dotted.key=value`` to the raw scenario mapping.
+
+    The value is read as YAML (numbers, lists, mappings); text that is not YAML, such as
+    ``[4, -6, 0] mm``, is passed on as a string for the field's own parser.
+    """
     m = _SET_RE.match(assignment)
     if m is None:
         raise ScenarioError("--set", [f"{assignment!r}: write dotted.key=value"])
     keys = m.group("key").split(".")
     try:
         value = yaml.safe_load(m.group("value")) if m.group("value") else ""
-    except yaml.YAMLError as exc:
-        raise ScenarioError("--set", [f"{assignment!r}: value is not valid YAML: {exc}"]) from None
+    except yaml.YAMLError:
+        value = m.group("value")  # e.g. "[4, -6, 0] mm": a string for the field to parse
     node: Any = data
     for depth, key in enumerate(keys[:-1]):
         where = ".".join(keys[: depth + 1])

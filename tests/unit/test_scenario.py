@@ -579,9 +579,14 @@ def test_malformed_override_is_reported(write: Writer, vb: dict[str, Any], assig
     assert_mentions(message, "--set", "dotted.key=value")
 
 
-def test_override_with_invalid_yaml_is_reported(write: Writer, vb: dict[str, Any]) -> None:
-    message = error_of(write(vb), ["injection.needles.0.tip=[1, 2"])
-    assert_mentions(message, "--set", "injection.needles.0.tip", "not valid YAML")
+def test_override_that_is_not_yaml_reaches_the_field_parser(
+    write: Writer, vb: dict[str, Any]
+) -> None:
+    path = write(vb)
+    scenario = load_scenario(path, ["injection.needles.0.tip=[4, -6, 1] mm"])
+    assert scenario.injection.needles[0].tip == pytest.approx((0.004, -0.006, 0.001))
+    message = error_of(path, ["injection.needles.0.tip=[1, 2"])
+    assert_mentions(message, "injection.needles.0.tip", "[1, 2", "point")
 
 
 def test_override_below_a_value_is_reported(write: Writer, vb: dict[str, Any]) -> None:

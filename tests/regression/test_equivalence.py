@@ -1,0 +1,193 @@
+"""The same physics must give the same answer: in mm as in SI, on 2 ranks as on 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import gmsh
+import pytest
+from mpi4py import MPI
+
+from sim.run import run_scenario
+from sim.scenario import load_scenario, validate_scenario
+
+#: summary entries that describe the machine, not the physics
+NOT_PHYSICS = {"wall_time_s", "timings_s", "mpi_ranks", "scenario"}
+
+
+def flat(d: dict, prefix: str = "") -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for k, v in d.items():
+        if k in NOT_PHYSICS:
+            continue
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def assert_same_numbers(a: dict, b: dict, rtol: float) -> None:
+    fa, fb = flat(a), flat(b)
+    assert fa.keys() == fb.keys()
+    for key, va in fa.items():
+        vb = fb[key]
+        if va is None or vb is None:
+            assert va is vb, key
+        elif key == "mass_balance_rel_error":
+            assert max(va, vb) <= 1e-10
+        else:
+            assert vb == pytest.approx(va, rel=rtol, abs=1e-30), key
+
+
+SI = {
+    "name": "units_si",
+    "geometry": {
+        "kind": "ball",
+        "radius": 0.02,
+        "mesh": {"size_tip": 0.0006, "size_max": 0.005, "growth": 0.4},
+    },
+    "bone": {"porosity": 0.9, "permeability": 1e-9},
+    "cement": {
+        "viscosity": {
+            "law": "exponential",
+            "viscosity": 100.0,
+            "reference_age": 240.0,
+            "time_constant": 120.0,
+        }
+    },
+    "marrow": {"viscosity": 0.05},
+    "injection": {
+        "start_after_mixing": 240.0,
+        "needles": [{"inner_diameter": 0.0024, "rate": 5e-8, "volume": 1e-6}],
+    },
+    "leak_routes": {"far": {"kind": "outlet", "boundary": "outer", "pressure": 1000.0}},
+    "output": {"fields": False, "plots": False},
+}
+
+MM = {
+    "name": "units_mm",
+    "geometry": {
+        "kind": "ball",
+        "radius": "20 mm",
+        "mesh": {"size_tip": "0.6 mm", "size_max": "5 mm", "growth": 0.4},
+    },
+    "bone": {"porosity": 0.9, "permeability": "1e-3 mm^2"},
+    "cement": {
+        "viscosity": {
+            "law": "exponential",
+            "viscosity": "1e5 mPa*s",
+            "reference_age": "4 min",
+            "time_constant": "2 min",
+        }
+    },
+    "marrow": {"viscosity": "50 mPa*s"},
+    "injection": {
+        "start_after_mixing": "4 min",
+        "needles": [{"inner_diameter": "2.4 mm", "rate": "3 mL/min", "volume": "1 mL"}],
+    },
+    "leak_routes": {"far": {"kind": "outlet", "boundary": "outer", "pressure": "1 kPa"}},
+    "output": {"fields": False, "plots": False},
+}
+
+
+def test_scenario_in_mm_ml_mpas_gives_the_si_answer(shared_tmp_path):
+    comm = MPI.COMM_WORLD
+    a = run_scenario(validate_scenario(SI), shared_tmp_path / "si", comm)
+    b = run_scenario(validate_scenario(MM), shared_tmp_path / "mm", comm)
+    assert a["n_steps"] > 10
+    assert_same_numbers(a, b, rtol=1e-12)
+
+
+def _write_msh(path: Path, scale: float) -> None:
+    """A ball mesh (radius 20 mm) written with coordinates multiplied by `scale`."""
+    from sim.geometry.ball import add_ball
+
+    gmsh.initialize(interruptible=False)
+    gmsh.option.setNumber("General.Terminal", 0)
+    try:
+        gmsh.model.add("ball")
+        add_ball(
+            radius=0.02,
+            inlet_radius=0.0012,
+            inlet_name="needle",
+            h_tip=0.0006,
+            h_max=0.005,
+            growth=0.4,
+        )
+        gmsh.model.mesh.generate(3)
+        if scale != 1.0:
+            gmsh.model.mesh.affineTransform([scale, 0, 0, 0, 0, scale, 0, 0, 0, 0, scale, 0])
+        gmsh.write(str(path))
+    finally:
+        gmsh.finalize()
+
+
+def test_mesh_file_in_mm_gives_the_answer_of_the_mesh_in_m(shared_tmp_path):
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        _write_msh(shared_tmp_path / "ball_m.msh", 1.0)
+        _write_msh(shared_tmp_path / "ball_mm.msh", 1000.0)
+    comm.barrier()
+    summaries = []
+    for unit in ("m", "mm"):
+        data = {
+            **SI,
+            "name": f"file_{unit}",
+            "geometry": {
+                "kind": "mesh_file",
+                "path": str(shared_tmp_path / f"ball_{unit}.msh"),
+                "length_unit": unit,
+            },
+            "injection": {
+                **SI["injection"],
+                "needles": [{**SI["injection"]["needles"][0], "tip": [0, 0, 0]}],
+            },
+        }
+        summaries.append(run_scenario(validate_scenario(data), shared_tmp_path / unit, comm))
+    assert_same_numbers(*summaries, rtol=1e-6)
+
+
+@pytest.mark.serial
+def test_two_mpi_ranks_give_the_serial_answer(scenarios, tmp_path):
+    overrides = [
+        "geometry.mesh.size_tip=0.8 mm",
+        "geometry.mesh.size_max=4 mm",
+        "injection.needles.0.tip=[-9, 0, 0] mm",
+        "output.fields=false",
+    ]
+    serial = run_scenario(
+        load_scenario(scenarios / "vertebroplasty.yaml", overrides),
+        tmp_path / "serial",
+        MPI.COMM_WORLD,
+    )
+    mpirun = Path(sys.executable).parent / "mpirun"
+    launcher = str(mpirun) if mpirun.exists() else shutil.which("mpirun")
+    assert launcher, "mpirun not found"
+    cmd = [
+        launcher,
+        "-n",
+        "2",
+        sys.executable,
+        "-m",
+        "sim",
+        "run",
+        str(scenarios / "vertebroplasty.yaml"),
+        "--out",
+        str(tmp_path / "parallel"),
+        "--quiet",
+    ]
+    for o in overrides:
+        cmd += ["--set", o]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "MPI", "HYDRA"))}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    parallel = json.loads((tmp_path / "parallel" / "summary.json").read_text())
+    assert parallel["mpi_ranks"] == 2
+    assert serial["leaked_volume_m3"]["basivertebral"] > 0  # leakage is part of the comparison
+    assert_same_numbers(serial, parallel, rtol=1e-6)

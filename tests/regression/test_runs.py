@@ -1,0 +1,129 @@
+"""Full runs of the shipped scenarios (coarse): outputs, conservation, leakage, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from sim.run import run_scenario
+from sim.scenario import load_scenario
+
+COARSE = ["geometry.mesh.size_tip=0.8 mm", "geometry.mesh.size_max=4 mm"]
+ML = 1e-6
+
+
+def run(scenarios: Path, out: Path, overrides: list[str], name: str = "vertebroplasty.yaml"):
+    scenario = load_scenario(scenarios / name, COARSE + overrides)
+    summary = run_scenario(scenario, out, MPI.COMM_WORLD, source=scenarios / name)
+    return scenario, summary
+
+
+def assert_conserved(summary: dict) -> None:
+    injected = summary["injected_volume_m3"]
+    accounted = summary["cement_in_bone_m3"] + summary["leaked_volume_total_m3"]
+    assert abs(injected - accounted) / injected <= 1e-10
+    assert summary["mass_balance_rel_error"] <= 1e-10
+    assert summary["saturation_min"] >= 0.0
+    assert summary["saturation_max"] <= 1.0
+
+
+def test_default_scenario_writes_a_complete_run_directory(scenarios, shared_tmp_path):
+    out = shared_tmp_path / "run"
+    scenario, summary = run(scenarios, out, [])
+    assert_conserved(summary)
+    assert summary["injected_volume_m3"] == pytest.approx(4 * ML, rel=1e-12)
+    assert 0.05 < summary["fill_fraction"]["anterior"] < 0.5
+    assert set(summary["leaked_volume_m3"]) == {"basivertebral", "segmental_veins"}
+    assert summary["mpi_ranks"] == MPI.COMM_WORLD.size
+    assert summary["tip_pressure_max_pa"] > scenario.leak_routes["basivertebral"].pressure
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    on_disk = json.loads((out / "summary.json").read_text())
+    for key in (
+        "injected_volume_m3",
+        "cement_in_bone_m3",
+        "leaked_volume_m3",
+        "first_leak_time_s",
+        "fill_fraction",
+        "cloud_volume_m3",
+        "cloud_max_distance_from_tip_m",
+        "tip_pressure_max_pa",
+        "mass_balance_rel_error",
+        "n_cells",
+        "n_steps",
+        "mpi_ranks",
+        "wall_time_s",
+    ):
+        assert key in on_disk, key
+    with (out / "timeseries.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == summary["n_steps"] + 1
+    injected = np.array([float(r["injected_volume_m3"]) for r in rows])
+    assert np.all(np.diff(injected) > 0) and injected[0] == 0.0
+    with h5py.File(out / "results.h5") as h5:
+        np.testing.assert_array_equal(h5["timeseries/injected_volume_m3"][:], injected)
+        assert "timeseries/fill_fraction.anterior" in h5
+        assert "timeseries/leaked_volume_m3.basivertebral" in h5
+    with h5py.File(out / "fields.h5") as h5:
+        snapshots = list(h5["Function/saturation"])
+        assert len(snapshots) == scenario.output.field_snapshots + 2
+        for name in ("pressure", "darcy_velocity", "cement_viscosity"):
+            assert len(h5[f"Function/{name}"]) == len(snapshots)
+    for name in (
+        "pressure_vs_volume.png",
+        "leakage_vs_volume.png",
+        "saturation_midplanes.png",
+        "scenario.resolved.yaml",
+        "scenario.input.yaml",
+        "versions.json",
+        "run.log",
+        "fields.xdmf",
+    ):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_needle_near_the_posterior_wall_leaks_through_the_foramen(scenarios, shared_tmp_path):
+    _, summary = run(scenarios, shared_tmp_path / "leak", ["injection.needles.0.tip=[-9, 0, 0] mm"])
+    assert_conserved(summary)
+    assert summary["leaked_volume_m3"]["basivertebral"] > 0.05 * ML
+    first = summary["first_leak_time_s"]["basivertebral"]
+    assert first is not None and 0 < first < summary["end_time_s"]
+    assert summary["first_leak_time_s"]["segmental_veins"] is None
+    assert summary["leaked_volume_total_m3"] == pytest.approx(
+        sum(summary["leaked_volume_m3"].values()), rel=1e-12
+    )
+
+
+def test_a_failed_run_leaves_no_summary(scenarios, shared_tmp_path, monkeypatch):
+    out = shared_tmp_path / "failed"
+    if MPI.COMM_WORLD.rank == 0:
+        out.mkdir()
+        (out / "summary.json").write_text("{}")  # a stale summary from an earlier run
+    MPI.COMM_WORLD.barrier()
+    from sim.problem import InjectionProblem
+
+    original = InjectionProblem.advance
+
+    def failing(self, dt):
+        if self.step_count >= 3:
+            raise RuntimeError("simulated failure")
+        return original(self, dt)
+
+    monkeypatch.setattr(InjectionProblem, "advance", failing)
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        run(scenarios, out, [])
+    assert not (out / "summary.json").exists()
+    assert (out / "timeseries.csv").exists()  # partial results stay for inspection
+
+
+def test_every_shipped_scenario_validates(scenarios):
+    files = sorted(scenarios.rglob("*.yaml"))
+    assert len(files) >= 4
+    for path in files:
+        load_scenario(path)
