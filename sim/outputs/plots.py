@@ -39,7 +39,7 @@ def plot_against_volume(
     plt.close(fig)
 
 
-def plot_midplanes(problem: InjectionProblem, path: Path, resolution: int = 160) -> None:
+def plot_midplanes(problem: InjectionProblem, path: Path, resolution: int = 120) -> None:
     """Cement saturation on the three coordinate planes through the first needle tip.
 
     Collective: every rank must call it; rank 0 writes the figure.

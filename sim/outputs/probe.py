@@ -18,15 +18,11 @@ class Probe:
         candidates = dolfinx.geometry.compute_collisions_points(tree, points)
         colliding = dolfinx.geometry.compute_colliding_cells(mesh, candidates, points)
         n_owned_cells = mesh.topology.index_map(3).size_local
-        found, cells = [], []
-        for i in range(len(points)):
-            links = colliding.links(i)
-            owned = links[links < n_owned_cells]
-            if len(owned):
-                found.append(i)
-                cells.append(owned[0])
-        self._index = np.array(found, dtype=np.int64)
-        self._cells = np.array(cells, dtype=np.int32)
+        point_of_link = np.repeat(np.arange(len(points)), np.diff(colliding.offsets))
+        owned = colliding.array < n_owned_cells
+        # first owned cell of each point that has one
+        self._index, first = np.unique(point_of_link[owned], return_index=True)
+        self._cells = colliding.array[owned][first].astype(np.int32)
         self._points = points[self._index]
         # a point on a partition boundary may be found by two ranks: the lowest rank keeps it
         owner = np.full(len(points), self.comm.size, dtype=np.int32)

@@ -1,0 +1,56 @@
+"""Time the default scenario (`make demo`): wall time, steps, seconds per step by phase, memory.
+
+Run: .venv/bin/python benchmarks/default_scenario.py            (serial)
+     .venv/bin/mpirun -n 2 .venv/bin/python benchmarks/default_scenario.py
+Prints one table; nothing is asserted (timings on shared machines are noisy).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mpi4py import MPI
+
+from sim.run import run_scenario
+from sim.scenario import load_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    comm = MPI.COMM_WORLD
+    scenario = load_scenario(REPO / "scenarios" / "vertebroplasty.yaml", sys.argv[1:])
+    out = Path(comm.bcast(tempfile.mkdtemp(prefix="cementsim-bench-") if comm.rank == 0 else None))
+    start = time.perf_counter()
+    summary = run_scenario(scenario, out, comm)
+    wall = time.perf_counter() - start
+    peak_mb = comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, op=MPI.MAX)
+    if comm.rank != 0:
+        return
+    steps = summary["n_steps"]
+    t = summary["timings_s"]
+    phases = {
+        "pressure assembly + solve": t["pressure_assembly_and_solve"],
+        "fluxes": t["fluxes"],
+        "transport (Newton)": t["transport"],
+        "output (series, fields, plots)": t["output"],
+    }
+    setup = wall - sum(phases.values())
+    print(
+        f"default scenario: {summary['n_cells']} cells, {summary['n_vertices']} vertices, "
+        f"{comm.size} rank(s)"
+    )
+    print(f"  wall time            {wall:8.2f} s   (set-up incl. meshing {setup:.2f} s)")
+    print(f"  time steps           {steps:8d}")
+    for name, seconds in phases.items():
+        print(f"  {name:<30s} {seconds:7.2f} s  {1e3 * seconds / steps:7.1f} ms/step")
+    print(f"  peak memory per rank {peak_mb:8.0f} MB")
+    print(f"  mass balance error   {summary['mass_balance_rel_error']:8.1e}")
+
+
+if __name__ == "__main__":
+    main()
