@@ -70,7 +70,8 @@ class TaggedMesh:
         """Radius ratio 3 r_in / r_circ of each owned cell (1 for a regular tetrahedron)."""
         tdim = 3
         n = self.mesh.topology.index_map(tdim).size_local
-        x = self.mesh.geometry.x[self.mesh.geometry.dofmap[:n]]
+        nodes = dolfinx.mesh.entities_to_geometry(self.mesh, tdim, np.arange(n, dtype=np.int32))
+        x = self.mesh.geometry.x[nodes]
         return radius_ratio(x)
 
 
