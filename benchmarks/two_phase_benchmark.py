@@ -37,7 +37,7 @@ COMMON = {
         "permeability": K,
         "relative_permeability": {"model": "corey", "cement_exponent": 2, "marrow_exponent": 2},
     },
-    "cement": {"viscosity": {"law": "constant", "viscosity": MU_C}},
+    "cement": {"rheology": {"model": "newtonian", "viscosity": MU_C}},
     "marrow": {"viscosity": MU_M},
     "output": {"fields": False, "plots": False},
 }

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
+
+# one thread per MPI rank: threaded BLAS would oversubscribe the cores mpirun assigns
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from sim.scenario import ScenarioError, load_scenario
 

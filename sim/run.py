@@ -12,7 +12,7 @@ from mpi4py import MPI
 from sim.geometry import build_mesh
 from sim.mpi_logging import log_to_file
 from sim.outputs.fields import FieldWriter
-from sim.outputs.plots import ML, plot_against_volume, plot_midplanes
+from sim.outputs.plots import ML, plot_midplanes, plot_series
 from sim.outputs.quantities import standard_quantities
 from sim.outputs.rundir import prepare_run_directory, versions, write_provenance
 from sim.outputs.summary import build_summary, write_json_atomic
@@ -23,9 +23,9 @@ from sim.scenario import Scenario
 log = logging.getLogger(__name__)
 
 
-def snapshot_times(t_end: float, count: int) -> list[float]:
-    """`count` field-output times spread evenly inside (0, t_end) (s)."""
-    return [t_end * k / (count + 1) for k in range(1, count + 1)]
+def snapshot_volumes(total: float, count: int) -> list[float]:
+    """Injected volumes (m³) at which fields are written: `count` evenly inside (0, total)."""
+    return [total * k / (count + 1) for k in range(1, count + 1)]
 
 
 def run_scenario(
@@ -67,19 +67,18 @@ def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[s
     scenario, comm = problem.scenario, problem.comm
     series = TimeSeries(standard_quantities(problem), run_dir / "timeseries.csv", comm.rank)
     fields = FieldWriter(run_dir / "fields.xdmf", problem) if scenario.output.fields else None
-    t_end = problem.end_time()
-    snapshots = snapshot_times(t_end, scenario.output.field_snapshots)
+    pending = snapshot_volumes(problem.total_volume(), scenario.output.field_snapshots)
     reported = [0.0]
 
     def on_step(pb: InjectionProblem) -> None:
         t0 = time.perf_counter()
         series.record(pb)
-        at_snapshot = any(abs(pb.t - s) <= 1e-9 * t_end for s in snapshots)
-        if fields is not None and (
-            pb.step_count == 0 or at_snapshot or pb.t >= t_end * (1 - 1e-12)
-        ):
+        due = bool(pending) and pb.injected() >= pending[0] * (1 - 1e-12)
+        while pending and pb.injected() >= pending[0] * (1 - 1e-12):
+            pending.pop(0)
+        if fields is not None and (pb.step_count == 0 or due):
             fields.write()
-        if pb.injected() >= reported[0] + 0.1 * sum(n.volume for n in pb.needles):
+        if pb.injected() >= reported[0] + 0.1 * pb.total_volume():
             reported[0] = pb.injected()
             log.info(
                 "t = %7.2f s  injected %6.3f mL  step %d", pb.t, pb.injected() / ML, pb.step_count
@@ -87,35 +86,23 @@ def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[s
         pb.timings.output += time.perf_counter() - t0
 
     try:
-        problem.run(on_step, output_times=snapshots)
+        stop_reason = problem.run(on_step)
+        if fields is not None and (not fields.times or fields.times[-1] < problem.t):
+            fields.write()  # the final state
     finally:
         series.close()
         if fields is not None:
             fields.close()
+    log.info("injection ended: %s at t = %.2f s", stop_reason, problem.t)
     t0 = time.perf_counter()
     if comm.rank == 0:
         series.write_hdf5(run_dir / "results.h5")
     if scenario.output.plots:
         if comm.rank == 0:
-            plot_against_volume(
-                series,
-                "tip_pressure_pa",
-                1e3,
-                "tip pressure (kPa)",
-                "Pressure at the needle tip",
-                run_dir / "pressure_vs_volume.png",
-            )
-            plot_against_volume(
-                series,
-                "leaked_volume_m3",
-                ML,
-                "leaked cement (mL)",
-                "Leakage per route",
-                run_dir / "leakage_vs_volume.png",
-            )
+            plot_series(series, run_dir)
         plot_midplanes(problem, run_dir / "saturation_midplanes.png")
     problem.timings.output += time.perf_counter() - t0
-    summary = build_summary(problem, series, time.perf_counter() - start)
+    summary = build_summary(problem, series, time.perf_counter() - start, stop_reason)
     problem.destroy()
     if comm.rank == 0:
         write_json_atomic(run_dir / "summary.json", summary)

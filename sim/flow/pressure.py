@@ -6,6 +6,11 @@ density Q / A (A the discrete inlet area, so the inflow sums to Q exactly); outl
 Dirichlet boundaries; every other boundary is a wall (no flow). The matrix is symmetric
 positive definite: CG with algebraic multigrid (GAMG, Jacobi-Chebyshev smoothing), and a
 direct solve (MUMPS) if CG ever fails.
+
+For a fixed mobility the pressure is linear in the needle rates: p = p_D + sum_k Q_k p_k, with
+p_D the field of the outlet pressures alone and p_k that of needle k at unit rate. The
+pressure-controlled protocol uses this superposition to find the rates that hold the syringe
+pressures; `solve(rates)` does a single solve when the rates are known.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ class PressureSolveError(RuntimeError):
 class PressureSolver:
     """Assemble and solve the pressure system for the current mobility.
 
-    mobility_k: DG0 tensor function lambda_t K (m²/(Pa·s)); inflow: (facet tag value, flux
-    density constant in m/s) per inlet; bcs: fixed-pressure outlets.
+    mobility_k: DG0 tensor function lambda_t K (m²/(Pa·s)); inlets: (facet tag value, area m²)
+    per needle; bcs: fixed-pressure outlets; tolerance: largest residual (m³/s per box) as a
+    fraction of `flow_scale` (m³/s, a typical injection rate).
     """
 
     def __init__(
@@ -47,9 +53,10 @@ class PressureSolver:
         p: fem.Function,
         mobility_k: fem.Function,
         ds: ufl.Measure,
-        inflow: Sequence[tuple[int, fem.Constant]],
+        inlets: Sequence[tuple[int, float]],
         bcs: Sequence[fem.DirichletBC],
         tolerance: float,
+        flow_scale: float,
         prefix: str = "cementsim_pressure_",
     ) -> None:
         V = p.function_space
@@ -57,11 +64,12 @@ class PressureSolver:
         self.p = p
         self.bcs = list(bcs)
         self.a = fem.form(ufl.inner(mobility_k * ufl.grad(u), ufl.grad(v)) * ufl.dx)
-        self.L = fem.form(sum(g * v * ds(tag) for tag, g in inflow))
         self.A = fem_petsc.create_matrix(self.a)
-        self.b = fem_petsc.create_vector(V)
+        self._unit_rhs = [self._unit_inflow(fem.form(v / area * ds(tag))) for tag, area in inlets]
+        self._rhs = self._unit_rhs[0].duplicate() if self._unit_rhs else None
+        self._outlet_rhs = fem_petsc.create_vector(V)
         self._diag_scale: float | None = None
-        self.tolerance = tolerance
+        self.atol = tolerance * flow_scale
         self.iterations = 0
         opts = PETSc.Options()
         for key, value in _GAMG_OPTIONS.items():
@@ -69,12 +77,18 @@ class PressureSolver:
         self.ksp = PETSc.KSP().create(V.mesh.comm)
         self.ksp.setOptionsPrefix(prefix)
         self.ksp.setFromOptions()
-        self.ksp.setTolerances(rtol=1e-14, atol=0.0, max_it=500)
         self._direct: PETSc.KSP | None = None
 
-    def _assemble(self) -> None:
+    def _unit_inflow(self, form: fem.Form) -> PETSc.Vec:
+        b = fem_petsc.assemble_vector(form)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        fem_petsc.set_bc(b, self.bcs, alpha=0.0)  # outlets carry no inflow
+        return b
+
+    def assemble(self) -> None:
+        """Assemble the operator for the current mobility (call before `solve`)."""
         # Dirichlet rows get a diagonal of the size of the others (mean of the unconstrained
-        # operator's diagonal at the first solve) to keep the system well scaled.
+        # operator's diagonal at the first assembly) to keep the system well scaled.
         if self._diag_scale is None:
             self.A.zeroEntries()
             fem_petsc.assemble_matrix(self.A, self.a)
@@ -82,31 +96,36 @@ class PressureSolver:
             diag = self.A.getDiagonal()
             self._diag_scale = float(diag.norm(PETSc.NormType.NORM_1) / diag.getSize())
             diag.destroy()
-        self._assemble_with(self._diag_scale)
-
-    def _assemble_with(self, diag: float) -> None:
         self.A.zeroEntries()
-        fem_petsc.assemble_matrix(self.A, self.a, bcs=self.bcs, diag=diag)
+        fem_petsc.assemble_matrix(self.A, self.a, bcs=self.bcs, diag=self._diag_scale)
         self.A.assemble()
-        with self.b.localForm() as local:
+        b = self._outlet_rhs
+        with b.localForm() as local:
             local.set(0.0)
-        fem_petsc.assemble_vector(self.b, self.L)
-        fem_petsc.apply_lifting(self.b, [self.a], bcs=[self.bcs], alpha=1.0)
-        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(self.b, self.bcs, alpha=diag)
-
-    def solve(self, total_inflow: float) -> fem.Function:
-        """Solve for p (Pa) with the current mobility and inflow; ghosts are updated.
-
-        Converged when the 2-norm of the residual (m³/s per box) is below `tolerance` times
-        the total inflow (m³/s): this bounds the divergence error of the fluxes that the
-        transport sees, relative to what is injected.
-        """
-        self._assemble()
-        x = self.p.x.petsc_vec
-        self.ksp.setTolerances(rtol=1e-14, atol=self.tolerance * total_inflow, max_it=500)
+        fem_petsc.apply_lifting(b, [self.a], bcs=[self.bcs], alpha=1.0)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        fem_petsc.set_bc(b, self.bcs, alpha=self._diag_scale)
         self.ksp.setOperators(self.A)
-        self.ksp.solve(self.b, x)
+
+    def solve(
+        self, rates: Sequence[float], outlets: bool = True, out: PETSc.Vec | None = None
+    ) -> PETSc.Vec:
+        """Pressure (Pa) for needle `rates` (m³/s) into `out` (default: the function p).
+
+        outlets=False solves with zero outlet pressures (the unit fields of superposition).
+        Ghost values of p are updated.
+        """
+        x = self.p.x.petsc_vec if out is None else out
+        b = self._rhs
+        with b.localForm() as local:
+            local.set(0.0)
+        for rate, unit in zip(rates, self._unit_rhs, strict=True):
+            if rate != 0.0:
+                b.axpy(rate, unit)
+        if outlets:
+            b.axpy(1.0, self._outlet_rhs)
+        self.ksp.setTolerances(rtol=1e-14, atol=self.atol, max_it=500)
+        self.ksp.solve(b, x)
         self.iterations = self.ksp.getIterationNumber()
         if self.ksp.getConvergedReason() < 0:
             log.warning(
@@ -115,11 +134,11 @@ class PressureSolver:
                 self.ksp.getConvergedReason(),
                 self.iterations,
             )
-            self._solve_direct(x)
-        self.p.x.scatter_forward()
-        return self.p
+            self._solve_direct(b, x)
+        x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        return x
 
-    def _solve_direct(self, x: PETSc.Vec) -> None:
+    def _solve_direct(self, b: PETSc.Vec, x: PETSc.Vec) -> None:
         if self._direct is None:
             self._direct = PETSc.KSP().create(self.A.getComm())
             self._direct.setType("preonly")
@@ -127,13 +146,27 @@ class PressureSolver:
             pc.setType("lu")
             pc.setFactorSolverType("mumps")
         self._direct.setOperators(self.A)
-        self._direct.solve(self.b, x)
+        self._direct.solve(b, x)
         if self._direct.getConvergedReason() < 0:
             raise PressureSolveError(
                 f"pressure: direct solve failed (reason {self._direct.getConvergedReason()})"
             )
 
     def destroy(self) -> None:
-        for obj in (self.ksp, self._direct, self.A, self.b):
+        for obj in (self.ksp, self._direct, self.A, self._rhs, self._outlet_rhs, *self._unit_rhs):
             if obj is not None:
                 obj.destroy()
+
+
+def superpose(
+    target: PETSc.Vec, base: PETSc.Vec, units: Sequence[PETSc.Vec], rates: Sequence[float]
+) -> None:
+    """target = base + sum rates_k units_k (ghosted vectors, ghosts included)."""
+    with target.localForm() as t, base.localForm() as b:
+        b.copy(t)
+        for rate, unit in zip(rates, units, strict=True):
+            with unit.localForm() as u:
+                t.axpy(rate, u)
+
+
+__all__ = ["PressureSolveError", "PressureSolver", "superpose"]

@@ -122,17 +122,63 @@ class ImplicitUpwindTransport:
             # held vertices: identity rows, zero update
             values[at_bound[fx.rows]] = 0.0
             values[fx.diagonal[at_bound]] = accumulation[at_bound]
-            self.jacobian.setValuesCSR(fx.indptr, fx.global_cols, values)
-            self.jacobian.assemble()
-            self._rhs.array[:] = np.where(at_bound, 0.0, residual)
-            self.ksp.setOperators(self.jacobian)
-            self.ksp.solve(self._rhs, self._update)
-            s_next = self._limited(s, -self._update.array, s_infl)
+            update = self._solve(values, np.where(at_bound, 0.0, residual), accumulation)
+            if update is None:
+                break
+            s_next = self._limited(s, -update, s_infl)
             last_update = self.comm.allreduce(
                 float(np.abs(s_next - s).max(initial=0.0)), op=MPI.MAX
             )
             s = s_next
         return s_old.copy(), TransportResult(False, self.max_iterations, np.nan)
+
+    def carry(
+        self,
+        c_old: np.ndarray,
+        s_old: np.ndarray,
+        s_new: np.ndarray,
+        dt: float,
+        q_in: np.ndarray,
+        q_out: np.ndarray,
+        mu_c: np.ndarray,
+        c_in: float,
+    ) -> np.ndarray:
+        """A property c of the cement (e.g. its degree of cure) carried with it over the step.
+
+        Backward-Euler upwind balance of the cement-weighted amount V S c with the fluxes and
+        saturations of the step just taken; injected cement brings `c_in`. Where there is no
+        cement c relaxes to c_in (a vanishing regularisation keeps the system regular).
+        """
+        fx = self.fx
+        outflow = np.where(fx.flux > 0.0, fx.flux, 0.0)
+        inflow = fx.flux - outflow
+        out_sum = np.bincount(fx.rows, outflow, fx.n_owned) + q_out
+        f_col = self.mobility.fractional(fx.to_columns(s_new), mu_c)
+        accumulation = self.pore_volume / dt
+        eps = 1e-9 * accumulation
+        values = inflow * f_col[fx.cols]
+        values[fx.diagonal] += accumulation * s_new + f_col[: fx.n_owned] * out_sum + eps
+        rhs = accumulation * s_old * c_old + q_in * c_in + eps * c_in
+        c = self._solve(values, rhs, accumulation)
+        if c is None:
+            raise RuntimeError("transport of the degree of cure: the linear solve failed")
+        return c
+
+    def _solve(
+        self, values: np.ndarray, rhs: np.ndarray, row_scale: np.ndarray
+    ) -> np.ndarray | None:
+        """Solve the system with CSR `values` and right-hand side `rhs`, rows divided by
+        `row_scale` (m³/s) so that the matrix is O(1) (factorisations use absolute pivot
+        tolerances). None if the iterative solve fails."""
+        fx = self.fx
+        self.jacobian.setValuesCSR(fx.indptr, fx.global_cols, values / row_scale[fx.rows])
+        self.jacobian.assemble()
+        self._rhs.array[:] = rhs / row_scale
+        self.ksp.setOperators(self.jacobian)
+        self.ksp.solve(self._rhs, self._update)
+        if self.ksp.getConvergedReason() < 0:
+            return None
+        return self._update.array.copy()
 
     def _limited(self, s: np.ndarray, ds: np.ndarray, s_infl: np.ndarray) -> np.ndarray:
         """Newton update chopped to `max_update`, stopped at the inflection point, in [0, 1]."""

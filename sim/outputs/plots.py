@@ -39,6 +39,80 @@ def plot_against_volume(
     plt.close(fig)
 
 
+def plot_against_time(
+    series: TimeSeries,
+    columns: dict[str, str],
+    scale: float,
+    ylabel: str,
+    title: str,
+    path: Path,
+    log_scale: bool = False,
+) -> None:
+    """Named columns (divided by `scale`) against time (s)."""
+    t = series.column("time_s")
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for label, column in columns.items():
+        ax.plot(t, series.column(column) / scale, label=label)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if len(columns) > 1:
+        ax.legend()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_series(series: TimeSeries, folder: Path) -> None:
+    """The standard plots of a run's time series (rank 0)."""
+    plot_against_volume(
+        series,
+        "tip_pressure_pa",
+        1e3,
+        "tip pressure (kPa)",
+        "Pressure at the needle tip",
+        folder / "pressure_vs_volume.png",
+    )
+    plot_against_volume(
+        series,
+        "leaked_volume_m3",
+        ML,
+        "leaked cement (mL)",
+        "Leakage per route",
+        folder / "leakage_vs_volume.png",
+    )
+    pressures = {
+        f"tip {n}": f"tip_pressure_pa.{n}" for n in series.columns_starting("tip_pressure_pa")
+    }
+    pressures |= {
+        f"syringe {n}": f"syringe_pressure_pa.{n}"
+        for n in series.columns_starting("syringe_pressure_pa")
+    }
+    plot_against_time(
+        series,
+        pressures,
+        1e3,
+        "pressure (kPa)",
+        "Syringe and tip pressure",
+        folder / "pressure_vs_time.png",
+    )
+    plot_against_time(
+        series,
+        {
+            "in the syringe (at 1/s)": "syringe_viscosity_pa_s",
+            "in the bone, lowest": "cement_viscosity_min_pa_s",
+            "in the bone, highest": "cement_viscosity_max_pa_s",
+        },
+        1.0,
+        "apparent viscosity (Pa s)",
+        "Cement viscosity",
+        folder / "viscosity_vs_time.png",
+        log_scale=True,
+    )
+
+
 def plot_midplanes(problem: InjectionProblem, path: Path, resolution: int = 120) -> None:
     """Cement saturation on the three coordinate planes through the first needle tip.
 

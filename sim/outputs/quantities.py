@@ -155,11 +155,61 @@ class SaturationMax:
 
 
 @dataclass(frozen=True)
-class CementViscosity:
-    column: str = "cement_viscosity_pa_s"
+class CementViscosityMin:
+    column: str = "cement_viscosity_min_pa_s"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.viscosity_of_age(problem.age)
+        return problem.cement_viscosity_range()[0]
+
+
+@dataclass(frozen=True)
+class CementViscosityMax:
+    column: str = "cement_viscosity_max_pa_s"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.cement_viscosity_range()[1]
+
+
+@dataclass(frozen=True)
+class SyringeViscosity:
+    """Apparent viscosity of the cement in the syringe at a shear rate of 1/s."""
+
+    column: str = "syringe_viscosity_pa_s"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.syringe_viscosity()
+
+
+@dataclass(frozen=True)
+class SyringePressure:
+    needle: str
+
+    @property
+    def column(self) -> str:
+        return f"syringe_pressure_pa.{self.needle}"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.syringe_pressure_of(self.needle)
+
+
+@dataclass(frozen=True)
+class NeedleVolume:
+    needle: str
+
+    @property
+    def column(self) -> str:
+        return f"injected_volume_m3.{self.needle}"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.needle(self.needle).protocol.injected
+
+
+@dataclass(frozen=True)
+class PicardIterations:
+    column: str = "picard_iterations"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.picard_iterations
 
 
 @dataclass(frozen=True)
@@ -187,8 +237,10 @@ def standard_quantities(problem: InjectionProblem) -> list[Quantity]:
         Time(),
         CementAge(),
         InjectedVolume(),
+        *(NeedleVolume(n) for n in needles),
         *(InjectionRate(n) for n in needles),
         *(TipPressure(n) for n in needles),
+        *(SyringePressure(n) for n in needles),
         CementInBone(),
         *(LeakedVolume(r) for r in routes),
         *(MarrowOutflow(r) for r in routes),
@@ -198,7 +250,10 @@ def standard_quantities(problem: InjectionProblem) -> list[Quantity]:
         MassBalanceError(),
         SaturationMin(),
         SaturationMax(),
-        CementViscosity(),
+        CementViscosityMin(),
+        CementViscosityMax(),
+        SyringeViscosity(),
         NewtonIterations(),
+        PicardIterations(),
         PressureIterations(),
     ]

@@ -27,7 +27,7 @@ def first_crossing(x: np.ndarray, y: np.ndarray, level: float) -> float | None:
 
 
 def build_summary(
-    problem: InjectionProblem, series: TimeSeries, wall_time: float
+    problem: InjectionProblem, series: TimeSeries, wall_time: float, stop_reason: str
 ) -> dict[str, Any]:
     """Summary of a finished run (collective: every rank must call it)."""
     threshold = problem.scenario.output.leak_threshold
@@ -35,10 +35,15 @@ def build_summary(
     injected = series.column("injected_volume_m3")
     leaked = series.columns_starting("leaked_volume_m3")
     tip = series.columns_starting("tip_pressure_pa")
+    syringe = series.columns_starting("syringe_pressure_pa")
     cloud_volume, cloud_distance = problem.cloud()
+    mu_low = series.column("cement_viscosity_min_pa_s")
+    mu_high = series.column("cement_viscosity_max_pa_s")
     return {
         "scenario": problem.scenario.name,
+        "stop_reason": stop_reason,
         "injected_volume_m3": problem.injected(),
+        "injected_volume_per_needle_m3": {n.name: n.protocol.injected for n in problem.needles},
         "cement_in_bone_m3": problem.cement_in_bone(),
         "leaked_volume_m3": {name: float(v[-1]) for name, v in leaked.items()},
         "leaked_volume_total_m3": problem.leaked(),
@@ -53,6 +58,11 @@ def build_summary(
         "cloud_max_distance_from_tip_m": cloud_distance,
         "tip_pressure_max_pa": max(float(v.max()) for v in tip.values()),
         "tip_pressure_final_pa": {n: float(v[-1]) for n, v in tip.items()},
+        "syringe_pressure_max_pa": {n: float(v.max()) for n, v in syringe.items()},
+        "cement_viscosity_in_bone_pa_s": {
+            "min": _extreme(np.nanmin, mu_low),
+            "max": _extreme(np.nanmax, mu_high),
+        },
         "mass_balance_rel_error": float(series.column("mass_balance_rel_error").max()),
         "saturation_min": float(series.column("saturation_min").min()),
         "saturation_max": float(series.column("saturation_max").max()),
@@ -60,6 +70,7 @@ def build_summary(
         "n_cells": problem.tagged.num_cells_global(),
         "n_vertices": problem.V.dofmap.index_map.size_global,
         "n_steps": problem.step_count,
+        "n_rejected_steps": problem.rejected_steps,
         "mpi_ranks": problem.comm.size,
         "wall_time_s": wall_time,
         "timings_s": {
@@ -69,6 +80,12 @@ def build_summary(
             "output": problem.timings.output,
         },
     }
+
+
+def _extreme(pick: Any, values: np.ndarray) -> float | None:
+    """min or max of the finite values, None if there are none."""
+    finite = values[np.isfinite(values)]
+    return float(pick(finite)) if len(finite) else None
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -89,7 +89,7 @@ def _list_index(node: list[Any], key: str, where: str) -> int:
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Make file paths in the scenario relative to the scenario file's folder."""
-    spots = [("geometry", "path"), ("cement", "viscosity", "file")]
+    spots = [("geometry", "path"), ("cement", "curing", "file")]
     for spot in spots:
         node: Any = data
         for key in spot[:-1]:
@@ -97,6 +97,49 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         if isinstance(node, dict) and isinstance(node.get(spot[-1]), str):
             p = Path(node[spot[-1]]).expanduser()
             node[spot[-1]] = str(p if p.is_absolute() else (base / p).resolve())
+
+
+#: the cement presets shipped with the package
+PRESET_DIR = Path(__file__).resolve().parents[1] / "data" / "cements"
+
+
+def cement_presets() -> list[str]:
+    """Names of the shipped cement presets."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge; a section whose discriminator (model/law/kind) changes is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        old = out.get(key)
+        if (
+            isinstance(old, dict)
+            and isinstance(value, dict)
+            and not any(d in value and value[d] != old.get(d) for d in _DISCRIMINATORS)
+        ):
+            out[key] = _merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_preset(data: dict[str, Any], source: str) -> None:
+    cement = data.get("cement")
+    if not isinstance(cement, dict) or cement.get("preset") is None:
+        return
+    name = cement["preset"]
+    path = PRESET_DIR / f"{name}.yaml"
+    if not isinstance(name, str) or not path.is_file():
+        raise ScenarioError(
+            source,
+            [
+                f"cement.preset: {name!r} is not a shipped cement; known: "
+                f"{', '.join(cement_presets()) or 'none'}"
+            ],
+        )
+    preset = yaml.safe_load(path.read_text())["cement"]
+    data["cement"] = _merge(preset, cement)
 
 
 def load_scenario(path: Path | str, overrides: Iterable[str] = ()) -> Scenario:
@@ -111,7 +154,10 @@ def load_scenario(path: Path | str, overrides: Iterable[str] = ()) -> Scenario:
 
 
 def validate_scenario(data: Mapping[str, Any], source: str = "scenario") -> Scenario:
-    """Validate a raw mapping into a Scenario; ScenarioError with readable messages."""
+    """Validate a raw mapping into a Scenario (presets applied); ScenarioError with readable
+    messages."""
+    data = dict(data)
+    _apply_preset(data, source)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:

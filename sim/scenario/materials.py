@@ -1,16 +1,13 @@
-"""Scenario sections `bone`, `cement` and `marrow`: the porous medium and the two fluids."""
+"""Scenario sections `bone` and `marrow`: the porous medium and the displaced fluid."""
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from sim.scenario.base import Section
-from sim.units import PERMEABILITY, TIME, VISCOSITY, Time, Viscosity, to_si
+from sim.units import PERMEABILITY, Viscosity, to_si
 
 Porosity = Annotated[float, Field(gt=0, lt=1)]
 Saturation = Annotated[float, Field(ge=0, le=1)]
@@ -94,115 +91,6 @@ class Bone(Section):
         return _check_positive_permeability(v)
 
 
-class ConstantViscosity(Section):
-    """Newtonian cement of fixed viscosity (Pa·s)."""
-
-    law: Literal["constant"]
-    viscosity: Viscosity
-
-
-class ExponentialViscosity(Section):
-    """Curing cement: mu(t) = viscosity * exp((t - reference_age) / time_constant), capped.
-
-    viscosity: value at `reference_age` (time since mixing); time_constant: e-folding time of
-    the rise; set_viscosity: optional cap where the cement is considered set (Nicholas 2007:
-    about 75e3 Pa·s). Viscosity in Pa·s, times in s.
-    """
-
-    law: Literal["exponential"]
-    viscosity: Viscosity
-    reference_age: Annotated[Time, Field(ge=0)]
-    time_constant: Annotated[Time, Field(gt=0)]
-    set_viscosity: Viscosity | None = None
-
-    @model_validator(mode="after")
-    def _cap_above(self) -> ExponentialViscosity:
-        if self.set_viscosity is not None and self.set_viscosity <= self.viscosity:
-            raise ValueError(
-                f"set_viscosity ({self.set_viscosity:g} Pa*s) must exceed viscosity "
-                f"({self.viscosity:g} Pa*s)"
-            )
-        return self
-
-
-def _read_viscosity_csv(path: Path) -> list[tuple[float, float]]:
-    """Rows of a CSV with a header naming units, e.g. ``age_s,viscosity_pa_s``."""
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
-    if len(rows) < 3:
-        raise ValueError(f"{path}: need a header and at least two rows")
-    header = [h.strip().lower() for h in rows[0]]
-    if header != ["age_s", "viscosity_pa_s"]:
-        raise ValueError(
-            f"{path}: header must be 'age_s,viscosity_pa_s' (SI units), got {','.join(rows[0])!r}"
-        )
-    try:
-        return [(float(a), float(b)) for a, b in rows[1:]]
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-
-
-class TabulatedViscosity(Section):
-    """Viscosity against cement age from rheometry, interpolated linearly in log(viscosity).
-
-    points: pairs [age, viscosity] with units (e.g. ["4 min", "100 Pa*s"]), or file: a CSV with
-    header ``age_s,viscosity_pa_s``. Ages must increase strictly, viscosities be > 0 and
-    non-decreasing (curing cement does not thin with age). Outside the table the end values
-    are held.
-    """
-
-    law: Literal["table"]
-    points: list[tuple[Time, Viscosity]] | None = None
-    file: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _load_file(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("file") is not None and data.get("points") is None:
-            path = Path(data["file"])
-            if not path.is_file():
-                raise ValueError(f"viscosity table file {str(path)!r} does not exist")
-            return {**data, "points": _read_viscosity_csv(path)}
-        return data
-
-    @field_validator("points", mode="before")
-    @classmethod
-    def _pairs(cls, v: object) -> object:
-        if isinstance(v, list):
-            return [
-                (to_si(p[0], TIME), to_si(p[1], VISCOSITY))
-                if isinstance(p, list | tuple) and len(p) == 2
-                else p
-                for p in v
-            ]
-        return v
-
-    @model_validator(mode="after")
-    def _table(self) -> TabulatedViscosity:
-        if not self.points or len(self.points) < 2:
-            raise ValueError("a viscosity table needs at least two [age, viscosity] points")
-        ages = np.array([p[0] for p in self.points])
-        mus = np.array([p[1] for p in self.points])
-        if np.any(np.diff(ages) <= 0):
-            raise ValueError(f"table ages must increase strictly, got {ages.tolist()} s")
-        if np.any(np.diff(mus) < 0):
-            raise ValueError(
-                f"table viscosities must not decrease with age (curing), got {mus.tolist()} Pa*s"
-            )
-        return self
-
-
-ViscosityLaw = Annotated[
-    ConstantViscosity | ExponentialViscosity | TabulatedViscosity, Field(discriminator="law")
-]
-
-
-class Cement(Section):
-    """PMMA bone cement: apparent viscosity as a function of age since mixing."""
-
-    viscosity: ViscosityLaw
-
-
 class Marrow(Section):
     """Bone marrow: Newtonian, 0.04-0.14 Pa·s (Bryant 1989; Zhong & Akkus 2011)."""
 
@@ -211,12 +99,8 @@ class Marrow(Section):
 
 __all__ = [
     "Bone",
-    "Cement",
-    "ConstantViscosity",
     "CoreyRelativePermeability",
-    "ExponentialViscosity",
     "LinearRelativePermeability",
     "Marrow",
     "RegionProperties",
-    "TabulatedViscosity",
 ]

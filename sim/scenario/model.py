@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import model_validator
 
 from sim.scenario.base import Section
+from sim.scenario.cement import Cement
 from sim.scenario.geometry import (
     BallGeometry,
     ColumnGeometry,
@@ -14,7 +15,7 @@ from sim.scenario.geometry import (
 )
 from sim.scenario.injection import Injection, Name
 from sim.scenario.leak_routes import LeakRoute, Outlet, Target
-from sim.scenario.materials import Bone, Cement, Marrow
+from sim.scenario.materials import Bone, Marrow
 from sim.scenario.numerics import Numerics, Output
 
 

@@ -22,7 +22,10 @@ class Numerics(Section):
     largest step is 1/20 of the injection time. pressure_tolerance: largest residual of the
     pressure solve (CG + GAMG), relative to the injection rate; it bounds the mass-balance
     error. newton_tolerance: convergence of the implicit saturation
-    update, in units of saturation. max_steps: a run that needs more steps stops with an error.
+    update, in units of saturation. picard_tolerance / picard_max_iterations: the iteration
+    between pressure and a shear-rate dependent viscosity stops when no cell's viscosity
+    changes by more than this relative amount. max_steps: a run that needs more steps stops
+    with an error.
     """
 
     max_saturation_change: Fraction = 0.25
@@ -32,6 +35,8 @@ class Numerics(Section):
     pressure_tolerance: Annotated[float, Field(ge=1e-14, lt=1e-4)] = 1e-11
     newton_tolerance: Annotated[float, Field(gt=0, lt=1e-4)] = 1e-11
     newton_max_iterations: Annotated[int, Field(ge=2, le=200)] = 40
+    picard_tolerance: Annotated[float, Field(gt=0, lt=1)] = 1e-3
+    picard_max_iterations: Annotated[int, Field(ge=1, le=500)] = 30
     max_steps: Annotated[int, Field(ge=1)] = 20000
 
 

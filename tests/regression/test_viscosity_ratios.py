@@ -27,7 +27,7 @@ def test_column_displacement_is_bounded_monotone_and_conservative(scenarios, rat
     sc = load_scenario(
         scenarios / "verification/buckley_leverett.yaml",
         [
-            f"cement.viscosity.viscosity={ratio * MU_M}",
+            f"cement.rheology.viscosity={ratio * MU_M}",
             f"geometry.cells_along={n}",
             f"bone.relative_permeability={{model: {relperm}}}",
         ],
@@ -59,7 +59,7 @@ def test_spherical_injection_at_extreme_viscosity_ratios(scenarios, mu_c):
     sc = load_scenario(
         scenarios / "verification/sphere_newtonian.yaml",
         [
-            f"cement.viscosity.viscosity={mu_c}",
+            f"cement.rheology.viscosity={mu_c}",
             "geometry.mesh.growth=0.5",
             "geometry.mesh.size_tip=0.6 mm",
             "geometry.mesh.size_max=10 mm",
@@ -77,8 +77,8 @@ def test_spherical_injection_at_extreme_viscosity_ratios(scenarios, mu_c):
     assert pb.injected() == pytest.approx(2e-6, rel=1e-12)
     assert worst["mass"] <= 1e-10
     assert worst["smin"] >= 0.0 and worst["smax"] <= 1.0
-    assert pb.t == pytest.approx(pb.end_time(), rel=1e-12)
-    if sc.cement.viscosity.viscosity > 1.0:  # piston-like: case A holds on this coarse mesh
+    assert pb.injector.finished()
+    if sc.cement.rheology.viscosity > 1.0:  # piston-like: case A holds on this coarse mesh
         from ..verification.test_sphere_injection import exact
 
         _, dp = exact(sc, 2e-6)

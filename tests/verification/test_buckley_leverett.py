@@ -52,7 +52,7 @@ def run(scenarios, a: float, n: int, max_change: float) -> dict[str, float]:
     sc = load_scenario(
         scenarios / "verification/buckley_leverett.yaml",
         [
-            f"cement.viscosity.viscosity={a * MU_M}",
+            f"cement.rheology.viscosity={a * MU_M}",
             f"geometry.cells_along={n}",
             f"numerics.max_saturation_change={max_change}",
         ],

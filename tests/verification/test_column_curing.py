@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.physics.curing import viscosity_of_age
+from sim.physics.cement import CementModel
 from sim.scenario import load_scenario
 
 from .conftest import simulate
 
 TABLE = (
-    'cement.viscosity={law: table, points: [["2 min", "20 Pa*s"], ["3 min", "50 Pa*s"], '
-    '["3.5 min", "120 Pa*s"], ["4 min", "400 Pa*s"], ["5 min", "3000 Pa*s"]]}'
+    'cement.curing={law: table, reference_age: 3 min, points: [["2 min", "20 Pa*s"], '
+    '["3 min", "50 Pa*s"], ["3.5 min", "120 Pa*s"], ["4 min", "400 Pa*s"], ["5 min", "3000 Pa*s"]]}'
 )
 
 
@@ -25,7 +25,11 @@ TABLE = (
 def test_pressure_drop_follows_viscosity(scenarios, overrides):
     sc = load_scenario(scenarios / "verification/column_curing.yaml", overrides)
     needle, geo = sc.injection.needles[0], sc.geometry
-    mu = viscosity_of_age(sc.cement.viscosity)
+    cement = CementModel(sc.cement)
+
+    def mu(age: float) -> float:
+        return float(cement.viscosity(np.zeros(1), cement.syringe_factor(age), age)[0])
+
     rows = []
 
     def record(pb):

@@ -30,7 +30,7 @@ def exact(sc, volume: float) -> tuple[float, float]:
     needle = sc.injection.needles[0]
     q, r0, big_r = needle.rate, needle.inner_radius, sc.geometry.radius
     phi, k = sc.bone.porosity, sc.bone.permeability
-    mu_c, mu_m = sc.cement.viscosity.viscosity, sc.marrow.viscosity
+    mu_c, mu_m = sc.cement.rheology.viscosity, sc.marrow.viscosity
     r_f = (r0**3 + 3 * volume / (4 * np.pi * phi)) ** (1 / 3)
     dp = q / (4 * np.pi * k) * (mu_c * (1 / r0 - 1 / r_f) + mu_m * (1 / r_f - 1 / big_r))
     return r_f, dp
@@ -69,7 +69,7 @@ def run_case(scenarios, overrides):
 )
 def test_tip_pressure_and_front_radius_within_5_percent(scenarios, mu_c, k):
     sc, samples, _, every = run_case(
-        scenarios, [f"cement.viscosity.viscosity={mu_c}", f"bone.permeability={k}"]
+        scenarios, [f"cement.rheology.viscosity={mu_c}", f"bone.permeability={k}"]
     )
     r0 = sc.injection.needles[0].inner_radius
     for volume, s in zip(VOLUMES, samples, strict=True):
