@@ -35,7 +35,7 @@ from sim.physics.relative_permeability import relative_permeability
 from sim.physics.rheology.shear_rate import porous_shear_rate
 from sim.protocol import Injector
 from sim.scenario import Scenario
-from sim.scenario.leak_routes import Outlet
+from sim.scenario.leak_routes import OPEN_ROUTES, Outlet, Vein
 
 log = logging.getLogger(__name__)
 
@@ -200,19 +200,53 @@ class InjectionProblem:
         return total / max(self.comm.allreduce(len(owned), op=MPI.SUM), 1)
 
     def _routes(self) -> None:
+        """Outlets (Dirichlet), resistive openings and veins (Robin); each vertex belongs to
+        the first route that claims it."""
         self.routes: list[Route] = []
         self.bcs: list[fem.DirichletBC] = []
+        self.robin_g = fem.Function(self.V, name="opening_conductance")
+        self.robin_g_p = fem.Function(self.V)
+        self.robin_tags: list[int] = []
+        self._veins: list[tuple[np.ndarray, float]] = []  # (local dofs, geometric factor m)
+        self._opening_pressure = np.zeros(len(self.robin_g.x.array))
         claimed = np.zeros(self.n_owned + self.V.dofmap.index_map.num_ghosts, dtype=bool)
         for name, spec in self.scenario.leak_routes.items():
-            if not isinstance(spec, Outlet):
+            if not isinstance(spec, OPEN_ROUTES):
                 continue
             facets = np.unique(np.concatenate([self.tagged.facets(b) for b in spec.boundary]))
             dofs = fem.locate_dofs_topological(self.V, 2, facets)
             dofs = dofs[~claimed[dofs]]
             claimed[dofs] = True
-            self.bcs.append(fem.dirichletbc(fem.Constant(self.mesh, spec.pressure), dofs, self.V))
             self.routes.append(Route(name, dofs[dofs < self.n_owned]))
+            if isinstance(spec, Outlet):
+                bc = fem.dirichletbc(fem.Constant(self.mesh, spec.pressure), dofs, self.V)
+                self.bcs.append(bc)
+                continue
+            tags = [self.tagged.boundaries[b] for b in spec.boundary]
+            self.robin_tags += tags
+            if isinstance(spec, Vein):
+                area = self.comm.allreduce(
+                    fem.assemble_scalar(fem.form(1.0 * self.ds(tuple(tags), domain=self.mesh))),
+                    op=MPI.SUM,
+                )
+                geometric = spec.count * np.pi * spec.diameter**4 / (128 * spec.length * area)
+                self._veins.append((dofs, geometric))
+            else:
+                self.robin_g.x.array[dofs] = spec.conductance
+            self._opening_pressure[dofs] = spec.pressure
+        self.robin_g_p.x.array[:] = self.robin_g.x.array * self._opening_pressure
         self.is_outlet = claimed[: self.n_owned]
+
+    def _update_openings(self) -> None:
+        """Vein conductances for the fluid now at their openings: g = G / mu_mixture, with
+        1 / mu_mixture the total mobility of the vertex."""
+        if not self._veins:
+            return
+        n_local = self.n_owned + self.V.dofmap.index_map.num_ghosts
+        mobility = self.mobility.total(self.S.x.array[:n_local], self.mu_columns[:n_local])
+        for dofs, geometric in self._veins:
+            self.robin_g.x.array[dofs] = geometric * mobility[dofs]
+        self.robin_g_p.x.array[:] = self.robin_g.x.array * self._opening_pressure
 
     def _flow_scale(self) -> float:
         """A typical injection rate (m³/s): the scale of the pressure solver's tolerance."""
@@ -232,6 +266,7 @@ class InjectionProblem:
             self.bcs,
             tolerance=num.pressure_tolerance,
             flow_scale=self._flow_scale(),
+            robin=(tuple(self.robin_tags), self.robin_g, self.robin_g_p),
         )
         controlled = [n for n in self.needles if n.protocol.pressure_controlled]
         self._superposition = [self.p.x.petsc_vec.duplicate() for _ in range(len(controlled) + 1)]
@@ -318,14 +353,10 @@ class InjectionProblem:
         """Rates of rate-driven needles over the next step (0 for pressure-controlled ones)."""
         return [n.protocol.scheduled_rate(self.t) for n in self.needles]
 
-    def _pressure_and_rates(self, rates: list[float]) -> list[float]:
-        """Solve for p with the given rates; pressure-controlled rates by superposition."""
-        rates = list(rates)
-        controlled = [
-            i
-            for i, n in enumerate(self.needles)
-            if n.protocol.pressure_controlled and n.protocol.active(self.t)
-        ]
+    def _pressure_and_rates(self, rates: list[float], controlled: list[int]) -> list[float]:
+        """Solve for p with the given rates; the rates of the `controlled` needles are solved
+        for (pressure control) by superposition."""
+        rates = [0.0 if i in controlled else r for i, r in enumerate(rates)]
         if not controlled:
             self.pressure.solve(rates)
             return rates
@@ -359,14 +390,22 @@ class InjectionProblem:
         viscosity where it depends on the shear rate)."""
         num = self.scenario.numerics
         # once every needle has finished, the state keeps showing the last injection pressure
-        given = self.rates if self.injector.finished() else self._scheduled_rates()
+        finished = self.injector.finished()
+        given = self.rates if finished else self._scheduled_rates()
+        controlled = [
+            i
+            for i, (n, r) in enumerate(zip(self.needles, self.rates, strict=True))
+            if n.protocol.pressure_controlled
+            and (n.protocol.active(self.t) or (finished and r > 0))
+        ]
         upwind = self._upwind_vertices()  # fixed within the step, so the iteration cannot cycle
+        self._update_openings()
         accelerate = Anderson(self.comm)
         for iteration in range(1, num.picard_max_iterations + 1):
             t0 = time.perf_counter()
             self._set_mobility(upwind)
             self.pressure.assemble()
-            rates = self._pressure_and_rates(given)
+            rates = self._pressure_and_rates(given, controlled)
             self.p.x.scatter_forward()
             t1 = time.perf_counter()
             self.fluxes.compute(self.p, self.mobility_k.x.array.reshape(-1, 3, 3))

@@ -11,6 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per MPI rank (set before numpy loads)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import pytest
 from mpi4py import MPI
 

@@ -3,8 +3,9 @@
 P1 finite elements with a cell-wise total mobility lambda_t and permeability K (given together
 as the tensor lambda_t K per cell). Needle inlets are Neumann boundaries with a uniform inflow
 density Q / A (A the discrete inlet area, so the inflow sums to Q exactly); outlets are
-Dirichlet boundaries; every other boundary is a wall (no flow). The matrix is symmetric
-positive definite: CG with algebraic multigrid (GAMG, Jacobi-Chebyshev smoothing), and a
+Dirichlet boundaries; resistive openings and veins are Robin boundaries, outflow density
+g (p - p_ext) with g a P1 function; every other boundary is a wall (no flow). The matrix is
+symmetric positive definite: CG with algebraic multigrid (GAMG, Jacobi-Chebyshev smoothing), and a
 direct solve (MUMPS) if CG ever fails.
 
 For a fixed mobility the pressure is linear in the needle rates: p = p_D + sum_k Q_k p_k, with
@@ -57,13 +58,22 @@ class PressureSolver:
         bcs: Sequence[fem.DirichletBC],
         tolerance: float,
         flow_scale: float,
+        robin: tuple[tuple[int, ...], fem.Function, fem.Function] | None = None,
         prefix: str = "cementsim_pressure_",
     ) -> None:
+        """robin: (facet tags, g, g p_ext) of the resistive openings, g and g p_ext P1
+        functions in m/(Pa·s) and m/s."""
         V = p.function_space
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         self.p = p
         self.bcs = list(bcs)
-        self.a = fem.form(ufl.inner(mobility_k * ufl.grad(u), ufl.grad(v)) * ufl.dx)
+        a = ufl.inner(mobility_k * ufl.grad(u), ufl.grad(v)) * ufl.dx
+        self._robin_rhs: fem.Form | None = None
+        if robin is not None and robin[0]:
+            tags, g, g_p_ext = robin
+            a = a + g * u * v * ds(tags)
+            self._robin_rhs = fem.form(g_p_ext * v * ds(tags))
+        self.a = fem.form(a)
         self.A = fem_petsc.create_matrix(self.a)
         self._unit_rhs = [self._unit_inflow(fem.form(v / area * ds(tag))) for tag, area in inlets]
         self._rhs = self._unit_rhs[0].duplicate() if self._unit_rhs else None
@@ -102,6 +112,8 @@ class PressureSolver:
         b = self._outlet_rhs
         with b.localForm() as local:
             local.set(0.0)
+        if self._robin_rhs is not None:
+            fem_petsc.assemble_vector(b, self._robin_rhs)
         fem_petsc.apply_lifting(b, [self.a], bcs=[self.bcs], alpha=1.0)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         fem_petsc.set_bc(b, self.bcs, alpha=self._diag_scale)

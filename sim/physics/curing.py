@@ -23,6 +23,7 @@ Ages and times in s, temperatures in K, energies in J/mol.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -145,9 +146,7 @@ class CureKinetics:
 
     def syringe_conversion(self, age: float) -> float:
         """Degree of cure of cement kept in the syringe until `age` (s since mixing)."""
-        return float(
-            self.advance(np.array([self.initial_conversion]), self.syringe_temperature, age)[0]
-        )
+        return _syringe_conversion(self, age)
 
     def isothermal_set_time(
         self, reference_value: float, set_value: float, temperature: float, t_max: float = 3600.0
@@ -169,3 +168,10 @@ class CureKinetics:
                 return 0.5 * (lo + hi)
             t, alpha = t + dt, nxt
         raise ValueError(f"the cement does not set within {t_max:g} s at {temperature:g} K")
+
+
+@lru_cache(maxsize=256)
+def _syringe_conversion(kinetics: CureKinetics, age: float) -> float:
+    """Cached: the time loop asks for the same ages many times per step."""
+    start = np.array([kinetics.initial_conversion])
+    return float(kinetics.advance(start, kinetics.syringe_temperature, age)[0])

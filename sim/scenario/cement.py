@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from sim.scenario.base import Section
 from sim.units import (
     TIME,
+    VISCOSITY,
     Dimension,
     Pressure,
     Temperature,
@@ -47,15 +48,23 @@ def consistency_to_si(value: Any, n: float) -> float:
         f"a consistency in Pa*s^{n:g}", f"[mass]/[length]/[time]**{2 - n!r}", f"150 Pa*s^{n:g}"
     )
     if isinstance(value, str):
-        q = registry().Quantity(value.strip()) if not _is_number(value) else None
+        q = _parse(value, dim.name) if not _is_number(value) else None
         if q is not None:
             expected = registry().get_dimensionality(dim.pint_dim)
-            if q.dimensionality != expected:
+            if getattr(q, "dimensionality", None) != expected:
                 raise ValueError(
                     f"{value!r} is not a consistency for n = {n:g}: write it in Pa*s^{n:g}"
                 )
             return float(f"{q.to_base_units().magnitude:.15g}")
     return to_si(value, dim)
+
+
+def _parse(text: str, what: str) -> Any:
+    """pint's reading of `text`; ValueError (not pint's own errors) if it cannot be read."""
+    try:
+        return registry().Quantity(text.strip())
+    except Exception as exc:  # UndefinedUnitError is an AttributeError, and others
+        raise ValueError(f"cannot read {text!r} as {what}: {exc}") from None
 
 
 def _is_number(text: str) -> bool:
@@ -134,7 +143,9 @@ class CrossRheology(_Shear):
     viscosity: Viscosity | None = None
     n: FlowIndex
     time_constant: Annotated[Time, Field(gt=0)]
-    infinite_viscosity: Annotated[float, Field(ge=0)] = 0.0
+    infinite_viscosity: Annotated[
+        float, BeforeValidator(lambda v: to_si(v, VISCOSITY)), Field(ge=0)
+    ] = 0.0
 
     @model_validator(mode="after")
     def _checks(self) -> CrossRheology:
@@ -277,8 +288,17 @@ def _table_row(row: Any) -> Any:
     age = to_si(row[0], TIME)
     value = row[1]
     if isinstance(value, str) and not _is_number(value):
-        q = registry().Quantity(value)
-        value = float(q.to_base_units().magnitude)
+        if len(row) == 3:  # a consistency in Pa*s^n with n in the third column
+            value = consistency_to_si(value, float(row[2]))
+        else:  # a viscosity (Pa*s) or a consistency (Pa*s^n, n of the rheology)
+            q = _parse(value, "a viscosity or a consistency")
+            dims = dict(getattr(q, "dimensionality", {}))
+            if dims.pop("[time]", 0) >= 0 or dims != {"[mass]": 1, "[length]": -1}:
+                raise ValueError(
+                    f"table value {value!r} is not a viscosity (e.g. '100 Pa*s') or a "
+                    "consistency (e.g. '150 Pa*s^0.6')"
+                )
+            value = float(f"{q.to_base_units().magnitude:.15g}")
     return [age, float(value), *(float(v) for v in row[2:])]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from sim.scenario.base import Section
-from sim.units import Pressure
+from sim.units import Conductance, Length, Pressure
 
 
 def _names(v: object) -> object:
@@ -28,7 +28,34 @@ class Outlet(Section):
     pressure: Pressure = 0.0
 
 
-LeakRoute = Annotated[Outlet, Field(discriminator="kind")]
+class Resistive(Section):
+    """A boundary opening with a hydraulic conductance: outflow per area = conductance x
+    (p - pressure), whatever the fluid. conductance in m/(Pa·s) (flux density per pressure).
+    """
+
+    kind: Literal["resistive"]
+    boundary: Names
+    pressure: Pressure = 0.0
+    conductance: Annotated[Conductance, Field(gt=0)]
+
+
+class Vein(Section):
+    """Draining veins: `count` vessels of `diameter` and `length` leave through the boundary
+    patch to a venous `pressure`. The flow through them is Poiseuille flow of the fluid that
+    enters, Q = count pi d^4 / (128 L mu) dp, with mu the mixture viscosity at the opening
+    (1 / total mobility), so viscous cement drains far less than marrow.
+    """
+
+    kind: Literal["vein"]
+    boundary: Names
+    pressure: Pressure = 0.0
+    diameter: Annotated[Length, Field(gt=0)]
+    length: Annotated[Length, Field(gt=0)]
+    count: Annotated[int, Field(ge=1)] = 1
+
+
+LeakRoute = Annotated[Outlet | Resistive | Vein, Field(discriminator="kind")]
+OPEN_ROUTES = (Outlet, Resistive, Vein)
 
 
 class Target(Section):

@@ -14,7 +14,7 @@ from sim.scenario.geometry import (
     VertebralBodyGeometry,
 )
 from sim.scenario.injection import Injection, Name
-from sim.scenario.leak_routes import LeakRoute, Outlet, Target
+from sim.scenario.leak_routes import OPEN_ROUTES, LeakRoute, Target
 from sim.scenario.materials import Bone, Marrow
 from sim.scenario.numerics import Numerics, Output
 
@@ -36,11 +36,11 @@ class Scenario(Section):
 
     @model_validator(mode="after")
     def _well_posed(self) -> Scenario:
-        if not any(isinstance(r, Outlet) for r in self.leak_routes.values()):
+        if not any(isinstance(r, OPEN_ROUTES) for r in self.leak_routes.values()):
             raise ValueError(
-                "leak_routes: no route of kind 'outlet'. The marrow displaced by the cement has "
-                "nowhere to go, so the problem is ill-posed; add an outlet at fixed pressure "
-                "(e.g. a venous opening)"
+                "leak_routes: no opening (kind 'outlet', 'resistive' or 'vein'). The marrow "
+                "displaced by the cement has nowhere to go, so the problem is ill-posed; add an "
+                "outlet at fixed pressure or a draining vein"
             )
         return self
 

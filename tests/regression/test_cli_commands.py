@@ -12,8 +12,18 @@ from sim.cli import main
 
 def test_mesh_command_writes_the_tagged_mesh(scenarios, shared_tmp_path, capsys):
     out = shared_tmp_path / "mesh"
-    code = main(["mesh", str(scenarios / "vertebroplasty.yaml"), "--out", str(out),
-                 "--set", "geometry.mesh.size_max=5 mm", "--set", "geometry.mesh.size_tip=1 mm"])
+    code = main(
+        [
+            "mesh",
+            str(scenarios / "vertebroplasty.yaml"),
+            "--out",
+            str(out),
+            "--set",
+            "geometry.mesh.size_max=5 mm",
+            "--set",
+            "geometry.mesh.size_tip=1 mm",
+        ]
+    )
     assert code == 0
     if MPI.COMM_WORLD.rank == 0:
         printed = capsys.readouterr().out
@@ -26,8 +36,9 @@ def test_mesh_command_writes_the_tagged_mesh(scenarios, shared_tmp_path, capsys)
 
 def test_run_command_prints_the_headline(scenarios, shared_tmp_path, capsys):
     out = shared_tmp_path / "run"
-    code = main(["run", str(scenarios / "verification/column_curing.yaml"), "--out", str(out),
-                 "--quiet"])
+    code = main(
+        ["run", str(scenarios / "verification/column_curing.yaml"), "--out", str(out), "--quiet"]
+    )
     assert code == 0
     if MPI.COMM_WORLD.rank == 0:
         printed = capsys.readouterr().out

@@ -188,7 +188,7 @@ def test_mesh_without_a_tag_the_scenario_names(tmp_path: Path) -> None:
         "name": "cavity",
         "geometry": {"kind": "mesh_file", "path": str(mesh), "length_unit": "mm"},
         "bone": {"porosity": 0.9, "permeability": "1e-9 m^2"},
-        "cement": {"viscosity": {"law": "constant", "viscosity": "100 Pa*s"}},
+        "cement": {"rheology": {"model": "newtonian", "viscosity": "100 Pa*s"}},
         "marrow": {"viscosity": "0.05 Pa*s"},
         "injection": {
             "needles": [
@@ -246,3 +246,35 @@ def test_imported_mesh_is_scaled_and_checked_on_every_rank(shared_tmp_path: Path
     data["leak_routes"]["far_field"]["boundary"] = "veins"
     with pytest.raises(MeshError, match=r"no boundary 'veins' \(it has: needle, outside\)"):
         build_mesh(validate_scenario(data), comm)
+
+
+def test_validate_unknown_cement_preset_lists_the_presets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = yaml.safe_load(SPHERE.read_text())
+    data["cement"] = {"preset": "palacos"}
+    path = tmp_path / "preset.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["validate", str(path)]) == EXIT_INVALID
+    _, err = capsys.readouterr()
+    if ROOT:
+        assert "cement.preset: 'palacos' is not a shipped cement" in err
+        assert "vertebroplasty_high_viscosity, vertebroplasty_low_viscosity" in err
+
+
+def test_validate_cement_preset_with_an_override(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "validate",
+            str(SPHERE),
+            "--set",
+            "cement.preset=vertebroplasty_high_viscosity",
+            "--set",
+            "cement.rheology={model: power_law, consistency: 440, n: 0.5}",
+        ]
+    )
+    assert code == 0
+    out, err = capsys.readouterr()
+    if ROOT:
+        assert "valid scenario 'sphere_newtonian'" in out
+    assert err == ""

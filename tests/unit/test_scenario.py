@@ -23,7 +23,14 @@ import pytest
 import yaml
 
 from sim.outputs.rundir import config_hash
+from sim.protocol import Injector, NeedleProtocol
 from sim.scenario import Scenario, ScenarioError, load_scenario, validate_scenario
+from sim.scenario.cement import (
+    ExponentialCuringSpec,
+    NewtonianRheology,
+    PowerLawRheology,
+    TabulatedCuringSpec,
+)
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 VERTEBROPLASTY = SCENARIOS / "vertebroplasty.yaml"
@@ -100,20 +107,26 @@ def test_vertebroplasty_values_are_in_si() -> None:
     assert needle.tip == (0.006, -0.004, 0.0)
     assert needle.gauge == 11
     assert needle.inner_radius == pytest.approx(0.5 * 2.39e-3, rel=1e-12)
-    assert needle.duration == pytest.approx(80.0, rel=1e-12)
+    assert needle.cannula_length == 0.12  # default 12 cm
+    assert needle.total_volume == 4e-6
+    # 4 mL at 3 mL/min: one segment of 80 s from the start of the injection
+    [segment] = NeedleProtocol(needle).segments
+    assert (segment.begin, segment.rate) == (0.0, 5e-8)
+    assert segment.end == pytest.approx(80.0, rel=1e-12)
+    assert Injector(list(s.injection.needles)).planned_end() == pytest.approx(80.0, rel=1e-12)
     assert s.injection.start_after_mixing == 240.0
     assert (s.geometry.depth, s.geometry.width, s.geometry.height) == (0.035, 0.045, 0.028)
     assert s.geometry.mesh.size_tip == 0.0006
     assert s.geometry.mesh.size_outlet == 0.001
     assert s.bone.porosity == 0.9
     assert s.bone.permeability == (2e-8, 2e-8, 4e-8)
-    law = s.cement.viscosity
-    assert (law.viscosity, law.reference_age, law.time_constant, law.set_viscosity) == (
-        100.0,
-        240.0,
-        120.0,
-        75000.0,
-    )
+    rheology, curing = s.cement.rheology, s.cement.curing
+    assert isinstance(rheology, NewtonianRheology)
+    assert rheology.viscosity == 100.0
+    assert isinstance(curing, ExponentialCuringSpec)
+    assert (curing.reference_age, curing.time_constant) == (240.0, 120.0)
+    assert s.cement.set_viscosity == 75000.0
+    assert s.cement.preset is None
     assert s.marrow.viscosity == 0.05
     assert s.leak_routes["basivertebral"].pressure == 1000.0
     assert s.leak_routes["basivertebral"].boundary == ["basivertebral_foramen"]
@@ -146,11 +159,9 @@ def _in_units(vb: dict[str, Any]) -> dict[str, Any]:
         "size_outlet": "1 mm",
     }
     d["bone"]["permeability"] = ["2e-2 mm^2", "2e-2 mm^2", "4e-2 mm^2"]
-    d["cement"]["viscosity"] = {
-        "law": "exponential",
-        "viscosity": "100000 mPa*s",
-        "reference_age": "4 min",
-        "time_constant": "2 min",
+    d["cement"] = {
+        "rheology": {"model": "newtonian", "viscosity": "100000 mPa*s"},
+        "curing": {"law": "exponential", "reference_age": "4 min", "time_constant": "2 min"},
         "set_viscosity": "75000000 mPa*s",
     }
     d["marrow"]["viscosity"] = "50 mPa*s"
@@ -172,11 +183,9 @@ def _in_si(vb: dict[str, Any]) -> dict[str, Any]:
         "size_outlet": 0.001,
     }
     d["bone"]["permeability"] = [2e-8, 2e-8, 4e-8]
-    d["cement"]["viscosity"] = {
-        "law": "exponential",
-        "viscosity": 100.0,
-        "reference_age": 240.0,
-        "time_constant": 120.0,
+    d["cement"] = {
+        "rheology": {"model": "newtonian", "viscosity": 100.0},
+        "curing": {"law": "exponential", "reference_age": 240.0, "time_constant": 120.0},
         "set_viscosity": 75000.0,
     }
     d["marrow"]["viscosity"] = 0.05
@@ -233,9 +242,25 @@ def test_missing_section_is_named(vb: dict[str, Any], write: Writer) -> None:
 
 
 def test_missing_needle_rate_is_named(vb: dict[str, Any], write: Writer) -> None:
+    # a needle injects by one of several protocols: without `rate` it has none, and the
+    # message lists what it could have
     del vb["injection"]["needles"][0]["rate"]
     message = error_of(write(vb))
-    assert_mentions(message, "injection.needles.0.rate", "required", "missing")
+    assert_mentions(
+        message,
+        "injection.needles.0: give exactly one protocol",
+        "'rate' (with 'volume')",
+        "'schedule'",
+        "'aliquots'",
+        "'syringe_pressure'",
+        "got none",
+    )
+
+
+def test_missing_needle_volume_is_named(vb: dict[str, Any], write: Writer) -> None:
+    del vb["injection"]["needles"][0]["volume"]
+    message = error_of(write(vb))
+    assert_mentions(message, "injection.needles.0", "'volume' goes with 'rate'")
 
 
 def test_every_problem_is_listed(vb: dict[str, Any], write: Writer) -> None:
@@ -244,7 +269,7 @@ def test_every_problem_is_listed(vb: dict[str, Any], write: Writer) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(write(vb))
     assert len(info.value.problems) == 2
-    assert_mentions(str(info.value), "marrow", "injection.needles.0.rate")
+    assert_mentions(str(info.value), "marrow", "injection.needles.0", "exactly one protocol")
 
 
 # --- values with a wrong unit or out of range ----------------------------------------------
@@ -269,15 +294,50 @@ def test_zero_marrow_viscosity_is_rejected(vb: dict[str, Any], write: Writer) ->
 
 
 def test_negative_cement_viscosity_is_rejected(sphere: dict[str, Any], write: Writer) -> None:
-    sphere["cement"]["viscosity"]["viscosity"] = "-100 Pa*s"
+    sphere["cement"]["rheology"]["viscosity"] = "-100 Pa*s"
     message = error_of(write(sphere))
-    assert_mentions(message, "cement.viscosity.viscosity", "-100 Pa*s", "greater than 0")
+    assert_mentions(message, "cement.rheology.viscosity", "'-100 Pa*s'", "greater than 0")
 
 
 def test_zero_cement_viscosity_is_rejected(sphere: dict[str, Any], write: Writer) -> None:
-    sphere["cement"]["viscosity"]["viscosity"] = "0 Pa*s"
+    sphere["cement"]["rheology"]["viscosity"] = "0 Pa*s"
     message = error_of(write(sphere))
-    assert_mentions(message, "cement.viscosity.viscosity", "0 Pa*s", "greater than 0")
+    assert_mentions(message, "cement.rheology.viscosity", "'0 Pa*s'", "greater than 0")
+
+
+def test_missing_cement_viscosity_is_named(sphere: dict[str, Any], write: Writer) -> None:
+    del sphere["cement"]["rheology"]["viscosity"]
+    message = error_of(write(sphere))
+    assert_mentions(message, "cement", "newtonian law needs its viscosity")
+
+
+def test_unknown_rheology_model_lists_the_models(sphere: dict[str, Any], write: Writer) -> None:
+    sphere["cement"]["rheology"]["model"] = "constant"  # the old schema's name
+    message = error_of(write(sphere))
+    assert_mentions(
+        message,
+        "cement.rheology.model",
+        "'constant'",
+        "'newtonian'",
+        "'power_law'",
+        "'cross'",
+        "'carreau_yasuda'",
+        "'herschel_bulkley'",
+        "'bingham'",
+    )
+
+
+def test_old_cement_schema_is_rejected_with_the_new_keys(
+    sphere: dict[str, Any], write: Writer
+) -> None:
+    sphere["cement"] = {"viscosity": {"law": "constant", "viscosity": "100 Pa*s"}}
+    message = error_of(write(sphere))
+    assert_mentions(
+        message,
+        "cement.rheology: required, but missing",
+        "cement.viscosity: unknown key",
+        "allowed here: preset, rheology, curing, set_viscosity",
+    )
 
 
 def test_zero_scalar_permeability_is_rejected(sphere: dict[str, Any], write: Writer) -> None:
@@ -464,53 +524,87 @@ def test_missing_scenario_file_is_reported(tmp_path: Path) -> None:
     assert_mentions(error_of(path), str(path), "not found")
 
 
-def _table(points: list[list[str]]) -> dict[str, Any]:
-    return {"law": "table", "points": points}
+def _table(points: list[list[str]], reference_age: str = "4 min") -> dict[str, Any]:
+    """A Newtonian cement whose viscosity follows a rheometer table (no viscosity given)."""
+    return {
+        "rheology": {"model": "newtonian"},
+        "curing": {"law": "table", "reference_age": reference_age, "points": points},
+    }
+
+
+def _table_file(name: str, reference_age: str = "4 min") -> dict[str, Any]:
+    return {
+        "rheology": {"model": "newtonian"},
+        "curing": {"law": "table", "reference_age": reference_age, "file": name},
+    }
 
 
 def test_viscosity_table_with_units_is_converted(vb: dict[str, Any], write: Writer) -> None:
-    vb["cement"]["viscosity"] = _table([["2 min", "50 Pa*s"], ["4 min", "100000 mPa*s"]])
-    law = load_scenario(write(vb)).cement.viscosity
-    assert law.points == [(120.0, 50.0), (240.0, 100.0)]
+    vb["cement"] = _table([["2 min", "50 Pa*s"], ["4 min", "100000 mPa*s"]])
+    cement = load_scenario(write(vb)).cement
+    assert isinstance(cement.curing, TabulatedCuringSpec)
+    assert cement.curing.points == [[120.0, 50.0], [240.0, 100.0]]
+    assert cement.curing.reference_age == 240.0
+    # the rheology's viscosity is the table's value at reference_age
+    assert cement.rheology.viscosity == pytest.approx(100.0, rel=1e-14)
 
 
 def test_viscosity_table_with_unsorted_ages_is_rejected(vb: dict[str, Any], write: Writer) -> None:
-    vb["cement"]["viscosity"] = _table([["4 min", "100 Pa*s"], ["3 min", "200 Pa*s"]])
+    vb["cement"] = _table([["4 min", "100 Pa*s"], ["3 min", "200 Pa*s"]])
     message = error_of(write(vb))
-    assert_mentions(message, "cement.viscosity", "ages must increase", "[240.0, 180.0] s")
+    assert_mentions(message, "cement.curing", "ages must increase", "[240.0, 180.0] s")
 
 
 def test_viscosity_table_with_decreasing_viscosity_is_rejected(
     vb: dict[str, Any], write: Writer
 ) -> None:
-    vb["cement"]["viscosity"] = _table([["4 min", "100 Pa*s"], ["5 min", "50 Pa*s"]])
+    vb["cement"] = _table([["4 min", "100 Pa*s"], ["5 min", "50 Pa*s"]])
     message = error_of(write(vb))
-    assert_mentions(message, "cement.viscosity", "must not decrease", "[100.0, 50.0] Pa*s")
+    assert_mentions(message, "cement.curing", "must not decrease", "[100.0, 50.0]")
 
 
 def test_viscosity_table_with_one_point_is_rejected(vb: dict[str, Any], write: Writer) -> None:
-    vb["cement"]["viscosity"] = _table([["4 min", "100 Pa*s"]])
-    assert_mentions(error_of(write(vb)), "cement.viscosity", "at least two")
+    vb["cement"] = _table([["4 min", "100 Pa*s"]])
+    assert_mentions(error_of(write(vb)), "cement.curing", "at least two")
 
 
 def test_viscosity_table_from_csv(vb: dict[str, Any], write: Writer, tmp_path: Path) -> None:
     (tmp_path / "rheometry.csv").write_text(
         "age_s,viscosity_pa_s\n# measured at 23 C\n0,50\n240,100\n600,5000\n"
     )
-    vb["cement"]["viscosity"] = {"law": "table", "file": "rheometry.csv"}  # relative path
-    law = load_scenario(write(vb)).cement.viscosity
-    assert law.points == [(0.0, 50.0), (240.0, 100.0), (600.0, 5000.0)]
-    assert law.file == tmp_path / "rheometry.csv"
+    vb["cement"] = _table_file("rheometry.csv")  # relative path
+    cement = load_scenario(write(vb)).cement
+    assert isinstance(cement.curing, TabulatedCuringSpec)
+    assert cement.curing.points == [[0.0, 50.0], [240.0, 100.0], [600.0, 5000.0]]
+    assert cement.curing.file == tmp_path / "rheometry.csv"
+    assert cement.rheology.viscosity == pytest.approx(100.0, rel=1e-14)
+
+
+def test_consistency_table_from_csv(vb: dict[str, Any], write: Writer, tmp_path: Path) -> None:
+    (tmp_path / "rheometry.csv").write_text(
+        "age_s,consistency_pa_sn,n\n0,50,0.7\n240,100,0.6\n600,5000,0.5\n"
+    )
+    vb["cement"] = _table_file("rheometry.csv")
+    vb["cement"]["rheology"] = {"model": "power_law", "n": 0.6}
+    cement = load_scenario(write(vb)).cement
+    assert isinstance(cement.rheology, PowerLawRheology)
+    assert cement.curing.points == [[0.0, 50.0, 0.7], [240.0, 100.0, 0.6], [600.0, 5000.0, 0.5]]
+    assert cement.rheology.consistency == pytest.approx(100.0, rel=1e-14)
 
 
 def test_viscosity_csv_with_a_bad_header_is_rejected(
     vb: dict[str, Any], write: Writer, tmp_path: Path
 ) -> None:
     (tmp_path / "rheometry.csv").write_text("age_min,viscosity\n0,50\n4,100\n")
-    vb["cement"]["viscosity"] = {"law": "table", "file": "rheometry.csv"}
+    vb["cement"] = _table_file("rheometry.csv")
     message = error_of(write(vb))
     assert_mentions(
-        message, "cement.viscosity", "rheometry.csv", "age_s,viscosity_pa_s", "age_min,viscosity"
+        message,
+        "cement.curing",
+        "rheometry.csv",
+        "age_s,viscosity_pa_s",
+        "age_s,consistency_pa_sn,n",
+        "age_min,viscosity",
     )
 
 
@@ -518,14 +612,31 @@ def test_viscosity_csv_that_decreases_is_rejected(
     vb: dict[str, Any], write: Writer, tmp_path: Path
 ) -> None:
     (tmp_path / "rheometry.csv").write_text("age_s,viscosity_pa_s\n0,500\n240,100\n")
-    vb["cement"]["viscosity"] = {"law": "table", "file": "rheometry.csv"}
-    assert_mentions(error_of(write(vb)), "cement.viscosity", "must not decrease")
+    vb["cement"] = _table_file("rheometry.csv")
+    assert_mentions(error_of(write(vb)), "cement.curing", "must not decrease", "[500.0, 100.0]")
+
+
+def test_viscosity_csv_with_one_row_is_rejected(
+    vb: dict[str, Any], write: Writer, tmp_path: Path
+) -> None:
+    (tmp_path / "rheometry.csv").write_text("age_s,viscosity_pa_s\n240,100\n")
+    vb["cement"] = _table_file("rheometry.csv")
+    assert_mentions(error_of(write(vb)), "cement.curing", "at least two")
+
+
+def test_viscosity_csv_with_unsorted_ages_is_rejected(
+    vb: dict[str, Any], write: Writer, tmp_path: Path
+) -> None:
+    (tmp_path / "rheometry.csv").write_text("age_s,viscosity_pa_s\n240,100\n180,200\n")
+    vb["cement"] = _table_file("rheometry.csv")
+    message = error_of(write(vb))
+    assert_mentions(message, "cement.curing", "ages must increase", "[240.0, 180.0] s")
 
 
 def test_missing_viscosity_csv_is_named(vb: dict[str, Any], write: Writer, tmp_path: Path) -> None:
-    vb["cement"]["viscosity"] = {"law": "table", "file": "absent.csv"}
+    vb["cement"] = _table_file("absent.csv")
     message = error_of(write(vb))
-    assert_mentions(message, "cement.viscosity", str(tmp_path / "absent.csv"), "does not exist")
+    assert_mentions(message, "cement.curing", str(tmp_path / "absent.csv"), "does not exist")
 
 
 # --- --set overrides -----------------------------------------------------------------------
