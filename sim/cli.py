@@ -164,8 +164,11 @@ def headline(summary: dict[str, Any], out: Path) -> str:
         first = summary["first_leak_time_s"][route]
         when = f"first at {first:.1f} s" if first is not None else "no leak"
         lines.append(f"  leaked {route:<12s}{volume / ML:8.4f} mL ({when})")
+    syringe = max(summary["syringe_pressure_max_pa"].values())
     lines += [
         f"  peak tip pressure  {summary['tip_pressure_max_pa'] / 1e3:8.1f} kPa",
+        f"  peak syringe       {syringe / 1e3:8.1f} kPa (tip + cannula)",
+        f"  stopped because    {summary['stop_reason']}",
         f"  mass balance error {summary['mass_balance_rel_error']:8.1e}",
         f"  {summary['n_steps']} steps, {summary['n_cells']} cells, "
         f"{summary['mpi_ranks']} rank(s), {summary['wall_time_s']:.1f} s",

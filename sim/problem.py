@@ -290,6 +290,7 @@ class InjectionProblem:
         self.newton_iterations_total = 0
         self.last_newton_iterations = 0
         self.picard_iterations = 0
+        self.picard_failures = 0
         self.rates = [0.0 for _ in self.needles]
         self.syringe_pressures = [0.0 for _ in self.needles]
         if isinstance(self.cement.curing, CureKinetics):
@@ -430,6 +431,7 @@ class InjectionProblem:
             if change <= num.picard_tolerance:
                 break
         else:
+            self.picard_failures += 1
             log.warning(
                 "viscosity (Picard) iteration did not converge in %d iterations at t = %.4g s",
                 num.picard_max_iterations,

@@ -71,6 +71,8 @@ def build_summary(
         "n_vertices": problem.V.dofmap.index_map.size_global,
         "n_steps": problem.step_count,
         "n_rejected_steps": problem.rejected_steps,
+        "picard_iterations_max": int(series.column("picard_iterations").max()),
+        "picard_not_converged_steps": problem.picard_failures,
         "mpi_ranks": problem.comm.size,
         "wall_time_s": wall_time,
         "timings_s": {

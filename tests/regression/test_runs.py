@@ -75,10 +75,24 @@ def test_default_scenario_writes_a_complete_run_directory(scenarios, shared_tmp_
         assert len(snapshots) == scenario.output.field_snapshots + 2
         for name in ("pressure", "darcy_velocity", "cement_viscosity"):
             assert len(h5[f"Function/{name}"]) == len(snapshots)
+    for column in (
+        "syringe_pressure_pa.needle",
+        "tip_pressure_pa.needle",
+        "injection_rate_m3_s.needle",
+        "cement_viscosity_min_pa_s",
+        "cement_viscosity_max_pa_s",
+        "picard_iterations",
+    ):
+        assert column in rows[0], column
+    syringe = np.array([float(r["syringe_pressure_pa.needle"]) for r in rows])
+    tip = np.array([float(r["tip_pressure_pa.needle"]) for r in rows])
+    assert np.all(syringe > tip)  # the cannula costs pressure
     for name in (
         "pressure_vs_volume.png",
         "leakage_vs_volume.png",
         "saturation_midplanes.png",
+        "pressure_vs_time.png",
+        "viscosity_vs_time.png",
         "scenario.resolved.yaml",
         "scenario.input.yaml",
         "versions.json",
