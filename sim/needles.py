@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from dolfinx import fem
 from scipy.optimize import brentq
 
 from sim.physics.cannula import power_law_pressure_drop, tube_pressure_drop
@@ -24,15 +23,15 @@ from sim.protocol import NeedleProtocol
 
 @dataclass
 class NeedleInlet:
-    """A needle in the mesh: inlet tag and area (m²), inflow weights per owned vertex (sum 1),
-    tip (m), the form of the integral of p over the inlet, cannula radius and length (m)."""
+    """A needle in the mesh: inlet kind ("cavity": the surface of a meshed cavity, "source":
+    the boxes within the inner radius of the tip), cavity area (m², 0 for a source), inflow
+    shares per owned vertex (sum 1 over all ranks), tip (m), cannula radius and length (m)."""
 
     name: str
-    tag: int
+    kind: str
     area: float
     weights: np.ndarray
     tip: np.ndarray
-    pressure_form: fem.Form
     radius: float
     length: float
     protocol: NeedleProtocol

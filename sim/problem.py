@@ -35,7 +35,7 @@ from sim.physics.relative_permeability import relative_permeability
 from sim.physics.rheology.shear_rate import porous_shear_rate
 from sim.protocol import Injector
 from sim.scenario import Scenario
-from sim.scenario.leak_routes import OPEN_ROUTES, Outlet, Vein
+from sim.scenario.leak_routes import OPEN_ROUTES, LeakRegion, Outlet, Vein
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,15 @@ def _owned_sum(comm: MPI.Comm, values: np.ndarray) -> float:
 
 @dataclass
 class Route:
-    """An outlet leak route: its owned Dirichlet vertices and what left through it (m³)."""
+    """A leak route: an opening (its owned boundary vertices, what left through it, m³) or a
+    leak region (the pore volume it owns per vertex; leaked = cement that entered it)."""
 
     name: str
     dofs: np.ndarray
     leaked: float = 0.0
     marrow_out: float = 0.0
+    region_pore_volume: np.ndarray | None = None
+    initial_cement: float = 0.0
 
 
 class Anderson:
@@ -161,35 +164,60 @@ class InjectionProblem:
             self.target_pore_volume[name] = self._assemble_owned(self.porosity * v * self.dx(tags))
 
     def _needles(self) -> None:
-        v = ufl.TestFunction(self.V)
+        """Needle inlets: the cavity surface named after the needle where the mesh has one,
+        otherwise a source spread over the boxes within the needle's inner radius of its tip
+        (imported meshes; DESIGN §3)."""
         self.injector = Injector(self.scenario.injection.needles)
         self.needles: list[NeedleInlet] = []
         for spec, protocol in zip(
             self.scenario.injection.needles, self.injector.protocols, strict=True
         ):
-            tag = self.tagged.boundaries[spec.name]
-            area = self.comm.allreduce(
-                fem.assemble_scalar(fem.form(1.0 * self.ds(tag, domain=self.mesh))), op=MPI.SUM
-            )
-            weights = self._assemble_owned(v * self.ds(tag)) / area
-            tip = (
-                np.asarray(spec.tip)
-                if spec.tip is not None
-                else self._centroid(self.tagged.facets(spec.name))
-            )
+            if spec.name in self.tagged.boundaries:
+                kind, weights, area = "cavity", *self._surface_inlet(spec.name)
+                tip = (
+                    np.asarray(spec.tip)
+                    if spec.tip is not None
+                    else self._centroid(self.tagged.facets(spec.name))
+                )
+            else:
+                tip = np.asarray(spec.tip)
+                kind, weights, area = "source", self._volume_inlet(tip, spec.inner_radius), 0.0
+                log.info(
+                    "needle '%s': no boundary of that name, injecting as a source within "
+                    "%.2f mm of its tip",
+                    spec.name,
+                    1e3 * spec.inner_radius,
+                )
             self.needles.append(
                 NeedleInlet(
                     spec.name,
-                    tag,
+                    kind,
                     area,
                     weights,
                     tip,
-                    fem.form(self.p * self.ds(tag)),
                     spec.inner_radius,
                     spec.cannula_length,
                     protocol,
                 )
             )
+
+    def _surface_inlet(self, name: str) -> tuple[np.ndarray, float]:
+        """Inflow shares of the owned vertices of a cavity surface, and its area (m²)."""
+        tag = self.tagged.boundaries[name]
+        area = self.comm.allreduce(
+            fem.assemble_scalar(fem.form(1.0 * self.ds(tag, domain=self.mesh))), op=MPI.SUM
+        )
+        return self._assemble_owned(ufl.TestFunction(self.V) * self.ds(tag)) / area, area
+
+    def _volume_inlet(self, tip: np.ndarray, radius: float) -> np.ndarray:
+        """Inflow shares of the owned vertices within `radius` of `tip`, by box volume (the
+        nearest vertex if none is that close)."""
+        distance = np.linalg.norm(self.x_owned - tip, axis=1)
+        reach = radius
+        if self.comm.allreduce(int(np.sum(distance <= reach)), op=MPI.SUM) == 0:
+            reach = self.comm.allreduce(float(distance.min(initial=np.inf)), op=MPI.MIN)
+        weights = np.where(distance <= reach * (1 + 1e-12), self.bulk_volume, 0.0)
+        return weights / _owned_sum(self.comm, weights)
 
     def _centroid(self, facets: np.ndarray) -> np.ndarray:
         """Mean of the midpoints of the owned facets among `facets`, over all ranks (m)."""
@@ -236,6 +264,12 @@ class InjectionProblem:
             self._opening_pressure[dofs] = spec.pressure
         self.robin_g_p.x.array[:] = self.robin_g.x.array * self._opening_pressure
         self.is_outlet = claimed[: self.n_owned]
+        v = ufl.TestFunction(self.V)
+        for name, spec in self.scenario.leak_routes.items():
+            if isinstance(spec, LeakRegion):
+                tags = tuple(self.tagged.regions[r] for r in spec.regions)
+                pv = self._assemble_owned(self.porosity * v * self.dx(tags))
+                self.routes.append(Route(name, np.zeros(0, dtype=np.int32), region_pore_volume=pv))
 
     def _update_openings(self) -> None:
         """Vein conductances for the fluid now at their openings: g = G / mu_mixture, with
@@ -262,7 +296,7 @@ class InjectionProblem:
             self.p,
             self.mobility_k,
             self.ds,
-            [(n.tag, n.area) for n in self.needles],
+            [n.weights for n in self.needles],
             self.bcs,
             tolerance=num.pressure_tolerance,
             flow_scale=self._flow_scale(),
@@ -284,6 +318,11 @@ class InjectionProblem:
         self.S.x.array[:] = self.scenario.bone.initial_saturation
         self.t = 0.0
         self.stored_initial = self.cement_in_bone()
+        for route in self.routes:
+            if route.region_pore_volume is not None:
+                route.initial_cement = _owned_sum(
+                    self.comm, route.region_pore_volume * self.S.x.array[: self.n_owned]
+                )
         self.velocity = fem.Function(self.W_vector, name="darcy_velocity")
         self.step_count = 0
         self.rejected_steps = 0
@@ -471,6 +510,10 @@ class InjectionProblem:
         self.timings.transport += time.perf_counter() - t0
         f_new = self.mobility.fractional(s_new, self.mu_columns[: self.n_owned])
         for route in self.routes:
+            if route.region_pore_volume is not None:
+                cement = _owned_sum(self.comm, route.region_pore_volume * s_new)
+                route.leaked = cement - route.initial_cement
+                continue
             route.leaked += dt * _owned_sum(self.comm, (q_out * f_new)[route.dofs])
             route.marrow_out += dt * _owned_sum(self.comm, (q_out * (1 - f_new))[route.dofs])
         self.S.x.array[: self.n_owned] = s_new
@@ -525,8 +568,12 @@ class InjectionProblem:
         return float(self.cement.viscosity(np.array([shear_rate]), factor, self.age)[0])
 
     def cement_in_bone(self) -> float:
-        """Cement volume in the pores (m³)."""
-        return _owned_sum(self.comm, self.pore_volume * self.S.x.array[: self.n_owned])
+        """Cement volume in the pores of the bone, leak regions excluded (m³)."""
+        pv = self.pore_volume
+        for route in self.routes:
+            if route.region_pore_volume is not None:
+                pv = pv - route.region_pore_volume
+        return _owned_sum(self.comm, pv * self.S.x.array[: self.n_owned])
 
     def injected(self) -> float:
         return sum(n.protocol.injected for n in self.needles)

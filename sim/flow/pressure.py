@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 
 import dolfinx.fem.petsc as fem_petsc
+import numpy as np
 import ufl
 from dolfinx import fem
 from petsc4py import PETSc
@@ -44,9 +45,10 @@ class PressureSolveError(RuntimeError):
 class PressureSolver:
     """Assemble and solve the pressure system for the current mobility.
 
-    mobility_k: DG0 tensor function lambda_t K (m²/(Pa·s)); inlets: (facet tag value, area m²)
-    per needle; bcs: fixed-pressure outlets; tolerance: largest residual (m³/s per box) as a
-    fraction of `flow_scale` (m³/s, a typical injection rate).
+    mobility_k: DG0 tensor function lambda_t K (m²/(Pa·s)); inlets: per needle, the share of
+    its inflow entering each owned vertex's box (sums to 1 over all ranks); bcs: fixed-pressure
+    outlets; tolerance: largest residual (m³/s per box) as a fraction of `flow_scale` (m³/s, a
+    typical injection rate).
     """
 
     def __init__(
@@ -54,7 +56,7 @@ class PressureSolver:
         p: fem.Function,
         mobility_k: fem.Function,
         ds: ufl.Measure,
-        inlets: Sequence[tuple[int, float]],
+        inlets: Sequence[np.ndarray],
         bcs: Sequence[fem.DirichletBC],
         tolerance: float,
         flow_scale: float,
@@ -75,7 +77,7 @@ class PressureSolver:
             self._robin_rhs = fem.form(g_p_ext * v * ds(tags))
         self.a = fem.form(a)
         self.A = fem_petsc.create_matrix(self.a)
-        self._unit_rhs = [self._unit_inflow(fem.form(v / area * ds(tag))) for tag, area in inlets]
+        self._unit_rhs = [self._unit_inflow(weights) for weights in inlets]
         self._rhs = self._unit_rhs[0].duplicate() if self._unit_rhs else None
         self._outlet_rhs = fem_petsc.create_vector(V)
         self._diag_scale: float | None = None
@@ -89,9 +91,11 @@ class PressureSolver:
         self.ksp.setFromOptions()
         self._direct: PETSc.KSP | None = None
 
-    def _unit_inflow(self, form: fem.Form) -> PETSc.Vec:
-        b = fem_petsc.assemble_vector(form)
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    def _unit_inflow(self, weights: np.ndarray) -> PETSc.Vec:
+        b = fem_petsc.create_vector(self.p.function_space)
+        with b.localForm() as local:
+            local.set(0.0)
+        b.array[:] = weights
         fem_petsc.set_bc(b, self.bcs, alpha=0.0)  # outlets carry no inflow
         return b
 

@@ -79,5 +79,6 @@ def build_mesh(scenario: Scenario, comm: MPI.Comm, msh_path: Path | None = None)
     else:  # pragma: no cover - the scenario schema admits no other kind
         raise MeshError(f"unknown geometry kind {geo.kind!r}")
     tagged.check_names(scenario.referenced_boundaries(), scenario.referenced_regions())
-    tagged.check_names({n.name for n in needles}, ())
+    cavities = {n.name for n in needles if n.tip is None or not isinstance(geo, MeshFileGeometry)}
+    tagged.check_names(cavities, ())  # generated geometries always mesh a cavity per needle
     return tagged

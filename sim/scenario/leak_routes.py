@@ -54,7 +54,16 @@ class Vein(Section):
     count: Annotated[int, Field(ge=1)] = 1
 
 
-LeakRoute = Annotated[Outlet | Resistive | Vein, Field(discriminator="kind")]
+class LeakRegion(Section):
+    """Tagged regions that count as leaked when cement enters them (disc, spinal canal, a vein
+    plexus, soft tissue). They are part of the flow domain: give them their own porosity and
+    permeability under bone.regions."""
+
+    kind: Literal["region"]
+    regions: Names
+
+
+LeakRoute = Annotated[Outlet | Resistive | Vein | LeakRegion, Field(discriminator="kind")]
 OPEN_ROUTES = (Outlet, Resistive, Vein)
 
 

@@ -10,11 +10,10 @@ from sim.scenario.geometry import (
     BallGeometry,
     ColumnGeometry,
     Geometry,
-    MeshFileGeometry,
     VertebralBodyGeometry,
 )
 from sim.scenario.injection import Injection, Name
-from sim.scenario.leak_routes import OPEN_ROUTES, LeakRoute, Target
+from sim.scenario.leak_routes import OPEN_ROUTES, LeakRegion, LeakRoute, Target
 from sim.scenario.materials import Bone, Marrow
 from sim.scenario.numerics import Numerics, Output
 
@@ -88,7 +87,7 @@ class Scenario(Section):
         boundaries = self.geometry.boundary_names()
         needles = {n.name for n in self.injection.needles}
         for name, route in self.leak_routes.items():
-            for b in route.boundary:
+            for b in getattr(route, "boundary", []):
                 if b in needles:
                     raise ValueError(
                         f"leak_routes.{name}.boundary: '{b}' is a needle inlet, not an outlet"
@@ -100,6 +99,13 @@ class Scenario(Section):
                     )
         regions = self.geometry.region_names()
         if regions is not None:
+            for name, route in self.leak_routes.items():
+                for r in route.regions if isinstance(route, LeakRegion) else []:
+                    if r not in regions:
+                        raise ValueError(
+                            f"leak_routes.{name}.regions: '{r}' is not a region of geometry "
+                            f"'{self.geometry.kind}'; it has: {', '.join(sorted(regions))}"
+                        )
             for name, target in self.targets.items():
                 for r in target.regions:
                     if r not in regions:
@@ -117,11 +123,11 @@ class Scenario(Section):
 
     def referenced_boundaries(self) -> set[str]:
         """Boundary tag names the scenario uses (leak routes and needle inlets)."""
-        names = {b for r in self.leak_routes.values() for b in r.boundary}
-        if isinstance(self.geometry, MeshFileGeometry):
-            names |= {n.name for n in self.injection.needles}
-        return names
+        return {b for r in self.leak_routes.values() for b in getattr(r, "boundary", [])}
 
     def referenced_regions(self) -> set[str]:
-        """Region tag names the scenario uses (targets and bone regions)."""
-        return {r for t in self.targets.values() for r in t.regions} | set(self.bone.regions)
+        """Region tag names the scenario uses (targets, leak regions and bone regions)."""
+        leak = {
+            r for x in self.leak_routes.values() if isinstance(x, LeakRegion) for r in x.regions
+        }
+        return {r for t in self.targets.values() for r in t.regions} | set(self.bone.regions) | leak

@@ -38,6 +38,25 @@ def simulate(
     return samples, problem
 
 
+class Extremes:
+    """Worst mass-balance error and saturation range over every step of a run (pass as
+    `every_step` to `simulate`)."""
+
+    def __init__(self) -> None:
+        self.mass_balance = 0.0
+        self.s_min, self.s_max = 1.0, 0.0
+
+    def __call__(self, pb: InjectionProblem) -> None:
+        self.mass_balance = max(self.mass_balance, pb.mass_balance_error())
+        lo, hi = pb.saturation_range()
+        self.s_min, self.s_max = min(self.s_min, lo), max(self.s_max, hi)
+
+    def assert_conservative(self) -> None:
+        """Mass balance to 1e-10 and 0 <= S <= 1 at every step."""
+        assert self.mass_balance <= 1e-10, self.mass_balance
+        assert self.s_min >= 0.0 and self.s_max <= 1.0, (self.s_min, self.s_max)
+
+
 @pytest.fixture
 def run_scenario_sampled() -> Callable[..., tuple[list[Any], InjectionProblem]]:
     return simulate

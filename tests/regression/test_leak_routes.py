@@ -1,0 +1,132 @@
+"""Every kind of leak route: its flux law, its accounting, and the mass balance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.scenario import load_scenario
+
+from ..verification.conftest import Extremes, simulate
+
+ML = 1e-6
+
+
+def test_resistive_opening_passes_conductance_times_pressure_difference(scenarios):
+    """Column full of cement, outlet face resistive: outflow = C A (p - p_ext) = Q."""
+    conductance, p_ext = 2e-7, 500.0  # m/(Pa s), Pa
+    sc = load_scenario(
+        scenarios / "verification/column_curing.yaml",
+        [
+            "cement.curing={law: none}",
+            f"leak_routes={{outlet: {{kind: resistive, boundary: outlet, pressure: {p_ext}, "
+            f"conductance: {conductance}}}}}",
+        ],
+    )
+    geo, needle = sc.geometry, sc.injection.needles[0]
+    area = geo.width**2
+    rows = []
+
+    def each(pb):
+        outlet = pb.tagged.facets("outlet")
+        rows.append(
+            (
+                pb.tip_pressure(pb.needles[0]),
+                pb.route("outlet").leaked,
+                pb.t,
+                pb.mass_balance_error(),
+                outlet,
+            )
+        )
+
+    simulate(sc, [], lambda p: None, each)
+    mu, k, q = sc.cement.rheology.viscosity, sc.bone.permeability, needle.rate
+    p_outlet_face = p_ext + q / (conductance * area)
+    expected_tip = p_outlet_face + mu * q * geo.length / (k * area)
+    for tip, leaked, t, mass, _ in rows[1:]:
+        assert tip == pytest.approx(expected_tip, rel=1e-9)
+        assert leaked == pytest.approx(q * t, rel=1e-9)  # all that enters leaves (S = 1)
+        assert mass <= 1e-10
+
+
+def test_leak_region_counts_the_cement_that_enters_it(scenarios):
+    sc = load_scenario(
+        scenarios / "vertebroplasty.yaml",
+        [
+            "geometry.mesh.size_tip=0.8 mm",
+            "geometry.mesh.size_max=4 mm",
+            "injection.needles.0.tip=[-1, 0, 0] mm",
+            "leak_routes.posterior_region={kind: region, regions: [posterior]}",
+        ],
+    )
+    rows = []
+
+    def each(pb):
+        region = pb.route("posterior_region")
+        in_region = pb.comm.allreduce(
+            float(np.sum(region.region_pore_volume * pb.S.x.array[: pb.n_owned]))
+        )
+        rows.append(
+            (
+                region.leaked,
+                in_region,
+                pb.cement_in_bone(),
+                pb.injected(),
+                pb.leaked(),
+                pb.mass_balance_error(),
+            )
+        )
+
+    simulate(sc, [], lambda p: None, each)
+    leaked, in_region, in_bone, injected, total_leaked, _ = rows[-1]
+    assert leaked == pytest.approx(in_region, rel=1e-12)
+    assert 0.1 * ML < leaked < injected
+    assert injected == pytest.approx(in_bone + total_leaked, rel=1e-10)
+    assert max(r[-1] for r in rows) <= 1e-10
+    assert np.all(np.diff([r[0] for r in rows]) >= -1e-18)  # the region only fills
+
+
+def test_vein_passes_poiseuille_flow_of_the_fluid_that_reaches_it(scenarios):
+    """Column full of cement draining through veins: Q = n pi d^4 / (128 L mu_c) (p - p_ext)."""
+    d, length, count, p_ext = 1.0e-3, 0.02, 3, 800.0
+    sc = load_scenario(
+        scenarios / "verification/column_curing.yaml",
+        [
+            "cement.curing={law: none}",
+            f"leak_routes={{outlet: {{kind: vein, boundary: outlet, pressure: {p_ext}, "
+            f"diameter: {d}, length: {length}, count: {count}}}}}",
+        ],
+    )
+    geo, needle = sc.geometry, sc.injection.needles[0]
+    mu, k, q = sc.cement.rheology.viscosity, sc.bone.permeability, needle.rate
+    p_face = p_ext + q * 128 * length * mu / (count * np.pi * d**4)
+    expected_tip = p_face + mu * q * geo.length / (k * geo.width**2)
+    tips = []
+    _, pb = simulate(sc, [], lambda p: None, lambda p: tips.append(p.tip_pressure(p.needles[0])))
+    np.testing.assert_allclose(tips[1:], expected_tip, rtol=1e-9)
+    assert pb.route("outlet").leaked == pytest.approx(pb.injected(), rel=1e-9)
+
+
+def test_veins_drain_cement_less_than_open_outlets(scenarios):
+    base = [
+        "geometry.mesh.size_tip=0.8 mm",
+        "geometry.mesh.size_max=4 mm",
+        "injection.needles.0.tip=[-9, 0, 0] mm",
+    ]
+    leaked = {}
+    for kind in ("outlet", "vein"):
+        route = (
+            "{kind: vein, boundary: basivertebral_foramen, diameter: 2 mm, length: 10 mm, "
+            "pressure: 1 kPa}"
+            if kind == "vein"
+            else "{kind: outlet, boundary: basivertebral_foramen, pressure: 1 kPa}"
+        )
+        sc = load_scenario(
+            scenarios / "vertebroplasty.yaml", [*base, f"leak_routes.basivertebral={route}"]
+        )
+        extremes = Extremes()
+        _, pb = simulate(sc, [], lambda p: None, extremes)
+        extremes.assert_conservative()
+        leaked[kind] = pb.route("basivertebral")
+    assert 0 < leaked["vein"].leaked < 0.5 * leaked["outlet"].leaked
+    assert leaked["vein"].marrow_out > leaked["vein"].leaked  # marrow drains freely
