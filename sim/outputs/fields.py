@@ -1,40 +1,129 @@
-"""Fields for ParaView: saturation, pressure, Darcy velocity and cement viscosity (XDMF)."""
+"""Fields for ParaView: saturation, pressure, degree of cure (vertices), Darcy velocity, cement
+viscosity and region tags (cells), boundary tags (boundary triangles), at output times.
+
+One XDMF time series (``fields.xdmf`` + ``fields.h5``) written with meshio from rank 0 after
+gathering the owned vertices and cells in global numbering, so that ParaView ("Xdmf3 Reader")
+and Python (``meshio.xdmf.TimeSeriesReader``) both read it. Time is in seconds.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dolfinx.io import XDMFFile
+import meshio
+import numpy as np
 
 if TYPE_CHECKING:
     from sim.problem import InjectionProblem
 
+POINT_FIELDS = ("saturation", "pressure", "degree_of_cure")
+CELL_FIELDS = ("darcy_velocity", "cement_viscosity")
+
 
 class FieldWriter:
-    """Writes the mesh, its tags, and the fields at chosen times to ``fields.xdmf`` (+ .h5).
-
-    Open the .xdmf in ParaView (reader: "XDMF Reader" or "Xdmf3ReaderT"); each field is a
-    temporal collection with time in seconds.
-    """
+    """Writes the mesh with its tags once, then the fields at each `write()` (collective)."""
 
     def __init__(self, path: Path, problem: InjectionProblem) -> None:
         self.problem = problem
-        self.file = XDMFFile(problem.comm, str(path), "w")
-        mesh = problem.mesh
-        self.file.write_mesh(mesh)
-        tags = problem.tagged
-        tags.cell_tags.name = "regions"
-        tags.facet_tags.name = "boundaries"
-        self.file.write_meshtags(tags.cell_tags, mesh.geometry)
-        self.file.write_meshtags(tags.facet_tags, mesh.geometry)
+        self.comm = problem.comm
         self.times: list[float] = []
+        imap = problem.V.dofmap.index_map
+        self._global = imap.local_to_global(
+            np.arange(imap.size_local + imap.num_ghosts, dtype=np.int32)
+        )
+        n_cells = problem.n_cells
+        cells = self._global[problem.cell_dofs[:n_cells]]
+        x = problem.x_owned
+        facets, facet_values = self._boundary_triangles()
+        cell_tags = np.zeros(n_cells, dtype=np.int32)
+        owned = problem.tagged.cell_tags.indices < n_cells
+        cell_tags[problem.tagged.cell_tags.indices[owned]] = problem.tagged.cell_tags.values[owned]
+        gathered = self.comm.gather(
+            (self._global[: imap.size_local], x, cells, cell_tags, facets, facet_values), root=0
+        )
+        self._writer = None
+        if self.comm.rank == 0:
+            ids = np.concatenate([g[0] for g in gathered])
+            points = np.empty((imap.size_global, 3))
+            points[ids] = np.concatenate([g[1] for g in gathered])
+            self._cells = np.concatenate([g[2] for g in gathered])
+            self._tri = np.concatenate([g[4] for g in gathered])
+            self._writer = meshio.xdmf.TimeSeriesWriter(str(path))
+            with contextlib.chdir(path.parent):  # meshio opens its .h5 in the working folder
+                self._writer.__enter__()
+            self._writer.write_points_cells(
+                points, [("tetra", self._cells), ("triangle", self._tri)]
+            )
+            self._region = np.concatenate([g[3] for g in gathered])
+            self._boundary = np.concatenate([g[5] for g in gathered])
+            self._n_points = imap.size_global
+
+    def _boundary_triangles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Owned tagged boundary facets as global vertex triples, with their tag values."""
+        tags = self.problem.tagged.facet_tags
+        mesh = self.problem.mesh
+        owned = tags.indices < mesh.topology.index_map(2).size_local
+        facets, values = tags.indices[owned], tags.values[owned]
+        f2v = mesh.topology.connectivity(2, 0)
+        if f2v is None:
+            mesh.topology.create_connectivity(2, 0)
+            f2v = mesh.topology.connectivity(2, 0)
+        v2d = _vertex_to_dof(self.problem)
+        tri = np.array([v2d[f2v.links(f)] for f in facets], dtype=np.int64).reshape(-1, 3)
+        return self._global[tri] if len(tri) else np.zeros((0, 3), np.int64), values
 
     def write(self) -> None:
+        """Append the current state at time t (s)."""
         pb = self.problem
-        for u in (pb.S, pb.p, pb.velocity, pb.viscosity):
-            self.file.write_function(u, pb.t)
+        n_owned, n_cells = pb.n_owned, pb.n_cells
+        point_values = {
+            "saturation": pb.S.x.array[:n_owned],
+            "pressure": pb.p.x.array[:n_owned],
+            "degree_of_cure": pb.conversion.x.array[:n_owned],
+        }
+        cell_values = {
+            "darcy_velocity": pb.velocity.x.array[: 3 * n_cells].reshape(-1, 3),
+            "cement_viscosity": pb.viscosity.x.array[:n_cells],
+        }
+        gathered = self.comm.gather((self._global[:n_owned], point_values, cell_values), root=0)
         self.times.append(pb.t)
+        if self.comm.rank != 0:
+            return
+        ids = np.concatenate([g[0] for g in gathered])
+        point_data = {}
+        for name in POINT_FIELDS:
+            values = np.empty(self._n_points)
+            values[ids] = np.concatenate([g[1][name] for g in gathered])
+            point_data[name] = values
+        n_tri = len(self._tri)
+        cell_data = {
+            name: [
+                np.concatenate([g[2][name] for g in gathered]),
+                np.zeros((n_tri, 3) if name == "darcy_velocity" else n_tri),
+            ]
+            for name in CELL_FIELDS
+        }
+        cell_data["region"] = [self._region, np.zeros(n_tri, dtype=np.int32)]
+        cell_data["boundary"] = [np.zeros(len(self._region), dtype=np.int32), self._boundary]
+        self._writer.write_data(pb.t, point_data=point_data, cell_data=cell_data)
 
     def close(self) -> None:
-        self.file.close()
+        if self._writer is not None:
+            self._writer.__exit__(None, None, None)
+            self._writer = None
+
+
+def _vertex_to_dof(problem: InjectionProblem) -> np.ndarray:
+    """Map local mesh vertices to local P1 dofs."""
+    mesh = problem.mesh
+    n_vertices = mesh.topology.index_map(0).size_local + mesh.topology.index_map(0).num_ghosts
+    c2v = mesh.topology.connectivity(3, 0)
+    out = np.empty(n_vertices, dtype=np.int64)
+    n_all = len(problem.cell_dofs)
+    out[c2v.array.reshape(n_all, 4)] = problem.cell_dofs
+    return out
+
+
+__all__ = ["FieldWriter"]

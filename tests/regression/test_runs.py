@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import h5py
+import meshio
 import numpy as np
 import pytest
 from mpi4py import MPI
@@ -70,11 +71,23 @@ def test_default_scenario_writes_a_complete_run_directory(scenarios, shared_tmp_
         np.testing.assert_array_equal(h5["timeseries/injected_volume_m3"][:], injected)
         assert "timeseries/fill_fraction.anterior" in h5
         assert "timeseries/leaked_volume_m3.basivertebral" in h5
-    with h5py.File(out / "fields.h5") as h5:
-        snapshots = list(h5["Function/saturation"])
-        assert len(snapshots) == scenario.output.field_snapshots + 2
-        for name in ("pressure", "darcy_velocity", "cement_viscosity"):
-            assert len(h5[f"Function/{name}"]) == len(snapshots)
+    with meshio.xdmf.TimeSeriesReader(str(out / "fields.xdmf")) as reader:
+        _, cells = reader.read_points_cells()
+        assert {c.type for c in cells} == {"tetra", "triangle"}
+        assert len(cells[0].data) == summary["n_cells"]
+        assert reader.num_steps == scenario.output.field_snapshots + 2
+        times = []
+        for k in range(reader.num_steps):
+            t, point_data, cell_data = reader.read_data(k)
+            times.append(t)
+            assert {"saturation", "pressure", "degree_of_cure"} <= set(point_data)
+            assert {"darcy_velocity", "cement_viscosity", "region", "boundary"} <= set(cell_data)
+            assert 0.0 <= point_data["saturation"].min() <= point_data["saturation"].max() <= 1.0
+        assert times[0] == 0.0 and times[-1] == pytest.approx(summary["end_time_s"])
+        assert np.all(np.diff(times) > 0)
+        # the final saturation field holds the cement in bone
+        cement = point_data["saturation"] > 0.5
+        assert cement.any() and not cement.all()
     for column in (
         "syringe_pressure_pa.needle",
         "tip_pressure_pa.needle",
