@@ -159,9 +159,11 @@ class InjectionProblem:
         self.bulk_volume = self._assemble_owned(v * ufl.dx)
         self.total_pore_volume = _owned_sum(self.comm, self.pore_volume)
         self.target_pore_volume: dict[str, np.ndarray] = {}
+        self.target_bulk_volume: dict[str, np.ndarray] = {}
         for name, target in self.scenario.targets.items():
             tags = tuple(self.tagged.regions[r] for r in target.regions)
             self.target_pore_volume[name] = self._assemble_owned(self.porosity * v * self.dx(tags))
+            self.target_bulk_volume[name] = self._assemble_owned(v * self.dx(tags))
 
     def _needles(self) -> None:
         """Needle inlets: the cavity surface named after the needle where the mesh has one,
@@ -618,6 +620,16 @@ class InjectionProblem:
         lo = self.comm.allreduce(float(mu.min(initial=np.inf)), op=MPI.MIN)
         hi = self.comm.allreduce(float(mu.max(initial=-np.inf)), op=MPI.MAX)
         return (lo, hi) if np.isfinite(lo) else (np.nan, np.nan)
+
+    def outer_boundary_vertices(self) -> np.ndarray:
+        """Owned vertices on the outer surface of the bone (needle cavities excluded)."""
+        topology = self.mesh.topology
+        facets = dolfinx.mesh.exterior_facet_indices(topology)
+        cavities = [self.tagged.facets(n.name) for n in self.needles if n.kind == "cavity"]
+        if cavities:
+            facets = np.setdiff1d(facets, np.concatenate(cavities))
+        dofs = fem.locate_dofs_topological(self.V, 2, facets)
+        return dofs[dofs < self.n_owned]
 
     def cloud(self, threshold: float = 0.5) -> tuple[float, float]:
         """Bone volume where S >= threshold (m³) and its largest distance from a needle tip (m)."""

@@ -12,6 +12,7 @@ from mpi4py import MPI
 from sim.geometry import build_mesh
 from sim.mpi_logging import log_to_file
 from sim.outputs.fields import FieldWriter
+from sim.outputs.imaging import FluoroscopyRecorder
 from sim.outputs.plots import ML, plot_midplanes, plot_series
 from sim.outputs.quantities import standard_quantities
 from sim.outputs.rundir import prepare_run_directory, versions, write_provenance
@@ -66,7 +67,9 @@ def run_scenario(
 def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[str, Any]:
     scenario, comm = problem.scenario, problem.comm
     series = TimeSeries(standard_quantities(problem), run_dir / "timeseries.csv", comm.rank)
-    fields = FieldWriter(run_dir / "fields.xdmf", problem) if scenario.output.fields else None
+    out = scenario.output
+    fields = FieldWriter(run_dir / "fields.xdmf", problem) if out.fields else None
+    fluoro = FluoroscopyRecorder(problem, out.fluoroscopy_pixel) if out.fluoroscopy else None
     pending = snapshot_volumes(problem.total_volume(), scenario.output.field_snapshots)
     reported = [0.0]
 
@@ -76,8 +79,8 @@ def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[s
         due = bool(pending) and pb.injected() >= pending[0] * (1 - 1e-12)
         while pending and pb.injected() >= pending[0] * (1 - 1e-12):
             pending.pop(0)
-        if fields is not None and (pb.step_count == 0 or due):
-            fields.write()
+        if pb.step_count == 0 or due:
+            snapshot()
         if pb.injected() >= reported[0] + 0.1 * pb.total_volume():
             reported[0] = pb.injected()
             log.info(
@@ -85,10 +88,18 @@ def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[s
             )
         pb.timings.output += time.perf_counter() - t0
 
+    def snapshot() -> None:
+        if fields is not None:
+            fields.write()
+        if fluoro is not None:
+            fluoro.record()
+        written.append(problem.t)
+
+    written: list[float] = []
     try:
         stop_reason = problem.run(on_step)
-        if fields is not None and (not fields.times or fields.times[-1] < problem.t):
-            fields.write()  # the final state
+        if not written or written[-1] < problem.t:
+            snapshot()  # the final state
     finally:
         series.close()
         if fields is not None:
@@ -100,7 +111,13 @@ def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[s
     if scenario.output.plots:
         if comm.rank == 0:
             plot_series(series, run_dir)
+        t1 = time.perf_counter()
         plot_midplanes(problem, run_dir / "saturation_midplanes.png")
+        log.info("plots: %.2f s, slices %.2f s", t1 - t0, time.perf_counter() - t1)
+    if fluoro is not None:
+        t1 = time.perf_counter()
+        fluoro.write(run_dir)
+        log.info("fluoroscopy images: %.2f s", time.perf_counter() - t1)
     problem.timings.output += time.perf_counter() - t0
     summary = build_summary(problem, series, time.perf_counter() - start, stop_reason)
     problem.destroy()

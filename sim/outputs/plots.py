@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from mpi4py import MPI
 
-from sim.outputs.probe import Probe
+from sim.outputs.imaging import VIEWS, detector_for, section
 from sim.outputs.timeseries import TimeSeries
 
 if TYPE_CHECKING:
@@ -113,38 +113,36 @@ def plot_series(series: TimeSeries, folder: Path) -> None:
     )
 
 
-def plot_midplanes(problem: InjectionProblem, path: Path, resolution: int = 120) -> None:
-    """Cement saturation on the three coordinate planes through the first needle tip.
-
-    Collective: every rank must call it; rank 0 writes the figure.
-    """
+def plot_midplanes(problem: InjectionProblem, path: Path, resolution: int = 160) -> None:
+    """CT-like sections of the cement saturation through the first needle tip: coronal
+    (y-z, at the tip's x), sagittal (x-z) and axial (y-x). Collective; rank 0 writes."""
     comm = problem.comm
     x = problem.mesh.geometry.x
     lo, hi = np.empty(3), np.empty(3)
     comm.Allreduce(x.min(axis=0), lo, op=MPI.MIN)
     comm.Allreduce(x.max(axis=0), hi, op=MPI.MAX)
     tip = problem.needles[0].tip
-    planes = (("x", 1, 2), ("y", 0, 2), ("z", 0, 1))
+    n = problem.n_cells
+    dofs = problem.cell_dofs[:n]
+    cells_x = problem.V.tabulate_dof_coordinates()[dofs]
+    values = problem.S.x.array[dofs]
+    pixel = float((hi - lo).max()) / resolution
     images = []
-    for normal, i, j in planes:
-        u = np.linspace(lo[i], hi[i], resolution)
-        v = np.linspace(lo[j], hi[j], resolution)
-        uu, vv = np.meshgrid(u, v)
-        pts = np.tile(tip, (uu.size, 1)).astype(float)
-        pts[:, i], pts[:, j] = uu.ravel(), vv.ravel()
-        values = Probe(problem.mesh, pts)(problem.S).reshape(uu.shape)
-        images.append((normal, i, j, (u[0], u[-1], v[0], v[-1]), values))
+    for view, title in (("ap", "coronal"), ("lateral", "sagittal"), ("axial", "axial")):
+        beam, ia, ib = VIEWS[view]
+        detector = detector_for(view, lo, hi, pixel, margin=0.0)
+        image = section(cells_x, values, detector, float(tip[beam]), comm)
+        images.append((title, beam, ia, ib, detector, image))
     if comm.rank != 0:
         return
     names = "xyz"
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), layout="constrained")
-    for ax, (normal, i, j, extent, values) in zip(axes, images, strict=True):
-        mm = tuple(e * 1e3 for e in extent)
-        im = ax.imshow(values, origin="lower", extent=mm, vmin=0, vmax=1, cmap="viridis")
-        ax.set_title(f"{normal} = {tip[names.index(normal)] * 1e3:.1f} mm")
-        ax.set_xlabel(f"{names[i]} (mm)")
-        ax.set_ylabel(f"{names[j]} (mm)")
-        ax.set_aspect("equal")
+    for ax, (title, beam, ia, ib, d, image) in zip(axes, images, strict=True):
+        extent = (*(1e3 * r for r in d.a_range), *(1e3 * r for r in d.b_range))
+        im = ax.imshow(image, origin="lower", extent=extent, vmin=0, vmax=1, cmap="viridis")
+        ax.set_title(f"{title}, {names[beam]} = {tip[beam] * 1e3:.1f} mm")
+        ax.set_xlabel(f"{names[ia]} (mm)")
+        ax.set_ylabel(f"{names[ib]} (mm)")
     fig.colorbar(im, ax=axes, label="cement saturation S", shrink=0.85)
     fig.suptitle(f"t = {problem.t:.1f} s, injected {problem.injected() / ML:.2f} mL")
     fig.savefig(path, dpi=120)

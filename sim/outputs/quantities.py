@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from sim.outputs.metrics import FrontDistances, coverage
+
 if TYPE_CHECKING:
     from sim.problem import InjectionProblem
 
@@ -228,9 +230,37 @@ class PressureIterations:
         return problem.pressure.iterations
 
 
+@dataclass(frozen=True)
+class FrontDistance:
+    """Distance (m) from the cement cloud to a leak route or to the cortex (inf: no cloud)."""
+
+    name: str
+    distances: FrontDistances
+
+    @property
+    def column(self) -> str:
+        return f"front_distance_m.{self.name}"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return self.distances()[self.name]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    target: str
+
+    @property
+    def column(self) -> str:
+        return f"coverage.{self.target}"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return coverage(problem, self.target)
+
+
 def standard_quantities(problem: InjectionProblem) -> list[Quantity]:
     """The columns of every run's time series."""
     needles = [n.name for n in problem.needles]
+    distances = FrontDistances(problem)
     routes = [r.name for r in problem.routes]
     targets = list(problem.scenario.targets)
     return [
@@ -245,8 +275,10 @@ def standard_quantities(problem: InjectionProblem) -> list[Quantity]:
         *(LeakedVolume(r) for r in routes),
         *(MarrowOutflow(r) for r in routes),
         *(FillFraction(t) for t in targets),
+        *(Coverage(t) for t in targets),
         CloudVolume(),
         CloudDistance(),
+        *(FrontDistance(name, distances) for name in [*routes, "cortex"]),
         MassBalanceError(),
         SaturationMin(),
         SaturationMax(),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim.outputs.metrics import cloud_shape, coverage
 from sim.outputs.timeseries import TimeSeries
 
 if TYPE_CHECKING:
@@ -54,6 +55,12 @@ def build_summary(
         },
         "marrow_outflow_m3": {r.name: r.marrow_out for r in problem.routes},
         "fill_fraction": {t: problem.fill_fraction(t) for t in problem.scenario.targets},
+        "coverage": {t: coverage(problem, t) for t in problem.scenario.targets},
+        "cloud": cloud_shape(problem),
+        "front_distance_min_m": {
+            name: _extreme(np.min, values)
+            for name, values in series.columns_starting("front_distance_m").items()
+        },
         "cloud_volume_m3": cloud_volume,
         "cloud_max_distance_from_tip_m": cloud_distance,
         "tip_pressure_max_pa": max(float(v.max()) for v in tip.values()),

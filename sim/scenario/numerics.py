@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from sim.scenario.base import Section
-from sim.units import Time, Volume
+from sim.units import Length, Time, Volume
 
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
@@ -46,10 +46,14 @@ class Output(Section):
     field_snapshots: number of field outputs (saturation, pressure, velocity, viscosity) spread
     evenly over the injection, plus the initial and final states; fields, plots: write them
     or not (the time series and summary are always written); leak_threshold: cement volume
-    through a route that counts as a leak (m³) for the first-leak time, 1 µL by default.
+    through a route that counts as a leak (m³) for the first-leak time, 1 µL by default;
+    fluoroscopy: virtual AP and lateral projections at the field times (pixel size
+    fluoroscopy_pixel, by default 1/200 of the bone's largest extent).
     """
 
     field_snapshots: Annotated[int, Field(ge=0, le=1000)] = 8
+    fluoroscopy: bool = True
+    fluoroscopy_pixel: Annotated[Length, Field(gt=0)] | None = None
     leak_threshold: Annotated[Volume, Field(gt=0)] = 1e-9
     fields: bool = True
     plots: bool = True
