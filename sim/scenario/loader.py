@@ -89,7 +89,7 @@ def _list_index(node: list[Any], key: str, where: str) -> int:
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Make file paths in the scenario relative to the scenario file's folder."""
-    spots = [("geometry", "path"), ("cement", "curing", "file")]
+    spots = [("geometry", "path"), ("cement", "curing", "file"), ("bone", "ct", "file")]
     for spot in spots:
         node: Any = data
         for key in spot[:-1]:

@@ -4,17 +4,40 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BeforeValidator, Field, field_validator
 
 from sim.scenario.base import Section
+from sim.scenario.bone_ct import CTSection
 from sim.units import PERMEABILITY, Viscosity, to_si
 
 Porosity = Annotated[float, Field(gt=0, lt=1)]
 Saturation = Annotated[float, Field(ge=0, le=1)]
 
 
-def _permeability(value: object) -> float | tuple[float, float, float]:
-    """A scalar permeability or three principal values along x, y, z (m²)."""
+class AnisotropicPermeability(Section):
+    """Transversely isotropic permeability: `along_axis` (m²) along the principal `axis`
+    (cranio-caudal by default), ratio x along_axis across it (Baroud 2004: AP/SI about 0.78).
+    """
+
+    along_axis: Annotated[float, BeforeValidator(lambda v: to_si(v, PERMEABILITY)), Field(gt=0)]
+    ratio: Annotated[float, Field(gt=0, le=10)] = 0.78
+    axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
+
+    @field_validator("axis")
+    @classmethod
+    def _unit(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        norm = float(np.linalg.norm(v))
+        if not norm > 0:
+            raise ValueError(f"the axis must be a nonzero vector, got {list(v)}")
+        return tuple(float(c) / norm for c in v)  # type: ignore[return-value]
+
+
+def _permeability(value: object) -> object:
+    """A scalar permeability, three principal values along x, y, z (m²), or an anisotropic
+    specification {along_axis, ratio, axis}."""
+    if isinstance(value, dict):
+        return AnisotropicPermeability.model_validate(value)
     if isinstance(value, list | tuple):
         if len(value) != 3:
             raise ValueError(
@@ -25,10 +48,14 @@ def _permeability(value: object) -> float | tuple[float, float, float]:
     return to_si(value, PERMEABILITY)
 
 
-PermeabilitySpec = Annotated[float | tuple[float, float, float], BeforeValidator(_permeability)]
+PermeabilitySpec = Annotated[
+    float | tuple[float, float, float] | AnisotropicPermeability, BeforeValidator(_permeability)
+]
 
 
-def _check_positive_permeability(k: float | tuple[float, ...]) -> float | tuple[float, ...]:
+def _check_positive_permeability(k: object) -> object:
+    if isinstance(k, AnisotropicPermeability):
+        return k
     if isinstance(k, tuple):
         bad = [f"k{axis} = {v:g} m^2" for axis, v in zip("xyz", k, strict=True) if v <= 0]
         if bad:
@@ -72,9 +99,11 @@ class RegionProperties(Section):
 class Bone(Section):
     """Trabecular bone as a rigid porous medium.
 
-    porosity: pore volume fraction (-); permeability: intrinsic permeability (m²), a scalar or
-    the principal values along x, y, z; regions: overrides per tagged region;
-    initial_saturation: cement saturation at t = 0 (0: marrow-filled pores).
+    porosity: pore volume fraction (-); permeability: intrinsic permeability (m²), a scalar,
+    the principal values along x, y, z, or {along_axis, ratio, axis}; ct: properties mapped
+    from a CT volume (where it applies; porosity and permeability elsewhere or as fallback);
+    regions: overrides per tagged region, applied last; initial_saturation: cement saturation
+    at t = 0 (0: marrow-filled pores).
     Vertebral cancellous permeability 4.45 ± 1.72e-8 m² cranio-caudal (Baroud 2004);
     osteoporotic porosity 0.85-0.95.
     """
@@ -84,6 +113,7 @@ class Bone(Section):
     relative_permeability: RelativePermeability = LinearRelativePermeability(model="linear")
     regions: dict[str, RegionProperties] = {}
     initial_saturation: Saturation = 0.0
+    ct: CTSection | None = None
 
     @field_validator("permeability")
     @classmethod

@@ -1,0 +1,190 @@
+"""Synthetic CT volumes of a known porosity field, and writers, for tests and examples.
+
+`synthetic_ct` inverts a `CTMapping` (phi -> BV/TV -> BMD -> HU) at every voxel centre, so
+mapping the volume back gives the porosity field exactly (to round-off) at the voxel centres.
+Porosity fields are callables f(x, y, z) -> phi on arrays of world coordinates (m); helpers
+build the common ones and can be nested (a lesion inside a gradient inside a shell).
+
+Writers: `write_ct_h5` (everything `read_ct` needs), `write_ct_npy` (values only: pass
+voxel_size and origin to `read_ct`), `write_ct_nifti` (needs nibabel). Call them on one MPI
+rank and barrier before other ranks read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from sim.ct.density import CTMapping
+from sim.ct.volume import CTVolume, _import_nibabel, _vector3
+
+PorosityField = Callable[[np.ndarray, np.ndarray, np.ndarray], npt.ArrayLike]
+FieldOrValue = PorosityField | float
+
+
+def _evaluate(f: FieldOrValue, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    value = f(x, y, z) if callable(f) else f
+    return np.broadcast_to(np.asarray(value, dtype=float), np.shape(x))
+
+
+def synthetic_ct(
+    shape: Sequence[int],
+    voxel_size: npt.ArrayLike,
+    origin: npt.ArrayLike,
+    porosity_field: FieldOrValue,
+    mapping: CTMapping | None = None,
+    direction: npt.ArrayLike | None = None,
+) -> CTVolume:
+    """A CT volume (HU) whose voxel centres map back to porosity_field(x, y, z) under `mapping`.
+
+    shape (nx, ny, nz); voxel_size (m, scalar or 3); origin (m) = centre of voxel (0, 0, 0);
+    porosity_field: callable on arrays of world coordinates, or a constant; mapping: default
+    CTMapping(); direction: optional 3x3 (columns = world directions of i, j, k). The field
+    must lie within [mapping.porosity_min, mapping.porosity_max] at every voxel centre
+    (ValueError otherwise: clipped values would not map back).
+    """
+    mapping = CTMapping() if mapping is None else mapping
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"shape must be three positive integers, got {shape}")
+    volume = CTVolume(np.zeros(shape), voxel_size, origin, direction)
+    x, y, z = volume.voxel_centres()
+    phi = _evaluate(porosity_field, x, y, z)
+    volume.values = np.ascontiguousarray(mapping.hu_from_porosity(phi), dtype=np.float64)
+    return volume
+
+
+# ---------------------------------------------------------------- porosity fields
+
+
+def uniform_porosity(phi: float) -> PorosityField:
+    """phi everywhere."""
+    return lambda x, y, z: np.full(np.shape(x), float(phi))
+
+
+def linear_porosity_gradient(
+    phi_start: float,
+    phi_end: float,
+    axis: int | Sequence[float] = 2,
+    start: float = 0.0,
+    end: float = 1.0,
+) -> PorosityField:
+    """phi varying linearly from phi_start at s = start to phi_end at s = end (m).
+
+    s = the coordinate along `axis` (0, 1, 2 for x, y, z, or a direction vector, normalised:
+    s = x . a). Not clamped outside [start, end]: it extrapolates linearly.
+    """
+    if end == start:
+        raise ValueError("linear_porosity_gradient needs end != start")
+    if isinstance(axis, int | np.integer):
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be 0, 1, 2 or a 3-vector, got {axis}")
+        a = np.eye(3)[axis]
+    else:
+        a = _vector3(axis, "axis")
+        norm = np.linalg.norm(a)
+        if norm == 0.0:
+            raise ValueError("axis vector must be nonzero")
+        a = a / norm
+    slope = (phi_end - phi_start) / (end - start)
+
+    def field(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        s = a[0] * np.asarray(x) + a[1] * np.asarray(y) + a[2] * np.asarray(z)
+        return phi_start + slope * (s - start)
+
+    return field
+
+
+def spherical_lesion(
+    background: FieldOrValue, lesion: float, centre: npt.ArrayLike, radius: float
+) -> PorosityField:
+    """Porosity `lesion` inside the ball |x - centre| <= radius (m), `background` elsewhere.
+
+    A lytic lesion or fracture cleft: higher porosity (e.g. 0.97) in an osteoporotic
+    background (e.g. 0.88). background may itself be a field.
+    """
+    c = _vector3(centre, "centre")
+    if radius <= 0.0:
+        raise ValueError(f"lesion radius must be > 0 m, got {radius}")
+
+    def field(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        r2 = (np.asarray(x) - c[0]) ** 2 + (np.asarray(y) - c[1]) ** 2 + (np.asarray(z) - c[2]) ** 2
+        return np.where(r2 <= radius**2, float(lesion), _evaluate(background, x, y, z))
+
+    return field
+
+
+def cortical_shell(
+    interior: FieldOrValue,
+    shell: float,
+    lower: npt.ArrayLike,
+    upper: npt.ArrayLike,
+    thickness: float,
+) -> PorosityField:
+    """Porosity `shell` within `thickness` (m) of the faces of the box [lower, upper] and
+    outside it; `interior` (value or field) deeper inside. A dense cortex (e.g. 0.10)
+    around cancellous bone."""
+    lo, hi = _vector3(lower, "lower"), _vector3(upper, "upper")
+    if np.any(hi <= lo):
+        raise ValueError(f"box needs upper > lower, got {lo.tolist()} and {hi.tolist()}")
+    if thickness <= 0.0:
+        raise ValueError(f"shell thickness must be > 0 m, got {thickness}")
+
+    def field(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        xyz = (np.asarray(x), np.asarray(y), np.asarray(z))
+        depth = np.min([np.minimum(c - lo[i], hi[i] - c) for i, c in enumerate(xyz)], axis=0)
+        return np.where(depth >= thickness, _evaluate(interior, x, y, z), float(shell))
+
+    return field
+
+
+# ---------------------------------------------------------------- writers
+
+
+def write_ct_h5(path: str | Path, volume: CTVolume) -> Path:
+    """Write dataset `hu` and root attributes `voxel_size`, `origin` (m), `direction` (if set).
+
+    Read back with read_ct(path) (length_unit_factor 1: lengths are stored in metres).
+    """
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("hu", data=volume.values)
+        f.attrs["voxel_size"] = volume.voxel_size
+        f.attrs["origin"] = volume.origin
+        if volume.direction is not None:
+            f.attrs["direction"] = volume.direction
+        f.attrs["value_unit"] = "HU"
+        f.attrs["length_unit"] = "m"
+    return path
+
+
+def write_ct_npy(path: str | Path, volume: CTVolume) -> Path:
+    """Write the values only (a .npy has no room for geometry): read back with
+    read_ct(path, voxel_size=volume.voxel_size, origin=volume.origin)."""
+    path = Path(path)
+    np.save(path, volume.values, allow_pickle=False)
+    return path
+
+
+def write_ct_nifti(path: str | Path, volume: CTVolume, length_unit: float = 1e-3) -> Path:
+    """Write a NIfTI-1 image (.nii or .nii.gz), lengths in units of `length_unit` metres.
+
+    Default mm, the NIfTI convention: read back with
+    read_ct(path, length_unit_factor=length_unit). Needs nibabel.
+    """
+    nibabel = _import_nibabel()
+    path = Path(path)
+    affine = volume.affine
+    affine[:3, :] /= length_unit
+    image = nibabel.Nifti1Image(np.asarray(volume.values), affine)
+    units = {1.0: "meter", 1e-3: "mm", 1e-6: "micron"}
+    image.header.set_xyzt_units(xyz=units.get(length_unit, "unknown"))
+    image.set_sform(affine, code=1)
+    image.set_qform(affine, code=1)
+    nibabel.save(image, str(path))
+    return path
