@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="only warnings and errors")
     run.add_argument("--log-all-ranks", action="store_true", help="log from every MPI rank")
+    report = sub.add_parser(
+        "report",
+        help="write report.html of a finished run",
+        description="write report.html of a finished run",
+    )
+    report.add_argument("run_dir", type=Path, help="a results directory with summary.json")
     mesh = scenario_command("mesh", "build the scenario's mesh and write it (no simulation)")
     mesh.add_argument("--out", type=Path, help="output folder (default: results/NAME-HASH)")
     mesh.add_argument("--results-root", type=Path, default=Path("results"))
@@ -72,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return EXIT_INVALID
+    if args.command == "report":
+        return _report(args.run_dir)
     try:
         scenario = load_scenario(args.scenario, args.overrides)
     except ScenarioError as exc:
@@ -148,6 +156,16 @@ def _mesh(scenario: Any, out: Path, comm: Any) -> int:
             f"  regions: {', '.join(sorted(tagged.regions))}\n"
             f"  written: {out / 'mesh.xdmf'} (ParaView), {out / 'mesh.msh'} (gmsh)"
         )
+    return 0
+
+
+def _report(run_dir: Path) -> int:
+    from sim.outputs.report import write_report
+
+    if not (run_dir / "summary.json").is_file():
+        _error(f"{run_dir}: no summary.json, so not a finished run (it failed or is running)")
+        return EXIT_INVALID
+    _say(f"report: {write_report(run_dir).resolve()}")
     return 0
 
 

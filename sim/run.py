@@ -15,6 +15,7 @@ from sim.outputs.fields import FieldWriter
 from sim.outputs.imaging import FluoroscopyRecorder
 from sim.outputs.plots import ML, plot_midplanes, plot_series
 from sim.outputs.quantities import standard_quantities
+from sim.outputs.report import write_report
 from sim.outputs.rundir import prepare_run_directory, versions, write_provenance
 from sim.outputs.summary import build_summary, write_json_atomic
 from sim.outputs.timeseries import TimeSeries
@@ -123,5 +124,7 @@ def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[s
     problem.destroy()
     if comm.rank == 0:
         write_json_atomic(run_dir / "summary.json", summary)
+        if scenario.output.report:
+            write_report(run_dir)
     comm.barrier()
     return summary

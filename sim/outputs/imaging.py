@@ -198,7 +198,7 @@ def section(
 def radiograph(
     cement_path: np.ndarray,
     bone_path: np.ndarray,
-    cement_attenuation: float = 600.0,
+    cement_attenuation: float = 250.0,
     bone_attenuation: float = 60.0,
 ) -> np.ndarray:
     """Detector intensity exp(-mu_c c - mu_b b) (1: no attenuation) for paths in m and

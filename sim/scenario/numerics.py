@@ -48,11 +48,12 @@ class Output(Section):
     or not (the time series and summary are always written); leak_threshold: cement volume
     through a route that counts as a leak (m³) for the first-leak time, 1 µL by default;
     fluoroscopy: virtual AP and lateral projections at the field times (pixel size
-    fluoroscopy_pixel, by default 1/200 of the bone's largest extent).
+    fluoroscopy_pixel, by default 1/120 of the bone's largest extent); report: report.html.
     """
 
     field_snapshots: Annotated[int, Field(ge=0, le=1000)] = 8
     fluoroscopy: bool = True
+    report: bool = True
     fluoroscopy_pixel: Annotated[Length, Field(gt=0)] | None = None
     leak_threshold: Annotated[Volume, Field(gt=0)] = 1e-9
     fields: bool = True
