@@ -109,7 +109,7 @@ def _with_mpi(args: argparse.Namespace, scenario: Any) -> int:
             return _mesh(scenario, out, comm)
         from sim.run import run_scenario
 
-        summary = run_scenario(scenario, out, comm, source=args.scenario)
+        summary = run_scenario(scenario, out, comm, source=args.scenario, progress=not args.quiet)
     except MeshError as exc:
         _error(f"{args.scenario}: {exc}")
         return EXIT_INVALID

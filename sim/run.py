@@ -13,6 +13,7 @@ from sim.geometry import build_mesh
 from sim.mpi_logging import log_to_file
 from sim.outputs.fields import FieldWriter
 from sim.outputs.imaging import FluoroscopyRecorder
+from sim.outputs.paraview import write_paraview_script
 from sim.outputs.plots import ML, plot_midplanes, plot_series
 from sim.outputs.quantities import standard_quantities
 from sim.outputs.report import write_report
@@ -20,6 +21,7 @@ from sim.outputs.rundir import prepare_run_directory, versions, write_provenance
 from sim.outputs.summary import build_summary, write_json_atomic
 from sim.outputs.timeseries import TimeSeries
 from sim.problem import InjectionProblem
+from sim.progress import ProgressBar
 from sim.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -35,10 +37,12 @@ def run_scenario(
     run_dir: Path,
     comm: MPI.Comm = MPI.COMM_WORLD,
     source: Path | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Run a scenario into `run_dir` and return its summary (on every rank).
 
     summary.json is written last and atomically: a failed or interrupted run has none.
+    progress: show a progress bar (rank 0, terminals only).
     """
     start = time.perf_counter()
     if comm.rank == 0:
@@ -57,7 +61,8 @@ def run_scenario(
             tagged.num_cells_global(),
             problem.V.dofmap.index_map.size_global,
         )
-        summary = _time_loop(problem, run_dir, start)
+        with ProgressBar(problem.total_volume(), progress) as bar:
+            summary = _time_loop(problem, run_dir, start, bar)
     finally:
         if handler is not None:
             logging.getLogger("sim").removeHandler(handler)
@@ -65,7 +70,9 @@ def run_scenario(
     return summary
 
 
-def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[str, Any]:
+def _time_loop(
+    problem: InjectionProblem, run_dir: Path, start: float, bar: ProgressBar
+) -> dict[str, Any]:
     scenario, comm = problem.scenario, problem.comm
     series = TimeSeries(standard_quantities(problem), run_dir / "timeseries.csv", comm.rank)
     out = scenario.output
@@ -82,6 +89,7 @@ def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[s
             pending.pop(0)
         if pb.step_count == 0 or due:
             snapshot()
+        bar.update(pb)
         if pb.injected() >= reported[0] + 0.1 * pb.total_volume():
             reported[0] = pb.injected()
             log.info(
@@ -115,12 +123,15 @@ def _time_loop(problem: InjectionProblem, run_dir: Path, start: float) -> dict[s
         t1 = time.perf_counter()
         plot_midplanes(problem, run_dir / "saturation_midplanes.png")
         log.info("plots: %.2f s, slices %.2f s", t1 - t0, time.perf_counter() - t1)
+    if fields is not None and comm.rank == 0:
+        write_paraview_script(run_dir)
     if fluoro is not None:
         t1 = time.perf_counter()
         fluoro.write(run_dir)
         log.info("fluoroscopy images: %.2f s", time.perf_counter() - t1)
     problem.timings.output += time.perf_counter() - t0
     summary = build_summary(problem, series, time.perf_counter() - start, stop_reason)
+    log.info("timings (s): %s; wall %.2f s", summary["timings_s"], summary["wall_time_s"])
     problem.destroy()
     if comm.rank == 0:
         write_json_atomic(run_dir / "summary.json", summary)
