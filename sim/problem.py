@@ -332,6 +332,7 @@ class InjectionProblem:
         self.last_newton_iterations = 0
         self.picard_iterations = 0
         self.picard_failures = 0
+        self._first_leak: dict[str, float | None] = {r.name: None for r in self.routes}
         self.rates = [0.0 for _ in self.needles]
         self.syringe_pressures = [0.0 for _ in self.needles]
         if isinstance(self.cement.curing, CureKinetics):
@@ -524,6 +525,10 @@ class InjectionProblem:
             needle.protocol.account(self.t + dt, rate, dt)
         self.t += dt
         self.step_count += 1
+        threshold = self.scenario.output.leak_threshold
+        for route in self.routes:
+            if self._first_leak.get(route.name) is None and route.leaked >= threshold:
+                self._first_leak[route.name] = self.t
         self.injector.release(self.t)
         self._set_viscosity(self._cell_viscosity())
         self._update_flow()
@@ -568,6 +573,11 @@ class InjectionProblem:
         """Apparent viscosity (Pa·s) of the cement still in the syringe at `shear_rate` (1/s)."""
         factor = self.cement.syringe_factor(self.age)
         return float(self.cement.viscosity(np.array([shear_rate]), factor, self.age)[0])
+
+    def first_leak_times(self) -> dict[str, float | None]:
+        """Time (s) at which each route's leaked volume first reached the leak threshold
+        (None if it has not); tracked step by step."""
+        return dict(self._first_leak)
 
     def cement_in_bone(self) -> float:
         """Cement volume in the pores of the bone, leak regions excluded (m³)."""

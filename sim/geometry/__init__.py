@@ -66,11 +66,16 @@ def build_mesh(scenario: Scenario, comm: MPI.Comm, msh_path: Path | None = None)
             vein_radius=geo.vein_radius,
             vein_x=geo.vein_x,
             target_fraction=geo.target_fraction,
-            needles=[(n.name, np.asarray(n.tip), n.inner_radius) for n in needles],
+            needles=[
+                (n.name, np.asarray(n.tip), n.inner_radius)
+                + ((np.asarray(n.entry),) if n.entry is not None else ())
+                for n in needles
+            ],
             h_tip=geo.mesh.size_tip,
             h_max=geo.mesh.size_max,
             growth=geo.mesh.growth,
             h_outlet=geo.mesh.size_outlet,
+            **geo.features(),
         )
         tagged = mesh_from_gmsh(build, comm, scenario.name, msh_path)
     elif isinstance(geo, MeshFileGeometry):

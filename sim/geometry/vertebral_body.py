@@ -24,21 +24,48 @@ mid-height.
 - Height: ``-height/2 <= z <= height/2``.
 - Split plane between the regions: ``x = a - target_fraction*depth``.
 
-Default dimensions: a mid-lumbar body (L3) about 45 mm wide, 35 mm deep and 28 mm high
-(Panjabi MM et al. 1992, "Human lumbar vertebrae: quantitative three-dimensional anatomy",
-Spine 17:299-306, endplate width and depth and body height; Zhou SH et al. 2000, Eur Spine J
-9:242-248, similar values). The basivertebral foramen is a few mm across and sits at about
-mid-height of the posterior wall; lumbar segmental veins are 1-3 mm in diameter.
+Default dimensions: a mid-lumbar body about 45 mm wide, 35 mm deep and 28 mm high (kept as
+they were for backward compatibility). Per-level presets L1-L5 (:func:`lumbar_level_dimensions`)
+come from ``sim/data/anatomy/lumbar_levels.yaml``: width and posterior height from Panjabi MM
+et al. 1992, "Human lumbar vertebrae: quantitative three-dimensional anatomy", Spine
+17:299-306, Table 2 (read at second hand), depth an estimate; SOURCES.md there says how. The
+basivertebral foramen is a few mm across and sits at about mid-height of the posterior wall;
+lumbar segmental veins are 1-3 mm in diameter.
+
+Optional features (keyword arguments of :func:`add_vertebral_body`, None by default)
+------------------------------------------------------------------------------------
+- ``cortical_shell``: the region ``cortex``, a shell of that thickness inside the lateral and
+  posterior walls, from endplate to endplate (the endplates are their own cortex). Its inner
+  boundary is the ellipse with both semi-axes reduced by the thickness, whose distance to
+  the outer ellipse is the thickness within 0.4 %. The bone under the outlet patches
+  (foramen, veins, posterior defect) is trabecular: the vessels and the breach open through
+  the shell. Meshed with h <= thickness (a "Constant" field in the shell).
+- ``posterior_defect``: the boundary group ``posterior_defect``, a disk on the posterior wall
+  (a breach into the spinal canal), clear of the basivertebral foramen.
+- ``endplate_defect``: the boundary group ``endplate_defect``, a disk on one endplate (a breach
+  into the disc).
+- ``cleft``: the region ``cleft``, a slab (disk of a radius and a thickness) with any normal,
+  clipped to the body, meshed with h <= thickness/2.
+- ``lesion``: the region ``lesion``, an axis-aligned ellipsoid clipped to the body, meshed
+  with a quarter of its smallest semi-axis.
+Each bone cell is in exactly one region: lesion, else cleft, else cortex, else anterior or
+posterior. A needle cavity may lie in a cleft or a lesion, not in the cortex.
+:func:`boundary_names` and :func:`region_names` give the group names for a set of features
+before anything is built.
 
 Physical groups (names; each gmsh entity is in exactly one group of its dimension)
 ------------------------------------------------------------------------------------
-- volumes (dim 3): ``anterior``, ``posterior``;
+- volumes (dim 3): ``anterior``, ``posterior``; with their features ``cortex``, ``cleft``,
+  ``lesion``;
 - surfaces (dim 2): ``endplate_upper``, ``endplate_lower``, ``basivertebral_foramen``,
   ``posterior_wall``, ``segmental_vein_left``, ``segmental_vein_right``, ``lateral_wall``, and
-  one group per needle named after the needle (the surface of its cavity).
+  one group per needle named after the needle (the surface of its cavity); with their
+  features ``posterior_defect``, ``endplate_defect`` (cut out of the posterior wall and the
+  endplate).
 
-The anterior/posterior interface is internal and is in no surface group. The physical tags
-are fixed: see :data:`VOLUME_GROUPS`, :data:`SURFACE_GROUPS` and :data:`FIRST_NEEDLE_TAG`.
+The interfaces between regions are internal and in no surface group. The physical tags are
+fixed: see :data:`VOLUME_GROUPS`, :data:`SURFACE_GROUPS`, :data:`OPTIONAL_VOLUME_GROUPS`,
+:data:`OPTIONAL_SURFACE_GROUPS` and :data:`FIRST_NEEDLE_TAG`.
 
 Meshing
 -------
@@ -54,23 +81,37 @@ with the defaults (h_tip 0.4 mm, h_max 3 mm, growth 0.3, h_outlet 0.5 mm, one 11
 (2, -6, 0) mm): about 30 000 tetrahedra, 6 300 nodes, min SICN 0.34 after the Netgen
 optimiser (0.30 without). Without it, a cavity that crosses the split plane, or lies near an
 endplate, can leave min SICN near 0.01; with it, 25 random one- and two-needle placements
-and 7 shape variants all gave min SICN >= 0.22.
+and 7 shape variants all gave min SICN >= 0.22. With the coarse test sizes (h_tip 0.6 mm,
+h_max 4 mm) and all five features (1.5 mm shell, 1.5 mm cleft, 7x6x5 mm lesion, two
+defects): 85 000 tetrahedra, min SICN 0.27, 6.5 s to build, mesh and optimise. The shell
+dominates the cost: its volume is about perimeter x height x thickness and it is meshed at
+h = thickness, so the cell count there grows like 1/thickness^2.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import gmsh
 import numpy as np
 
 __all__ = [
     "FIRST_NEEDLE_TAG",
+    "LUMBAR_LEVELS_FILE",
+    "OPTIONAL_SURFACE_GROUPS",
+    "OPTIONAL_VOLUME_GROUPS",
     "SURFACE_GROUPS",
     "VOLUME_GROUPS",
     "add_vertebral_body",
+    "boundary_names",
+    "lumbar_level_dimensions",
+    "region_names",
     "vertebral_body_contains",
 ]
 
@@ -86,8 +127,14 @@ SURFACE_GROUPS: dict[str, int] = {
     "segmental_vein_right": 16,
     "lateral_wall": 17,
 }
+#: physical tag of each volume group that exists only with its optional feature
+OPTIONAL_VOLUME_GROUPS: dict[str, int] = {"cortex": 3, "cleft": 4, "lesion": 5}
+#: physical tag of each surface group that exists only with its optional feature
+OPTIONAL_SURFACE_GROUPS: dict[str, int] = {"posterior_defect": 18, "endplate_defect": 19}
 #: physical tag of the first needle's cavity surface; the next needles count up from it
 FIRST_NEEDLE_TAG = 101
+#: per-level body dimensions (m) with their sources, read by :func:`lumbar_level_dimensions`
+LUMBAR_LEVELS_FILE = Path(__file__).resolve().parents[1] / "data" / "anatomy" / "lumbar_levels.yaml"
 
 #: the size is h_outlet up to this many h_outlet beyond the edge of an outlet patch
 _OUTLET_SIZE_REACH = 3.0
@@ -115,11 +162,54 @@ class _Body:
 
 @dataclass(frozen=True)
 class _Needle:
-    """A needle tip: the cavity centre (m) and radius (m)."""
+    """A needle tip: the cavity centre (m) and radius (m); the skin entry point if given."""
 
     name: str
     centre: np.ndarray
     radius: float
+    entry: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Cleft:
+    """A fracture cleft: a flat disk-shaped slab (all lengths in m, normal a unit vector)."""
+
+    centre: np.ndarray
+    normal: np.ndarray
+    thickness: float
+    radius: float
+
+    def x_half_extent(self) -> float:
+        """Half the extent of the slab along x (m)."""
+        nx = abs(float(self.normal[0]))
+        return self.radius * math.sqrt(max(0.0, 1.0 - nx * nx)) + 0.5 * self.thickness * nx
+
+    def size(self) -> float:
+        """Element size inside the slab (m): half its thickness."""
+        return 0.5 * self.thickness
+
+
+@dataclass(frozen=True)
+class _Lesion:
+    """A lytic lesion: an axis-aligned ellipsoid (centre and semi-axes in m)."""
+
+    centre: np.ndarray
+    radii: np.ndarray
+
+    def size(self, h_max: float) -> float:
+        """Element size inside the lesion (m): a quarter of its smallest semi-axis."""
+        return min(h_max, 0.25 * float(self.radii.min()))
+
+
+@dataclass(frozen=True)
+class _Features:
+    """The optional features of one body, validated (lengths in m)."""
+
+    cortex: float | None = None
+    posterior_defect: tuple[float, float, float] | None = None
+    endplate_defect: tuple[str, float, float, float] | None = None
+    cleft: _Cleft | None = None
+    lesion: _Lesion | None = None
 
 
 def _body_dims(
@@ -218,13 +308,18 @@ def vertebral_body_contains(
     height: float = 28e-3,
     posterior_flat: float = 0.8,
     margin: float = 0.0,
+    cortical_shell: float | None = None,
 ) -> bool:
     """True if ``point`` (m) lies inside the body at least ``margin`` (m) from its boundary.
 
     Analytic (no gmsh); the dimensions (m) mean the same as in :func:`add_vertebral_body`.
-    A point on the boundary is inside for ``margin = 0``.
+    A point on the boundary is inside for ``margin = 0``. With ``cortical_shell`` (m), the
+    point must lie that far inside the trabecular core instead (where needle tips may be).
     """
     body = _body_dims(depth, width, height, posterior_flat, target_fraction=0.5)
+    if cortical_shell is not None:
+        _require(cortical_shell > 0.0, "cortical_shell", cortical_shell, "> 0 m")
+        body = _core_dims(body, cortical_shell)
     p = np.asarray(point, dtype=float)
     _require(p.shape == (3,) and bool(np.all(np.isfinite(p))), "point", point, "3 finite numbers")
     return _clearance(p, body) >= margin
@@ -286,13 +381,30 @@ def _validate_patches(
 
 
 def _parse_needles(
-    needles: Sequence[tuple[str, np.ndarray, float]], body: _Body, h_tip: float
+    needles: Sequence[tuple],
+    body: _Body,
+    h_tip: float,
+    core: _Body | None = None,
 ) -> list[_Needle]:
-    """Validate the needles and return them as `_Needle` records."""
+    """Validate the needles and return them as `_Needle` records.
+
+    With a cortical shell, ``core`` is the trabecular core inside it: the cavities must lie in
+    the core, h_tip clear of the shell.
+    """
     _require(len(needles) > 0, "needles", needles, "at least one (name, tip, radius)")
-    reserved = set(VOLUME_GROUPS) | set(SURFACE_GROUPS)
+    reserved = (
+        set(VOLUME_GROUPS) | set(SURFACE_GROUPS)
+        | set(OPTIONAL_VOLUME_GROUPS) | set(OPTIONAL_SURFACE_GROUPS)
+    )  # fmt: skip
     parsed: list[_Needle] = []
-    for name, tip, radius in needles:
+    for item in needles:
+        _require(
+            len(item) in (3, 4),
+            "needle",
+            item,
+            "(name, tip, radius) or (name, tip, radius, entry)",
+        )
+        name, tip, radius = item[:3]
         centre = np.asarray(tip, dtype=float)
         _require(
             isinstance(name, str) and name != "" and name not in reserved,
@@ -308,13 +420,15 @@ def _parse_needles(
             "3 finite numbers (m)",
         )
         _require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
-        clearance = _clearance(centre, body)
+        inner = body if core is None else core
+        where = "the body" if core is None else "the trabecular core (inside the cortical shell)"
+        clearance = _clearance(centre, inner)
         _require(
             clearance - radius >= h_tip,
             f"tip of needle {name!r}",
             tuple(centre.tolist()),
-            f"inside the body with the cavity (radius {radius} m) at least h_tip = {h_tip} m "
-            f"from the boundary (cavity clearance is {clearance - radius:.6g} m)",
+            f"inside {where} with the cavity (radius {radius} m) at least h_tip = {h_tip} m "
+            f"from its boundary (cavity clearance is {clearance - radius:.6g} m)",
         )
         _check_split_clearance(name, centre, radius, body, h_tip)
         for other in parsed:
@@ -326,8 +440,46 @@ def _parse_needles(
                 f"at least h_tip = {h_tip} m from the cavity of needle {other.name!r} "
                 f"(gap is {gap:.6g} m)",
             )
-        parsed.append(_Needle(name, centre, float(radius)))
+        entry = None if len(item) == 3 else _check_entry(name, item[3], centre, body)
+        parsed.append(_Needle(name, centre, float(radius), entry))
     return parsed
+
+
+def _check_entry(name: str, entry: object, tip: np.ndarray, body: _Body) -> np.ndarray:
+    """The entry point of a needle, checked to give a transpedicular path to the tip.
+
+    The body is convex, so the straight path from an entry point outside it to the tip inside
+    it crosses the boundary once; that crossing must be in the posterior half (x < 0).
+    """
+    point = np.asarray(entry, dtype=float)
+    _require(
+        point.shape == (3,) and bool(np.all(np.isfinite(point))),
+        f"entry point of needle {name!r}",
+        entry,
+        "3 finite numbers (m)",
+    )
+    _require(
+        _clearance(point, body) < 0.0,
+        f"entry point of needle {name!r}",
+        tuple(point.tolist()),
+        "outside the vertebral body (the needle enters the body from outside)",
+    )
+    outside, inside = 0.0, 1.0  # path parameter: entry + s (tip - entry)
+    for _ in range(60):
+        s = 0.5 * (outside + inside)
+        if _clearance(point + s * (tip - point), body) >= 0.0:
+            inside = s
+        else:
+            outside = s
+    crossing = point + inside * (tip - point)
+    _require(
+        crossing[0] < 0.0,
+        f"path of needle {name!r}",
+        f"{tuple(point.tolist())} -> {tuple(tip.tolist())}",
+        "a transpedicular path entering the body through its posterior half (x < 0); it "
+        f"enters at {tuple(round(float(c), 6) for c in crossing)} m",
+    )
+    return point
 
 
 def _check_split_clearance(
@@ -342,6 +494,188 @@ def _check_split_clearance(
         f"a cavity either crossing the anterior/posterior split plane x = {body.x_split:.6g} m "
         f"or clear of it, by at least h_tip/2 = {0.5 * h_tip} m (it is {gap:.6g} m from "
         "tangency); move the tip or change target_fraction",
+    )
+
+
+def _core_dims(body: _Body, thickness: float) -> _Body:
+    """The trabecular core inside a cortical shell of ``thickness`` (m) on the lateral and
+    posterior walls: the ellipse with both semi-axes reduced by the thickness (its distance to
+    the outer ellipse is within 0.4 % of the thickness for lumbar proportions) and the wall
+    moved inwards by the thickness; the endplates are unchanged."""
+    return _Body(
+        a=body.a - thickness,
+        b=body.b - thickness,
+        half_height=body.half_height,
+        x_wall=body.x_wall + thickness,
+        x_split=body.x_split,
+    )
+
+
+def _as_point(value: object, what: str) -> np.ndarray:
+    """A finite 3-vector, or ValueError naming ``what``."""
+    try:
+        point = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        point = np.full(1, np.nan)
+    _require(point.shape == (3,) and bool(np.all(np.isfinite(point))), what, value,
+             "3 finite numbers")  # fmt: skip
+    return point
+
+
+def _check_keys(value: object, name: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    """``value`` as a mapping with exactly ``keys``, or ValueError naming what is wrong."""
+    _require(isinstance(value, Mapping), name, value, f"a mapping with keys {list(keys)}")
+    assert isinstance(value, Mapping)
+    unknown = sorted(set(value) - set(keys))
+    missing = [k for k in keys if k not in value]
+    _require(not unknown and not missing, name, dict(value),
+             f"exactly the keys {list(keys)} (unknown {unknown}, missing {missing})")  # fmt: skip
+    return value
+
+
+def _parse_features(
+    body: _Body,
+    *,
+    cortical_shell: float | None,
+    posterior_defect: Sequence[float] | None,
+    endplate_defect: Sequence[Any] | None,
+    cleft: Mapping[str, Any] | None,
+    lesion: Mapping[str, Any] | None,
+    foramen_radius: float,
+    foramen_height: float,
+    h_outlet: float,
+    h_max: float,
+) -> _Features:
+    """Validate the optional features (ValueError naming the feature, value and range)."""
+    shell = 0.0  # thickness of the cortical shell (m), 0 without one
+    if cortical_shell is not None:
+        shell = float(cortical_shell)
+        limit = 0.1 * min(body.a - body.x_wall, 2.0 * body.b)
+        _require(0.0 < shell <= limit, "cortical_shell", cortical_shell,
+                 f"in (0, {limit:.6g}] m (a tenth of the depth or width)")  # fmt: skip
+    return _Features(
+        cortex=None if cortical_shell is None else shell,
+        posterior_defect=_parse_posterior_defect(
+            posterior_defect, body, foramen_radius, foramen_height, h_outlet
+        ),
+        endplate_defect=_parse_endplate_defect(endplate_defect, body, shell, h_outlet),
+        cleft=_parse_cleft(cleft, body),
+        lesion=_parse_lesion(lesion, body, h_max),
+    )
+
+
+def _parse_posterior_defect(
+    value: Sequence[float] | None,
+    body: _Body,
+    foramen_radius: float,
+    foramen_height: float,
+    h_outlet: float,
+) -> tuple[float, float, float] | None:
+    """(y, z, radius) of a hole in the posterior wall, clear of the wall's edges and of the
+    basivertebral foramen by h_outlet."""
+    if value is None:
+        return None
+    _require(
+        isinstance(value, Sequence) and len(value) == 3,
+        "posterior_defect", value, "(y, z, radius) in m",
+    )  # fmt: skip
+    y, z, r = (float(v) for v in value)
+    _require(h_outlet <= r, "posterior_defect", tuple(value),
+             f"a radius >= h_outlet = {h_outlet} m")  # fmt: skip
+    y_max = body.wall_half_width - r - h_outlet
+    z_max = body.half_height - r - h_outlet
+    _require(
+        abs(y) <= y_max and abs(z) <= z_max,
+        "posterior_defect",
+        tuple(value),
+        f"a disk on the posterior wall h_outlet = {h_outlet} m inside its edges: |y| <= "
+        f"{y_max:.6g} m and |z| <= {z_max:.6g} m for this radius",
+    )
+    gap = math.hypot(y, z - foramen_height) - r - foramen_radius
+    _require(
+        gap >= h_outlet,
+        "posterior_defect",
+        tuple(value),
+        f"clear of the basivertebral foramen (centre (0, {foramen_height:.6g}) m, radius "
+        f"{foramen_radius} m) by at least h_outlet = {h_outlet} m (the gap is {gap:.6g} m)",
+    )
+    return y, z, r
+
+
+def _parse_endplate_defect(
+    value: Sequence[Any] | None, body: _Body, shell: float, h_outlet: float
+) -> tuple[str, float, float, float] | None:
+    """("upper"|"lower", x, y, radius) of a patch on an endplate, over the trabecular core."""
+    if value is None:
+        return None
+    _require(
+        isinstance(value, Sequence) and len(value) == 4 and value[0] in ("upper", "lower"),
+        "endplate_defect", value, '("upper" | "lower", x, y, radius) with x, y, radius in m',
+    )  # fmt: skip
+    side = str(value[0])
+    x, y, r = (float(v) for v in value[1:])
+    _require(h_outlet <= r, "endplate_defect", tuple(value),
+             f"a radius >= h_outlet = {h_outlet} m")  # fmt: skip
+    inside = (x / body.a) ** 2 + (y / body.b) ** 2 <= 1.0
+    edge = min(_distance_to_ellipse(x, y, body.a, body.b) if inside else -1.0, x - body.x_wall)
+    need = r + h_outlet + shell
+    _require(
+        edge >= need,
+        "endplate_defect",
+        tuple(value),
+        f"a disk on the endplate at least h_outlet = {h_outlet} m inside its edge"
+        + (f" and inside the cortical shell ({shell} m)" if shell else "")
+        + f": its centre must be {need:.6g} m from the edge (it is {edge:.6g} m)",
+    )
+    return side, x, y, r
+
+
+def _parse_cleft(value: Mapping[str, Any] | None, body: _Body) -> _Cleft | None:
+    """A fracture cleft: centre inside the body, unit normal, thickness and radius > 0."""
+    if value is None:
+        return None
+    v = _check_keys(value, "cleft", ("centre", "normal", "thickness", "radius"))
+    centre = _as_point(v["centre"], "cleft centre")
+    normal = _as_point(v["normal"], "cleft normal")
+    length = float(np.linalg.norm(normal))
+    _require(abs(length - 1.0) <= 1e-2, "cleft normal", v["normal"],
+             "a unit vector (length within 1 % of 1)")  # fmt: skip
+    thickness, radius = float(v["thickness"]), float(v["radius"])
+    _require(thickness > 0.0, "cleft thickness", v["thickness"], "> 0 m")
+    _require(radius >= thickness, "cleft radius", v["radius"],
+             f">= the thickness {thickness} m")  # fmt: skip
+    _require(_clearance(centre, body) > 0.0, "cleft centre", tuple(centre.tolist()),
+             "inside the vertebral body")  # fmt: skip
+    cleft = _Cleft(centre, normal / length, thickness, radius)
+    _check_region_split("cleft", float(centre[0]), cleft.x_half_extent(), body, cleft.size())
+    return cleft
+
+
+def _parse_lesion(value: Mapping[str, Any] | None, body: _Body, h_max: float) -> _Lesion | None:
+    """A lytic lesion: centre inside the body, three semi-axes > 0."""
+    if value is None:
+        return None
+    v = _check_keys(value, "lesion", ("centre", "radii"))
+    centre = _as_point(v["centre"], "lesion centre")
+    radii = _as_point(v["radii"], "lesion radii")
+    _require(bool(np.all(radii > 0.0)), "lesion radii", v["radii"], "three lengths > 0 m")
+    _require(_clearance(centre, body) > 0.0, "lesion centre", tuple(centre.tolist()),
+             "inside the vertebral body")  # fmt: skip
+    lesion = _Lesion(centre, radii)
+    _check_region_split("lesion", float(centre[0]), float(radii[0]), body, lesion.size(h_max))
+    return lesion
+
+
+def _check_region_split(name: str, x: float, half: float, body: _Body, size: float) -> None:
+    """Reject a cleft or lesion whose x-extent nearly touches the split plane (slivers)."""
+    gap = abs(abs(x - body.x_split) - half)
+    _require(
+        gap >= 0.5 * size,
+        f"{name} centre",
+        x,
+        f"a {name} either crossing the anterior/posterior split plane x = {body.x_split:.6g} m "
+        f"or clear of it, by at least half its element size {0.5 * size:.6g} m (its x-extent "
+        f"is {gap:.6g} m from tangency)",
     )
 
 
@@ -443,6 +777,137 @@ def _boundary_surfaces(volumes: list[int]) -> set[int]:
     return {tag for _, tag in faces if _adjacent_volumes(tag) == 1}
 
 
+def _add_core(body: _Body, thickness: float) -> int:
+    """The trabecular core inside the cortical shell (a smaller cut elliptic cylinder)."""
+    volume, _ = _add_body_volume(_core_dims(body, thickness))
+    return volume
+
+
+def _add_channels(
+    core: int,
+    body: _Body,
+    thickness: float,
+    wall_disks: list[tuple[float, float, float]],
+    vein_radius: float,
+    vein_x: float,
+) -> list[tuple[int, int]]:
+    """Openings through the cortical shell under the outlet patches (volumes).
+
+    Each is a cylinder normal to its wall from outside the body to the core, minus the core:
+    ``wall_disks`` are (y, z, radius) of the posterior-wall patches; the two vein channels run
+    along y at x = vein_x, z = 0. Their parts outside the body are removed after the fragment.
+    """
+    occ = gmsh.model.occ
+    cylinders = [
+        occ.addCylinder(body.x_wall - thickness, y, z, 3.0 * thickness, 0.0, 0.0, r)
+        for y, z, r in wall_disks
+    ]
+    cylinders += [
+        occ.addCylinder(vein_x, 0.0, 0.0, 0.0, side * 2.0 * body.b, 0.0, vein_radius)
+        for side in (-1.0, 1.0)
+    ]
+    channels: list[tuple[int, int]] = []
+    for cylinder in cylinders:
+        tool = occ.copy([(3, core)])
+        result, _ = occ.cut([(3, cylinder)], tool)
+        channels += result
+    return channels
+
+
+def _add_cleft(cleft: _Cleft) -> list[tuple[int, int]]:
+    """The cleft slab: a cylinder of the cleft's radius and thickness along its normal."""
+    base = cleft.centre - 0.5 * cleft.thickness * cleft.normal
+    axis = cleft.thickness * cleft.normal
+    return [(3, gmsh.model.occ.addCylinder(*base, *axis, cleft.radius))]
+
+
+def _add_lesion(lesion: _Lesion) -> list[tuple[int, int]]:
+    """The lesion ellipsoid: a sphere stretched along x, y, z (a plain sphere if round).
+
+    The sphere is turned so that the poles of its parametrisation lie on the x axis: there
+    the split plane (x = const) can only meet them where it is tangent to the lesion, which
+    is rejected. Left on the z axis, a split plane through the centre passed microns from a
+    pole and left slivers (min SICN 0.006).
+    """
+    occ = gmsh.model.occ
+    big = float(lesion.radii.max())
+    ball = occ.addSphere(*lesion.centre, big)
+    occ.rotate([(3, ball)], *lesion.centre, 0.0, 1.0, 0.0, 0.5 * math.pi)
+    if not np.allclose(lesion.radii, big):
+        occ.dilate([(3, ball)], *lesion.centre, *(lesion.radii / big))
+    return [(3, ball)]
+
+
+def _add_feature_tools(
+    features: _Features, body: _Body, foramen: tuple[float, float, float], veins: tuple
+) -> tuple[dict[str, list[tuple[int, int]]], dict[str, list[tuple[int, int]]]]:
+    """Volume tools (core, channel, cleft, lesion) and patch tools of the optional features."""
+    occ = gmsh.model.occ
+    volumes: dict[str, list[tuple[int, int]]] = {}
+    patches: dict[str, list[tuple[int, int]]] = {}
+    if features.posterior_defect is not None:
+        y, z, r = features.posterior_defect
+        patches["posterior_defect"] = [(2, occ.addDisk(
+            body.x_wall, y, z, r, r, zAxis=[1.0, 0.0, 0.0], xAxis=[0.0, 1.0, 0.0]
+        ))]  # fmt: skip
+    if features.endplate_defect is not None:
+        side, x, y, r = features.endplate_defect
+        z = body.half_height if side == "upper" else -body.half_height
+        patches["endplate_defect"] = [(2, occ.addDisk(x, y, z, r, r))]
+    if features.cortex is not None:
+        core = _add_core(body, features.cortex)
+        disks = [foramen]
+        if features.posterior_defect is not None:
+            disks.append(features.posterior_defect)
+        volumes["channel"] = _add_channels(core, body, features.cortex, disks, *veins)
+        volumes["core"] = [(3, core)]
+    if features.cleft is not None:
+        volumes["cleft"] = _add_cleft(features.cleft)
+    if features.lesion is not None:
+        volumes["lesion"] = _add_lesion(features.lesion)
+    return volumes, patches
+
+
+def _remove_outside_volumes(pieces: dict[str, set[int]], names: Sequence[str]) -> None:
+    """Delete the pieces of the volume tools ``names`` that are not bone (outside the body or
+    inside a needle cavity)."""
+    outside = sorted(set().union(*(pieces[n] for n in names)) - pieces["bone"]) if names else []
+    if outside:
+        gmsh.model.occ.remove([(3, v) for v in outside], recursive=True)
+        gmsh.model.occ.synchronize()
+    existing = {tag for _, tag in gmsh.model.getEntities(2)}
+    for name, tags in pieces.items():
+        if name not in names and name != "bone":
+            tags &= existing  # surface pieces removed with those volumes
+
+
+def _assign_regions(
+    volumes: list[int], pieces: dict[str, set[int]], features: _Features, body: _Body
+) -> dict[str, list[int]]:
+    """Region of each bone volume: lesion, else cleft, else cortex (the shell outside the core
+    and the outlet channels), else anterior/posterior by the side of the split plane."""
+    regions: dict[str, list[int]] = {"anterior": [], "posterior": []}
+    for name in ("cortex", "cleft", "lesion"):
+        if getattr(features, name) is not None:
+            regions[name] = []
+    trabecular = pieces.get("core", set()) | pieces.get("channel", set())
+    for v in volumes:
+        if v in pieces.get("lesion", ()):
+            regions["lesion"].append(v)
+        elif v in pieces.get("cleft", ()):
+            regions["cleft"].append(v)
+        elif features.cortex is not None and v not in trabecular:
+            regions["cortex"].append(v)
+        else:
+            x = gmsh.model.occ.getCenterOfMass(3, v)[0]
+            regions["anterior" if x > body.x_split else "posterior"].append(v)
+    empty = [name for name, tags in regions.items() if not tags]
+    if empty:
+        hint = " (a cleft entirely inside the lesion?)" if "cleft" in empty else ""
+        raise ValueError(f"vertebral body: region(s) {empty} would have no volume{hint}")
+    return regions
+
+
 # --- classification and groups --------------------------------------------------------------
 
 
@@ -464,18 +929,30 @@ def _classify_plane(surface: int, body: _Body, tol: float) -> str | None:
     return None
 
 
-def _nearest_needle(surface: int, needles: list[_Needle]) -> str:
-    """Name of the needle whose cavity centre is nearest to the face's centre of mass."""
+def _needle_of_sphere(surface: int, needles: list[_Needle]) -> str:
+    """Name of the needle whose cavity the spherical face lies on: the nearest cavity centre
+    to the face's centre of mass, which lies inside that ball; RuntimeError if none does."""
     com = np.array(gmsh.model.occ.getCenterOfMass(2, surface))
-    return min(needles, key=lambda n: float(np.linalg.norm(com - n.centre))).name
+    needle = min(needles, key=lambda n: float(np.linalg.norm(com - n.centre)))
+    if float(np.linalg.norm(com - needle.centre)) > needle.radius * (1.0 + 1e-6):
+        raise RuntimeError(f"vertebral body: spherical boundary surface {surface} is on no cavity")
+    return needle.name
 
 
 def _classify_surfaces(
-    surfaces: set[int], patches: dict[str, set[int]], needles: list[_Needle], body: _Body
+    surfaces: set[int],
+    patches: dict[str, set[int]],
+    needles: list[_Needle],
+    body: _Body,
+    optional: Sequence[str] = (),
 ) -> dict[str, list[int]]:
-    """Sort the boundary faces into the named groups; RuntimeError if one is left over."""
+    """Sort the boundary faces into the named groups; RuntimeError if one is left over.
+
+    ``optional`` names the optional surface groups present (in ``patches``).
+    """
     tol = 1e-6 * (body.a + body.b + body.half_height)
     groups: dict[str, list[int]] = {name: [] for name in SURFACE_GROUPS}
+    groups.update({name: [] for name in optional})
     groups.update({n.name: [] for n in needles})
     for s in sorted(surfaces):
         kind = gmsh.model.getType(2, s)
@@ -483,7 +960,7 @@ def _classify_surfaces(
         if patch is not None:
             name = patch
         elif kind == "Sphere":
-            name = _nearest_needle(s, needles)
+            name = _needle_of_sphere(s, needles)
         elif kind == "Plane":
             name = _classify_plane(s, body, tol)
         else:
@@ -498,18 +975,13 @@ def _classify_surfaces(
 
 
 def _add_groups(
-    volumes: list[int], surfaces: dict[str, list[int]], needles: list[_Needle], body: _Body
+    regions: dict[str, list[int]], surfaces: dict[str, list[int]], needles: list[_Needle]
 ) -> None:
-    """Create the named physical groups (tags from VOLUME_GROUPS, SURFACE_GROUPS)."""
-    regions: dict[str, list[int]] = {"anterior": [], "posterior": []}
-    for v in volumes:
-        x = gmsh.model.occ.getCenterOfMass(3, v)[0]
-        regions["anterior" if x > body.x_split else "posterior"].append(v)
+    """Create the named physical groups (tags from the *_GROUPS tables and FIRST_NEEDLE_TAG)."""
+    volume_tag = {**VOLUME_GROUPS, **OPTIONAL_VOLUME_GROUPS}
     for name, tags in regions.items():
-        if not tags:
-            raise RuntimeError(f"vertebral body: region {name!r} has no volume")
-        gmsh.model.addPhysicalGroup(3, tags, VOLUME_GROUPS[name], name)
-    tag_of = dict(SURFACE_GROUPS)
+        gmsh.model.addPhysicalGroup(3, tags, volume_tag[name], name)
+    tag_of = {**SURFACE_GROUPS, **OPTIONAL_SURFACE_GROUPS}
     tag_of.update({n.name: FIRST_NEEDLE_TAG + i for i, n in enumerate(needles)})
     for name, tags in surfaces.items():
         gmsh.model.addPhysicalGroup(2, tags, tag_of[name], name)
@@ -539,6 +1011,81 @@ def _graded_field(
     return field
 
 
+def _fixed(value: float) -> str:
+    """A number for a MathEval expression, in fixed point (no exponent to parse)."""
+    return f"({float(value):.12f})"
+
+
+def _math_field(expression: str) -> int:
+    """MathEval field of ``expression`` in x, y, z."""
+    field = gmsh.model.mesh.field.add("MathEval")
+    gmsh.model.mesh.field.setString(field, "F", expression)
+    return field
+
+
+def _combined_field(kind: str, fields: list[int]) -> int:
+    """A "Min" or "Max" field over ``fields``."""
+    field = gmsh.model.mesh.field.add(kind)
+    gmsh.model.mesh.field.setNumbers(field, "FieldsList", fields)
+    return field
+
+
+def _region_size_fields(
+    distance: int, volumes: list[int], size: float, reach: float, h_max: float, growth: float
+) -> list[int]:
+    """Size ``size`` inside ``volumes`` (and on their faces), graded by ``growth`` from where
+    the (approximate) ``distance`` field exceeds ``reach``."""
+    fields = gmsh.model.mesh.field
+    constant = fields.add("Constant")
+    fields.setNumber(constant, "VIn", size)
+    fields.setNumbers(constant, "VolumesList", volumes)
+    fields.setNumber(constant, "IncludeBoundary", 1)
+    graded = fields.add("Threshold")
+    fields.setNumber(graded, "InField", distance)
+    fields.setNumber(graded, "SizeMin", size)
+    fields.setNumber(graded, "SizeMax", h_max)
+    fields.setNumber(graded, "DistMin", reach)
+    fields.setNumber(graded, "DistMax", reach + max(h_max - size, 0.0) / growth)
+    return [constant, graded]
+
+
+def _feature_size_fields(
+    features: _Features, regions: dict[str, list[int]], body: _Body, h_max: float, growth: float
+) -> list[int]:
+    """Sizes of the optional regions: h <= the shell thickness in the cortex, h <= half the
+    thickness in the cleft, a quarter of the smallest semi-axis in the lesion; graded outside
+    by ``growth`` on approximate analytic distances."""
+    fields: list[int] = []
+    if features.cortex is not None:
+        t = features.cortex
+        ia, ib = 1.0 / body.a, 1.0 / body.b
+        re = f"Sqrt((x*{_fixed(ia)})^2+(y*{_fixed(ib)})^2)"
+        grad = f"Sqrt((x*{_fixed(ia * ia)})^2+(y*{_fixed(ib * ib)})^2+{_fixed(1e-12)})"
+        lateral = _math_field(f"(1-{re})*{re}/{grad}")  # first order near the wall
+        posterior = _math_field(f"x-{_fixed(body.x_wall)}")
+        wall = _combined_field("Min", [lateral, posterior])
+        fields += _region_size_fields(wall, regions["cortex"], t, t, h_max, growth)
+    if features.cleft is not None:
+        c, n = features.cleft.centre, features.cleft.normal
+        d = [f"({v}-{_fixed(c[i])})" for i, v in enumerate("xyz")]
+        axial = "+".join(f"{_fixed(n[i])}*{d[i]}" for i in range(3))
+        along = _math_field(f"Abs({axial})-{_fixed(0.5 * features.cleft.thickness)}")
+        radial = _math_field(
+            f"Sqrt(Abs({d[0]}^2+{d[1]}^2+{d[2]}^2-({axial})^2))-{_fixed(features.cleft.radius)}"
+        )
+        slab = _combined_field("Max", [along, radial])
+        size = features.cleft.size()
+        fields += _region_size_fields(slab, regions["cleft"], size, 0.0, h_max, growth)
+    if features.lesion is not None:
+        c, r = features.lesion.centre, features.lesion.radii
+        scaled = "+".join(f"(({v}-{_fixed(c[i])})*{_fixed(1.0 / r[i])})^2"
+                          for i, v in enumerate("xyz"))  # fmt: skip
+        ellipsoid = _math_field(f"(Sqrt({scaled})-1)*{_fixed(r.min())}")
+        size = features.lesion.size(h_max)
+        fields += _region_size_fields(ellipsoid, regions["lesion"], size, 0.0, h_max, growth)
+    return fields
+
+
 def _add_size_field(
     needles: list[_Needle],
     outlets: list[tuple[tuple[float, float, float], float]],
@@ -547,13 +1094,16 @@ def _add_size_field(
     h_max: float,
     growth: float,
     h_outlet: float,
+    extra: Sequence[int] = (),
 ) -> None:
-    """Background size: min over needle and outlet gradings (all lengths in m)."""
+    """Background size: min over needle and outlet gradings and the ``extra`` fields (all
+    lengths in m)."""
     fields = [_graded_field(n.centre, n.radius, h_tip, h_max, growth) for n in needles]
     fields += [
         _graded_field(c, r + _OUTLET_SIZE_REACH * h_outlet, h_outlet, h_max, growth)
         for c, r in outlets
     ]
+    fields += list(extra)
     smallest = gmsh.model.mesh.field.add("Min")
     gmsh.model.mesh.field.setNumbers(smallest, "FieldsList", fields)
     gmsh.model.mesh.field.setAsBackgroundMesh(smallest)
@@ -577,11 +1127,16 @@ def add_vertebral_body(
     vein_radius: float = 1.5e-3,
     vein_x: float = 0.0,
     target_fraction: float = 2.0 / 3.0,
-    needles: Sequence[tuple[str, np.ndarray, float]],
+    needles: Sequence[tuple],
     h_tip: float = 0.4e-3,
     h_max: float = 3e-3,
     growth: float = 0.3,
     h_outlet: float = 0.5e-3,
+    cortical_shell: float | None = None,
+    posterior_defect: tuple[float, float, float] | None = None,
+    endplate_defect: tuple[str, float, float, float] | None = None,
+    cleft: Mapping[str, Any] | None = None,
+    lesion: Mapping[str, Any] | None = None,
 ) -> None:
     """Build the vertebral body into the current gmsh model (gmsh initialised, model added).
 
@@ -610,11 +1165,14 @@ def add_vertebral_body(
         The ``anterior`` region is the anterior ``target_fraction`` of the AP extent
         (x > a - target_fraction*depth); in (0, 1).
     needles:
-        ``(name, tip_xyz, radius)`` per needle: a spherical cavity of ``radius`` (the needle's
-        inner radius) centred at ``tip_xyz`` is removed from the bone and its surface is the
-        group ``name``. The cavity must lie inside the body at least ``h_tip`` from the
-        boundary and from the other cavities, and either cross the split plane or stay clear
-        of it by ``h_tip/2``.
+        ``(name, tip_xyz, radius)`` or ``(name, tip_xyz, radius, entry_xyz)`` per needle: a
+        spherical cavity of ``radius`` (the needle's inner radius) centred at ``tip_xyz`` is
+        removed from the bone and its surface is the group ``name``. The cavity must lie
+        inside the body (inside the trabecular core with a cortical shell) at least ``h_tip``
+        from its boundary and from the other cavities, and either cross the split plane or
+        stay clear of it by ``h_tip/2``. The entry point (outside the body; the shaft is not
+        meshed) only validates the path: the straight line from it to the tip must enter the
+        body through the posterior half, x < 0 (a transpedicular path).
     h_tip, h_max, growth:
         Element size ``min(h_max, h_tip + growth*(distance to the nearest tip centre -
         radius))``.
@@ -623,12 +1181,52 @@ def add_vertebral_body(
         ``growth`` beyond); at most the smallest patch radius. The patches must lie
         ``h_outlet`` inside their faces.
 
+    Optional features (each None by default: then the geometry, groups and mesh are exactly
+    those without the feature)
+    ------------------------------------------------------------------------------------
+    cortical_shell:
+        Thickness of the region ``cortex`` just inside the lateral and posterior walls (not
+        the endplates), from endplate to endplate, meshed with ``h <= cortical_shell``. The
+        outlet patches (foramen, veins, posterior defect) open through it: the bone under
+        them is trabecular, not cortex.
+    posterior_defect:
+        ``(y, z, radius)``: a disk on the posterior wall, the boundary group
+        ``posterior_defect`` (a breach into the spinal canal), ``h_outlet`` clear of the
+        wall's edges and of the basivertebral foramen.
+    endplate_defect:
+        ``("upper" | "lower", x, y, radius)``: a disk on that endplate, the boundary group
+        ``endplate_defect`` (a breach into the disc), over the trabecular core.
+    cleft:
+        ``{"centre": xyz, "normal": unit vector, "thickness": t, "radius": r}``: the region
+        ``cleft``, a slab of thickness t and radius r clipped to the body, meshed with
+        ``h <= t/2``.
+    lesion:
+        ``{"centre": xyz, "radii": (rx, ry, rz)}``: the region ``lesion``, an axis-aligned
+        ellipsoid clipped to the body (its centre inside), meshed with a quarter of its
+        smallest semi-axis (at most ``h_max``).
+    The regions are disjoint: lesion over cleft over cortex over anterior/posterior. A needle
+    cavity may lie in a cleft or lesion. :func:`boundary_names` and :func:`region_names` list
+    the groups a set of features gives.
+
     Raises ValueError naming the parameter, its value and the allowed range for bad input.
     """
     body = _body_dims(depth, width, height, posterior_flat, target_fraction)
     _validate_sizes(h_tip, h_max, growth, h_outlet)
     _validate_patches(body, foramen_radius, foramen_height, vein_radius, vein_x, h_outlet)
-    parsed = _parse_needles(needles, body, h_tip)
+    features = _parse_features(
+        body,
+        cortical_shell=cortical_shell,
+        posterior_defect=posterior_defect,
+        endplate_defect=endplate_defect,
+        cleft=cleft,
+        lesion=lesion,
+        foramen_radius=foramen_radius,
+        foramen_height=foramen_height,
+        h_outlet=h_outlet,
+        h_max=h_max,
+    )
+    core = None if features.cortex is None else _core_dims(body, features.cortex)
+    parsed = _parse_needles(needles, body, h_tip, core)
 
     volume, lateral = _add_body_volume(body)
     left, right = _add_vein_patches(lateral, body, vein_radius, vein_x)
@@ -639,11 +1237,22 @@ def add_vertebral_body(
         "segmental_vein_left": left,
         "segmental_vein_right": right,
     }
+    solids, patches = _add_feature_tools(
+        features, body, (0.0, foramen_height, foramen_radius), (vein_radius, vein_x)
+    )
+    tools.update(patches)
+    tools.update(solids)
     pieces = _fragment(bone, tools)
+    _remove_outside_volumes(pieces, list(solids))
     _remove_free_surfaces(pieces.pop("split"))
     volumes = sorted(pieces.pop("bone"))
-    surfaces = _classify_surfaces(_boundary_surfaces(volumes), pieces, parsed, body)
-    _add_groups(volumes, surfaces, parsed, body)
+    regions = _assign_regions(volumes, pieces, features, body)
+    for name in solids:
+        pieces.pop(name)
+    surfaces = _classify_surfaces(
+        _boundary_surfaces(volumes), pieces, parsed, body, optional=list(patches)
+    )
+    _add_groups(regions, surfaces, parsed)
 
     y_vein = body.lateral_y(vein_x)
     outlets = [
@@ -651,4 +1260,80 @@ def add_vertebral_body(
         ((vein_x, -y_vein, 0.0), vein_radius),
         ((vein_x, y_vein, 0.0), vein_radius),
     ]
-    _add_size_field(parsed, outlets, h_tip=h_tip, h_max=h_max, growth=growth, h_outlet=h_outlet)
+    if features.posterior_defect is not None:
+        y, z, r = features.posterior_defect
+        outlets.append(((body.x_wall, y, z), r))
+    if features.endplate_defect is not None:
+        side, x, y, r = features.endplate_defect
+        outlets.append(((x, y, body.half_height * (1.0 if side == "upper" else -1.0)), r))
+    extra = _feature_size_fields(features, regions, body, h_max, growth)
+    _add_size_field(
+        parsed, outlets, h_tip=h_tip, h_max=h_max, growth=growth, h_outlet=h_outlet, extra=extra
+    )
+
+
+# --- names before meshing, level presets -----------------------------------------------------
+
+_FEATURES = ("cortical_shell", "posterior_defect", "endplate_defect", "cleft", "lesion")
+
+
+def _feature_arguments(features: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments, checked to be parameters of :func:`add_vertebral_body`."""
+    known = set(inspect.signature(add_vertebral_body).parameters)
+    unknown = sorted(set(features) - known)
+    if unknown:
+        raise TypeError(f"unknown vertebral-body parameter(s) {unknown}; known: {sorted(known)}")
+    return features
+
+
+def boundary_names(**features: Any) -> set[str]:
+    """Names of the boundary (surface) groups :func:`add_vertebral_body` gives with these
+    keyword arguments, before any geometry exists.
+
+    Only the optional features (and ``needles``, whose names are cavity groups) matter; any
+    other parameter of :func:`add_vertebral_body` is accepted and ignored, so the same
+    keyword arguments can be passed to both. TypeError for an unknown keyword.
+    """
+    args = _feature_arguments(features)
+    names = set(SURFACE_GROUPS)
+    names |= {n for n in OPTIONAL_SURFACE_GROUPS if args.get(n) is not None}
+    names |= {str(item[0]) for item in args.get("needles") or ()}
+    return names
+
+
+def region_names(**features: Any) -> set[str]:
+    """Names of the region (volume) groups :func:`add_vertebral_body` gives with these
+    keyword arguments (see :func:`boundary_names`)."""
+    args = _feature_arguments(features)
+    names = set(VOLUME_GROUPS)
+    if args.get("cortical_shell") is not None:
+        names.add("cortex")
+    names |= {n for n in ("cleft", "lesion") if args.get(n) is not None}
+    return names
+
+
+@cache
+def _lumbar_levels() -> dict[str, dict[str, float]]:
+    """The per-level dimensions (m) from :data:`LUMBAR_LEVELS_FILE`."""
+    import yaml
+
+    with LUMBAR_LEVELS_FILE.open(encoding="utf-8") as stream:
+        data = yaml.safe_load(stream)
+    return {
+        level: {key: float(entry[key]) for key in ("width", "depth", "height")}
+        for level, entry in data["levels"].items()
+    }
+
+
+def lumbar_level_dimensions(level: str) -> dict[str, float]:
+    """Vertebral-body ``width`` (lateral), ``depth`` (antero-posterior) and ``height`` (m) of
+    the lumbar level ``level`` ("L1" to "L5"), for :func:`add_vertebral_body`.
+
+    Values and their sources are in ``sim/data/anatomy/lumbar_levels.yaml`` (see SOURCES.md
+    there). ValueError naming the known levels for an unknown one.
+    """
+    levels = _lumbar_levels()
+    key = level.strip().upper() if isinstance(level, str) else level
+    if key not in levels:
+        raise ValueError(f"unknown lumbar level {level!r}: known levels are {sorted(levels)}")
+    return dict(levels[key])

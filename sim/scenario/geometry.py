@@ -8,13 +8,13 @@ against their tags once read, still before anything is solved.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from sim.scenario.base import Section
-from sim.units import Length
+from sim.units import Length, Point
 
 PositiveLength = Annotated[Length, Field(gt=0)]
 
@@ -87,18 +87,54 @@ class VertebralSizing(MeshSizing):
     size_outlet: PositiveLength = 0.8e-3
 
 
+class PosteriorDefect(Section):
+    """A hole through the posterior wall at (y, z) (m): cement can reach the spinal canal."""
+
+    y: Length = 0.0
+    z: Length = 0.0
+    radius: PositiveLength
+
+
+class EndplateDefect(Section):
+    """A hole in an endplate at (x, y) (m): cement can reach the disc."""
+
+    side: Literal["upper", "lower"]
+    x: Length = 0.0
+    y: Length = 0.0
+    radius: PositiveLength
+
+
+class Cleft(Section):
+    """A fracture cleft: a thin slab (region `cleft`) of `thickness` and in-plane `radius`."""
+
+    centre: Point
+    normal: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    thickness: PositiveLength
+    radius: PositiveLength
+
+
+class Lesion(Section):
+    """A lytic lesion: an ellipsoid region `lesion` with semi-axes `radii` along x, y, z."""
+
+    centre: Point
+    radii: tuple[PositiveLength, PositiveLength, PositiveLength]
+
+
 class VertebralBodyGeometry(Section):
     """Idealised lumbar vertebral body: elliptic cylinder with a flattened posterior wall.
 
     Frame: +x anterior, y lateral (left = -y), +z cranial, origin at the body centre.
     Boundaries: endplate_upper, endplate_lower, posterior_wall, basivertebral_foramen,
-    lateral_wall, segmental_vein_left, segmental_vein_right, and one cavity per needle.
-    Regions: anterior (the anterior `target_fraction` of the AP extent) and posterior.
-    Default dimensions: adult lumbar body about 45 mm wide, 35 mm deep, 28 mm high
-    (Panjabi et al. 1992, Spine 17:299).
+    lateral_wall, segmental_vein_left, segmental_vein_right, one cavity per needle, and
+    posterior_defect / endplate_defect when asked for. Regions: anterior (the anterior
+    `target_fraction` of the AP extent) and posterior, and cortex / cleft / lesion when asked
+    for. `level` (L1-L5) takes width, depth and height from published morphometry
+    (sim/data/anatomy/lumbar_levels.yaml) unless they are given; by default about 45 mm wide,
+    35 mm deep, 28 mm high (Panjabi et al. 1992, Spine 17:299).
     """
 
     kind: Literal["vertebral_body"]
+    level: Literal["L1", "L2", "L3", "L4", "L5"] | None = None
     depth: PositiveLength = 35e-3
     width: PositiveLength = 45e-3
     height: PositiveLength = 28e-3
@@ -108,21 +144,50 @@ class VertebralBodyGeometry(Section):
     vein_radius: PositiveLength = 1.5e-3
     vein_x: Length = 0.0
     target_fraction: Annotated[float, Field(gt=0, lt=1)] = 2.0 / 3.0
+    cortical_shell: PositiveLength | None = None
+    posterior_defect: PosteriorDefect | None = None
+    endplate_defect: EndplateDefect | None = None
+    cleft: Cleft | None = None
+    lesion: Lesion | None = None
     mesh: VertebralSizing = VertebralSizing()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _level(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("level") is not None:
+            from sim.geometry.vertebral_body import lumbar_level_dimensions
+
+            try:
+                dims = lumbar_level_dimensions(str(data["level"]))
+            except ValueError:
+                return data  # the Literal check reports the unknown level
+            data = {**dims, **data}
+        return data
+
+    def features(self) -> dict[str, Any]:
+        """The optional features as keyword arguments of the gmsh builder."""
+        out: dict[str, Any] = {"cortical_shell": self.cortical_shell}
+        if self.posterior_defect is not None:
+            d = self.posterior_defect
+            out["posterior_defect"] = (d.y, d.z, d.radius)
+        if self.endplate_defect is not None:
+            e = self.endplate_defect
+            out["endplate_defect"] = (e.side, e.x, e.y, e.radius)
+        if self.cleft is not None:
+            out["cleft"] = self.cleft.model_dump()
+        if self.lesion is not None:
+            out["lesion"] = self.lesion.model_dump()
+        return out
+
     def boundary_names(self) -> set[str]:
-        return {
-            "endplate_upper",
-            "endplate_lower",
-            "posterior_wall",
-            "basivertebral_foramen",
-            "lateral_wall",
-            "segmental_vein_left",
-            "segmental_vein_right",
-        }
+        from sim.geometry.vertebral_body import boundary_names
+
+        return boundary_names(**self.features())
 
     def region_names(self) -> set[str]:
-        return {"anterior", "posterior"}
+        from sim.geometry.vertebral_body import region_names
+
+        return region_names(**self.features())
 
     def contains(self, point: tuple[float, float, float], margin: float) -> bool | None:
         from sim.geometry.vertebral_body import vertebral_body_contains
@@ -134,6 +199,7 @@ class VertebralBodyGeometry(Section):
             height=self.height,
             posterior_flat=self.posterior_flat,
             margin=margin,
+            cortical_shell=self.cortical_shell,
         )
 
 

@@ -64,12 +64,14 @@ class Needle(Section):
     """One cannula: where its tip is, how wide and long it is, and how it injects.
 
     tip: needle-tip position (m) in the geometry's frame (not used by the column, whose inlet
-    is a face); gauge or inner_diameter: cannula bore (the inlet cavity radius is half of it);
+    is a face); entry: where the needle enters the bone (generated anatomy checks the path);
+    gauge or inner_diameter: cannula bore (the inlet cavity radius is half of it);
     cannula_length: for the pressure drop in the cannula (m, default 12 cm; 10-15 cm in use).
     """
 
     name: Name = "needle"
     tip: Point | None = None
+    entry: Point | None = None
     gauge: int | None = None
     inner_diameter: Annotated[Length, Field(gt=0)] | None = None
     cannula_length: Annotated[Length, Field(gt=0)] = 0.12

@@ -1,12 +1,18 @@
 """Unit tests of the idealised vertebral body (sim.geometry.vertebral_body).
 
-gmsh work happens on rank 0 only; the dolfinx conversion is collective. Runs serially and
+gmsh work happens on rank 0 only; the dolfinx conversions are collective. Runs serially and
 under ``mpirun -n 2``.
+
+Measured on the coarse sizes below (h_tip 0.6 mm, h_max 4 mm, 2-core machine, gmsh 4.15):
+one needle, no feature: 26.5k tets, min SICN 0.35; cortical shell 1.5 mm: 49k tets, 0.27,
+3.6 s; cleft: 41k tets, 0.34; lesion: 32k tets, 0.33; posterior defect: 32k, 0.31; endplate
+defect: 39k, 0.32; all five together: 85k tets, min SICN 0.27, 6.5 s (build + mesh + Netgen).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 
 from mpi4py import MPI  # before dolfinx
@@ -18,9 +24,14 @@ import numpy as np
 import pytest
 
 from sim.geometry.vertebral_body import (
+    OPTIONAL_SURFACE_GROUPS,
+    OPTIONAL_VOLUME_GROUPS,
     SURFACE_GROUPS,
     VOLUME_GROUPS,
     add_vertebral_body,
+    boundary_names,
+    lumbar_level_dimensions,
+    region_names,
     vertebral_body_contains,
 )
 
@@ -41,10 +52,10 @@ X_SPLIT = A - TARGET_FRACTION * BODY["depth"]
 ALL_GROUPS = [*VOLUME_GROUPS, *SURFACE_GROUPS, "needle"]
 
 
-def segment_area(x_cut: float) -> float:
-    """Area (m^2) of the ellipse (x/A)^2 + (y/B)^2 <= 1 with x > x_cut."""
-    c = x_cut / A
-    return A * B * (math.acos(c) - c * math.sqrt(1.0 - c * c))
+def segment_area(x_cut: float, a: float = A, b: float = B) -> float:
+    """Area (m^2) of the ellipse (x/a)^2 + (y/b)^2 <= 1 with x > x_cut."""
+    c = x_cut / a
+    return a * b * (math.acos(c) - c * math.sqrt(1.0 - c * c))
 
 
 def sphere_volume(r: float) -> float:
@@ -279,3 +290,316 @@ def test_invalid_input_raises_naming_the_parameter(gmsh_model, change, named):
     kwargs = {**BODY, **COARSE, "needles": [("needle", TIP, RADIUS)], **change}
     with pytest.raises(ValueError, match=named):
         add_vertebral_body(**kwargs)
+
+
+# --- optional features -----------------------------------------------------------------------
+
+CLEFT = {"centre": (5e-3, 0.0, 3e-3), "normal": (0.0, 0.0, 1.0), "thickness": 1.5e-3,
+         "radius": 8e-3}  # fmt: skip
+LESION = {"centre": (6e-3, 5e-3, -4e-3), "radii": (7e-3, 6e-3, 5e-3)}
+SHELL = 1.5e-3  # cortical shell thickness (m): coarse, to keep the test fast
+FEATURES = {
+    "cortical_shell": {"cortical_shell": SHELL},
+    "posterior_defect": {"posterior_defect": (6e-3, 4e-3, 2e-3)},
+    "endplate_defect": {"endplate_defect": ("upper", 3e-3, 4e-3, 3e-3)},
+    "cleft": {"cleft": CLEFT},
+    "lesion": {"lesion": LESION},
+}
+ALL_FEATURES = {key: value for case in FEATURES.values() for key, value in case.items()}
+# the needle's cavity inside a lesion that overlaps a cleft (lesion wins), with a shell
+IN_REGIONS = {
+    "cortical_shell": SHELL,
+    "cleft": {"centre": tuple(TIP), "normal": (0.0, 0.0, 1.0), "thickness": 1.5e-3, "radius": 8e-3},
+    "lesion": {"centre": tuple(TIP), "radii": (5e-3, 5e-3, 4e-3)},
+}
+CASES = {**FEATURES, "all": ALL_FEATURES, "needle_in_regions": IN_REGIONS}
+PATCHES_ON_WALLS = ["basivertebral_foramen", "segmental_vein_left", "segmental_vein_right"]
+
+
+def face_keys(tri: np.ndarray) -> np.ndarray:
+    """One int64 key per triangle (node tags, any order)."""
+    t = np.sort(tri.astype(np.int64), axis=1)
+    return (t[:, 0] << 42) | (t[:, 1] << 21) | t[:, 2]
+
+
+def measure_features() -> dict:
+    """`measure_mesh` plus region of the cells next to each boundary group, cell tags per region
+    and the edge lengths (m) of the cortex cells."""
+    out = measure_mesh()
+    regions = [gmsh.model.getPhysicalName(3, t) for _, t in gmsh.model.getPhysicalGroups(3)]
+    keys, owner, cells = [], [], {}
+    xyz, row = node_table()
+    for i, name in enumerate(regions):
+        tets = group_connectivity(3, name).astype(np.int64)
+        tag = next(t for _, t in gmsh.model.getPhysicalGroups(3)
+                   if gmsh.model.getPhysicalName(3, t) == name)  # fmt: skip
+        cells[name] = np.concatenate([
+            np.concatenate(gmsh.model.mesh.getElements(3, e)[1])
+            for e in gmsh.model.getEntitiesForPhysicalGroup(3, tag)
+        ])  # fmt: skip
+        for face in ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)):
+            keys.append(face_keys(tets[:, face]))
+            owner.append(np.full(len(tets), i))
+        if name == "cortex":
+            p = xyz[row[tets]]
+            pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+            out["cortex_edges"] = np.concatenate(
+                [np.linalg.norm(p[:, i] - p[:, j], axis=1) for i, j in pairs]
+            )
+    keys_all, owner_all = np.concatenate(keys), np.concatenate(owner)
+    order = np.argsort(keys_all)
+    keys_all, owner_all = keys_all[order], owner_all[order]
+    out["next_to"] = {}
+    for dim, tag in gmsh.model.getPhysicalGroups(2):
+        name = gmsh.model.getPhysicalName(dim, tag)
+        k = face_keys(group_connectivity(2, name))
+        at = np.searchsorted(keys_all, k)
+        assert np.all(keys_all[at] == k), name
+        out["next_to"][name] = {regions[i] for i in np.unique(owner_all[at])}
+    out["cells"] = cells
+    return out
+
+
+def build_case(kwargs: dict) -> dict:
+    """Coarse body with one needle and the features ``kwargs``, meshed and measured (rank 0)."""
+    gmsh.initialize()
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add("vertebral_body")
+        start = time.perf_counter()
+        add_vertebral_body(**BODY, **PATCHES, **COARSE, needles=[("needle", TIP, RADIUS)],
+                           **kwargs)  # fmt: skip
+        generate()
+        measured = measure_features()
+        measured["seconds"] = time.perf_counter() - start
+        return measured
+    finally:
+        gmsh.finalize()
+
+
+@pytest.fixture(scope="module")
+def all_features() -> tuple[dict | None, dolfinx.io.gmsh.MeshData]:
+    """Every optional feature at once: measured on rank 0, converted to dolfinx on all ranks."""
+    gmsh.initialize()
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        measured, error = None, None
+        if COMM.rank == ROOT:
+            try:
+                gmsh.model.add("vertebral_body")
+                start = time.perf_counter()
+                add_vertebral_body(**BODY, **PATCHES, **COARSE,
+                                   needles=[("needle", TIP, RADIUS)], **ALL_FEATURES)  # fmt: skip
+                generate()
+                measured = measure_features()
+                measured["seconds"] = time.perf_counter() - start
+            except Exception as exc:  # reported on every rank below: no MPI deadlock
+                error = repr(exc)
+        error = COMM.bcast(error, root=ROOT)
+        if error is not None:
+            pytest.fail(f"building the vertebral body failed on rank 0: {error}")
+        data = dolfinx.io.gmsh.model_to_mesh(gmsh.model, COMM, ROOT, gdim=3)
+    finally:
+        gmsh.finalize()
+    return measured, data
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request: pytest.FixtureRequest) -> tuple[str, dict, dict]:
+    """(case name, its keyword arguments, its measurements); gmsh-only, rank 0."""
+    name = request.param
+    if name == "all":
+        measured, _ = request.getfixturevalue("all_features")  # collective: before the skip
+    if COMM.rank != ROOT:
+        pytest.skip("gmsh-only test, runs on rank 0")
+    if name != "all":
+        measured = build_case(CASES[name])
+    return name, CASES[name], measured
+
+
+def test_feature_groups_match_the_names_known_before_meshing(case):
+    _, kwargs, measured = case
+    needles = [("needle", TIP, RADIUS)]
+    surfaces = {n for n, dim in measured["names"].items() if dim == 2}
+    volumes = {n for n, dim in measured["names"].items() if dim == 3}
+    assert surfaces == boundary_names(**kwargs, needles=needles)
+    assert volumes == region_names(**kwargs)
+    assert surfaces - {"needle"} <= set(SURFACE_GROUPS) | set(OPTIONAL_SURFACE_GROUPS)
+    assert volumes <= set(VOLUME_GROUPS) | set(OPTIONAL_VOLUME_GROUPS)
+    assert all(count > 0 for count in measured["count"].values()), measured["count"]
+
+
+def test_feature_regions_are_disjoint_and_fill_the_body(case):
+    _, _, measured = case
+    cells = np.concatenate(list(measured["cells"].values()))
+    assert len(np.unique(cells)) == len(cells) == measured["n_tets"]
+    total = sum(measured["measure"][n] for n in measured["cells"])
+    exact = segment_area(X_WALL) * BODY["height"] - sphere_volume(RADIUS)
+    assert total == pytest.approx(exact, rel=0.02)
+
+
+def test_feature_quality(case):
+    name, _, measured = case
+    assert measured["min_sicn"] > 0.1, (name, measured["min_sicn"])
+
+
+def test_feature_sizes(case):
+    name, kwargs, measured = case
+    area = measured["measure"]
+    if "posterior_defect" in kwargs:
+        r = kwargs["posterior_defect"][2]
+        assert area["posterior_defect"] == pytest.approx(math.pi * r * r, rel=0.05)
+    if "endplate_defect" in kwargs:
+        r = kwargs["endplate_defect"][3]
+        assert area["endplate_defect"] == pytest.approx(math.pi * r * r, rel=0.05)
+    if name in ("cleft", "all"):  # fully inside the body and clear of the lesion
+        t, r = CLEFT["thickness"], CLEFT["radius"]
+        assert area["cleft"] == pytest.approx(math.pi * r * r * t, rel=0.05)
+    if "lesion" in kwargs:
+        a, b, c = kwargs["lesion"]["radii"]
+        cavity = sphere_volume(RADIUS) if name == "needle_in_regions" else 0.0
+        assert area["lesion"] == pytest.approx(4.0 / 3.0 * math.pi * a * b * c - cavity, rel=0.03)
+
+
+def test_cortical_shell_is_resolved_and_open_under_the_outlets(case):
+    name, kwargs, measured = case
+    if "cortical_shell" not in kwargs:
+        pytest.skip("no cortical shell in this case")
+    edges = measured["cortex_edges"]
+    assert edges.mean() <= SHELL, edges.mean()
+    assert np.quantile(edges, 0.95) <= 1.5 * SHELL
+    assert measured["next_to"]["lateral_wall"] >= {"cortex"}
+    for patch in [*PATCHES_ON_WALLS, "posterior_defect"]:
+        if patch in measured["next_to"]:
+            assert "cortex" not in measured["next_to"][patch], patch
+    if name == "needle_in_regions":
+        assert measured["next_to"]["needle"] == {"lesion"}
+
+
+def test_all_features_dolfinx_conversion(all_features):
+    measured, data = all_features
+    names = boundary_names(**ALL_FEATURES, needles=[("needle", TIP, RADIUS)])
+    regions = region_names(**ALL_FEATURES)
+    assert set(data.physical_groups) == names | regions
+    assert COMM.allreduce(data.mesh.topology.index_map(3).size_local, op=MPI.SUM) == (
+        COMM.bcast(None if measured is None else measured["n_tets"], root=ROOT)
+    )
+    for name in sorted(names):  # the same order on every rank: the sums are collective
+        dim, tag = data.physical_groups[name]
+        assert dim == 2
+        assert COMM.allreduce(len(data.facet_tags.find(tag)), op=MPI.SUM) > 0, name
+    for name in sorted(regions):
+        dim, tag = data.physical_groups[name]
+        assert dim == 3
+        assert COMM.allreduce(len(data.cell_tags.find(tag)), op=MPI.SUM) > 0, name
+
+
+def test_default_call_keeps_the_old_tags(one_needle):
+    measured, _ = one_needle
+    old = {"anterior": 1, "posterior": 2, "endplate_upper": 11, "endplate_lower": 12,
+           "basivertebral_foramen": 13, "posterior_wall": 14, "segmental_vein_left": 15,
+           "segmental_vein_right": 16, "lateral_wall": 17}  # fmt: skip
+    assert {**VOLUME_GROUPS, **SURFACE_GROUPS} == old
+    assert set(measured["names"]) == {*old, "needle"}
+    assert boundary_names() == set(SURFACE_GROUPS)
+    assert region_names() == set(VOLUME_GROUPS)
+    assert boundary_names(needles=[("needle", TIP, RADIUS)], **BODY) == {*SURFACE_GROUPS, "needle"}
+
+
+# --- lumbar level presets --------------------------------------------------------------------
+
+LEVEL_SIZES = {"h_tip": 0.8e-3, "h_max": 5e-3, "growth": 0.4, "h_outlet": 0.6e-3}
+
+
+@pytest.mark.parametrize("level", ["L1", "L2", "L3", "L4", "L5"])
+def test_level_preset_meshes_with_every_tag(gmsh_model, level):
+    dims = lumbar_level_dimensions(level)
+    assert set(dims) == {"width", "depth", "height"}
+    assert 0.030 < dims["width"] < 0.060 and 0.025 < dims["depth"] < 0.045
+    assert 0.018 < dims["height"] < 0.035
+    if COMM.rank != ROOT:
+        pytest.skip("gmsh-only test, runs on rank 0")
+    add_vertebral_body(**dims, **LEVEL_SIZES, needles=[("needle", TIP, RADIUS)])
+    generate()
+    measured = measure_mesh()
+    assert set(measured["names"]) == set(ALL_GROUPS)
+    assert all(count > 0 for count in measured["count"].values())
+    a = dims["depth"] / 1.8  # posterior_flat 0.8
+    exact = segment_area(-0.8 * a, a, dims["width"] / 2) * dims["height"] - sphere_volume(RADIUS)
+    volume = measured["measure"]["anterior"] + measured["measure"]["posterior"]
+    assert volume == pytest.approx(exact, rel=0.02)
+    assert measured["min_sicn"] > 0.1
+
+
+def test_unknown_level_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"L1.*L5"):
+        lumbar_level_dimensions("L6")
+    assert lumbar_level_dimensions("l3") == lumbar_level_dimensions("L3")
+
+
+# --- validation of the features and of the needle path ---------------------------------------
+
+ENTRY_POSTERIOR = np.array([-60e-3, -30e-3, 0.0])  # left transpedicular (m)
+
+
+def test_transpedicular_entry_is_accepted(gmsh_model):
+    if COMM.rank != ROOT:
+        pytest.skip("gmsh-only test, runs on rank 0")
+    add_vertebral_body(**BODY, **COARSE, needles=[("needle", TIP, RADIUS, ENTRY_POSTERIOR)])
+    assert gmsh.model.getPhysicalGroups(2)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ((60e-3, -6e-3, 0.0), "path of needle 'left_needle'.*posterior half"),  # anterior
+        ((2e-3, -60e-3, 0.0), "path of needle 'left_needle'.*posterior half"),  # lateral, x > 0
+        ((0.0, 0.0, 0.0), "entry point of needle 'left_needle'.*outside"),  # inside the body
+    ],
+)
+def test_invalid_entry_path_names_the_needle(gmsh_model, entry, message):
+    needles = [("left_needle", TIP, RADIUS, np.array(entry))]
+    with pytest.raises(ValueError, match=message):
+        add_vertebral_body(**BODY, **COARSE, needles=needles)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"posterior_defect": (3e-3, 0.0, 1.5e-3)}, "basivertebral foramen"),  # overlap
+        ({"posterior_defect": (13e-3, 0.0, 2e-3)}, "posterior_defect"),  # off the wall
+        ({"endplate_defect": ("middle", 0.0, 0.0, 2e-3)}, "endplate_defect"),
+        ({"endplate_defect": ("upper", 18e-3, 0.0, 3e-3)}, "endplate_defect"),  # off the plate
+        ({"cleft": {**CLEFT, "radius_mm": 3}}, "cleft"),
+        ({"cleft": {**CLEFT, "normal": (0.0, 0.0, 2.0)}}, "cleft normal"),
+        ({"cleft": {**CLEFT, "centre": (0.0, 0.0, 20e-3)}}, "cleft centre"),
+        ({"lesion": {**LESION, "centre": (30e-3, 0.0, 0.0)}}, "lesion centre"),
+        ({"lesion": {**LESION, "radii": (1e-3, 0.0, 1e-3)}}, "lesion radii"),
+        ({"cortical_shell": -1e-3}, "cortical_shell"),
+        (
+            {
+                "cortical_shell": 3e-3,
+                "needles": [("needle", np.array([2e-3, -18e-3, 0.0]), RADIUS)],
+            },
+            "trabecular core",
+        ),
+    ],
+)
+def test_invalid_feature_raises_naming_it(gmsh_model, change, named):
+    kwargs = {**BODY, **COARSE, "needles": [("needle", TIP, RADIUS)], **change}
+    with pytest.raises(ValueError, match=named):
+        add_vertebral_body(**kwargs)
+
+
+def test_contains_with_a_cortical_shell_means_inside_the_core():
+    near_side = (0.0, B - 2e-3, 0.0)  # 2 mm inside the lateral wall
+    assert vertebral_body_contains(near_side, **BODY, margin=1e-3)
+    assert not vertebral_body_contains(near_side, **BODY, margin=1e-3, cortical_shell=1.5e-3)
+    assert vertebral_body_contains(near_side, **BODY, margin=0.4e-3, cortical_shell=1.5e-3)
+    near_plate = (0.0, 0.0, BODY["height"] / 2 - 2e-3)  # the endplates have no shell
+    assert vertebral_body_contains(near_plate, **BODY, margin=1e-3, cortical_shell=1.5e-3)
+
+
+def test_names_reject_unknown_keywords():
+    with pytest.raises(TypeError, match="cortex_thickness"):
+        boundary_names(cortex_thickness=1e-3)

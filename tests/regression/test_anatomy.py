@@ -1,0 +1,78 @@
+"""Sensible physics on the shipped anatomy scenarios (coarse meshes, Newtonian cement)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sim.scenario import validate_scenario
+
+from ..verification.conftest import Extremes, simulate
+
+FAST = {"rheology": {"model": "newtonian", "viscosity": 100.0}}
+COARSE = {"size_tip": 1.0e-3, "size_max": 5e-3, "size_outlet": 1.0e-3}
+
+
+def _scenario(path: Path, edit: Any = None) -> Any:
+    data = yaml.safe_load(path.read_text())
+    data["cement"] = copy.deepcopy(FAST)
+    data["geometry"]["mesh"] = {**data["geometry"].get("mesh", {}), **COARSE}
+    if edit is not None:
+        edit(data)
+    return validate_scenario(data, str(path))
+
+
+def _run(sc):
+    extremes = Extremes()
+    _, pb = simulate(sc, [], lambda p: None, extremes)
+    extremes.assert_conservative()
+    return pb
+
+
+def _first_leak(pb) -> float:
+    """Earliest time (s) any route reached the leak threshold (inf: never)."""
+    return min((t for t in pb.first_leak_times().values() if t is not None), default=float("inf"))
+
+
+def test_a_posterior_defect_near_the_tip_leaks_earlier(scenarios):
+    path = scenarios / "anatomy" / "vertebroplasty_posterior_defect.yaml"
+
+    def no_defect(d: dict) -> None:
+        del d["geometry"]["posterior_defect"]
+        del d["leak_routes"]["spinal_canal"]
+
+    with_defect = _run(_scenario(path))
+    without = _run(_scenario(path, no_defect))
+    assert with_defect.route("spinal_canal").leaked > 0
+    assert _first_leak(with_defect) < _first_leak(without)
+
+
+def test_a_permeable_cleft_draws_the_cement_into_it(scenarios):
+    path = scenarios / "anatomy" / "vertebroplasty_cleft.yaml"
+
+    def cleft_k(k: float):
+        def edit(d: dict) -> None:
+            d["geometry"]["cleft"]["thickness"] = "3 mm"
+            d["bone"]["regions"]["cleft"]["permeability"] = k
+
+        return edit
+
+    permeable = _run(_scenario(path, cleft_k(1e-6)))
+    like_bone = _run(_scenario(path, cleft_k(4e-8)))
+    assert permeable.fill_fraction("cleft") > 1.5 * like_bone.fill_fraction("cleft")
+
+
+@pytest.mark.parametrize("name", ["vertebroplasty_L1_bipedicular", "vertebroplasty_lytic_lesion"])
+def test_shipped_anatomy_scenarios_run(scenarios, name):
+    pb = _run(_scenario(scenarios / "anatomy" / f"{name}.yaml"))
+    assert pb.injector.finished()
+    if name == "vertebroplasty_lytic_lesion":
+        # the open lesion around the tip fills first
+        assert pb.fill_fraction("lesion") > 3 * pb.fill_fraction("anterior")
+    else:
+        assert {n.name for n in pb.needles} == {"left", "right"}
+        assert all(n.protocol.injected == pytest.approx(1.5e-6, rel=1e-12) for n in pb.needles)
