@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from sim.scenario.base import Section
+from sim.scenario.selectors import SelectorSpec
 from sim.units import Length, Point
 
 PositiveLength = Annotated[Length, Field(gt=0)]
@@ -241,7 +242,64 @@ class MeshFileGeometry(Section):
         return None
 
 
+SURFACE_SUFFIXES = (".stl", ".obj", ".ply", ".vtk", ".vtu", ".msh", ".xdmf")
+
+
+class SurfaceSizing(Section):
+    """Element sizes of an imported surface's volume mesh (m)."""
+
+    size_tip: PositiveLength = 0.5e-3
+    size_max: PositiveLength = 2.5e-3
+    growth: Annotated[float, Field(gt=0, le=2)] = 0.3
+
+
+class SurfaceFileGeometry(Section):
+    """A closed bone surface (STL, OBJ, PLY, VTK/VTU, MSH, XDMF), remeshed and filled with
+    tetrahedra by gmsh, refined around the needle tips.
+
+    length_unit: of the file's coordinates (a size implausible for a bone in that unit is an
+    error); boundaries / regions: named by geometric selectors (sim.scenario.selectors); the
+    rest of the surface is ``surface``, the rest of the volume ``bone``. Needles inject as a
+    source around their tips (no cavity is meshed).
+    """
+
+    kind: Literal["surface_file"]
+    path: Path
+    length_unit: str
+    mesh: SurfaceSizing = SurfaceSizing()
+    boundaries: dict[str, SelectorSpec] = {}
+    regions: dict[str, SelectorSpec] = {}
+
+    @field_validator("length_unit")
+    @classmethod
+    def _known_unit(cls, v: str) -> str:
+        from sim.units import LENGTH, to_si
+
+        to_si(f"1 {v}", LENGTH)
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _readable(cls, v: Path) -> Path:
+        if v.suffix.lower() not in SURFACE_SUFFIXES:
+            raise ValueError(
+                f"{str(v)!r}: surfaces are read from {', '.join(SURFACE_SUFFIXES)} files"
+            )
+        if not v.is_file():
+            raise ValueError(f"surface file {str(v)!r} does not exist")
+        return v
+
+    def boundary_names(self) -> set[str]:
+        return set(self.boundaries) | {"surface"}
+
+    def region_names(self) -> set[str]:
+        return set(self.regions) | {"bone"}
+
+    def contains(self, point: tuple[float, float, float], margin: float) -> bool | None:
+        return None  # checked against the surface when the mesh is built
+
+
 Geometry = Annotated[
-    BallGeometry | ColumnGeometry | VertebralBodyGeometry | MeshFileGeometry,
+    BallGeometry | ColumnGeometry | VertebralBodyGeometry | MeshFileGeometry | SurfaceFileGeometry,
     Field(discriminator="kind"),
 ]
