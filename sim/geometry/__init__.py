@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mpi4py import MPI  # noqa: F401  (loads libmpi before dolfinx does; see README)
+
 from sim.geometry.tagged_mesh import MeshError, TaggedMesh
 
 __all__ = ["MeshError", "TaggedMesh", "build_mesh"]
