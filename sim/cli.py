@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="only warnings and errors")
     run.add_argument("--log-all-ranks", action="store_true", help="log from every MPI rank")
+    from sim.sweep.cli import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
     report = sub.add_parser(
         "report",
         help="write report.html of a finished run",
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     if args.command == "report":
         return _report(args.run_dir)
+    if args.command == "sweep":
+        from sim.sweep.cli import main as sweep_main
+
+        return sweep_main(args)
     try:
         scenario = load_scenario(args.scenario, args.overrides)
     except ScenarioError as exc:

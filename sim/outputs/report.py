@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from sim.outputs.summary import write_text_atomic
+
 ML = 1e-6
 #: syringe pressures above this are beyond what hands deliver (Krebs et al. 2005: peaks of
 #: 1.7 +- 0.6 MPa, at most 3.2 MPa)
@@ -65,7 +67,7 @@ def warnings(summary: dict[str, Any]) -> list[str]:
     return out
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
+def table_html(rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
 
@@ -125,13 +127,13 @@ def _headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _image(path: Path) -> str:
+def image_tag(path: Path) -> str:
     mime = "image/gif" if path.suffix == ".gif" else "image/png"
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:{mime};base64,{data}" alt="{html.escape(path.stem)}">'
 
 
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#222}
 h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:1rem 0} th,td{padding:.25rem .8rem;text-align:left;
@@ -155,19 +157,19 @@ def write_report(run_dir: Path) -> Path:
         '<div class="ok">No leak, no pressure or conservation warning.</div>'
     )
     figures = "".join(
-        f'<figure class="{"wide" if wide else ""}">{_image(run_dir / name)}'
+        f'<figure class="{"wide" if wide else ""}">{image_tag(run_dir / name)}'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         for name, caption, wide in FIGURES
         if (run_dir / name).is_file()
     )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>cementsim: {html.escape(summary["scenario"])}</title><style>{_STYLE}</style></head>
+<title>cementsim: {html.escape(summary["scenario"])}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(summary["scenario"])}</h1>
 <p class="sub">{html.escape(scenario.get("description", "") or "")}</p>
 <h2>Warnings</h2>{warn_html}
-<h2>Results</h2>{_table(_headline(summary))}
+<h2>Results</h2>{table_html(_headline(summary))}
 <h2>Figures</h2>{figures}
 <h2>Scenario (resolved, SI units)</h2>
 <details><summary>show</summary><pre>{html.escape(scenario_text)}</pre></details>
@@ -177,7 +179,5 @@ git {html.escape(str(versions.get("git_commit")))}</p>
 </body></html>
 """
     out = run_dir / "report.html"
-    tmp = out.with_name("report.html.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
+    write_text_atomic(out, page)
     return out

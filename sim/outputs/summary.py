@@ -97,8 +97,14 @@ def _extreme(pick: Any, values: np.ndarray) -> float | None:
     return float(pick(finite)) if len(finite) else None
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text so that `path` either does not exist or is complete (also across processes:
+    the temporary file is private to this process)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write JSON so that `path` either does not exist or is complete."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

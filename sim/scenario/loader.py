@@ -26,23 +26,24 @@ _DISCRIMINATORS = ("kind", "law", "model")
 class ScenarioError(ValueError):
     """A scenario that cannot be run; `problems` lists one message per problem."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    def __init__(self, source: str, problems: list[str], what: str = "scenario") -> None:
         self.source = source
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: invalid scenario\n{lines}")
+        super().__init__(f"{source}: invalid {what}\n{lines}")
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, what: str = "scenario") -> dict[str, Any]:
     """The mapping in a YAML file; ScenarioError if it cannot be read or is not a mapping."""
     if not path.is_file():
-        raise ScenarioError(str(path), ["file not found"])
+        raise ScenarioError(str(path), ["file not found"], what)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ScenarioError(str(path), [f"not valid YAML: {exc}".replace("\n", " ")]) from None
+        problem = f"not valid YAML: {exc}".replace("\n", " ")
+        raise ScenarioError(str(path), [problem], what) from None
     if not isinstance(data, dict):
-        raise ScenarioError(str(path), ["the file must hold a mapping of sections"])
+        raise ScenarioError(str(path), ["the file must hold a mapping of sections"], what)
     return data
 
 
@@ -161,10 +162,10 @@ def validate_scenario(data: Mapping[str, Any], source: str = "scenario") -> Scen
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(source, [_describe(e, data) for e in exc.errors()]) from None
+        raise ScenarioError(source, [describe_error(e, data) for e in exc.errors()]) from None
 
 
-def _describe(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+def describe_error(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     loc, raw = _clean_loc(error["loc"], data)
     where = ".".join(str(p) for p in loc) or "(top level)"
     kind = error["type"]

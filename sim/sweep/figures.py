@@ -1,0 +1,120 @@
+"""Plots of a collected sweep: leak maps, fill and leakage against injected volume for every run,
+sensitivity bars (Sobol indices, or a tornado of main effects / rank correlations)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import colors
+
+from sim.sweep.analysis import LeakMap, Sensitivity
+
+ML = 1e-6
+
+
+def _axis(ax: plt.Axes, which: str, levels: np.ndarray, binned: bool, label: str) -> None:
+    """Ticks for an axis of cells: level values, or bin edges (log scale when geometric)."""
+    set_ticks = ax.set_xticks if which == "x" else ax.set_yticks
+    set_labels = ax.set_xticklabels if which == "x" else ax.set_yticklabels
+    set_label = ax.set_xlabel if which == "x" else ax.set_ylabel
+    set_ticks(np.arange(levels.size) - (0.5 if binned else 0.0))
+    set_labels([f"{v:.3g}" for v in levels], rotation=45 if which == "x" else 0)
+    set_label(f"{label}{' (binned)' if binned else ''}")
+
+
+def plot_leak_map(m: LeakMap, path: Path) -> None:
+    """Two panels over parameters a, b: leak probability and mean leaked volume (mL)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
+    panels = (
+        (m.probability, "Leak probability", plt.get_cmap("Reds"), colors.Normalize(0, 1)),
+        (m.mean_leaked / ML, "Mean leaked volume (mL)", plt.get_cmap("viridis"), None),
+    )
+    for ax, (values, title, cmap, norm) in zip(axes, panels, strict=True):
+        image = ax.imshow(values, origin="lower", cmap=cmap, norm=norm, aspect="auto")
+        fig.colorbar(image, ax=ax)
+        for (j, i), n in np.ndenumerate(m.count):
+            if n:
+                ax.text(
+                    i,
+                    j,
+                    f"{values[j, i]:.2g}\nn={int(n)}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="k" if title.startswith("Leak") else "w",
+                )
+        _axis(ax, "x", m.a_levels, m.binned[0], m.a)
+        _axis(ax, "y", m.b_levels, m.binned[1], m.b)
+        ax.set_title(title)
+    fig.suptitle("Runs pooled over the other parameters (SI units)", fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(
+    curves: list[tuple[float, np.ndarray, dict[str, np.ndarray]]],
+    colour_by: str,
+    path: Path,
+    log: bool = False,
+) -> None:
+    """Each run's target-region fill and total leaked volume against injected volume (mL),
+    coloured by the value of parameter `colour_by` (log colour scale when `log`).
+    curves: (value, injected, {name: y})."""
+    names = sorted({n for _, _, ys in curves for n in ys})
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(4.4 * len(names), 3.8), squeeze=False, constrained_layout=True
+    )
+    values = np.array([v for v, _, _ in curves], dtype=float)
+    finite = values[np.isfinite(values)]
+    scale = colors.LogNorm if log else colors.Normalize
+    norm = scale(finite.min(), finite.max()) if finite.size else colors.Normalize()
+    cmap = plt.get_cmap("viridis")
+    for ax, name in zip(axes[0], names, strict=True):
+        for value, injected, ys in curves:
+            if name in ys:
+                ax.plot(
+                    injected / ML,
+                    ys[name] / (ML if name.startswith("leaked") else 1.0),
+                    color=cmap(norm(value)) if np.isfinite(value) else "grey",
+                    lw=1,
+                )
+        ax.set_xlabel("Injected volume (mL)")
+        ax.set_ylabel(
+            name.replace("fill_fraction.", "fill fraction, ").replace(
+                "leaked_volume_total", "leaked volume (mL)"
+            )
+        )
+        ax.grid(alpha=0.3)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0, -1], label=colour_by)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_sensitivity(s: Sensitivity, path: Path) -> None:
+    """Sobol S1/ST bars with confidence, or a tornado of main effects / rank correlations."""
+    order = np.argsort(np.abs(s.first))
+    labels = [s.parameters[i] for i in order]
+    y = np.arange(len(order))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(order)), constrained_layout=True)
+    if s.method == "sobol":
+        ax.barh(y - 0.2, s.first[order], 0.4, xerr=s.first_conf[order], label="first order S1")
+        ax.barh(y + 0.2, s.total[order], 0.4, xerr=s.total_conf[order], label="total ST")
+        ax.set_xlabel(f"Sobol index of {s.metric}")
+        ax.legend(loc="lower right")
+    elif s.method == "main_effect":
+        ax.barh(y, s.high[order] - s.low[order], left=s.low[order], color="tab:orange")
+        ax.set_xlabel(f"{s.metric}: range of the level means (tornado)")
+    else:
+        ax.barh(y, s.first[order], color=np.where(s.first[order] > 0, "tab:red", "tab:blue"))
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlim(-1, 1)
+        ax.set_xlabel(f"Spearman rank correlation with {s.metric}")
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,207 @@
+"""The sweep file: a base scenario, parameter axes, a sampling design, an executor.
+
+    name: viscosity_and_volume
+    base: ../vertebroplasty.yaml
+    set: {output.fields: false, output.fluoroscopy: false}
+    axes:
+      - {param: cement.rheology.viscosity, values: ["50 Pa*s", "100 Pa*s", "200 Pa*s"]}
+      - {param: injection.needles.0.volume, range: {start: 2e-6, stop: 6e-6, num: 5}}
+      - {params: [injection.needles.0.volume, injection.needles.0.rate],   # coupled
+         values: [["2 mL", "1.5 mL/min"], ["4 mL", "3 mL/min"]]}
+      - {param: bone.porosity, distribution: {kind: uniform, low: 0.85, high: 0.95}}
+    derived: {injection.needles.0.rate: "injection.needles.0.volume / 80"}
+    constraints: ["bone.porosity < 0.93 or bone.permeability < 2e-8"]
+    sampling: {method: grid}   # or random | latin_hypercube | sobol | saltelli, samples, seed
+    executor: {kind: local, workers: 2, ranks_per_run: 1, retries: 1}
+
+`values` and `range` axes are crossed (full factorial). Sampled designs draw the
+`distribution` axes (uniform, log_uniform, normal, truncated to [low, high] when given) and
+cross them with the other axes. Derived parameters and constraints are expressions of the
+point's values in SI units (arithmetic, comparisons, and/or/not, min, max, abs, log, exp,
+sqrt); a combination that fails a constraint is dropped, one that fails validation is an
+error of the plan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from sim.scenario.base import Section
+from sim.scenario.injection import Name
+from sim.units import Time, Volume
+
+Param = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]
+Scalar = float | int | str | bool
+
+
+class Range(Section):
+    """`num` values from `start` to `stop` (SI numbers), linearly or logarithmically spaced."""
+
+    start: float
+    stop: float
+    num: Annotated[int, Field(ge=2, le=10_000)]
+    spacing: Literal["linear", "log"] = "linear"
+
+    @model_validator(mode="after")
+    def _log_positive(self) -> Range:
+        if self.spacing == "log" and min(self.start, self.stop) <= 0:
+            raise ValueError("a log range needs start and stop > 0")
+        return self
+
+
+class Distribution(Section):
+    """uniform / log_uniform on [low, high]; normal (mean, std), truncated to [low, high]
+    when those are given. SI numbers."""
+
+    kind: Literal["uniform", "log_uniform", "normal"]
+    low: float | None = None
+    high: float | None = None
+    mean: float | None = None
+    std: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _parameters(self) -> Distribution:
+        if self.kind in ("uniform", "log_uniform"):
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"a {self.kind} distribution needs low < high")
+            if self.kind == "log_uniform" and self.low <= 0:
+                raise ValueError("a log_uniform distribution needs low > 0")
+        elif self.mean is None or self.std is None:
+            raise ValueError("a normal distribution needs mean and std")
+        return self
+
+
+class Axis(Section):
+    """One parameter (or coupled parameters) and how it varies."""
+
+    param: Param | None = None
+    params: Annotated[list[Param], Field(min_length=2)] | None = None
+    values: Annotated[list[Any], Field(min_length=1)] | None = None
+    range: Range | None = None
+    distribution: Distribution | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Axis:
+        if (self.param is None) == (self.params is None):
+            raise ValueError("give 'param' (one parameter) or 'params' (coupled parameters)")
+        ways = [w for w in ("values", "range", "distribution") if getattr(self, w) is not None]
+        if len(ways) != 1:
+            raise ValueError(f"give exactly one of values, range, distribution; got {ways}")
+        if self.params is not None:
+            if self.values is None:
+                raise ValueError("coupled parameters take a list of value tuples ('values')")
+            bad = [v for v in self.values if not isinstance(v, list) or len(v) != len(self.params)]
+            if bad:
+                raise ValueError(
+                    f"each entry of values must list {len(self.params)} values, got {bad[0]!r}"
+                )
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return self.params if self.params is not None else [self.param]  # type: ignore[list-item]
+
+
+class Sampling(Section):
+    """grid: the full factorial of the axes; random, latin_hypercube, sobol: `samples` draws of
+    the distribution axes; saltelli: the design for Sobol indices (samples * (2 d + 2) runs)."""
+
+    method: Literal["grid", "random", "latin_hypercube", "sobol", "saltelli"] = "grid"
+    samples: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _samples(self) -> Sampling:
+        if self.method != "grid" and self.samples is None:
+            raise ValueError(f"sampling method {self.method!r} needs 'samples'")
+        return self
+
+
+class JobQueue(Section):
+    """Resources of one cluster job (dask-jobqueue) or array task."""
+
+    cores: Annotated[int, Field(ge=1)] = 1
+    memory: str = "2GB"
+    walltime: str = "01:00:00"
+    queue: str | None = None
+    account: str | None = None
+    jobs: Annotated[int, Field(ge=1)] = 2
+    interface: str | None = None
+
+
+class Executor(Section):
+    """How runs are executed. ranks_per_run > 1 runs each with mpirun; retries: attempts after
+    the first; timeout: per attempt (s)."""
+
+    kind: Literal["serial", "local", "dask", "slurm", "pbs", "slurm_array"] = "local"
+    workers: Annotated[int, Field(ge=1)] = 2
+    ranks_per_run: Annotated[int, Field(ge=1)] = 1
+    retries: Annotated[int, Field(ge=0, le=10)] = 1
+    timeout: Annotated[Time, Field(gt=0)] = 24 * 3600.0
+    scheduler: str | None = None
+    jobqueue: JobQueue = JobQueue()
+
+
+class Report(Section):
+    """What the collected report shows: `map` the two parameters of the leak maps (default:
+    the first two numeric axes), `metric` the summary quantity of the sensitivity analysis
+    (a key of summary.json; nested keys dotted, e.g. fill_fraction.anterior), `leak_threshold`
+    the leaked volume above which a run counts as leaking (default: each run's
+    output.leak_threshold)."""
+
+    map: Annotated[list[Param], Field(min_length=2, max_length=2)] | None = None
+    metric: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")] = (
+        "leaked_volume_total_m3"
+    )
+    leak_threshold: Annotated[Volume, Field(gt=0)] | None = None
+
+
+class SweepSpec(Section):
+    """A sweep: see the module docstring."""
+
+    name: Name
+    base: Path
+    set: dict[Param, Scalar | list[Any] | dict[str, Any]] = {}
+    axes: Annotated[list[Axis], Field(min_length=1)]
+    derived: dict[Param, str] = {}
+    constraints: list[str] = []
+    sampling: Sampling = Sampling()
+    executor: Executor = Executor()
+    report: Report = Report()
+
+    @field_validator("base")
+    @classmethod
+    def _exists(cls, v: Path) -> Path:
+        if not v.is_file():
+            raise ValueError(f"base scenario {str(v)!r} does not exist")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepSpec:
+        names = [n for a in self.axes for n in a.names]
+        duplicated = {n for n in names if names.count(n) > 1}
+        if duplicated:
+            raise ValueError(f"parameters on more than one axis: {sorted(duplicated)}")
+        sampled = [a for a in self.axes if a.distribution is not None]
+        if self.sampling.method == "grid" and sampled:
+            raise ValueError(
+                f"axis {sampled[0].names[0]!r} has a distribution: use a sampled design "
+                "(sampling.method: random, latin_hypercube, sobol or saltelli)"
+            )
+        if self.sampling.method != "grid" and not sampled:
+            raise ValueError(
+                f"sampling.method {self.sampling.method!r} needs axes with a distribution"
+            )
+        if self.sampling.method == "saltelli" and len(sampled) != len(self.axes):
+            raise ValueError("a saltelli design samples every axis: give each a distribution")
+        clash = set(self.derived) & set(names)
+        if clash:
+            raise ValueError(f"derived parameters are also axes: {sorted(clash)}")
+        if self.report.map is not None:
+            unknown = [p for p in self.report.map if p not in names]
+            if unknown:
+                raise ValueError(f"report.map: {unknown} are not axes ({names})")
+        return self

@@ -1,0 +1,103 @@
+"""The sweep directory: the plan, provenance, one results folder per run, status.
+
+SWEEP_DIR/sweep.yaml        the sweep file as given
+SWEEP_DIR/plan.json         every run: index, id, parameters (as written and in SI), overrides
+SWEEP_DIR/provenance.json   versions, host, start and end times, executor, per session
+SWEEP_DIR/runs/ID/          the run's results (summary.json when it finished),
+                            attempts.json (every failed attempt), failed.json (gave up)
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sim.outputs.summary import write_json_atomic
+from sim.sweep.plan import Plan, PlannedRun
+
+DONE, FAILED, PENDING, BUSY = "done", "failed", "pending", "busy"
+
+
+def run_dir(sweep_dir: Path, run_id: str) -> Path:
+    return sweep_dir / "runs" / run_id
+
+
+def write_plan(sweep_dir: Path, plan: Plan, sweep_file: Path, executor: dict[str, Any]) -> None:
+    """Record the sweep file, its expansion and the executor settings (the driver only)."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sweep_file, sweep_dir / "sweep.yaml")
+    write_json_atomic(
+        sweep_dir / "plan.json",
+        {
+            "name": plan.spec.name,
+            "base": str(plan.spec.base),
+            "parameters": plan.parameter_names,
+            "sampled": [n for a in plan.spec.axes if a.distribution is not None for n in a.names],
+            "log_scale": [
+                n
+                for a in plan.spec.axes
+                if (a.distribution and a.distribution.kind == "log_uniform")
+                or (a.range and a.range.spacing == "log")
+                for n in a.names
+            ],
+            "sampling": plan.spec.sampling.model_dump(),
+            "report": plan.spec.report.model_dump(),
+            "dropped_by_constraints": plan.dropped,
+            "runs": [asdict(r) for r in plan.runs],
+            "design": None if plan.design is None else plan.design.tolist(),
+            "executor": executor,
+        },
+    )
+
+
+def read_plan(sweep_dir: Path) -> dict[str, Any]:
+    path = sweep_dir / "plan.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{sweep_dir} is not a sweep directory (no plan.json)")
+    return json.loads(path.read_text())
+
+
+def planned_runs(sweep_dir: Path) -> list[PlannedRun]:
+    return [PlannedRun(**r) for r in read_plan(sweep_dir)["runs"]]
+
+
+def status_of(sweep_dir: Path, run_id: str) -> str:
+    folder = run_dir(sweep_dir, run_id)
+    if (folder / "summary.json").is_file():
+        return DONE
+    if (folder / "failed.json").is_file():
+        return FAILED
+    return PENDING
+
+
+def status(sweep_dir: Path) -> dict[str, list[str]]:
+    """Run ids by status."""
+    out: dict[str, list[str]] = {DONE: [], FAILED: [], PENDING: []}
+    for run in planned_runs(sweep_dir):
+        out[status_of(sweep_dir, run.id)].append(run.id)
+    return out
+
+
+def record_session(sweep_dir: Path, event: str, **details: Any) -> None:
+    """Append a start or end record to provenance.json (versions at the start)."""
+    path = sweep_dir / "provenance.json"
+    data = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
+    entry: dict[str, Any] = {
+        "event": event,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        **details,
+    }
+    if event == "start":
+        from sim.outputs.rundir import versions
+
+        entry["versions"] = versions()
+        entry["command"] = sys.argv
+    data["sessions"].append(entry)
+    write_json_atomic(path, data)

@@ -1,0 +1,161 @@
+"""Run one point of a sweep in its own process: `[mpirun -n M] python -m sim run BASE --set ...`.
+
+A finished run (summary.json present) is never run again. Every attempt is recorded in the
+run's attempts.json (exit code, seconds, host, and the tail of the error output when it
+failed); after the last retry the run is marked failed (failed.json), which does not stop
+the other runs. A lock file keeps two workers from running the same point at once (a task
+resubmitted after its worker was lost), and the run process dies with the worker that
+started it, so a killed worker leaves no orphan writing into the folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sim.outputs.summary import write_json_atomic
+from sim.sweep.store import BUSY, DONE, FAILED, run_dir
+
+TAIL = 4000  # characters of error output kept per failed attempt
+PR_SET_PDEATHSIG = 1
+
+
+def launcher(ranks: int, python: str) -> list[str]:
+    """The command prefix that starts one run on `ranks` MPI ranks."""
+    if ranks == 1:
+        return [python]
+    mpirun = Path(python).parent / "mpirun"
+    return [
+        str(mpirun) if mpirun.exists() else shutil.which("mpirun") or "mpirun",
+        "-n",
+        str(ranks),
+        python,
+    ]
+
+
+def _die_with_parent(cmd: list[str], python: str) -> list[str]:
+    """`cmd` behind a tiny exec wrapper that asks Linux to SIGTERM it when the worker dies."""
+    if not sys.platform.startswith("linux"):
+        return cmd
+    return [python, "-c", _GUARD, *cmd]
+
+
+# prctl(PR_SET_PDEATHSIG) survives exec; if the parent is already gone, do not start at all.
+_GUARD = (
+    "import ctypes, os, signal, sys; "
+    f"ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, signal.SIGTERM); "
+    "os.getppid() == 1 and sys.exit(143); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
+def _history(out: Path) -> list[dict[str, Any]]:
+    path = out / "attempts.json"
+    return json.loads(path.read_text())["attempts"] if path.is_file() else []
+
+
+def run_point(
+    sweep_dir: str,
+    base: str,
+    run_id: str,
+    overrides: list[str],
+    ranks: int = 1,
+    retries: int = 1,
+    timeout: float = 86400.0,
+    python: str | None = None,
+) -> dict[str, Any]:
+    """Run one point (idempotent); returns {id, status, attempts, seconds[, error]}.
+
+    status is done, failed, or busy (another live worker holds the point's lock).
+    """
+    out = run_dir(Path(sweep_dir), run_id)
+    if (out / "summary.json").is_file():
+        return {"id": run_id, "status": DONE, "attempts": 0, "seconds": 0.0, "skipped": True}
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return {"id": run_id, "status": BUSY, "attempts": 0, "seconds": 0.0}
+        if (out / "summary.json").is_file():  # finished while we waited for the lock
+            return {"id": run_id, "status": DONE, "attempts": 0, "seconds": 0.0, "skipped": True}
+        return _attempts(out, base, run_id, overrides, ranks, retries, timeout, python)
+
+
+def _attempts(
+    out: Path,
+    base: str,
+    run_id: str,
+    overrides: list[str],
+    ranks: int,
+    retries: int,
+    timeout: float,
+    python: str | None,
+) -> dict[str, Any]:
+    (out / "failed.json").unlink(missing_ok=True)
+    python = python or sys.executable
+    cmd = [*launcher(ranks, python), "-m", "sim", "run", base]
+    cmd += ["--out", str(out), "--quiet"]
+    for o in overrides:
+        cmd += ["--set", o]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_"))}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    history = _history(out)
+    start = time.perf_counter()
+    for attempt in range(1, retries + 2):
+        t0 = time.perf_counter()
+        try:
+            done = subprocess.run(
+                _die_with_parent(cmd, python),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                check=False,
+            )
+            code, err = done.returncode, (done.stderr + done.stdout)[-TAIL:]
+        except subprocess.TimeoutExpired:
+            code, err = -1, f"timed out after {timeout:g} s"
+        ok = code == 0 and (out / "summary.json").is_file()
+        history.append(
+            {
+                "status": DONE if ok else FAILED,
+                "exit_code": code,
+                "seconds": time.perf_counter() - t0,
+                "host": platform.node(),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **({} if ok else {"error": err}),
+            }
+        )
+        write_json_atomic(out / "attempts.json", {"attempts": history})
+        if ok:
+            return {
+                "id": run_id,
+                "status": DONE,
+                "attempts": attempt,
+                "seconds": time.perf_counter() - start,
+            }
+    failure = {
+        "id": run_id,
+        "status": FAILED,
+        "attempts": retries + 1,
+        "seconds": time.perf_counter() - start,
+        "error": err,
+        "command": cmd,
+    }
+    write_json_atomic(out / "failed.json", failure)
+    return failure
+
+
+def last_error(sweep_dir: Path, run_id: str) -> str:
+    """The recorded error of a failed run (empty if none)."""
+    path = run_dir(sweep_dir, run_id) / "failed.json"
+    return json.loads(path.read_text())["error"] if path.is_file() else ""
