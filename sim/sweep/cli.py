@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -99,16 +100,24 @@ def main(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from sim.sweep.plan import make_plan
 
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `cementsim sweep plan ... | head`
     plan = make_plan(load_sweep(args.sweep_file))
     names = plan.parameter_names
     print(
         f"sweep '{plan.spec.name}': {len(plan.runs)} runs ({plan.spec.sampling.method}"
         f"{', ' + str(plan.dropped) + ' dropped by constraints' if plan.dropped else ''})"
     )
-    print("  run        " + "  ".join(names))
+    print("  run         " + "  ".join(names))
     for run in plan.runs:
-        print(f"  {run.id}  " + "  ".join(f"{run.params.get(n)}" for n in names))
+        cells = [_shown(run.params.get(n)) for n in names]
+        print(
+            f"  {run.id}  " + "  ".join(c.ljust(len(n)) for c, n in zip(cells, names, strict=True))
+        )
     return 0
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _run(args: argparse.Namespace) -> int:

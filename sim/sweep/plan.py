@@ -223,9 +223,9 @@ def design_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], np.ndarray | N
 
 
 # ----------------------------------------------------------------------------- the plan
-def _override(param: str, value: Any) -> str:
+def _override(param: str, value: Any, unit: str | None = None) -> str:
     if isinstance(value, float):
-        return f"{param}={value!r}"
+        return f"{param}={value!r}{' ' + unit if unit else ''}"
     if isinstance(value, list | dict):
         return f"{param}={yaml.safe_dump(value, default_flow_style=True).strip()}"
     return f"{param}={value}"
@@ -261,8 +261,13 @@ def make_plan(spec: SweepSpec) -> Plan:
     dropped = 0
     kept_design = []
     axis_names = [n for a in spec.axes for n in a.names]
+    units = {
+        a.names[0]: (a.range or a.distribution).unit  # type: ignore[union-attr]
+        for a in spec.axes
+        if a.range is not None or a.distribution is not None
+    }
     for index, point in enumerate(points):
-        overrides = [_override(k, v) for k, v in point.items()]
+        overrides = [_override(k, v, units.get(k)) for k, v in point.items()]
         scenario = _load(spec.base, fixed + overrides, index, point)
         si = _scalars(scenario, axis_names)
         for name, expression in spec.derived.items():

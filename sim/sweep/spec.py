@@ -27,23 +27,66 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pint
 from pydantic import Field, field_validator, model_validator
 
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
-from sim.units import Time, Volume
+from sim.units import Time, Volume, registry
 
 Param = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]
 Scalar = float | int | str | bool
 
 
+def _with_units(data: Any, fields: tuple[str, ...]) -> Any:
+    """Numbers written with units ("2 min", "50 Pa*s") -> SI floats, and `unit`: their SI base
+    unit, with which sampled values are handed to the scenario (which checks the dimension)."""
+    if not isinstance(data, dict):
+        return data
+    if "unit" in data:
+        raise ValueError("write the unit with each number, e.g. low: 2 min")
+    out = dict(data)
+    units = set()
+    for name in fields:
+        value = out.get(name)
+        if isinstance(value, str):
+            try:  # a bare number in a string (PyYAML reads 1e-9 as one)
+                out[name] = float(value)
+                continue
+            except ValueError:
+                pass
+            try:
+                q = registry().Quantity(value.strip())
+            except Exception:  # pint lets several error types out
+                raise ValueError(f"{name}: cannot read {value!r} as a number with a unit") from None
+            if not isinstance(q, pint.Quantity) or q.dimensionless:
+                out[name] = float(
+                    q.to_base_units().magnitude if isinstance(q, pint.Quantity) else q
+                )
+                continue
+            base = q.to_base_units()
+            out[name] = float(base.magnitude)
+            units.add(str(base.units))
+    if len(units) > 1:
+        raise ValueError(f"bounds in different units: {sorted(units)}")
+    out["unit"] = units.pop() if units else None
+    return out
+
+
 class Range(Section):
-    """`num` values from `start` to `stop` (SI numbers), linearly or logarithmically spaced."""
+    """`num` values from `start` to `stop` (SI numbers, or numbers with units), linearly or
+    logarithmically spaced."""
 
     start: float
     stop: float
     num: Annotated[int, Field(ge=2, le=10_000)]
     spacing: Literal["linear", "log"] = "linear"
+    unit: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _units(cls, data: Any) -> Any:
+        return _with_units(data, ("start", "stop"))
 
     @model_validator(mode="after")
     def _log_positive(self) -> Range:
@@ -54,13 +97,19 @@ class Range(Section):
 
 class Distribution(Section):
     """uniform / log_uniform on [low, high]; normal (mean, std), truncated to [low, high]
-    when those are given. SI numbers."""
+    when those are given. SI numbers, or numbers with units ("2 min")."""
 
     kind: Literal["uniform", "log_uniform", "normal"]
     low: float | None = None
     high: float | None = None
     mean: float | None = None
     std: Annotated[float, Field(gt=0)] | None = None
+    unit: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _units(cls, data: Any) -> Any:
+        return _with_units(data, ("low", "high", "mean", "std"))
 
     @model_validator(mode="after")
     def _parameters(self) -> Distribution:

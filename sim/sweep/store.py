@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,39 @@ def status(sweep_dir: Path) -> dict[str, list[str]]:
     return out
 
 
+#: distributions whose versions a sweep records (each run records its full stack itself)
+PACKAGES = (
+    "cementsim",
+    "dolfinx-solver-real",
+    "fenics-dolfinx",
+    "fenics-basix",
+    "fenics-ffcx",
+    "petsc4py",
+    "mpi4py",
+    "numpy",
+    "scipy",
+    "gmsh",
+    "pydantic",
+    "dask",
+    "distributed",
+    "dask-jobqueue",
+    "SALib",
+    "pyarrow",
+)
+
+
+def installed_versions() -> dict[str, str]:
+    """Versions of the installed packages of the stack, read from their metadata: the sweep
+    driver does not import DOLFINx or PETSc (whose signal handlers would take over Ctrl-C)."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"python": sys.version.split()[0], "host": platform.node(), **found}
+
+
 def record_session(sweep_dir: Path, event: str, **details: Any) -> None:
     """Append a start or end record to provenance.json (versions at the start)."""
     path = sweep_dir / "provenance.json"
@@ -95,9 +129,7 @@ def record_session(sweep_dir: Path, event: str, **details: Any) -> None:
         **details,
     }
     if event == "start":
-        from sim.outputs.rundir import versions
-
-        entry["versions"] = versions()
+        entry["versions"] = installed_versions()
         entry["command"] = sys.argv
     data["sessions"].append(entry)
     write_json_atomic(path, data)

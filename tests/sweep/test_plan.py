@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from sim.scenario import ScenarioError
 from sim.sweep.cli import load_sweep
 from sim.sweep.plan import PlanError, evaluate, make_plan
-from tests.sweep.conftest import SPHERE_SWEEP, SWEEPS, write_sweep
+from tests.sweep.conftest import REPO, SPHERE, SPHERE_SWEEP, SWEEPS, write_sweep
 
 pytestmark = pytest.mark.serial
 
@@ -216,3 +217,57 @@ def test_shipped_sweep_files_plan() -> None:
         plan = make_plan(load_sweep(path))
         assert plan.runs, path
     assert SPHERE_SWEEP.is_file()
+
+
+def test_bounds_may_carry_units_and_the_scenario_checks_their_dimension(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        name="units",
+        axes=[
+            {
+                "param": "injection.start_after_mixing",
+                "distribution": {"kind": "uniform", "low": "2 min", "high": "8 min"},
+            },
+            {"param": VOLUME, "range": {"start": "0.5 mL", "stop": "1 mL", "num": 2}},
+        ],
+        sampling={"method": "random", "samples": 3, "seed": 0},
+    )
+    ages = [r.si["injection.start_after_mixing"] for r in plan.runs]
+    assert min(ages) >= 120 and max(ages) <= 480
+    assert sorted({r.si[VOLUME] for r in plan.runs}) == pytest.approx([0.5e-6, 1e-6])
+    with pytest.raises(PlanError, match="expected a time"):
+        plan_of(
+            tmp_path,
+            name="wrong",
+            axes=[
+                {
+                    "param": "injection.start_after_mixing",
+                    "distribution": {"kind": "uniform", "low": "2 mL", "high": "8 mL"},
+                },
+            ],
+            sampling={"method": "random", "samples": 3, "seed": 0},
+        )
+    with pytest.raises(ScenarioError, match="different units"):
+        load_sweep(
+            write_sweep(
+                tmp_path,
+                name="mixed",
+                axes=[{"param": VOLUME, "range": {"start": "1 mL", "stop": "2 min", "num": 2}}],
+            )
+        )
+
+
+def test_the_readme_example_plans(tmp_path: Path) -> None:
+    """The sweep file shown in README.md is valid and expands as described."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("```yaml\nname: viscosity_rate\n", 1)[1].split("```", 1)[0]
+    data = yaml.safe_load("name: viscosity_rate\n" + block)
+    data["base"] = str(SPHERE)
+    path = tmp_path / "readme.yaml"
+    path.write_text(yaml.safe_dump(data))
+    plan = make_plan(load_sweep(path))
+    assert len(plan.runs) + plan.dropped == 3 * 4 * 2
+    assert plan.dropped > 0
+    for r in plan.runs:
+        assert r.si[RATE] == pytest.approx(r.si[VOLUME] / 80)
+        assert r.si[VISCOSITY] * r.si[RATE] < 5e-6
