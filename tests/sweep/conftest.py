@@ -87,11 +87,12 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def assert_same_results(a: Path, b: Path) -> None:
-    """Two sweep folders hold the same runs (ids) with the same summary numbers."""
+def assert_same_results(a: Path, b: Path, rel: float = 1e-9) -> None:
+    """Two sweep folders hold the same runs (ids) with the same summary numbers (to `rel`:
+    1e-6 between runs on different numbers of MPI ranks)."""
     sa, sb = summaries(a), summaries(b)
     assert sorted(sa) == sorted(sb)
     assert len(sa) == len(json.loads((a / "plan.json").read_text())["runs"])
     for run_id, summary in sa.items():
         for key in COMPARED:
-            assert sb[run_id][key] == pytest.approx(summary[key], rel=1e-9), (run_id, key)
+            assert sb[run_id][key] == pytest.approx(summary[key], rel=rel), (run_id, key)

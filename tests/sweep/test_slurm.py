@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sweep.conftest import REPO, assert_same_results, write_sweep
+from tests.sweep.conftest import REPO, assert_same_results, summaries, write_sweep
 
 pytestmark = pytest.mark.serial
 
@@ -322,9 +322,11 @@ def test_sweep_through_dask_jobqueue_gives_the_local_results(
 def test_sweep_through_an_sbatch_array_gives_the_local_results(
     slurm_conf: Path, local_sweep: Path, tmp_path: Path
 ) -> None:
-    """`cementsim sweep run --executor slurm_array`: one array task per point."""
-    out = _sweep_on_slurm(slurm_conf, tmp_path, "--executor", "slurm_array")
-    assert_same_results(local_sweep, out)
+    """`cementsim sweep run --executor slurm_array`: one array task per point, each run on two
+    MPI ranks inside its task (same numbers as the serial runs, to the MPI tolerance)."""
+    out = _sweep_on_slurm(slurm_conf, tmp_path, "--executor", "slurm_array", "--ranks-per-run", "2")
+    assert_same_results(local_sweep, out, rel=1e-6)
+    assert {s["mpi_ranks"] for s in summaries(out).values()} == {2}
     assert len(list((out / "logs").glob("array-*_*.out"))) == 6
 
 
