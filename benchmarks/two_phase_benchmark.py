@@ -105,10 +105,7 @@ def column() -> None:
             f"    inlet dp {dp:.4e} Pa (exact {dp_exact:.4e}, "
             f"error {100 * (dp - dp_exact) / dp_exact:+.2f} %)"
         )
-        print(
-            f"    {pb.step_count} steps, {wall:.1f} s wall, mass balance "
-            f"{mass:.1e}"
-        )
+        print(f"    {pb.step_count} steps, {wall:.1f} s wall, mass balance {mass:.1e}")
 
 
 def cube_mesh(path: Path, h: float) -> None:

@@ -14,8 +14,10 @@ from sim.scenario.geometry import (
     BallGeometry,
     ColumnGeometry,
     MeshFileGeometry,
+    SacrumGeometry,
     SurfaceFileGeometry,
     VertebralBodyGeometry,
+    needle_specs,
 )
 from sim.units import LENGTH, to_si
 
@@ -65,17 +67,15 @@ def build_mesh(scenario: Scenario, comm: MPI.Comm, msh_path: Path | None = None)
             vein_radius=geo.vein_radius,
             vein_x=geo.vein_x,
             target_fraction=geo.target_fraction,
-            needles=[
-                (n.name, np.asarray(n.tip), n.inner_radius)
-                + ((np.asarray(n.entry),) if n.entry is not None else ())
-                for n in needles
-            ],
-            h_tip=geo.mesh.size_tip,
-            h_max=geo.mesh.size_max,
-            growth=geo.mesh.growth,
-            h_outlet=geo.mesh.size_outlet,
+            needles=needle_specs(needles),
+            **geo.mesh.builder_sizes(),
             **geo.features(),
         )
+        tagged = mesh_from_gmsh(build, comm, scenario.name, msh_path)
+    elif isinstance(geo, SacrumGeometry):
+        from sim.geometry.sacrum import add_sacrum
+
+        build = partial(add_sacrum, needles=needle_specs(needles), **geo.builder_kwargs())
         tagged = mesh_from_gmsh(build, comm, scenario.name, msh_path)
     elif isinstance(geo, MeshFileGeometry):
         tagged = read_msh(geo.path, comm)

@@ -7,15 +7,22 @@ against their tags once read, still before anything is solved.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from sim.scenario.base import Section
+from sim.scenario.injection import Name
 from sim.scenario.selectors import SelectorSpec
-from sim.units import Length, Point
+from sim.units import Dimension, Length, Point, point_to_si, to_si
+
+if TYPE_CHECKING:
+    from sim.scenario.injection import Needle
 
 PositiveLength = Annotated[Length, Field(gt=0)]
 
@@ -82,10 +89,32 @@ class ColumnGeometry(Section):
         return None  # the inlet is the face x = 0: a needle tip is not used
 
 
-class VertebralSizing(MeshSizing):
-    """Mesh sizes of the vertebral body (m); `size_outlet` resolves the small outlet patches."""
+class OutletSizing(MeshSizing):
+    """Mesh sizes of a generated anatomy (m); `size_outlet` resolves the small outlet patches."""
 
     size_outlet: PositiveLength = 0.8e-3
+
+    @model_validator(mode="after")
+    def _outlet_fits(self) -> OutletSizing:
+        if self.size_outlet > self.size_max:
+            raise ValueError(
+                f"size_outlet ({self.size_outlet:g} m) must not be larger than size_max "
+                f"({self.size_max:g} m)"
+            )
+        return self
+
+    def builder_sizes(self) -> dict[str, float]:
+        """The sizes as keyword arguments of the gmsh anatomy builders (h_tip, h_max, ...)."""
+        return {
+            "h_tip": self.size_tip,
+            "h_max": self.size_max,
+            "growth": self.growth,
+            "h_outlet": self.size_outlet,
+        }
+
+
+class VertebralSizing(OutletSizing):
+    """Mesh sizes of the vertebral body (m)."""
 
 
 class PosteriorDefect(Section):
@@ -204,6 +233,273 @@ class VertebralBodyGeometry(Section):
         )
 
 
+ANGLE = Dimension("an angle", "[]", "40 deg")
+Angle = Annotated[float, BeforeValidator(lambda v: to_si(v, ANGLE))]
+"""An angle in radians; written with a unit ("40 deg") or as a plain number in radians."""
+
+
+def _sacrum_default(key: str) -> Any:
+    """Default shape parameter of the sacrum builder (SI; the builder holds the sources)."""
+    from sim.geometry.sacrum import DEFAULTS
+
+    return DEFAULTS[key]
+
+
+def _sacral(key: str) -> Any:
+    return Field(default_factory=lambda: _sacrum_default(key))
+
+
+class SacrumSizing(OutletSizing):
+    """Mesh sizes of the sacrum (m): `size_outlet` within 3 `size_outlet` of the foramina and
+    of the S1 endplate under the disc."""
+
+    size_max: PositiveLength = 4e-3
+    size_outlet: PositiveLength = 1.5e-3
+
+
+class FractureLine(Section):
+    """A vertical alar fracture (sacral insufficiency fracture): a slab of `thickness` at
+    `offset` from the midsagittal plane, parallel to the auricular surface, from above the ala
+    down to `length` below the endplate plane (default: the S2/S3 junction); region
+    ``fracture_<side>``. It must lie between the foramina and the sacroiliac joint."""
+
+    side: Literal["left", "right"]
+    offset: PositiveLength
+    thickness: PositiveLength = 1.5e-3
+    length: PositiveLength | None = None
+
+    def as_entry(self) -> tuple[Any, ...]:
+        """The ``(side, offset, thickness[, length])`` entry of the gmsh builder."""
+        entry = (self.side, self.offset, self.thickness)
+        return entry if self.length is None else (*entry, self.length)
+
+
+class NamedLesion(Lesion):
+    """A lytic tumour or alar void: ellipsoid region `name` with semi-axes `radii` along x, y,
+    z; its centre must lie in bone and only its part in bone counts."""
+
+    name: Name
+
+    def as_entry(self) -> tuple[str, np.ndarray, np.ndarray]:
+        return (self.name, np.asarray(self.centre), np.asarray(self.radii))
+
+
+class NeedlePath(Section):
+    """A needle on a standard sacroplasty path (sim.geometry.sacrum.needle_path): ``short_axis``
+    (dorsal, perpendicular to the alar surface) or ``long_axis`` (from the dorsal surface of
+    the lower lateral mass cranially along the ala), into the `side` ala at `level`."""
+
+    approach: Literal["short_axis", "long_axis"]
+    side: Literal["left", "right"]
+    level: Literal["S1", "S2"]
+
+
+@cache
+def _sacrum_shape(params: tuple[tuple[str, Any], ...]) -> Any:
+    """The checked shape of the sacrum builder (ValueError naming a bad parameter)."""
+    from sim.geometry import sacrum
+
+    return sacrum._shape(**dict(params))
+
+
+class SacrumGeometry(Section):
+    """Idealised sacrum S1-S3 with alae, posterior arch, sacral canal, S1/S2 foramina,
+    auricular (sacroiliac) surfaces and the L5-S1 disc (sim.geometry.sacrum, which gives the
+    sources of the default dimensions).
+
+    Frame: origin at the centre of the S1 endplate, +x anterior, y lateral (left = -y), +z
+    cranial; the endplate is tilted by `tilt` (the sacral slope). Regions: body_s1, body_s2,
+    body_s3, posterior_arch, ala_left, ala_right, disc_l5s1, fracture_<side> per fracture line
+    and one per tumour and alar void. Boundaries: foramen_s{1,2}_{anterior,posterior}_{left,
+    right}, sacral_canal, si_joint_left, si_joint_right, disc_top, disc_rim, anterior_surface,
+    posterior_surface, sacrum_surface, caudal_section, and a cavity per needle. Needles get
+    their tip (and entry) in `injection.needles` or, by name, from `needle_paths`.
+    Everything but the meshing is checked when the scenario is validated.
+    """
+
+    kind: Literal["sacrum"]
+    tilt: Angle = Field(default_factory=lambda: math.radians(_sacrum_default("tilt")))
+    endplate_width: PositiveLength = _sacral("endplate_width")
+    endplate_depth: PositiveLength = _sacral("endplate_depth")
+    segment_heights: tuple[PositiveLength, PositiveLength, PositiveLength] = _sacral(
+        "segment_heights"
+    )
+    sacral_width: PositiveLength = _sacral("sacral_width")
+    auricular_height: PositiveLength = _sacral("auricular_height")
+    disc_height: PositiveLength = _sacral("disc_height")
+    foramen_offsets: tuple[PositiveLength, PositiveLength] = _sacral("foramen_offsets")
+    anterior_foramen_radii: tuple[PositiveLength, PositiveLength] = _sacral(
+        "anterior_foramen_radii"
+    )
+    posterior_foramen_radii: tuple[PositiveLength, PositiveLength] = _sacral(
+        "posterior_foramen_radii"
+    )
+    canal_width: PositiveLength = _sacral("canal_width")
+    canal_depth: PositiveLength = _sacral("canal_depth")
+    fracture_lines: list[FractureLine] = []
+    tumours: list[NamedLesion] = []
+    alar_voids: list[NamedLesion] = []
+    needle_paths: dict[Name, NeedlePath] = {}
+    mesh: SacrumSizing = SacrumSizing()
+
+    @field_validator("tilt")
+    @classmethod
+    def _tilt_range(cls, v: float) -> float:
+        if not 0.0 <= v <= math.radians(80.0):
+            raise ValueError(
+                f"{v:.6g} rad = {math.degrees(v):.6g} deg is out of range: the sacral slope must "
+                "be in [0, 80] deg (a plain number is in radians; write e.g. '40 deg')"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self) -> SacrumGeometry:
+        self._parsed()
+        return self
+
+    def _parsed(self) -> tuple[Any, list[Any], list[Any]]:
+        """The builder's checked shape, lesions and fracture slabs (ValueError if bad)."""
+        from sim.geometry import sacrum
+
+        shape = _sacrum_shape(tuple(self.shape_params().items()))
+        sacrum._validate_sizes(**self.mesh.builder_sizes())
+        features = self.features()
+        lesions = sacrum._parse_lesions(features["tumours"], features["alar_voids"], shape)
+        for k, line in enumerate(features["fracture_lines"]):
+            try:
+                sacrum._parse_fractures([line], shape)
+            except ValueError as exc:
+                raise ValueError(f"fracture_lines.{k}: {exc}") from None
+        slabs = sacrum._parse_fractures(features["fracture_lines"], shape)
+        return shape, lesions, slabs
+
+    def shape_params(self) -> dict[str, Any]:
+        """The shape parameters as keyword arguments of the builder (m; tilt in degrees)."""
+        return {
+            "tilt": math.degrees(self.tilt),
+            "endplate_width": self.endplate_width,
+            "endplate_depth": self.endplate_depth,
+            "segment_heights": self.segment_heights,
+            "sacral_width": self.sacral_width,
+            "auricular_height": self.auricular_height,
+            "disc_height": self.disc_height,
+            "foramen_offsets": self.foramen_offsets,
+            "anterior_foramen_radii": self.anterior_foramen_radii,
+            "posterior_foramen_radii": self.posterior_foramen_radii,
+            "canal_width": self.canal_width,
+            "canal_depth": self.canal_depth,
+        }
+
+    def features(self) -> dict[str, Any]:
+        """Fracture lines, tumours and alar voids as keyword arguments of the builder."""
+        return {
+            "fracture_lines": [f.as_entry() for f in self.fracture_lines],
+            "tumours": [t.as_entry() for t in self.tumours],
+            "alar_voids": [v.as_entry() for v in self.alar_voids],
+        }
+
+    def builder_kwargs(self) -> dict[str, Any]:
+        """Everything but the needles, as keyword arguments of the builder."""
+        return {**self.shape_params(), **self.features(), **self.mesh.builder_sizes()}
+
+    def path_of(self, needle: str) -> tuple[np.ndarray, np.ndarray]:
+        """(entry, tip) (m) of a needle placed by `needle_paths`."""
+        from sim.geometry.sacrum import needle_path
+
+        p = self.needle_paths[needle]
+        return needle_path(p.approach, p.side, p.level, **self.shape_params())
+
+    def check_needles(self, needles: Sequence[Needle]) -> None:
+        """ValueError naming the field unless the needles fit (the builder's own checks:
+        tips in bone, not in a foramen, the canal or the disc, cavities clear of each other
+        and of internal surfaces, entry paths)."""
+        from sim.geometry import sacrum
+
+        names = [n.name for n in needles]
+        unknown = sorted(set(self.needle_paths) - set(names))
+        if unknown:
+            raise ValueError(
+                f"geometry.needle_paths: {unknown} name no needle; the needles are {names}"
+            )
+        shape, lesions, slabs = self._parsed()
+        specs = needle_specs(needles)
+        for i in range(len(specs)):
+            try:
+                sacrum._parse_needles(specs[: i + 1], shape, lesions, slabs, self.mesh.size_tip)
+            except ValueError as exc:
+                text = str(exc)
+                field = "entry" if text.startswith("entry") else "tip"
+                field = "name" if text.startswith("needle name") else field
+                raise ValueError(f"injection.needles.{i}.{field}: {text}") from None
+
+    def boundary_names(self) -> set[str]:
+        from sim.geometry.sacrum import boundary_names
+
+        return boundary_names()
+
+    def region_names(self) -> set[str]:
+        from sim.geometry.sacrum import region_names
+
+        return region_names(**self.features())
+
+    def contains(self, point: tuple[float, float, float], margin: float) -> bool | None:
+        return None  # checked with all needles and features by check_needles
+
+
+def needle_specs(needles: Sequence[Needle]) -> list[tuple[Any, ...]]:
+    """``(name, tip, inner radius[, entry])`` per needle (m): the needles argument of the gmsh
+    anatomy builders."""
+    return [
+        (n.name, np.asarray(n.tip), n.inner_radius)
+        + ((np.asarray(n.entry),) if n.entry is not None else ())
+        for n in needles
+    ]
+
+
+def place_needles(data: Any) -> Any:
+    """The raw scenario mapping with the tip and entry of every needle that the geometry
+    places (sacrum `needle_paths`) filled in; a tip or entry also given must agree.
+
+    Leaves the mapping alone when the geometry section itself is invalid (that error is
+    reported when the section is validated).
+    """
+    if not isinstance(data, dict):
+        return data
+    geo, injection = data.get("geometry"), data.get("injection")
+    if not (isinstance(geo, dict) and geo.get("kind") == "sacrum" and geo.get("needle_paths")):
+        return data
+    if not (isinstance(injection, dict) and isinstance(injection.get("needles"), list)):
+        return data
+    try:
+        sacrum = SacrumGeometry.model_validate(geo)
+    except (ValidationError, ValueError):
+        return data
+    needles = []
+    for i, raw in enumerate(injection["needles"]):
+        name = raw.get("name", "needle") if isinstance(raw, dict) else None
+        if name not in sacrum.needle_paths:
+            needles.append(raw)
+            continue
+        placed = dict(zip(("entry", "tip"), sacrum.path_of(name), strict=True))
+        for key, value in placed.items():
+            if raw.get(key) is None:
+                continue
+            try:
+                given = np.asarray(point_to_si(raw[key]))
+            except ValueError:
+                continue  # reported when the needle is validated
+            if np.linalg.norm(given - value) > 1e-9:
+                path = sacrum.needle_paths[name]
+                raise ValueError(
+                    f"injection.needles.{i}.{key}: needle '{name}' is placed by "
+                    f"geometry.needle_paths.{name} ({path.approach}, {path.side}, "
+                    f"{path.level}: {key} {np.round(value * 1e3, 2).tolist()} mm), so its "
+                    f"{key} must be left out (got {raw[key]!r})"
+                )
+        needles.append({**raw, **{k: v.tolist() for k, v in placed.items()}})
+    return {**data, "injection": {**injection, "needles": needles}}
+
+
 class MeshFileGeometry(Section):
     """A tetrahedral mesh read from a gmsh ``.msh`` file with named physical groups.
 
@@ -300,6 +596,11 @@ class SurfaceFileGeometry(Section):
 
 
 Geometry = Annotated[
-    BallGeometry | ColumnGeometry | VertebralBodyGeometry | MeshFileGeometry | SurfaceFileGeometry,
+    BallGeometry
+    | ColumnGeometry
+    | VertebralBodyGeometry
+    | SacrumGeometry
+    | MeshFileGeometry
+    | SurfaceFileGeometry,
     Field(discriminator="kind"),
 ]

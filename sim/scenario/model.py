@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import model_validator
 
 from sim.scenario.base import Section
@@ -11,6 +13,7 @@ from sim.scenario.geometry import (
     ColumnGeometry,
     Geometry,
     VertebralBodyGeometry,
+    place_needles,
 )
 from sim.scenario.injection import Injection, Name
 from sim.scenario.leak_routes import OPEN_ROUTES, LeakRegion, LeakRoute, Target
@@ -32,6 +35,12 @@ class Scenario(Section):
     targets: dict[Name, Target] = {}
     numerics: Numerics = Numerics()
     output: Output = Output()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _placed_needles(cls, data: Any) -> Any:
+        """Tips and entries of the needles the geometry places (sacrum `needle_paths`)."""
+        return place_needles(data)
 
     @model_validator(mode="after")
     def _well_posed(self) -> Scenario:
@@ -80,6 +89,9 @@ class Scenario(Section):
                 )
         if isinstance(geo, ColumnGeometry) and len(self.injection.needles) != 1:
             raise ValueError("injection.needles: a column has one inlet face, so one needle")
+        check_needles = getattr(geo, "check_needles", None)
+        if check_needles is not None:  # the builder's own checks, run without gmsh
+            check_needles(self.injection.needles)
         return self
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ import yaml
 
 from sim.scenario import validate_scenario
 
-from ..verification.conftest import Extremes, simulate
+from ..verification.conftest import run_conservative as _run
 
 FAST = {"rheology": {"model": "newtonian", "viscosity": 100.0}}
 COARSE = {"size_tip": 1.0e-3, "size_max": 5e-3, "size_outlet": 1.0e-3}
@@ -24,13 +24,6 @@ def _scenario(path: Path, edit: Any = None) -> Any:
     if edit is not None:
         edit(data)
     return validate_scenario(data, str(path))
-
-
-def _run(sc):
-    extremes = Extremes()
-    _, pb = simulate(sc, [], lambda p: None, extremes)
-    extremes.assert_conservative()
-    return pb
 
 
 def _first_leak(pb) -> float:

@@ -8,7 +8,7 @@ import pytest
 from sim.scenario import load_scenario
 
 from ..conftest import ANATOMY
-from ..verification.conftest import Extremes, simulate
+from ..verification.conftest import run_conservative
 
 pytestmark = pytest.mark.skipif(not ANATOMY.is_dir(), reason="shared anatomy data absent")
 COARSE = [
@@ -24,9 +24,7 @@ def test_real_l1_body(scenarios):
         scenarios / "anatomy" / "vertebroplasty_L1_real_surface.yaml",
         [*COARSE, "injection.needles.0.volume=1 mL"],
     )
-    extremes = Extremes()
-    _, pb = simulate(sc, [], lambda p: None, extremes)
-    extremes.assert_conservative()
+    pb = run_conservative(sc)
     assert pb.needles[0].kind == "source"
     for name in ("basivertebral_foramen", "endplate_upper", "endplate_lower", "surface"):
         assert pb.comm.allreduce(len(pb.tagged.facets(name))) > 0, name
@@ -39,8 +37,6 @@ def test_real_sacrum_bilateral(scenarios):
         scenarios / "anatomy" / "sacroplasty_real_sacrum.yaml",
         [*COARSE, "injection.needles.0.volume=1 mL", "injection.needles.1.volume=1 mL"],
     )
-    extremes = Extremes()
-    _, pb = simulate(sc, [], lambda p: None, extremes)
-    extremes.assert_conservative()
+    pb = run_conservative(sc)
     assert [n.protocol.injected for n in pb.needles] == pytest.approx([1e-6, 1e-6], rel=1e-12)
     assert pb.route("cortical_veins").marrow_out > 0

@@ -150,7 +150,8 @@ def test_a_failed_run_leaves_no_summary(scenarios, shared_tmp_path, monkeypatch)
 
 
 def test_every_shipped_scenario_validates(scenarios):
-    files = sorted(scenarios.rglob("*.yaml"))
+    """Every scenario file validates (sweep files, in `sweeps/`, are planned in tests/sweep)."""
+    files = sorted(p for p in scenarios.rglob("*.yaml") if "sweeps" not in p.parts)
     assert len(files) >= 4
     for path in files:
         load_scenario(path)

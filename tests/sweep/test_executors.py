@@ -55,6 +55,22 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _worker_running_a_point(workers: set[int], out: Path, driver: subprocess.Popen) -> int:
+    """Wait until one of the `workers` (pids) has a live run process of this sweep; its pid."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        for pid in _processes_mentioning(str(out / "runs")):
+            try:
+                parent = int((Path("/proc") / str(pid) / "stat").read_text().split()[3])
+            except OSError:
+                continue
+            if parent in workers:
+                return parent
+        assert driver.poll() is None, driver.communicate()
+        assert time.monotonic() < deadline, f"no worker started a point in {WAIT} s"
+        time.sleep(0.05)
+
+
 def _exactly_once(out: Path, unrecorded: frozenset[str] = frozenset()) -> None:
     """Every finished run finished in exactly one recorded attempt; runs in `unrecorded` (whose
     worker was killed between the run's end and the record) in at most one."""
@@ -132,9 +148,7 @@ def test_dask_worker_killed_mid_sweep_loses_nothing(local_sweep: Path, tmp_path:
             text=True,
         )
         _wait_for_summaries(out, 1, driver)
-        running = [d.name for d in (out / "runs").iterdir() if not (d / "summary.json").exists()]
-        assert running, "no run in progress to interrupt"
-        victim = next(iter(client.run(os.getpid).values()))
+        victim = _worker_running_a_point(set(client.run(os.getpid).values()), out, driver)
         os.kill(victim, signal.SIGKILL)
         done_at_kill = frozenset(summaries(out))
         output, _ = driver.communicate(timeout=WAIT)

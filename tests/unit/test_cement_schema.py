@@ -36,14 +36,12 @@ from sim.scenario.cement import (
 )
 from sim.scenario.loader import PRESET_DIR, cement_presets
 
+from .scenario_support import assert_mentions, invalid, read
+
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 VERTEBROPLASTY = SCENARIOS / "vertebroplasty.yaml"
 SPHERE = SCENARIOS / "verification" / "sphere_newtonian.yaml"
 PRESETS = ["vertebroplasty_high_viscosity", "vertebroplasty_low_viscosity"]
-
-
-def read(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
 
 
 @pytest.fixture
@@ -68,18 +66,6 @@ def cement_of(base: dict[str, Any], cement: dict[str, Any]) -> Cement:
     return validate_scenario(with_cement(base, cement)).cement
 
 
-def error_of(data: dict[str, Any]) -> str:
-    """The message of the ScenarioError that validating `data` must raise."""
-    with pytest.raises(ScenarioError) as info:
-        validate_scenario(data, "test")
-    return str(info.value)
-
-
-def assert_mentions(message: str, *parts: str) -> None:
-    for part in parts:
-        assert part in message, f"{part!r} is not in the message:\n{message}"
-
-
 def power_law(consistency: Any = 100.0, n: Any = 0.6, **extra: Any) -> dict[str, Any]:
     return {"rheology": {"model": "power_law", "consistency": consistency, "n": n, **extra}}
 
@@ -95,12 +81,12 @@ def newtonian_table(points: list[list[Any]], **rheology: Any) -> dict[str, Any]:
 
 
 def test_negative_flow_index_is_rejected(sphere: dict[str, Any]) -> None:
-    message = error_of(with_cement(sphere, power_law(n=-0.5)))
+    message = invalid(with_cement(sphere, power_law(n=-0.5)))
     assert_mentions(message, "cement.rheology.n", "greater than 0", "(got -0.5)")
 
 
 def test_zero_flow_index_is_rejected(sphere: dict[str, Any]) -> None:
-    message = error_of(with_cement(sphere, power_law(n=0)))
+    message = invalid(with_cement(sphere, power_law(n=0)))
     assert_mentions(message, "cement.rheology.n", "greater than 0", "(got 0)")
 
 
@@ -113,7 +99,7 @@ def test_shear_thickening_is_named_and_refused(sphere: dict[str, Any], model: st
         rheology.update(viscosity="100 Pa*s", time_constant="1 s")
     if model == "herschel_bulkley":
         rheology["yield_stress"] = "50 Pa"
-    message = error_of(with_cement(sphere, {"rheology": rheology}))
+    message = invalid(with_cement(sphere, {"rheology": rheology}))
     assert_mentions(
         message,
         "cement.rheology",
@@ -140,7 +126,7 @@ def test_newtonian_flow_index_is_not_shear_thickening(sphere: dict[str, Any]) ->
 
 @pytest.mark.parametrize("value", ["100 Pa*s", "100 Pa*s^0.5", "100 Pa", "100 s"])
 def test_consistency_in_wrong_units_is_rejected(sphere: dict[str, Any], value: str) -> None:
-    message = error_of(with_cement(sphere, power_law(value, 0.6)))
+    message = invalid(with_cement(sphere, power_law(value, 0.6)))
     assert_mentions(
         message, "cement.rheology", repr(value), "not a consistency for n = 0.6", "Pa*s^0.6"
     )
@@ -163,22 +149,22 @@ def test_herschel_bulkley_consistency_and_yield_stress_units(sphere: dict[str, A
     assert isinstance(cement.rheology, HerschelBulkleyRheology)
     assert (cement.rheology.consistency, cement.rheology.yield_stress) == (20.0, 100.0)
     rheology["consistency"] = "20 Pa*s"
-    message = error_of(with_cement(sphere, {"rheology": rheology}))
+    message = invalid(with_cement(sphere, {"rheology": rheology}))
     assert_mentions(message, "cement.rheology", "'20 Pa*s'", "not a consistency for n = 0.5")
 
 
 def test_consistency_with_an_unknown_unit_is_rejected(sphere: dict[str, Any]) -> None:
-    message = error_of(with_cement(sphere, power_law("150 Pa*x^0.6", 0.6)))
+    message = invalid(with_cement(sphere, power_law("150 Pa*x^0.6", 0.6)))
     assert_mentions(message, "cement.rheology", "'150 Pa*x^0.6'", "Pa*s^0.6")
 
 
 def test_negative_consistency_is_rejected(sphere: dict[str, Any]) -> None:
-    message = error_of(with_cement(sphere, power_law("-100 Pa*s^0.6", 0.6)))
+    message = invalid(with_cement(sphere, power_law("-100 Pa*s^0.6", 0.6)))
     assert_mentions(message, "cement.rheology", "consistency must be > 0", "got -100")
 
 
 def test_rheology_without_its_value_is_rejected(sphere: dict[str, Any]) -> None:
-    message = error_of(with_cement(sphere, {"rheology": {"model": "power_law", "n": 0.6}}))
+    message = invalid(with_cement(sphere, {"rheology": {"model": "power_law", "n": 0.6}}))
     assert_mentions(message, "cement", "power_law law needs its viscosity/consistency")
 
 
@@ -227,7 +213,7 @@ def test_negative_infinite_viscosity_is_rejected(sphere: dict[str, Any]) -> None
         "time_constant": "2 s",
         "infinite_viscosity": -1,
     }
-    message = error_of(with_cement(sphere, {"rheology": rheology}))
+    message = invalid(with_cement(sphere, {"rheology": rheology}))
     assert_mentions(message, "cement.rheology.infinite_viscosity", "greater than or equal to 0")
 
 
@@ -236,7 +222,7 @@ def test_negative_infinite_viscosity_is_rejected(sphere: dict[str, Any]) -> None
 
 def test_decreasing_viscosity_table_is_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["2 min", "50 Pa*s"], ["4 min", "100 Pa*s"], ["6 min", "80 Pa*s"]])
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(
         message, "cement.curing", "must not decrease with age (curing)", "[50.0, 100.0, 80.0]"
     )
@@ -244,7 +230,7 @@ def test_decreasing_viscosity_table_is_rejected(sphere: dict[str, Any]) -> None:
 
 def test_table_with_unsorted_ages_is_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["2 min", "50 Pa*s"], ["6 min", "80 Pa*s"], ["4 min", "100 Pa*s"]])
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(
         message, "cement.curing", "ages must increase strictly", "[120.0, 360.0, 240.0] s"
     )
@@ -252,13 +238,13 @@ def test_table_with_unsorted_ages_is_rejected(sphere: dict[str, Any]) -> None:
 
 def test_table_with_a_repeated_age_is_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["4 min", "100 Pa*s"], ["240 s", "120 Pa*s"]])
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement.curing", "ages must increase strictly", "[240.0, 240.0] s")
 
 
 def test_table_that_disagrees_with_the_rheology_is_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["2 min", "50 Pa*s"], ["4 min", "100 Pa*s"]], viscosity="60 Pa*s")
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(
         message,
         "cement: rheology gives 60 at the reference state",
@@ -283,7 +269,7 @@ def test_table_value_between_rows_is_log_linear(sphere: dict[str, Any]) -> None:
 
 def test_three_column_table_with_a_newtonian_rheology_is_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["2 min", 50, 0.7], ["4 min", 100, 0.6]])
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement", "flow index column needs a power-law rheology")
 
 
@@ -305,31 +291,31 @@ def test_three_column_table_with_a_power_law_is_accepted(sphere: dict[str, Any])
 
 def test_table_rows_of_mixed_width_are_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["2 min", 50], ["4 min", 100, 0.6]])
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement.curing", "must all be [age, value] or all [age, value, n]")
 
 
 def test_table_with_a_non_positive_value_is_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["2 min", 0], ["4 min", 100]])
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement.curing", "values must be > 0", "[0.0, 100.0]")
 
 
 def test_table_age_in_wrong_units_is_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["2 Pa", "50 Pa*s"], ["4 min", "100 Pa*s"]])
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement.curing", "'2 Pa'", "expected a time")
 
 
 def test_table_value_in_wrong_units_is_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["2 min", "50 m"], ["4 min", "100 m"]])
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement.curing", "'50 m'")
 
 
 def test_unreadable_table_value_is_rejected(sphere: dict[str, Any]) -> None:
     table = newtonian_table([["2 min", "fifty"], ["4 min", "100 Pa*s"]])
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement.curing", "'fifty'")
 
 
@@ -340,7 +326,7 @@ def test_table_csv_with_three_columns_and_a_newtonian_rheology_is_rejected(
     csv.write_text("age_s,consistency_pa_sn,n\n120,50,0.7\n240,100,0.6\n")
     table = newtonian_table([])
     table["curing"] = {"law": "table", "reference_age": "4 min", "file": str(csv)}
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement", "flow index column needs a power-law rheology")
 
 
@@ -349,7 +335,7 @@ def test_table_csv_with_a_non_number_is_rejected(sphere: dict[str, Any], tmp_pat
     csv.write_text("age_s,viscosity_pa_s\n120,50\n240,lots\n")
     table = newtonian_table([])
     table["curing"] = {"law": "table", "reference_age": "4 min", "file": str(csv)}
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement.curing", str(csv), "'lots'")
 
 
@@ -358,7 +344,7 @@ def test_empty_table_csv_is_rejected(sphere: dict[str, Any], tmp_path: Path) -> 
     csv.write_text("")
     table = newtonian_table([])
     table["curing"] = {"law": "table", "reference_age": "4 min", "file": str(csv)}
-    message = error_of(with_cement(sphere, table))
+    message = invalid(with_cement(sphere, table))
     assert_mentions(message, "cement.curing", str(csv), "age_s,viscosity_pa_s", "an empty file")
 
 
@@ -367,7 +353,7 @@ def test_empty_table_csv_is_rejected(sphere: dict[str, Any], tmp_path: Path) -> 
 
 def test_unknown_curing_law_lists_the_laws(sphere: dict[str, Any]) -> None:
     cement = {"rheology": {"model": "newtonian", "viscosity": 100}, "curing": {"law": "linear"}}
-    message = error_of(with_cement(sphere, cement))
+    message = invalid(with_cement(sphere, cement))
     assert_mentions(
         message,
         "cement.curing.law",
@@ -382,7 +368,7 @@ def test_unknown_curing_law_lists_the_laws(sphere: dict[str, Any]) -> None:
 def test_exponential_curing_needs_a_positive_time_constant(sphere: dict[str, Any]) -> None:
     curing = {"law": "exponential", "reference_age": "4 min", "time_constant": "0 s"}
     cement = {"rheology": {"model": "newtonian", "viscosity": 100}, "curing": curing}
-    message = error_of(with_cement(sphere, cement))
+    message = invalid(with_cement(sphere, cement))
     assert_mentions(message, "cement.curing.time_constant", "greater than 0")
 
 
@@ -401,7 +387,7 @@ def test_cure_kinetics_temperatures_in_celsius_are_kelvin(sphere: dict[str, Any]
 
 def test_gel_conversion_above_one_is_rejected(sphere: dict[str, Any]) -> None:
     cement = {"preset": "vertebroplasty_low_viscosity", "curing": {"gel_conversion": 1.5}}
-    message = error_of(with_cement(sphere, cement))
+    message = invalid(with_cement(sphere, cement))
     assert_mentions(message, "cement.curing.gel_conversion", "less than or equal to 1", "1.5")
 
 
@@ -413,7 +399,7 @@ def test_shipped_presets_are_listed() -> None:
 
 
 def test_unknown_preset_lists_the_known_ones(sphere: dict[str, Any]) -> None:
-    message = error_of(with_cement(sphere, {"preset": "palacos_r"}))
+    message = invalid(with_cement(sphere, {"preset": "palacos_r"}))
     assert_mentions(
         message,
         "cement.preset",
@@ -423,7 +409,7 @@ def test_unknown_preset_lists_the_known_ones(sphere: dict[str, Any]) -> None:
 
 
 def test_preset_that_is_not_a_name_is_rejected(sphere: dict[str, Any]) -> None:
-    message = error_of(with_cement(sphere, {"preset": ["vertebroplasty_low_viscosity"]}))
+    message = invalid(with_cement(sphere, {"preset": ["vertebroplasty_low_viscosity"]}))
     assert_mentions(message, "cement.preset", "is not a shipped cement", "known:")
 
 
@@ -505,11 +491,11 @@ def test_changing_the_preset_curing_law_replaces_the_curing(sphere: dict[str, An
 
 
 def test_preset_override_keys_are_validated(sphere: dict[str, Any]) -> None:
-    message = error_of(
+    message = invalid(
         with_cement(sphere, {"preset": "vertebroplasty_low_viscosity", "rheology": {"n": 1.2}})
     )
     assert_mentions(message, "cement.rheology", "n = 1.2", "shear-thickening")
-    message = error_of(
+    message = invalid(
         with_cement(sphere, {"preset": "vertebroplasty_low_viscosity", "rheology": {"k": 1}})
     )
     assert_mentions(message, "cement.rheology.k", "unknown key", "allowed here:", "consistency")
@@ -537,7 +523,7 @@ def test_preset_does_not_change_the_input_mapping(sphere: dict[str, Any]) -> Non
 
 def test_unknown_gauge_lists_the_known_gauges(vb: dict[str, Any]) -> None:
     vb["injection"]["needles"][0]["gauge"] = 9
-    message = error_of(vb)
+    message = invalid(vb)
     known = ", ".join(f"{g} G" for g in sorted(GAUGE_INNER_DIAMETER))
     assert known == "8 G, 10 G, 11 G, 13 G, 15 G"
     assert_mentions(message, "injection.needles.0", "gauge 9 is not in the table", known)
@@ -545,7 +531,7 @@ def test_unknown_gauge_lists_the_known_gauges(vb: dict[str, Any]) -> None:
 
 def test_rate_and_syringe_pressure_together_are_rejected(vb: dict[str, Any]) -> None:
     vb["injection"]["needles"][0]["syringe_pressure"] = "1 MPa"
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(
         message,
         "injection.needles.0",
@@ -557,7 +543,7 @@ def test_rate_and_syringe_pressure_together_are_rejected(vb: dict[str, Any]) -> 
 def test_no_protocol_is_rejected(vb: dict[str, Any]) -> None:
     del vb["injection"]["needles"][0]["rate"]
     del vb["injection"]["needles"][0]["volume"]
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(
         message,
         "injection.needles.0",
@@ -571,7 +557,7 @@ def test_schedule_and_aliquots_together_are_rejected(vb: dict[str, Any]) -> None
     del needle["rate"], needle["volume"]
     needle["schedule"] = [{"rate": "2 mL/min", "volume": "1 mL"}]
     needle["aliquots"] = {"volume": "1 mL", "count": 2, "rate": "2 mL/min", "pause": "30 s"}
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(message, "injection.needles.0", "got ['schedule', 'aliquots']")
 
 
@@ -590,7 +576,7 @@ def test_bad_schedule_entry_is_rejected(vb: dict[str, Any], entry: dict[str, Any
     needle = vb["injection"]["needles"][0]
     del needle["rate"], needle["volume"]
     needle["schedule"] = [{"rate": "2 mL/min", "volume": "1 mL"}, {"pause": "30 s"}, entry]
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(message, "injection.needles.0.schedule.2", "either {rate, volume} or {pause}")
 
 
@@ -598,7 +584,7 @@ def test_schedule_with_a_volume_beside_it_is_rejected(vb: dict[str, Any]) -> Non
     needle = vb["injection"]["needles"][0]
     del needle["rate"]
     needle["schedule"] = [{"rate": "2 mL/min", "volume": "1 mL"}]
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(message, "injection.needles.0", "'volume' goes with 'rate' or")
 
 
@@ -606,13 +592,13 @@ def test_syringe_pressure_without_volume_is_rejected(vb: dict[str, Any]) -> None
     needle = vb["injection"]["needles"][0]
     del needle["rate"], needle["volume"]
     needle["syringe_pressure"] = "1 MPa"
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(message, "injection.needles.0", "'volume' goes with", "'syringe_pressure'")
 
 
 def test_max_rate_without_syringe_pressure_is_rejected(vb: dict[str, Any]) -> None:
     vb["injection"]["needles"][0]["max_rate"] = "5 mL/min"
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(
         message, "injection.needles.0", "'max_rate' applies to pressure-controlled injection"
     )
@@ -638,19 +624,19 @@ def _second_needle(vb: dict[str, Any], **protocol: Any) -> dict[str, Any]:
 
 def test_after_an_unknown_needle_is_rejected(vb: dict[str, Any]) -> None:
     _second_needle(vb, after="left")
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(message, "injection", "needle 'right': after 'left' is not a needle")
 
 
 def test_after_itself_is_rejected(vb: dict[str, Any]) -> None:
     _second_needle(vb, after="right")
-    assert_mentions(error_of(vb), "injection", "needle 'right' cannot start after itself")
+    assert_mentions(invalid(vb), "injection", "needle 'right' cannot start after itself")
 
 
 def test_cycle_of_after_is_rejected(vb: dict[str, Any]) -> None:
     _second_needle(vb, after="needle")
     vb["injection"]["needles"][0]["after"] = "right"
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(message, "injection", "in a cycle", "['needle', 'right']")
 
 
@@ -660,18 +646,18 @@ def test_longer_cycle_of_after_is_rejected(vb: dict[str, Any]) -> None:
     vb["injection"]["needles"].append(
         {**vb["injection"]["needles"][0], "name": "third", "tip": "[8, 0, 0] mm", "after": "right"}
     )
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(message, "injection", "in a cycle", "['needle', 'right', 'third']")
 
 
 def test_start_and_after_together_are_rejected(vb: dict[str, Any]) -> None:
     _second_needle(vb, after="needle", start="1 min")
-    assert_mentions(error_of(vb), "injection.needles.1", "give 'start' or 'after', not both")
+    assert_mentions(invalid(vb), "injection.needles.1", "give 'start' or 'after', not both")
 
 
 def test_duplicate_needle_names_are_rejected(vb: dict[str, Any]) -> None:
     _second_needle(vb, name="needle")
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(message, "injection", "needle names must be unique", "['needle', 'needle']")
 
 
@@ -702,5 +688,5 @@ def test_bad_aliquots_are_rejected(vb: dict[str, Any], key: str, value: Any, all
     del needle["rate"], needle["volume"]
     needle["aliquots"] = {"volume": "1 mL", "count": 3, "rate": "2 mL/min", "pause": "30 s"}
     needle["aliquots"][key] = value
-    message = error_of(vb)
+    message = invalid(vb)
     assert_mentions(message, f"injection.needles.0.aliquots.{key}", allowed)

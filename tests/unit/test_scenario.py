@@ -32,6 +32,8 @@ from sim.scenario.cement import (
     TabulatedCuringSpec,
 )
 
+from .scenario_support import assert_mentions, read
+
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 VERTEBROPLASTY = SCENARIOS / "vertebroplasty.yaml"
 SPHERE = SCENARIOS / "verification" / "sphere_newtonian.yaml"
@@ -47,10 +49,6 @@ VERTEBRAL_BOUNDARIES = [
 ]
 
 Writer = Callable[..., Path]
-
-
-def read(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
 
 
 @pytest.fixture
@@ -82,11 +80,6 @@ def error_of(path: Path, overrides: list[str] | tuple[str, ...] = ()) -> str:
     with pytest.raises(ScenarioError) as info:
         load_scenario(path, overrides)
     return str(info.value)
-
-
-def assert_mentions(message: str, *parts: str) -> None:
-    for part in parts:
-        assert part in message, f"{part!r} is not in the message:\n{message}"
 
 
 # --- good input ----------------------------------------------------------------------------

@@ -57,6 +57,14 @@ class Extremes:
         assert self.s_min >= 0.0 and self.s_max <= 1.0, (self.s_min, self.s_max)
 
 
+def run_conservative(scenario: Scenario) -> InjectionProblem:
+    """Run `scenario` to its end, asserting mass balance and 0 <= S <= 1 at every step."""
+    extremes = Extremes()
+    _, problem = simulate(scenario, [], lambda pb: None, extremes)
+    extremes.assert_conservative()
+    return problem
+
+
 @pytest.fixture
 def run_scenario_sampled() -> Callable[..., tuple[list[Any], InjectionProblem]]:
     return simulate

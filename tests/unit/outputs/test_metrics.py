@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mpi4py import MPI
 
-from sim.geometry import build_mesh
 from sim.outputs.metrics import FrontDistances, cloud_shape, coverage, ellipsoid_sphericity
 from sim.problem import InjectionProblem
-from sim.scenario import validate_scenario
+
+from .conftest import cube_of_bone
 
 L, N = 0.02, 24  # cube edge (m) and cells per edge
 H = L / N
@@ -18,28 +17,7 @@ H = L / N
 @pytest.fixture(scope="module")
 def cube() -> InjectionProblem:
     """A cube of bone (structured tetrahedra) with an outlet on the face x = L."""
-    sc = validate_scenario(
-        {
-            "name": "cube",
-            "geometry": {
-                "kind": "column",
-                "length": L,
-                "width": L,
-                "cells_along": N,
-                "cells_across": N,
-            },
-            "bone": {"porosity": 0.9, "permeability": 1e-9},
-            "cement": {"rheology": {"model": "newtonian", "viscosity": 100.0}},
-            "marrow": {"viscosity": 0.05},
-            "injection": {"needles": [{"inner_diameter": 0.002, "rate": 1e-8, "volume": 1e-7}]},
-            "leak_routes": {"outlet": {"kind": "outlet", "boundary": "outlet"}},
-            "targets": {"whole": {"regions": ["bone"]}},
-            "output": {"fields": False, "plots": False, "fluoroscopy": False},
-        }
-    )
-    pb = InjectionProblem(sc, build_mesh(sc, MPI.COMM_WORLD))
-    pb.initialise()
-    return pb
+    return cube_of_bone(L, N, 0.9)
 
 
 def _fill(pb: InjectionProblem, inside) -> None:
