@@ -141,6 +141,32 @@ def cortical_shell(
     return field
 
 
+def osteoporotic_vertebra(
+    width: float = 41.2e-3,
+    depth: float = 33.7e-3,
+    height: float = 23.8e-3,
+    posterior_flat: float = 0.8,
+    voxel: float = 1e-3,
+) -> CTVolume:
+    """An example CT of an osteoporotic lumbar body (default: L1 dimensions, m) in the frame of
+    the `vertebral_body` geometry of the same dimensions (+x anterior, y lateral, +z cranial;
+    the body spans x from -posterior_flat a to a, a = depth / (1 + posterior_flat)): porosity
+    0.86 at the posterior wall rising to 0.92 at the anterior rim (the anterior body loses
+    trabeculae first), and a lytic lesion of porosity 0.97, radius 6 mm, in the anterior left
+    quadrant. Two voxels of margin around the body; default mapping (HU)."""
+    a = depth / (1.0 + posterior_flat)
+    lower = np.array([-posterior_flat * a, -width / 2, -height / 2]) - 2 * voxel
+    upper = np.array([a, width / 2, height / 2]) + 2 * voxel
+    shape = np.ceil((upper - lower) / voxel).astype(int) + 1
+    field = spherical_lesion(
+        linear_porosity_gradient(0.86, 0.92, axis=0, start=-posterior_flat * a, end=a),
+        0.97,
+        centre=(0.5 * a, -0.2 * width, 0.0),
+        radius=6e-3,
+    )
+    return synthetic_ct(shape, voxel, lower, field)
+
+
 # ---------------------------------------------------------------- writers
 
 
@@ -153,7 +179,7 @@ def write_ct_h5(path: str | Path, volume: CTVolume) -> Path:
 
     path = Path(path)
     with h5py.File(path, "w") as f:
-        f.create_dataset("hu", data=volume.values)
+        f.create_dataset("hu", data=volume.values, compression="gzip", shuffle=True)
         f.attrs["voxel_size"] = volume.voxel_size
         f.attrs["origin"] = volume.origin
         if volume.direction is not None:

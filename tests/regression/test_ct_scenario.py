@@ -1,0 +1,69 @@
+"""The shipped CT-driven scenario (vertebroplasty_L1_ct.yaml and its example CT volume)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from sim.cli import main
+from sim.ct.synthetic import osteoporotic_vertebra
+from sim.scenario import load_scenario
+
+from ..verification.conftest import run_conservative
+
+COARSE = ["geometry.mesh.size_tip=1 mm", "geometry.mesh.size_max=4 mm"]
+
+
+def test_the_shipped_ct_volume_is_the_generator_output(scenarios):
+    """ct/vertebra_L1_ct.h5 is what ct/make_vertebra_ct.py writes (regenerate it if not)."""
+    volume = osteoporotic_vertebra()
+    with h5py.File(scenarios / "anatomy" / "ct" / "vertebra_L1_ct.h5") as f:
+        np.testing.assert_array_equal(f["hu"][...], volume.values)
+        np.testing.assert_allclose(f.attrs["origin"], volume.origin, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(f.attrs["voxel_size"], volume.voxel_size, rtol=1e-15)
+
+
+def test_ct_scenario_maps_the_lesion_and_runs_conservatively(scenarios):
+    scenario = load_scenario(
+        scenarios / "anatomy" / "vertebroplasty_L1_ct.yaml",
+        [*COARSE, "injection.needles.0.volume=1 mL"],
+    )
+    pb = run_conservative(scenario)
+    n = pb.n_cells
+    phi = pb.porosity.x.array[:n]
+    vertices = pb.V.tabulate_dof_coordinates()[pb.cell_dofs[:n]]
+    centroid = vertices.mean(axis=1)
+    a = 33.7e-3 / 1.8  # the L1 body spans x from -0.8 a to a
+    r = np.linalg.norm(vertices - [0.5 * a, -0.2 * 41.2e-3, 0.0], axis=2)
+    # away from the lesion's surface by more than a voxel diagonal (trilinear sampling blends)
+    lesion, elsewhere = r.max(axis=1) < 4e-3, r.min(axis=1) > 8e-3
+    comm = pb.comm
+    # the porosity field of the generator: 0.86 -> 0.92 along x, 0.97 in the lesion
+    assert comm.allreduce(int(lesion.sum())) > 0
+    assert comm.allreduce(float(np.abs(phi[lesion] - 0.97).max(initial=0.0)), MPI.MAX) < 1e-9
+    expected = 0.86 + 0.06 * (centroid[elsewhere, 0] + 0.8 * a) / (1.8 * a)
+    assert comm.allreduce(float(np.abs(phi[elsewhere] - expected).max(initial=0)), MPI.MAX) < 1e-9
+    k = pb.permeability[:n]
+    np.testing.assert_allclose(k, scenario.bone.ct.mapping().permeability(phi), rtol=1e-9)
+    assert pb.cement_in_bone() == pytest.approx(1e-6, rel=1e-9)
+
+
+def test_ct_that_misses_the_bone_is_an_input_error(scenarios, shared_tmp_path, capsys):
+    code = main(
+        [
+            "run",
+            str(scenarios / "anatomy" / "vertebroplasty_L1_ct.yaml"),
+            "--out",
+            str(shared_tmp_path / "shifted"),
+            "--quiet",
+            *("--set", "geometry.mesh.size_tip=2 mm", "--set", "geometry.mesh.size_max=6 mm"),
+            *("--set", "bone.ct.origin=[0, 0, 0] mm"),
+        ]
+    )
+    assert code == 2
+    assert not (shared_tmp_path / "shifted" / "summary.json").exists()
+    if MPI.COMM_WORLD.rank == 0:
+        err = capsys.readouterr().err
+        assert "bone.ct" in err and "outside the CT volume" in err and "Traceback" not in err
