@@ -173,6 +173,14 @@ from typing import Any
 import gmsh
 import numpy as np
 
+from sim.geometry.primitives import (
+    distance_to_ellipse,
+    require,
+    require_cavities_apart,
+    use_smallest_size,
+    validate_sizes,
+)
+
 __all__ = [
     "APPROACHES",
     "DEFAULTS",
@@ -279,58 +287,7 @@ _LONG_AXIS_MAX_ANGLE = 35.0  # degrees from the sacral long axis
 _ENTRY_DEPTH_TOLERANCE = 1e-3  # an entry point may lie at most this deep inside the bone
 
 
-def _require(ok: bool, name: str, value: object, allowed: str) -> None:
-    """Raise ValueError naming the parameter, its value and the allowed range unless ``ok``."""
-    if not ok:
-        raise ValueError(f"{name} = {value!r} is out of range: must be {allowed}")
-
-
 # --- analytic primitives (sacral frame: u anterior, y lateral, w cranial) -------------------
-
-
-def _ellipse_root(r0: float, z0: float, z1: float, g: float) -> float:
-    """Bisection root of Eberly's ellipse-distance function (see `_distance_to_ellipse`)."""
-    n0 = r0 * z0
-    s0, s1 = z1 - 1.0, (0.0 if g < 0.0 else math.hypot(n0, z1) - 1.0)
-    for _ in range(200):
-        s = 0.5 * (s0 + s1)
-        if s in (s0, s1):
-            break
-        g = (n0 / (s + r0)) ** 2 + (z1 / (s + 1.0)) ** 2 - 1.0
-        if g > 0.0:
-            s0 = s
-        elif g < 0.0:
-            s1 = s
-        else:
-            break
-    return s
-
-
-def _distance_to_ellipse(u: float, v: float, a: float, b: float) -> float:
-    """Distance (m) from the point (u, v) to the ellipse (x/a)^2 + (y/b)^2 = 1.
-
-    D. Eberly, "Distance from a point to an ellipse, an ellipsoid, or a hyperellipsoid"
-    (Geometric Tools, 2013): robust bisection, exact to round-off, inside or outside. A copy
-    of the routine in ``vertebral_body``, kept here so that the two modules stay independent.
-    """
-    e0, e1, y0, y1 = a, b, abs(u), abs(v)
-    if e0 < e1:
-        e0, e1, y0, y1 = e1, e0, y1, y0
-    if y1 > 0.0:
-        if y0 == 0.0:
-            return abs(y1 - e1)
-        z0, z1 = y0 / e0, y1 / e1
-        g = z0 * z0 + z1 * z1 - 1.0
-        if g == 0.0:
-            return 0.0
-        r0 = (e0 / e1) ** 2
-        s = _ellipse_root(r0, z0, z1, g)
-        return math.hypot(r0 * y0 / (s + r0) - y0, y1 / (s + 1.0) - y1)
-    numer, denom = e0 * y0, e0 * e0 - e1 * e1
-    if numer < denom:
-        ratio = numer / denom
-        return math.hypot(e0 * ratio - y0, e1 * math.sqrt(1.0 - ratio * ratio))
-    return abs(y0 - e0)
 
 
 @dataclass(frozen=True)
@@ -344,7 +301,7 @@ class _Ellipse:
 
     def sd(self, u: float, y: float) -> float:
         """Signed in-plane distance to the ellipse: > 0 inside."""
-        d = _distance_to_ellipse(u - self.uc, y, self.a, self.b)
+        d = distance_to_ellipse(u - self.uc, y, self.a, self.b)
         return d if ((u - self.uc) / self.a) ** 2 + (y / self.b) ** 2 <= 1.0 else -d
 
     def params(self) -> np.ndarray:
@@ -555,9 +512,9 @@ class _Shape:
 def _pair(name: str, value: object) -> tuple[float, float]:
     """Two positive lengths (S1, S2)."""
     ok = isinstance(value, Sequence) and len(value) == 2
-    _require(ok, name, value, "two lengths (S1, S2) in m")
+    require(ok, name, value, "two lengths (S1, S2) in m")
     a, b = (float(v) for v in value)  # type: ignore[union-attr]
-    _require(a > 0.0 and b > 0.0, name, value, "two lengths > 0 m")
+    require(a > 0.0 and b > 0.0, name, value, "two lengths > 0 m")
     return a, b
 
 
@@ -577,7 +534,7 @@ def _shape(
     canal_depth: float = DEFAULTS["canal_depth"],
 ) -> _Shape:
     """Validate the shape parameters and derive the sections (see the module docstring)."""
-    _require(0.0 <= tilt <= 80.0, "tilt", tilt, "in [0, 80] degrees")
+    require(0.0 <= tilt <= 80.0, "tilt", tilt, "in [0, 80] degrees")
     for name, value in (
         ("endplate_width", endplate_width),
         ("endplate_depth", endplate_depth),
@@ -587,11 +544,11 @@ def _shape(
         ("canal_width", canal_width),
         ("canal_depth", canal_depth),
     ):
-        _require(value > 0.0, name, value, "> 0 m")
+        require(value > 0.0, name, value, "> 0 m")
     ok = isinstance(segment_heights, Sequence) and len(segment_heights) == 3
-    _require(ok, "segment_heights", segment_heights, "three lengths (S1, S2, S3) in m")
+    require(ok, "segment_heights", segment_heights, "three lengths (S1, S2, S3) in m")
     h1, h2, h3 = (float(h) for h in segment_heights)
-    _require(min(h1, h2, h3) > 0.0, "segment_heights", segment_heights, "three lengths > 0 m")
+    require(min(h1, h2, h3) > 0.0, "segment_heights", segment_heights, "three lengths > 0 m")
     y_f = _pair("foramen_offsets", foramen_offsets)
     r_a = _pair("anterior_foramen_radii", anterior_foramen_radii)
     r_p = _pair("posterior_foramen_radii", posterior_foramen_radii)
@@ -600,7 +557,7 @@ def _shape(
     a0, b0 = 0.5 * endplate_depth, 0.5 * endplate_width
     b_junction = [y_f[k] - r_a[k] - _BODY_BRIDGE for k in range(2)]
     for k in range(2):
-        _require(
+        require(
             b_junction[k] > 0.25 * b0,
             "foramen_offsets",
             foramen_offsets,
@@ -631,7 +588,7 @@ def _shape(
     arch = _Loft("posterior_arch", tuple(arch_secs))
 
     si_bottom = ala_top - auricular_height
-    _require(
+    require(
         levels[1] - 2e-3 > si_bottom > levels[3] + 4e-3,
         "auricular_height",
         auricular_height,
@@ -686,7 +643,7 @@ def _check_consistency(shape: _Shape, foramen_offsets: object) -> None:
         ok = (
             sec.front <= body.uc + body.a - _MIN_GAP and sec.back_mid >= arch.uc - arch.a + _MIN_GAP
         )
-        _require(
+        require(
             ok,
             "endplate_depth/canal_depth",
             (body.a, arch.a),
@@ -695,7 +652,7 @@ def _check_consistency(shape: _Shape, foramen_offsets: object) -> None:
     for c in shape.channels:
         sec = shape.wing.section(c.w)
         r = max(c.r_front, c.r_back)
-        _require(
+        require(
             abs(c.y) + r <= sec.half - 2.0 * _MIN_GAP
             and c.w + r <= shape.ala_top - 2.0 * _MIN_GAP
             and c.w - r >= shape.bottom + 2.0 * _MIN_GAP,
@@ -711,14 +668,14 @@ def _check_consistency(shape: _Shape, foramen_offsets: object) -> None:
             for phi in np.linspace(0.0, 2.0 * math.pi, 24, endpoint=False):
                 p = np.array([u, c.y + rad * math.cos(phi), c.w + rad * math.sin(phi)])
                 for loft in (*shape.bodies, shape.arch):
-                    _require(
+                    require(
                         loft.sd(p) <= -_MIN_GAP,
                         "foramen_offsets",
                         foramen_offsets,
                         f"such that {c.label} stays {_MIN_GAP} m clear of the {loft.name} "
                         "(move it laterally or make the foramina smaller)",
                     )
-    _require(
+    require(
         shape.channels[0].w - max(shape.channels[0].r_front, shape.channels[0].r_back)
         >= shape.channels[2].w
         + max(shape.channels[2].r_front, shape.channels[2].r_back)
@@ -804,7 +761,7 @@ def _ellipsoid_sd(q: np.ndarray, radii: np.ndarray) -> float:
 
 def _point(value: object, what: str) -> np.ndarray:
     p = np.asarray(value, dtype=float)
-    _require(p.shape == (3,) and bool(np.all(np.isfinite(p))), what, value, "3 finite numbers (m)")
+    require(p.shape == (3,) and bool(np.all(np.isfinite(p))), what, value, "3 finite numbers (m)")
     return p
 
 
@@ -815,29 +772,29 @@ def _parse_lesions(
     reserved = set(VOLUME_GROUPS) | set(SURFACE_GROUPS)
     for kind, entries, what in (("tumour", tumours, "tumours"), ("void", voids, "alar_voids")):
         for entry in entries or ():
-            _require(
+            require(
                 isinstance(entry, Sequence) and len(entry) == 3,
                 what,
                 entry,
                 "(name, centre, radii) entries",
             )
             name, centre, radii = entry
-            _require(
+            require(
                 isinstance(name, str) and name != "" and name not in reserved,
                 f"{what} name",
                 name,
                 f"a non-empty string other than {sorted(reserved)}",
             )
-            _require(name not in {les.name for les in lesions}, f"{what} name", name, "unique")
+            require(name not in {les.name for les in lesions}, f"{what} name", name, "unique")
             c = _point(centre, f"centre of {kind} {name!r}")
             r = np.asarray(radii, dtype=float)
-            _require(
+            require(
                 r.shape == (3,) and bool(np.all(r > 0.0)),
                 f"radii of {kind} {name!r}",
                 radii,
                 "3 lengths > 0 m (along x, y, z)",
             )
-            _require(
+            require(
                 shape.bone_sd(shape.to_local(c)) > 0.0,
                 f"centre of {kind} {name!r}",
                 tuple(c.tolist()),
@@ -850,7 +807,7 @@ def _parse_lesions(
 def _parse_fractures(entries: Sequence | None, shape: _Shape) -> list[_Slab]:
     slabs = []
     for entry in entries or ():
-        _require(
+        require(
             isinstance(entry, Sequence) and 2 <= len(entry) <= 4,
             "fracture_lines",
             entry,
@@ -859,9 +816,9 @@ def _parse_fractures(entries: Sequence | None, shape: _Shape) -> list[_Slab]:
         side, offset = entry[0], float(entry[1])
         thickness = float(entry[2]) if len(entry) > 2 else _FRACTURE_THICKNESS
         length = float(entry[3]) if len(entry) > 3 else -shape.levels[2]
-        _require(side in SIDES, "fracture side", side, f"one of {SIDES}")
-        _require(thickness > 0.0, "fracture thickness", thickness, "> 0 m")
-        _require(
+        require(side in SIDES, "fracture side", side, f"one of {SIDES}")
+        require(thickness > 0.0, "fracture thickness", thickness, "> 0 m")
+        require(
             0.0 < length <= -shape.bottom,
             "fracture length",
             length,
@@ -878,7 +835,7 @@ def _parse_fractures(entries: Sequence | None, shape: _Shape) -> list[_Slab]:
         lo = inner + 1.5 * _MIN_GAP + 0.5 * thickness
         ws = np.linspace(shape.ala_top, max(w_low, shape.bottom), 20)
         hi = min(shape.half_width(w) for w in ws) - 3e-3 - 0.5 * thickness
-        _require(
+        require(
             lo <= offset <= hi,
             "fracture offset",
             offset,
@@ -895,22 +852,22 @@ def _parse_needles(
     reserved = set(VOLUME_GROUPS) | set(SURFACE_GROUPS) | {les.name for les in lesions}
     parsed: list[_Needle] = []
     for entry in needles:
-        _require(
+        require(
             isinstance(entry, Sequence) and len(entry) in (3, 4),
             "needles",
             entry,
             "(name, tip, radius[, entry]) entries",
         )
         name, tip, radius = entry[0], entry[1], float(entry[2])
-        _require(
+        require(
             isinstance(name, str) and name != "" and name not in reserved,
             "needle name",
             name,
             f"a non-empty string other than {sorted(reserved)}",
         )
-        _require(name not in {n.name for n in parsed}, "needle name", name, "unique")
+        require(name not in {n.name for n in parsed}, "needle name", name, "unique")
         centre = _point(tip, f"tip of needle {name!r}")
-        _require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
+        require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
         local = shape.to_local(centre)
         clearance = shape.bone_sd(local)
         if clearance - radius < h_tip:
@@ -927,15 +884,7 @@ def _parse_needles(
                 f"{detail}"
             )
         _check_interfaces(name, centre, radius, shape, lesions, slabs, h_tip)
-        for other in parsed:
-            gap = float(np.linalg.norm(centre - other.centre)) - radius - other.radius
-            _require(
-                gap >= h_tip,
-                f"tip of needle {name!r}",
-                tuple(centre.tolist()),
-                f"at least h_tip = {h_tip} m from the cavity of needle {other.name!r} "
-                f"(gap is {gap:.6g} m)",
-            )
+        require_cavities_apart(name, centre, radius, parsed, h_tip)
         start = None
         if len(entry) == 4 and entry[3] is not None:
             start = _point(entry[3], f"entry of needle {name!r}")
@@ -961,7 +910,7 @@ def _check_interfaces(
     surfaces += [(s.region, s.sd(local)) for s in slabs]
     for what, d in surfaces:
         gap = abs(abs(d) - radius)
-        _require(
+        require(
             gap >= 0.5 * h_tip,
             f"tip of needle {name!r}",
             tuple(centre.tolist()),
@@ -986,9 +935,9 @@ def _check_path(name: str, entry: np.ndarray, tip: np.ndarray, shape: _Shape) ->
     what = f"entry of needle {name!r}"
     value = tuple(entry.tolist())
     length = float(np.linalg.norm(tip - entry))
-    _require(length >= 2e-3, what, value, "at least 2 mm from the tip")
+    require(length >= 2e-3, what, value, "at least 2 mm from the tip")
     kind = _approach(entry, tip, shape)
-    _require(
+    require(
         kind is not None,
         what,
         value,
@@ -997,7 +946,7 @@ def _check_path(name: str, entry: np.ndarray, tip: np.ndarray, shape: _Shape) ->
         f"{_LONG_AXIS_MAX_ANGLE} deg of the sacral long axis, from caudal)",
     )
     depth = shape.bone_sd(shape.to_local(entry))
-    _require(
+    require(
         depth <= _ENTRY_DEPTH_TOLERANCE,
         what,
         value,
@@ -1009,7 +958,7 @@ def _check_path(name: str, entry: np.ndarray, tip: np.ndarray, shape: _Shape) ->
     first = inside.index(True)
     p = points[first]
     sec = shape.wing.section(float(p[2]))
-    _require(
+    require(
         float(p[0]) <= 0.5 * (sec.front + sec.back(float(p[1]))),
         what,
         value,
@@ -1058,9 +1007,9 @@ def needle_path(
     the sagittal plane midway between the foramina and the lateral face. The entry is on the
     bone surface. ``params`` are shape parameters (defaults in :data:`DEFAULTS`).
     """
-    _require(approach in APPROACHES, "approach", approach, f"one of {APPROACHES}")
-    _require(side in SIDES, "side", side, f"one of {SIDES}")
-    _require(level in LEVELS, "level", level, f"one of {LEVELS}")
+    require(approach in APPROACHES, "approach", approach, f"one of {APPROACHES}")
+    require(side in SIDES, "side", side, f"one of {SIDES}")
+    require(level in LEVELS, "level", level, f"one of {LEVELS}")
     shape = _shape(**params)
     c1 = next(c for c in shape.channels if c.level == 1 and c.side == side)
     c2 = next(c for c in shape.channels if c.level == 2 and c.side == side)
@@ -1411,20 +1360,7 @@ def _add_size_field(
         dy = f"Max(Abs(y-{_num(s.y_mid)})-{_num(0.5 * s.thickness)},0)"
         dw = f"(Max({w}-{_num(s.w_high)},0)+Max({_num(s.w_low)}-{w},0))"
         fields.append(_threshold(_math_field(f"Sqrt({dy}^2+{dw}^2)"), h, 0.0, h_max, growth))
-    smallest = gmsh.model.mesh.field.add("Min")
-    gmsh.model.mesh.field.setNumbers(smallest, "FieldsList", fields)
-    gmsh.model.mesh.field.setAsBackgroundMesh(smallest)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)
-
-
-def _validate_sizes(h_tip: float, h_max: float, growth: float, h_outlet: float) -> None:
-    _require(h_tip > 0.0, "h_tip", h_tip, "> 0 m")
-    _require(h_max >= h_tip, "h_max", h_max, f">= h_tip = {h_tip} m")
-    _require(growth > 0.0, "growth", growth, "> 0")
-    _require(0.0 < h_outlet <= h_max, "h_outlet", h_outlet, f"in (0, h_max = {h_max}] m")
+    use_smallest_size(fields, h_max)
 
 
 # --- public builder --------------------------------------------------------------------------
@@ -1488,7 +1424,7 @@ def add_sacrum(
     Raises ValueError naming the parameter, its value and the allowed range for bad input.
     """
     shape = _shape(**params)
-    _validate_sizes(h_tip, h_max, growth, h_outlet)
+    validate_sizes(h_tip, h_max, growth, h_outlet)
     lesions = _parse_lesions(tumours, alar_voids, shape)
     slabs = _parse_fractures(fracture_lines, shape)
     parsed = _parse_needles(needles, shape, lesions, slabs, h_tip)

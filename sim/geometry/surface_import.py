@@ -64,6 +64,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from sim.geometry.primitives import use_smallest_size
 from sim.geometry.tagged_mesh import MeshError, TaggedMesh, _distribute
 
 __all__ = [
@@ -928,13 +929,7 @@ def _add_size_field(
     constant = gmsh.model.mesh.field.add("MathEval")
     gmsh.model.mesh.field.setString(constant, "F", f"{h_max:.12f}")
     fields.append(constant)
-    smallest = gmsh.model.mesh.field.add("Min")
-    gmsh.model.mesh.field.setNumbers(smallest, "FieldsList", fields)
-    gmsh.model.mesh.field.setAsBackgroundMesh(smallest)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)
+    use_smallest_size(fields, h_max)
     # HXT: on these surfaces it gives min SICN 0.09-0.35 before the Netgen optimiser where the
     # default Delaunay gives 0.02-0.03, and it honours the size field inside a coarse input
     # triangulation (remesh=False), which Delaunay does not

@@ -101,6 +101,14 @@ from typing import Any
 import gmsh
 import numpy as np
 
+from sim.geometry.primitives import (
+    distance_to_ellipse,
+    require,
+    require_cavities_apart,
+    use_smallest_size,
+    validate_sizes,
+)
+
 __all__ = [
     "FIRST_NEEDLE_TAG",
     "LUMBAR_LEVELS_FILE",
@@ -217,9 +225,9 @@ def _body_dims(
 ) -> _Body:
     """Derived dimensions from the public parameters (validated here)."""
     for name, value in (("depth", depth), ("width", width), ("height", height)):
-        _require(value > 0.0, name, value, "> 0 m")
-    _require(0.0 < posterior_flat < 1.0, "posterior_flat", posterior_flat, "in (0, 1)")
-    _require(0.0 < target_fraction < 1.0, "target_fraction", target_fraction, "in (0, 1)")
+        require(value > 0.0, name, value, "> 0 m")
+    require(0.0 < posterior_flat < 1.0, "posterior_flat", posterior_flat, "in (0, 1)")
+    require(0.0 < target_fraction < 1.0, "target_fraction", target_fraction, "in (0, 1)")
     a = depth / (1.0 + posterior_flat)
     return _Body(
         a=a,
@@ -230,57 +238,7 @@ def _body_dims(
     )
 
 
-def _require(ok: bool, name: str, value: object, allowed: str) -> None:
-    """Raise ValueError naming the parameter, its value and the allowed range unless ``ok``."""
-    if not ok:
-        raise ValueError(f"{name} = {value!r} is out of range: must be {allowed}")
-
-
 # --- analytic inside test -------------------------------------------------------------------
-
-
-def _ellipse_root(r0: float, z0: float, z1: float, g: float) -> float:
-    """Bisection root of Eberly's ellipse-distance function (see `_distance_to_ellipse`)."""
-    n0 = r0 * z0
-    s0, s1 = z1 - 1.0, (0.0 if g < 0.0 else math.hypot(n0, z1) - 1.0)
-    for _ in range(200):
-        s = 0.5 * (s0 + s1)
-        if s in (s0, s1):
-            break
-        g = (n0 / (s + r0)) ** 2 + (z1 / (s + 1.0)) ** 2 - 1.0
-        if g > 0.0:
-            s0 = s
-        elif g < 0.0:
-            s1 = s
-        else:
-            break
-    return s
-
-
-def _distance_to_ellipse(u: float, v: float, a: float, b: float) -> float:
-    """Distance (m) from the point (u, v) to the ellipse (x/a)^2 + (y/b)^2 = 1.
-
-    D. Eberly, "Distance from a point to an ellipse, an ellipsoid, or a hyperellipsoid"
-    (Geometric Tools, 2013): robust bisection, exact to round-off, inside or outside.
-    """
-    e0, e1, y0, y1 = a, b, abs(u), abs(v)
-    if e0 < e1:
-        e0, e1, y0, y1 = e1, e0, y1, y0
-    if y1 > 0.0:
-        if y0 == 0.0:
-            return abs(y1 - e1)
-        z0, z1 = y0 / e0, y1 / e1
-        g = z0 * z0 + z1 * z1 - 1.0
-        if g == 0.0:
-            return 0.0
-        r0 = (e0 / e1) ** 2
-        s = _ellipse_root(r0, z0, z1, g)
-        return math.hypot(r0 * y0 / (s + r0) - y0, y1 / (s + 1.0) - y1)
-    numer, denom = e0 * y0, e0 * e0 - e1 * e1
-    if numer < denom:
-        ratio = numer / denom
-        return math.hypot(e0 * ratio - y0, e1 * math.sqrt(1.0 - ratio * ratio))
-    return abs(y0 - e0)
 
 
 def _clearance(point: np.ndarray, body: _Body) -> float:
@@ -291,7 +249,7 @@ def _clearance(point: np.ndarray, body: _Body) -> float:
     Outside, the value is only a lower bound of minus the distance, which is all we need.
     """
     x, y, z = (float(c) for c in point)
-    d_ellipse = _distance_to_ellipse(x, y, body.a, body.b)
+    d_ellipse = distance_to_ellipse(x, y, body.a, body.b)
     inside_ellipse = (x / body.a) ** 2 + (y / body.b) ** 2 <= 1.0
     return min(
         d_ellipse if inside_ellipse else -d_ellipse,
@@ -318,22 +276,14 @@ def vertebral_body_contains(
     """
     body = _body_dims(depth, width, height, posterior_flat, target_fraction=0.5)
     if cortical_shell is not None:
-        _require(cortical_shell > 0.0, "cortical_shell", cortical_shell, "> 0 m")
+        require(cortical_shell > 0.0, "cortical_shell", cortical_shell, "> 0 m")
         body = _core_dims(body, cortical_shell)
     p = np.asarray(point, dtype=float)
-    _require(p.shape == (3,) and bool(np.all(np.isfinite(p))), "point", point, "3 finite numbers")
+    require(p.shape == (3,) and bool(np.all(np.isfinite(p))), "point", point, "3 finite numbers")
     return _clearance(p, body) >= margin
 
 
 # --- input validation -----------------------------------------------------------------------
-
-
-def _validate_sizes(h_tip: float, h_max: float, growth: float, h_outlet: float) -> None:
-    """Check the mesh-size parameters (m, growth dimensionless)."""
-    _require(h_tip > 0.0, "h_tip", h_tip, "> 0 m")
-    _require(h_max >= h_tip, "h_max", h_max, f">= h_tip = {h_tip} m")
-    _require(growth > 0.0, "growth", growth, "> 0")
-    _require(0.0 < h_outlet <= h_max, "h_outlet", h_outlet, f"in (0, h_max = {h_max}] m")
 
 
 def _validate_patches(
@@ -345,7 +295,7 @@ def _validate_patches(
     h_outlet: float,
 ) -> None:
     """Check that the outlet patches fit on their faces, h_outlet away from the face edges."""
-    _require(
+    require(
         0.0 < foramen_radius <= body.wall_half_width - h_outlet,
         "foramen_radius",
         foramen_radius,
@@ -353,26 +303,26 @@ def _validate_patches(
         "h_outlet)",
     )
     z_max = body.half_height - foramen_radius - h_outlet
-    _require(
+    require(
         abs(foramen_height) <= z_max,
         "foramen_height",
         foramen_height,
         f"in [-{z_max:.6g}, {z_max:.6g}] m (patch inside the posterior wall)",
     )
-    _require(
+    require(
         0.0 < vein_radius <= body.half_height - h_outlet,
         "vein_radius",
         vein_radius,
         f"in (0, {body.half_height - h_outlet:.6g}] m (half the height minus h_outlet)",
     )
     x_lo, x_hi = body.x_wall + vein_radius + h_outlet, body.a - vein_radius - h_outlet
-    _require(
+    require(
         x_lo <= vein_x <= x_hi,
         "vein_x",
         vein_x,
         f"in [{x_lo:.6g}, {x_hi:.6g}] m (patch on the curved lateral wall)",
     )
-    _require(
+    require(
         h_outlet <= min(foramen_radius, vein_radius),
         "h_outlet",
         h_outlet,
@@ -391,14 +341,14 @@ def _parse_needles(
     With a cortical shell, ``core`` is the trabecular core inside it: the cavities must lie in
     the core, h_tip clear of the shell.
     """
-    _require(len(needles) > 0, "needles", needles, "at least one (name, tip, radius)")
+    require(len(needles) > 0, "needles", needles, "at least one (name, tip, radius)")
     reserved = (
         set(VOLUME_GROUPS) | set(SURFACE_GROUPS)
         | set(OPTIONAL_VOLUME_GROUPS) | set(OPTIONAL_SURFACE_GROUPS)
     )  # fmt: skip
     parsed: list[_Needle] = []
     for item in needles:
-        _require(
+        require(
             len(item) in (3, 4),
             "needle",
             item,
@@ -406,24 +356,24 @@ def _parse_needles(
         )
         name, tip, radius = item[:3]
         centre = np.asarray(tip, dtype=float)
-        _require(
+        require(
             isinstance(name, str) and name != "" and name not in reserved,
             "needle name",
             name,
             f"a non-empty string other than {sorted(reserved)}",
         )
-        _require(name not in {n.name for n in parsed}, "needle name", name, "unique")
-        _require(
+        require(name not in {n.name for n in parsed}, "needle name", name, "unique")
+        require(
             centre.shape == (3,) and bool(np.all(np.isfinite(centre))),
             f"tip of needle {name!r}",
             tip,
             "3 finite numbers (m)",
         )
-        _require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
+        require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
         inner = body if core is None else core
         where = "the body" if core is None else "the trabecular core (inside the cortical shell)"
         clearance = _clearance(centre, inner)
-        _require(
+        require(
             clearance - radius >= h_tip,
             f"tip of needle {name!r}",
             tuple(centre.tolist()),
@@ -431,15 +381,7 @@ def _parse_needles(
             f"from its boundary (cavity clearance is {clearance - radius:.6g} m)",
         )
         _check_split_clearance(name, centre, radius, body, h_tip)
-        for other in parsed:
-            gap = float(np.linalg.norm(centre - other.centre)) - radius - other.radius
-            _require(
-                gap >= h_tip,
-                f"tip of needle {name!r}",
-                tuple(centre.tolist()),
-                f"at least h_tip = {h_tip} m from the cavity of needle {other.name!r} "
-                f"(gap is {gap:.6g} m)",
-            )
+        require_cavities_apart(name, centre, radius, parsed, h_tip)
         entry = None if len(item) == 3 else _check_entry(name, item[3], centre, body)
         parsed.append(_Needle(name, centre, float(radius), entry))
     return parsed
@@ -452,13 +394,13 @@ def _check_entry(name: str, entry: object, tip: np.ndarray, body: _Body) -> np.n
     it crosses the boundary once; that crossing must be in the posterior half (x < 0).
     """
     point = np.asarray(entry, dtype=float)
-    _require(
+    require(
         point.shape == (3,) and bool(np.all(np.isfinite(point))),
         f"entry point of needle {name!r}",
         entry,
         "3 finite numbers (m)",
     )
-    _require(
+    require(
         _clearance(point, body) < 0.0,
         f"entry point of needle {name!r}",
         tuple(point.tolist()),
@@ -472,7 +414,7 @@ def _check_entry(name: str, entry: object, tip: np.ndarray, body: _Body) -> np.n
         else:
             outside = s
     crossing = point + inside * (tip - point)
-    _require(
+    require(
         crossing[0] < 0.0,
         f"path of needle {name!r}",
         f"{tuple(point.tolist())} -> {tuple(tip.tolist())}",
@@ -487,7 +429,7 @@ def _check_split_clearance(
 ) -> None:
     """Reject a cavity that (nearly) touches the split plane: it would give sliver elements."""
     gap = abs(abs(centre[0] - body.x_split) - radius)
-    _require(
+    require(
         gap >= 0.5 * h_tip,
         f"tip of needle {name!r}",
         tuple(centre.tolist()),
@@ -517,18 +459,18 @@ def _as_point(value: object, what: str) -> np.ndarray:
         point = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         point = np.full(1, np.nan)
-    _require(point.shape == (3,) and bool(np.all(np.isfinite(point))), what, value,
+    require(point.shape == (3,) and bool(np.all(np.isfinite(point))), what, value,
              "3 finite numbers")  # fmt: skip
     return point
 
 
 def _check_keys(value: object, name: str, keys: Sequence[str]) -> Mapping[str, Any]:
     """``value`` as a mapping with exactly ``keys``, or ValueError naming what is wrong."""
-    _require(isinstance(value, Mapping), name, value, f"a mapping with keys {list(keys)}")
+    require(isinstance(value, Mapping), name, value, f"a mapping with keys {list(keys)}")
     assert isinstance(value, Mapping)
     unknown = sorted(set(value) - set(keys))
     missing = [k for k in keys if k not in value]
-    _require(not unknown and not missing, name, dict(value),
+    require(not unknown and not missing, name, dict(value),
              f"exactly the keys {list(keys)} (unknown {unknown}, missing {missing})")  # fmt: skip
     return value
 
@@ -551,7 +493,7 @@ def _parse_features(
     if cortical_shell is not None:
         shell = float(cortical_shell)
         limit = 0.1 * min(body.a - body.x_wall, 2.0 * body.b)
-        _require(0.0 < shell <= limit, "cortical_shell", cortical_shell,
+        require(0.0 < shell <= limit, "cortical_shell", cortical_shell,
                  f"in (0, {limit:.6g}] m (a tenth of the depth or width)")  # fmt: skip
     return _Features(
         cortex=None if cortical_shell is None else shell,
@@ -575,16 +517,16 @@ def _parse_posterior_defect(
     basivertebral foramen by h_outlet."""
     if value is None:
         return None
-    _require(
+    require(
         isinstance(value, Sequence) and len(value) == 3,
         "posterior_defect", value, "(y, z, radius) in m",
     )  # fmt: skip
     y, z, r = (float(v) for v in value)
-    _require(h_outlet <= r, "posterior_defect", tuple(value),
+    require(h_outlet <= r, "posterior_defect", tuple(value),
              f"a radius >= h_outlet = {h_outlet} m")  # fmt: skip
     y_max = body.wall_half_width - r - h_outlet
     z_max = body.half_height - r - h_outlet
-    _require(
+    require(
         abs(y) <= y_max and abs(z) <= z_max,
         "posterior_defect",
         tuple(value),
@@ -592,7 +534,7 @@ def _parse_posterior_defect(
         f"{y_max:.6g} m and |z| <= {z_max:.6g} m for this radius",
     )
     gap = math.hypot(y, z - foramen_height) - r - foramen_radius
-    _require(
+    require(
         gap >= h_outlet,
         "posterior_defect",
         tuple(value),
@@ -608,18 +550,18 @@ def _parse_endplate_defect(
     """("upper"|"lower", x, y, radius) of a patch on an endplate, over the trabecular core."""
     if value is None:
         return None
-    _require(
+    require(
         isinstance(value, Sequence) and len(value) == 4 and value[0] in ("upper", "lower"),
         "endplate_defect", value, '("upper" | "lower", x, y, radius) with x, y, radius in m',
     )  # fmt: skip
     side = str(value[0])
     x, y, r = (float(v) for v in value[1:])
-    _require(h_outlet <= r, "endplate_defect", tuple(value),
+    require(h_outlet <= r, "endplate_defect", tuple(value),
              f"a radius >= h_outlet = {h_outlet} m")  # fmt: skip
     inside = (x / body.a) ** 2 + (y / body.b) ** 2 <= 1.0
-    edge = min(_distance_to_ellipse(x, y, body.a, body.b) if inside else -1.0, x - body.x_wall)
+    edge = min(distance_to_ellipse(x, y, body.a, body.b) if inside else -1.0, x - body.x_wall)
     need = r + h_outlet + shell
-    _require(
+    require(
         edge >= need,
         "endplate_defect",
         tuple(value),
@@ -638,13 +580,13 @@ def _parse_cleft(value: Mapping[str, Any] | None, body: _Body) -> _Cleft | None:
     centre = _as_point(v["centre"], "cleft centre")
     normal = _as_point(v["normal"], "cleft normal")
     length = float(np.linalg.norm(normal))
-    _require(abs(length - 1.0) <= 1e-2, "cleft normal", v["normal"],
+    require(abs(length - 1.0) <= 1e-2, "cleft normal", v["normal"],
              "a unit vector (length within 1 % of 1)")  # fmt: skip
     thickness, radius = float(v["thickness"]), float(v["radius"])
-    _require(thickness > 0.0, "cleft thickness", v["thickness"], "> 0 m")
-    _require(radius >= thickness, "cleft radius", v["radius"],
+    require(thickness > 0.0, "cleft thickness", v["thickness"], "> 0 m")
+    require(radius >= thickness, "cleft radius", v["radius"],
              f">= the thickness {thickness} m")  # fmt: skip
-    _require(_clearance(centre, body) > 0.0, "cleft centre", tuple(centre.tolist()),
+    require(_clearance(centre, body) > 0.0, "cleft centre", tuple(centre.tolist()),
              "inside the vertebral body")  # fmt: skip
     cleft = _Cleft(centre, normal / length, thickness, radius)
     _check_region_split("cleft", float(centre[0]), cleft.x_half_extent(), body, cleft.size())
@@ -658,8 +600,8 @@ def _parse_lesion(value: Mapping[str, Any] | None, body: _Body, h_max: float) ->
     v = _check_keys(value, "lesion", ("centre", "radii"))
     centre = _as_point(v["centre"], "lesion centre")
     radii = _as_point(v["radii"], "lesion radii")
-    _require(bool(np.all(radii > 0.0)), "lesion radii", v["radii"], "three lengths > 0 m")
-    _require(_clearance(centre, body) > 0.0, "lesion centre", tuple(centre.tolist()),
+    require(bool(np.all(radii > 0.0)), "lesion radii", v["radii"], "three lengths > 0 m")
+    require(_clearance(centre, body) > 0.0, "lesion centre", tuple(centre.tolist()),
              "inside the vertebral body")  # fmt: skip
     lesion = _Lesion(centre, radii)
     _check_region_split("lesion", float(centre[0]), float(radii[0]), body, lesion.size(h_max))
@@ -669,7 +611,7 @@ def _parse_lesion(value: Mapping[str, Any] | None, body: _Body, h_max: float) ->
 def _check_region_split(name: str, x: float, half: float, body: _Body, size: float) -> None:
     """Reject a cleft or lesion whose x-extent nearly touches the split plane (slivers)."""
     gap = abs(abs(x - body.x_split) - half)
-    _require(
+    require(
         gap >= 0.5 * size,
         f"{name} centre",
         x,
@@ -1104,13 +1046,7 @@ def _add_size_field(
         for c, r in outlets
     ]
     fields += list(extra)
-    smallest = gmsh.model.mesh.field.add("Min")
-    gmsh.model.mesh.field.setNumbers(smallest, "FieldsList", fields)
-    gmsh.model.mesh.field.setAsBackgroundMesh(smallest)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)
+    use_smallest_size(fields, h_max)
 
 
 # --- public builder -------------------------------------------------------------------------
@@ -1211,7 +1147,7 @@ def add_vertebral_body(
     Raises ValueError naming the parameter, its value and the allowed range for bad input.
     """
     body = _body_dims(depth, width, height, posterior_flat, target_fraction)
-    _validate_sizes(h_tip, h_max, growth, h_outlet)
+    validate_sizes(h_tip, h_max, growth, h_outlet)
     _validate_patches(body, foramen_radius, foramen_height, vein_radius, vein_x, h_outlet)
     features = _parse_features(
         body,

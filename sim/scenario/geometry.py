@@ -360,9 +360,10 @@ class SacrumGeometry(Section):
     def _parsed(self) -> tuple[Any, list[Any], list[Any]]:
         """The builder's checked shape, lesions and fracture slabs (ValueError if bad)."""
         from sim.geometry import sacrum
+        from sim.geometry.primitives import validate_sizes
 
         shape = _sacrum_shape(tuple(self.shape_params().items()))
-        sacrum._validate_sizes(**self.mesh.builder_sizes())
+        validate_sizes(**self.mesh.builder_sizes())
         features = self.features()
         lesions = sacrum._parse_lesions(features["tumours"], features["alar_voids"], shape)
         for k, line in enumerate(features["fracture_lines"]):

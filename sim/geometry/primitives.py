@@ -1,0 +1,97 @@
+"""Small pieces shared by the gmsh geometry builders: argument checks, the distance to an
+ellipse, and the size field that takes the smallest of several."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import gmsh
+import numpy as np
+
+
+def require(ok: bool, name: str, value: object, allowed: str) -> None:
+    """Raise ValueError naming the parameter, its value and the allowed range unless ``ok``."""
+    if not ok:
+        raise ValueError(f"{name} = {value!r} is out of range: must be {allowed}")
+
+
+def require_cavities_apart(
+    name: str, centre: np.ndarray, radius: float, others: Sequence[Any], h_tip: float
+) -> None:
+    """The needle-tip cavity of needle `name` (centre, radius in m) is at least h_tip from
+    the cavities of the `others` (objects with name, centre, radius)."""
+    for other in others:
+        gap = float(np.linalg.norm(centre - other.centre)) - radius - other.radius
+        require(
+            gap >= h_tip,
+            f"tip of needle {name!r}",
+            tuple(centre.tolist()),
+            f"at least h_tip = {h_tip} m from the cavity of needle {other.name!r} "
+            f"(gap is {gap:.6g} m)",
+        )
+
+
+def _ellipse_root(r0: float, z0: float, z1: float, g: float) -> float:
+    """Bisection root of Eberly's ellipse-distance function (see `distance_to_ellipse`)."""
+    n0 = r0 * z0
+    s0, s1 = z1 - 1.0, (0.0 if g < 0.0 else math.hypot(n0, z1) - 1.0)
+    for _ in range(200):
+        s = 0.5 * (s0 + s1)
+        if s in (s0, s1):
+            break
+        g = (n0 / (s + r0)) ** 2 + (z1 / (s + 1.0)) ** 2 - 1.0
+        if g > 0.0:
+            s0 = s
+        elif g < 0.0:
+            s1 = s
+        else:
+            break
+    return s
+
+
+def distance_to_ellipse(u: float, v: float, a: float, b: float) -> float:
+    """Distance (m) from the point (u, v) to the ellipse (x/a)^2 + (y/b)^2 = 1.
+
+    D. Eberly, "Distance from a point to an ellipse, an ellipsoid, or a hyperellipsoid"
+    (Geometric Tools, 2013): robust bisection, exact to round-off, inside or outside.
+    """
+    e0, e1, y0, y1 = a, b, abs(u), abs(v)
+    if e0 < e1:
+        e0, e1, y0, y1 = e1, e0, y1, y0
+    if y1 > 0.0:
+        if y0 == 0.0:
+            return abs(y1 - e1)
+        z0, z1 = y0 / e0, y1 / e1
+        g = z0 * z0 + z1 * z1 - 1.0
+        if g == 0.0:
+            return 0.0
+        r0 = (e0 / e1) ** 2
+        s = _ellipse_root(r0, z0, z1, g)
+        return math.hypot(r0 * y0 / (s + r0) - y0, y1 / (s + 1.0) - y1)
+    numer, denom = e0 * y0, e0 * e0 - e1 * e1
+    if numer < denom:
+        ratio = numer / denom
+        return math.hypot(e0 * ratio - y0, e1 * math.sqrt(1.0 - ratio * ratio))
+    return abs(y0 - e0)
+
+
+def validate_sizes(h_tip: float, h_max: float, growth: float, h_outlet: float) -> None:
+    """Check the mesh-size parameters (m, growth dimensionless)."""
+    require(h_tip > 0.0, "h_tip", h_tip, "> 0 m")
+    require(h_max >= h_tip, "h_max", h_max, f">= h_tip = {h_tip} m")
+    require(growth > 0.0, "growth", growth, "> 0")
+    require(0.0 < h_outlet <= h_max, "h_outlet", h_outlet, f"in (0, h_max = {h_max}] m")
+
+
+def use_smallest_size(fields: Sequence[int], h_max: float) -> None:
+    """Make the minimum of the gmsh size `fields` the mesh size everywhere, capped at h_max (m);
+    sizes from points, curvature and the boundary are switched off."""
+    smallest = gmsh.model.mesh.field.add("Min")
+    gmsh.model.mesh.field.setNumbers(smallest, "FieldsList", list(fields))
+    gmsh.model.mesh.field.setAsBackgroundMesh(smallest)
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)
