@@ -192,7 +192,11 @@ __all__ = [
     "VOLUME_GROUPS",
     "add_sacrum",
     "boundary_names",
+    "checked_shape",
     "needle_path",
+    "parse_fractures",
+    "parse_lesions",
+    "parse_needles",
     "region_names",
     "sacrum_contains",
 ]
@@ -518,7 +522,7 @@ def _pair(name: str, value: object) -> tuple[float, float]:
     return a, b
 
 
-def _shape(
+def checked_shape(
     *,
     tilt: float = DEFAULTS["tilt"],
     endplate_width: float = DEFAULTS["endplate_width"],
@@ -765,9 +769,11 @@ def _point(value: object, what: str) -> np.ndarray:
     return p
 
 
-def _parse_lesions(
+def parse_lesions(
     tumours: Sequence | None, voids: Sequence | None, shape: _Shape
 ) -> list[_Ellipsoid]:
+    """Check the tumour and alar-void ellipsoids (names, sizes, inside the bone, clear of the
+    foramina, canal and disc); ValueError naming the bad one."""
     lesions: list[_Ellipsoid] = []
     reserved = set(VOLUME_GROUPS) | set(SURFACE_GROUPS)
     for kind, entries, what in (("tumour", tumours, "tumours"), ("void", voids, "alar_voids")):
@@ -804,7 +810,9 @@ def _parse_lesions(
     return lesions
 
 
-def _parse_fractures(entries: Sequence | None, shape: _Shape) -> list[_Slab]:
+def parse_fractures(entries: Sequence | None, shape: _Shape) -> list[_Slab]:
+    """Check the vertical alar fracture lines (side, offset between the foramina and the
+    sacroiliac joint, thickness, length); ValueError naming the bad one."""
     slabs = []
     for entry in entries or ():
         require(
@@ -845,7 +853,7 @@ def _parse_fractures(entries: Sequence | None, shape: _Shape) -> list[_Slab]:
     return slabs
 
 
-def _parse_needles(
+def parse_needles(
     needles: Sequence, shape: _Shape, lesions: list[_Ellipsoid], slabs: list[_Slab], h_tip: float
 ) -> list[_Needle]:
     """Validate the needles (tips, cavities, entry paths) and return them."""
@@ -987,7 +995,7 @@ def sacrum_contains(
     the true distance to the boundary (exact up to the few-degree slope of the lofted faces,
     and conservative where bodies, arch and alae meet), so a True answer is safe.
     """
-    shape = _shape(**params)
+    shape = checked_shape(**params)
     p = _point(point, "point")
     return shape.bone_sd(shape.to_local(p)) >= margin
 
@@ -1010,7 +1018,7 @@ def needle_path(
     require(approach in APPROACHES, "approach", approach, f"one of {APPROACHES}")
     require(side in SIDES, "side", side, f"one of {SIDES}")
     require(level in LEVELS, "level", level, f"one of {LEVELS}")
-    shape = _shape(**params)
+    shape = checked_shape(**params)
     c1 = next(c for c in shape.channels if c.level == 1 and c.side == side)
     c2 = next(c for c in shape.channels if c.level == 2 and c.side == side)
     if level == "S1":
@@ -1423,11 +1431,11 @@ def add_sacrum(
 
     Raises ValueError naming the parameter, its value and the allowed range for bad input.
     """
-    shape = _shape(**params)
+    shape = checked_shape(**params)
     validate_sizes(h_tip, h_max, growth, h_outlet)
-    lesions = _parse_lesions(tumours, alar_voids, shape)
-    slabs = _parse_fractures(fracture_lines, shape)
-    parsed = _parse_needles(needles, shape, lesions, slabs, h_tip)
+    lesions = parse_lesions(tumours, alar_voids, shape)
+    slabs = parse_fractures(fracture_lines, shape)
+    parsed = parse_needles(needles, shape, lesions, slabs, h_tip)
 
     occ = gmsh.model.occ
     solids = _add_lofts(shape)

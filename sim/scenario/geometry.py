@@ -299,7 +299,7 @@ def _sacrum_shape(params: tuple[tuple[str, Any], ...]) -> Any:
     """The checked shape of the sacrum builder (ValueError naming a bad parameter)."""
     from sim.geometry import sacrum
 
-    return sacrum._shape(**dict(params))
+    return sacrum.checked_shape(**dict(params))
 
 
 class SacrumGeometry(Section):
@@ -365,13 +365,13 @@ class SacrumGeometry(Section):
         shape = _sacrum_shape(tuple(self.shape_params().items()))
         validate_sizes(**self.mesh.builder_sizes())
         features = self.features()
-        lesions = sacrum._parse_lesions(features["tumours"], features["alar_voids"], shape)
+        lesions = sacrum.parse_lesions(features["tumours"], features["alar_voids"], shape)
         for k, line in enumerate(features["fracture_lines"]):
             try:
-                sacrum._parse_fractures([line], shape)
+                sacrum.parse_fractures([line], shape)
             except ValueError as exc:
                 raise ValueError(f"fracture_lines.{k}: {exc}") from None
-        slabs = sacrum._parse_fractures(features["fracture_lines"], shape)
+        slabs = sacrum.parse_fractures(features["fracture_lines"], shape)
         return shape, lesions, slabs
 
     def shape_params(self) -> dict[str, Any]:
@@ -426,7 +426,7 @@ class SacrumGeometry(Section):
         specs = needle_specs(needles)
         for i in range(len(specs)):
             try:
-                sacrum._parse_needles(specs[: i + 1], shape, lesions, slabs, self.mesh.size_tip)
+                sacrum.parse_needles(specs[: i + 1], shape, lesions, slabs, self.mesh.size_tip)
             except ValueError as exc:
                 text = str(exc)
                 field = "entry" if text.startswith("entry") else "tip"
