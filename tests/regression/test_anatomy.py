@@ -59,13 +59,25 @@ def test_a_permeable_cleft_draws_the_cement_into_it(scenarios):
     assert permeable.fill_fraction("cleft") > 1.5 * like_bone.fill_fraction("cleft")
 
 
-@pytest.mark.parametrize("name", ["vertebroplasty_L1_bipedicular", "vertebroplasty_lytic_lesion"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "vertebroplasty_L1_unipedicular",
+        "vertebroplasty_L1_bipedicular",
+        "vertebroplasty_lytic_lesion",
+    ],
+)
 def test_shipped_anatomy_scenarios_run(scenarios, name):
     pb = _run(_scenario(scenarios / "anatomy" / f"{name}.yaml"))
     assert pb.injector.finished()
     if name == "vertebroplasty_lytic_lesion":
         # the open lesion around the tip fills first
         assert pb.fill_fraction("lesion") > 3 * pb.fill_fraction("anterior")
+    elif name == "vertebroplasty_L1_unipedicular":
+        # one needle, from the left pedicle to just past the midline
+        assert [n.name for n in pb.needles] == ["left"]
+        assert pb.needles[0].protocol.injected == pytest.approx(3e-6, rel=1e-12)
+        assert pb.fill_fraction("anterior") > 0
     else:
         assert {n.name for n in pb.needles} == {"left", "right"}
         assert all(n.protocol.injected == pytest.approx(1.5e-6, rel=1e-12) for n in pb.needles)
