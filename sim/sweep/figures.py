@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib import colors
 
 from sim.sweep.analysis import LeakMap, Sensitivity
+from sim.units import registry
 
 ML = 1e-6
 
@@ -27,8 +28,19 @@ def _axis(ax: plt.Axes, which: str, levels: np.ndarray, binned: bool, label: str
     set_label(f"{label}{' (binned)' if binned else ''}")
 
 
-def plot_leak_map(m: LeakMap, path: Path) -> None:
-    """Two panels over parameters a, b: leak probability and mean leaked volume (mL)."""
+def shown_levels(name: str, levels: np.ndarray, units: dict[str, str]) -> tuple[np.ndarray, str]:
+    """Levels of parameter `name` (SI) in the unit the sweep file wrote it in, and the label."""
+    if name not in units:
+        return levels, f"{name} (SI)"
+    factor = registry().Quantity(f"1 {units[name]}").to_base_units().magnitude
+    return levels / factor, f"{name} ({units[name]})"
+
+
+def plot_leak_map(m: LeakMap, path: Path, units: dict[str, str] | None = None) -> None:
+    """Two panels over parameters a, b: leak probability and mean leaked volume (mL). Axes in
+    `units` (parameter -> unit as written in the sweep file), otherwise SI."""
+    a_levels, a_label = shown_levels(m.a, m.a_levels, units or {})
+    b_levels, b_label = shown_levels(m.b, m.b_levels, units or {})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
     panels = (
         (m.probability, "Leak probability", plt.get_cmap("Reds"), colors.Normalize(0, 1)),
@@ -48,10 +60,10 @@ def plot_leak_map(m: LeakMap, path: Path) -> None:
                     fontsize=7,
                     color="k" if title.startswith("Leak") else "w",
                 )
-        _axis(ax, "x", m.a_levels, m.binned[0], m.a)
-        _axis(ax, "y", m.b_levels, m.binned[1], m.b)
+        _axis(ax, "x", a_levels, m.binned[0], a_label)
+        _axis(ax, "y", b_levels, m.binned[1], b_label)
         ax.set_title(title)
-    fig.suptitle("Runs pooled over the other parameters (SI units)", fontsize=9)
+    fig.suptitle("Runs pooled over the other parameters", fontsize=9)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -138,7 +138,7 @@ def write_sweep_report(sweep_dir: Path) -> dict[str, Path]:
         if len(axes) == 2:
             m = leak_map(columns, axes[0], axes[1], threshold, log)
             paths["leak_map"] = sweep_dir / "leak_map.png"
-            plot_leak_map(m, paths["leak_map"])
+            plot_leak_map(m, paths["leak_map"], plan.get("shown_units", {}))
             analysis["leak_map"] = {
                 "parameters": axes,
                 "levels_or_edges": [m.a_levels.tolist(), m.b_levels.tolist()],

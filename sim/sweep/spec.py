@@ -24,6 +24,7 @@ error of the plan.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,15 +39,20 @@ Param = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*
 Scalar = float | int | str | bool
 
 
+_LEADING_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _with_units(data: Any, fields: tuple[str, ...]) -> Any:
     """Numbers written with units ("2 min", "50 Pa*s") -> SI floats, and `unit`: their SI base
-    unit, with which sampled values are handed to the scenario (which checks the dimension)."""
+    unit, with which sampled values are handed to the scenario (which checks the dimension);
+    `shown_unit`: the unit as first written ("min"), for plots."""
     if not isinstance(data, dict):
         return data
-    if "unit" in data:
+    if "unit" in data or "shown_unit" in data:
         raise ValueError("write the unit with each number, e.g. low: 2 min")
     out = dict(data)
     units = set()
+    shown = None
     for name in fields:
         value = out.get(name)
         if isinstance(value, str):
@@ -67,9 +73,12 @@ def _with_units(data: Any, fields: tuple[str, ...]) -> Any:
             base = q.to_base_units()
             out[name] = float(base.magnitude)
             units.add(str(base.units))
+            written = _LEADING_NUMBER.sub("", value.strip(), count=1).strip()
+            shown = shown or written or f"{q.units:~}"
     if len(units) > 1:
         raise ValueError(f"bounds in different units: {sorted(units)}")
     out["unit"] = units.pop() if units else None
+    out["shown_unit"] = shown
     return out
 
 
@@ -82,6 +91,7 @@ class Range(Section):
     num: Annotated[int, Field(ge=2, le=10_000)]
     spacing: Literal["linear", "log"] = "linear"
     unit: str | None = Field(default=None, exclude=True)
+    shown_unit: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -105,6 +115,7 @@ class Distribution(Section):
     mean: float | None = None
     std: Annotated[float, Field(gt=0)] | None = None
     unit: str | None = Field(default=None, exclude=True)
+    shown_unit: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
     @classmethod

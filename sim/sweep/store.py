@@ -47,6 +47,12 @@ def write_plan(sweep_dir: Path, plan: Plan, sweep_file: Path, executor: dict[str
                 or (a.range and a.range.spacing == "log")
                 for n in a.names
             ],
+            "shown_units": {
+                a.param: way.shown_unit
+                for a in plan.spec.axes
+                for way in (a.range, a.distribution)
+                if a.param is not None and way is not None and way.shown_unit
+            },
             "sampling": plan.spec.sampling.model_dump(),
             "report": plan.spec.report.model_dump(),
             "dropped_by_constraints": plan.dropped,

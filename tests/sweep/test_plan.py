@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import yaml
 
 from sim.scenario import ScenarioError
 from sim.sweep.cli import load_sweep
+from sim.sweep.figures import shown_levels
 from sim.sweep.plan import PlanError, evaluate, make_plan
+from sim.sweep.store import write_plan
 from tests.sweep.conftest import REPO, SPHERE, SPHERE_SWEEP, SWEEPS, write_sweep
 
 pytestmark = pytest.mark.serial
@@ -235,6 +238,14 @@ def test_bounds_may_carry_units_and_the_scenario_checks_their_dimension(tmp_path
     ages = [r.si["injection.start_after_mixing"] for r in plan.runs]
     assert min(ages) >= 120 and max(ages) <= 480
     assert sorted({r.si[VOLUME] for r in plan.runs}) == pytest.approx([0.5e-6, 1e-6])
+    # plots show the parameters in the units the sweep file wrote them in
+    write_plan(tmp_path / "out", plan, tmp_path / "units.yaml", {"kind": "local"})
+    shown = json.loads((tmp_path / "out" / "plan.json").read_text())["shown_units"]
+    assert shown == {"injection.start_after_mixing": "min", VOLUME: "mL"}
+    levels, label = shown_levels(VOLUME, np.array([0.5e-6, 1e-6]), shown)
+    assert levels == pytest.approx([0.5, 1.0]) and label == f"{VOLUME} (mL)"
+    levels, label = shown_levels("bone.porosity", np.array([0.8]), shown)
+    assert levels == pytest.approx([0.8]) and label == "bone.porosity (SI)"
     with pytest.raises(PlanError, match="expected a time"):
         plan_of(
             tmp_path,
