@@ -73,21 +73,22 @@ def plot_curves(
     colour_by: str,
     path: Path,
     log: bool = False,
+    units: dict[str, str] | None = None,
 ) -> None:
     """Each run's target-region fill and total leaked volume against injected volume (mL),
-    coloured by the value of parameter `colour_by` (log colour scale when `log`).
-    curves: (value, injected, {name: y})."""
+    coloured by the value of parameter `colour_by` (log colour scale when `log`; in its unit
+    from `units` as for the leak map). curves: (value, injected, {name: y})."""
     names = sorted({n for _, _, ys in curves for n in ys})
     fig, axes = plt.subplots(
         1, len(names), figsize=(4.4 * len(names), 3.8), squeeze=False, constrained_layout=True
     )
-    values = np.array([v for v, _, _ in curves], dtype=float)
+    values, label = shown_levels(colour_by, np.array([v for v, _, _ in curves], float), units or {})
     finite = values[np.isfinite(values)]
     scale = colors.LogNorm if log else colors.Normalize
     norm = scale(finite.min(), finite.max()) if finite.size else colors.Normalize()
     cmap = plt.get_cmap("viridis")
     for ax, name in zip(axes[0], names, strict=True):
-        for value, injected, ys in curves:
+        for value, (_, injected, ys) in zip(values, curves, strict=True):
             if name in ys:
                 ax.plot(
                     injected / ML,
@@ -102,7 +103,7 @@ def plot_curves(
             )
         )
         ax.grid(alpha=0.3)
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0, -1], label=colour_by)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0, -1], label=label)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -149,7 +149,9 @@ def write_sweep_report(sweep_dir: Path) -> dict[str, Path]:
         curves = _curves(sweep_dir, rows, axes[0] if axes else None)
         if curves and axes:
             paths["curves"] = sweep_dir / "fill_vs_volume.png"
-            plot_curves(curves, axes[0] if axes else "run", paths["curves"], axes[0] in log)
+            plot_curves(
+                curves, axes[0], paths["curves"], axes[0] in log, plan.get("shown_units", {})
+            )
             figures.append(("fill_vs_volume.png", "Fill and leakage against injected volume"))
         try:
             s = sensitivity(plan, columns)
