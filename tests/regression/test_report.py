@@ -104,3 +104,34 @@ def test_report_warnings_name_leaks_pressures_and_mass_balance():
     assert "needle left reached 3.50 MPa" in text and "right" not in text
     assert "Poor mass balance" in text and "did not converge in 2" in text
     assert "stopped early: first_leak:vein" in text
+
+
+@pytest.mark.serial
+def test_paraview_script_renders_the_cement(scenarios, tmp_path):
+    """open_in_paraview.py runs headless in ParaView (when installed: Debian's paraview and
+    python3-paraview with xvfb; too large for `make test`) and draws the cement coloured by
+    its viscosity into cement.png."""
+    pvbatch, xvfb = shutil.which("pvbatch"), shutil.which("xvfb-run")
+    if pvbatch is None or xvfb is None:
+        pytest.skip("ParaView (pvbatch) and xvfb-run are not installed")
+    sc = load_scenario(
+        scenarios / "vertebroplasty.yaml",
+        ["geometry.mesh.size_tip=1 mm", "geometry.mesh.size_max=5 mm", "output.report=false"],
+    )
+    run_dir = tmp_path / "run"
+    run_scenario(sc, run_dir, MPI.COMM_WORLD)
+    done = subprocess.run(
+        [xvfb, "-a", pvbatch, "open_in_paraview.py"],
+        cwd=run_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "ERR|" not in done.stderr, done.stderr
+    rgb = np.asarray(Image.open(run_dir / "cement.png").convert("RGB"), dtype=float) / 255
+    assert rgb.shape == (600, 800, 3)
+    # the cool-to-warm viscosity colours in the middle (the colour bar is at the lower right)
+    middle = rgb[100:500, 150:550]
+    colourful = np.abs(middle[..., 0] - middle[..., 2]) > 0.3
+    assert colourful.mean() > 0.002, colourful.mean()
