@@ -35,7 +35,8 @@ therefore also remain inside a region as internal faces.
 Frame and units
 ---------------
 SI units (metres; ``tilt`` in degrees). Origin at the centre of the S1 upper endplate, +x
-anterior, y lateral (left = -y, right = +y), +z cranial, as in ``shared/data/anatomy``. The
+anterior, y lateral (left = -y, right = +y: a mirror, left-handed frame; see the README's
+limits), +z cranial, axes as in ``shared/data/anatomy``. The
 sacrum is built in a *sacral frame* (u, y, w): the endplate is the plane w = 0 with the
 bodies below it, u anterior, w cranial along the long axis. It is then rotated about the
 y axis by ``tilt``: global x = u cos t + w sin t, z = -u sin t + w cos t, so the endplate

@@ -13,9 +13,9 @@ the canal.
 
 Frame and units
 ---------------
-SI units (metres) throughout. +x anterior, y lateral (left = -y, right = +y), +z cranial, as
-in the anatomy data in ``shared/data/anatomy``. The origin is the centre of the ellipse at
-mid-height.
+SI units (metres) throughout. +x anterior, y lateral (left = -y, right = +y: a mirror,
+left-handed frame; see the README's limits), +z cranial, axes as in
+``shared/data/anatomy``. The origin is the centre of the ellipse at mid-height.
 
 - Cross-section: the ellipse ``(x/a)^2 + (y/b)^2 <= 1`` with ``b = width/2`` and
   ``a = depth/(1 + posterior_flat)``, cut by the posterior wall ``x = -posterior_flat*a``
