@@ -161,7 +161,7 @@ def osteoporotic_vertebra(
     field = spherical_lesion(
         linear_porosity_gradient(0.86, 0.92, axis=0, start=-posterior_flat * a, end=a),
         0.97,
-        centre=(0.5 * a, -0.2 * width, 0.0),
+        centre=(0.5 * a, 0.2 * width, 0.0),
         radius=6e-3,
     )
     return synthetic_ct(shape, voxel, lower, field)

@@ -11,6 +11,12 @@ import gmsh
 import numpy as np
 
 
+def side_sign(side: str) -> float:
+    """+1 for the patient's left, -1 for the right: the frames are right-handed with +x
+    anterior and +z cranial, so +y points to the patient's left."""
+    return 1.0 if side == "left" else -1.0
+
+
 def require(ok: bool, name: str, value: object, allowed: str) -> None:
     """Raise ValueError naming the parameter, its value and the allowed range unless ``ok``."""
     if not ok:

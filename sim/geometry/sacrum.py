@@ -35,8 +35,8 @@ therefore also remain inside a region as internal faces.
 Frame and units
 ---------------
 SI units (metres; ``tilt`` in degrees). Origin at the centre of the S1 upper endplate, +x
-anterior, y lateral (left = -y, right = +y: a mirror, left-handed frame; see the README's
-limits), +z cranial, axes as in ``shared/data/anatomy``. The
+anterior, +y to the patient's left (right-handed), +z cranial, axes as in
+``shared/data/anatomy``. The
 sacrum is built in a *sacral frame* (u, y, w): the endplate is the plane w = 0 with the
 bodies below it, u anterior, w cranial along the long axis. It is then rotated about the
 y axis by ``tilt``: global x = u cos t + w sin t, z = -u sin t + w cos t, so the endplate
@@ -178,6 +178,7 @@ from sim.geometry.primitives import (
     distance_to_ellipse,
     require,
     require_cavities_apart,
+    side_sign,
     use_smallest_size,
     validate_sizes,
 )
@@ -615,10 +616,10 @@ def checked_shape(
     for k in range(2):
         w = levels[k + 1]
         sec = wing.section(w)
-        for side, sign in (("left", -1.0), ("right", 1.0)):
+        for side in SIDES:
             back = sec.back(y_f[k])
             channels.append(
-                _Channel(k + 1, side, sign * y_f[k], w, back, sec.front, r_p[k], r_a[k])
+                _Channel(k + 1, side, side_sign(side) * y_f[k], w, back, sec.front, r_p[k], r_a[k])
             )
     disc = _Loft("disc_l5s1", (_Ellipse(disc_height, 0.0, a0, b0), _Ellipse(0.0, 0.0, a0, b0)))
     shape = _Shape(
@@ -833,7 +834,7 @@ def parse_fractures(entries: Sequence | None, shape: _Shape) -> list[_Slab]:
             length,
             f"in (0, {-shape.bottom:.6g}] m (below the endplate plane)",
         )
-        sign = -1.0 if side == "left" else 1.0
+        sign = side_sign(side)
         w_low = -length
         reach = [
             abs(c.y) + max(c.r_front, c.r_back)
@@ -1029,7 +1030,7 @@ def needle_path(
     w_entry = w_tip if approach == "short_axis" else 0.5 * (shape.si_bottom + shape.bottom)
     inner = max(abs(c.y) + max(c.r_front, c.r_back) for c in (c1, c2)) + 3e-3
     outer = min(shape.half_width(w) for w in (w_entry, w_tip)) - 4e-3
-    y = (-1.0 if side == "left" else 1.0) * 0.5 * (inner + outer)
+    y = side_sign(side) * 0.5 * (inner + outer)
     tip_sec = shape.wing.section(w_tip)
     tip = np.array([0.5 * (tip_sec.front + tip_sec.back(y)), y, w_tip])
     if approach == "short_axis":
@@ -1221,7 +1222,7 @@ def _classify_outer(face: int, shape: _Shape) -> str:
         return "caudal_section"
     si_half = min(s.half for s in shape.wing.sections[:3])
     if abs(n[1]) > 0.9 and abs(p[1]) > si_half - 1e-6 and p[2] > shape.si_bottom:
-        return "si_joint_left" if p[1] < 0.0 else "si_joint_right"
+        return "si_joint_left" if side_sign("left") * p[1] > 0.0 else "si_joint_right"
     if n[2] > 0.7:
         return "sacrum_surface"  # superior faces: alar top, arch top
     in_front = p[0] > shape.wing.section(float(p[2])).front + 1e-6 and n[0] > -0.1
@@ -1270,7 +1271,7 @@ def _add_groups(
             y = gmsh.model.occ.getCenterOfMass(3, v)[1]
             if abs(y) < 1e-4:
                 raise RuntimeError("sacrum: a piece of the alae crosses the midline")
-            name = "ala_left" if y < 0.0 else "ala_right"
+            name = "ala_left" if side_sign("left") * y > 0.0 else "ala_right"
         regions.setdefault(name, []).append(v)
     tag_of = dict(VOLUME_GROUPS)
     tag_of.update({les.name: FIRST_LESION_TAG + k for k, les in enumerate(lesions)})

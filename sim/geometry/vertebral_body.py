@@ -13,9 +13,8 @@ the canal.
 
 Frame and units
 ---------------
-SI units (metres) throughout. +x anterior, y lateral (left = -y, right = +y: a mirror,
-left-handed frame; see the README's limits), +z cranial, axes as in
-``shared/data/anatomy``. The origin is the centre of the ellipse at mid-height.
+SI units (metres) throughout. +x anterior, +y to the patient's left (right-handed), +z
+cranial, axes as in ``shared/data/anatomy``. The origin is the centre of the ellipse at mid-height.
 
 - Cross-section: the ellipse ``(x/a)^2 + (y/b)^2 <= 1`` with ``b = width/2`` and
   ``a = depth/(1 + posterior_flat)``, cut by the posterior wall ``x = -posterior_flat*a``
@@ -105,6 +104,7 @@ from sim.geometry.primitives import (
     distance_to_ellipse,
     require,
     require_cavities_apart,
+    side_sign,
     use_smallest_size,
     validate_sizes,
 )
@@ -658,8 +658,9 @@ def _add_vein_patches(
     occ = gmsh.model.occ
     reach = 2.0 * body.b  # from the mid-plane y = 0 to well outside the wall
     patches = []
-    for side in (-1.0, 1.0):
-        cylinder = occ.addCylinder(vein_x, 0.0, 0.0, 0.0, side * reach, 0.0, vein_radius)
+    for side in ("left", "right"):
+        y = side_sign(side) * reach
+        cylinder = occ.addCylinder(vein_x, 0.0, 0.0, 0.0, y, 0.0, vein_radius)
         patch, _ = occ.intersect(occ.copy([(2, lateral)]), [(3, cylinder)])
         patches.append(patch)
     return patches[0], patches[1]

@@ -153,7 +153,7 @@ class Lesion(Section):
 class VertebralBodyGeometry(Section):
     """Idealised lumbar vertebral body: elliptic cylinder with a flattened posterior wall.
 
-    Frame: +x anterior, y lateral (left = -y), +z cranial, origin at the body centre.
+    Frame: +x anterior, +y to the patient's left, +z cranial, origin at the body centre.
     Boundaries: endplate_upper, endplate_lower, posterior_wall, basivertebral_foramen,
     lateral_wall, segmental_vein_left, segmental_vein_right, one cavity per needle, and
     posterior_defect / endplate_defect when asked for. Regions: anterior (the anterior
@@ -307,7 +307,7 @@ class SacrumGeometry(Section):
     auricular (sacroiliac) surfaces and the L5-S1 disc (sim.geometry.sacrum, which gives the
     sources of the default dimensions).
 
-    Frame: origin at the centre of the S1 endplate, +x anterior, y lateral (left = -y), +z
+    Frame: origin at the centre of the S1 endplate, +x anterior, +y to the patient's left, +z
     cranial; the endplate is tilted by `tilt` (the sacral slope). Regions: body_s1, body_s2,
     body_s3, posterior_arch, ala_left, ala_right, disc_l5s1, fracture_<side> per fracture line
     and one per tumour and alar void. Boundaries: foramen_s{1,2}_{anterior,posterior}_{left,

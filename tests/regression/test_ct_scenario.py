@@ -36,7 +36,7 @@ def test_ct_scenario_maps_the_lesion_and_runs_conservatively(scenarios):
     vertices = pb.V.tabulate_dof_coordinates()[pb.cell_dofs[:n]]
     centroid = vertices.mean(axis=1)
     a = 33.7e-3 / 1.8  # the L1 body spans x from -0.8 a to a
-    r = np.linalg.norm(vertices - [0.5 * a, -0.2 * 41.2e-3, 0.0], axis=2)
+    r = np.linalg.norm(vertices - [0.5 * a, 0.2 * 41.2e-3, 0.0], axis=2)
     # away from the lesion's surface by more than a voxel diagonal (trilinear sampling blends)
     lesion, elsewhere = r.max(axis=1) < 4e-3, r.min(axis=1) > 8e-3
     comm = pb.comm

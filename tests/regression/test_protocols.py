@@ -93,8 +93,8 @@ def test_bipedicular_needles_one_after_the_other(scenarios, shared_tmp_path):
             *COARSE_BODY,
             "output.fields=false",
             "output.plots=false",
-            "injection.needles=[{name: left, tip: '[6, -8, 0] mm', gauge: 11, rate: 3 mL/min, "
-            "volume: 2 mL}, {name: right, tip: '[6, 8, 0] mm', gauge: 11, rate: 3 mL/min, "
+            "injection.needles=[{name: left, tip: '[6, 8, 0] mm', gauge: 11, rate: 3 mL/min, "
+            "volume: 2 mL}, {name: right, tip: '[6, -8, 0] mm', gauge: 11, rate: 3 mL/min, "
             "volume: 2 mL, after: left}]",
         ],
     )

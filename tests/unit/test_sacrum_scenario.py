@@ -47,7 +47,7 @@ def sacral(u: float, y: float, w: float) -> list[float]:
 
 
 #: points of the default sacrum (global, m) in each of its holes
-IN_S1_LEFT_FORAMEN = sacral(-10.0, -DEFAULTS["foramen_offsets"][0] * 1e3, -30.0)
+IN_S1_LEFT_FORAMEN = sacral(-10.0, DEFAULTS["foramen_offsets"][0] * 1e3, -30.0)
 IN_CANAL = sacral(-22.0, 0.0, -10.0)
 IN_DISC = sacral(0.0, 0.0, 5.0)
 
@@ -217,7 +217,7 @@ def test_tip_in_a_hole_is_rejected_naming_it(metastasis, tip, where):
 
 
 def test_entry_that_is_no_approach_is_rejected(metastasis):
-    metastasis["injection"]["needles"][0]["entry"] = "[-22, -20, -13] mm"  # from the side
+    metastasis["injection"]["needles"][0]["entry"] = "[-22, 20, -13] mm"  # from the side
     assert_mentions(
         invalid(metastasis), "injection.needles.0.entry", "short_axis approach", "long_axis"
     )
@@ -225,7 +225,7 @@ def test_entry_that_is_no_approach_is_rejected(metastasis):
 
 def test_cavities_too_close_are_rejected(metastasis):
     # 2 mm from the left needle's tip: the two 11 G cavities (radius 1.2 mm) overlap
-    metastasis["injection"]["needles"][1].update(tip="[-22, -35, -13] mm", entry=None)
+    metastasis["injection"]["needles"][1].update(tip="[-22, 35, -13] mm", entry=None)
     assert_mentions(
         invalid(metastasis), "injection.needles.1.tip", "from the cavity of needle 'left'"
     )

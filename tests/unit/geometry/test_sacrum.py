@@ -13,6 +13,7 @@ from mpi4py import MPI  # before dolfinx
 
 # isort: split
 import dolfinx.io.gmsh
+import dolfinx.mesh
 import gmsh
 import numpy as np
 import pytest
@@ -244,6 +245,26 @@ def test_dolfinx_conversion(case):
         assert COMM.allreduce(len(data.cell_tags.find(tag)), op=MPI.SUM) > 0, name
 
 
+def test_left_is_plus_y(case):
+    """Right-handed frame (+x anterior, +z cranial): the patient's left is +y, for the ala,
+    the sacroiliac joint and the foramina."""
+    _, _, _, data = case
+    mesh = data.mesh
+    cells = {
+        name: data.cell_tags.find(data.physical_groups[name][1])
+        for name in ("ala_left", "ala_right")
+    }
+    for name, sign in (("ala_left", 1.0), ("ala_right", -1.0)):
+        y = mesh.geometry.x[dolfinx.mesh.entities_to_geometry(mesh, 3, cells[name])][..., 1]
+        assert COMM.allreduce(bool(np.all(sign * y > -1e-9)), op=MPI.LAND), name
+    mesh.topology.create_connectivity(2, 0)
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        for name in (f"si_joint_{side}", f"foramen_s1_anterior_{side}"):
+            facets = data.facet_tags.find(data.physical_groups[name][1])
+            y = mesh.geometry.x[dolfinx.mesh.entities_to_geometry(mesh, 2, facets)][..., 1]
+            assert COMM.allreduce(bool(np.all(sign * y > 0)), op=MPI.LAND), name
+
+
 def test_needle_cavities_have_the_sphere_area(case):
     _, features, measured, _ = case
     for name, _tip, radius, *_entry in features.get("needles", []):
@@ -277,7 +298,7 @@ def test_needle_path_tips_are_in_bone(approach, side, level):
     assert sacrum_contains(tip, margin=RADIUS + COARSE["h_tip"])
     assert sacrum_contains(tip, margin=RADIUS + 0.4e-3)  # default h_tip
     assert not sacrum_contains(entry, margin=1e-3)  # on the dorsal surface, not inside
-    assert (tip[1] < 0.0) == (side == "left")
+    assert (tip[1] > 0.0) == (side == "left")  # +y is the patient's left
     d = (tip - entry) / np.linalg.norm(tip - entry)
     axis = E_U if approach == "short_axis" else E_W
     assert math.degrees(math.acos(float(d @ axis))) < 30.0
@@ -285,10 +306,10 @@ def test_needle_path_tips_are_in_bone(approach, side, level):
 
 def test_contains_simple_points():
     assert sacrum_contains(sacral(0.0, 0.0, -15e-3))  # S1 body
-    assert sacrum_contains(sacral(-10e-3, 40e-3, -20e-3), margin=5e-3)  # right ala
+    assert sacrum_contains(sacral(-10e-3, 40e-3, -20e-3), margin=5e-3)  # left ala
     assert not sacrum_contains(sacral(0.0, 0.0, 5e-3))  # in the disc
     assert not sacrum_contains(sacral(-23e-3, 0.0, -10e-3))  # in the canal
-    assert not sacrum_contains(sacral(-13e-3, -24.5e-3, -30e-3))  # in the S1 left foramen
+    assert not sacrum_contains(sacral(-13e-3, 24.5e-3, -30e-3))  # in the S1 left foramen
     assert not sacrum_contains(sacral(40e-3, 0.0, -30e-3))  # in front of the sacrum
     assert not sacrum_contains(sacral(-10e-3, 60e-3, -20e-3))  # beyond the SI joint
     assert not sacrum_contains(sacral(0.0, 0.0, -80e-3))  # below S3
@@ -309,8 +330,8 @@ def test_names_follow_the_features():
 @pytest.mark.parametrize(
     ("tip", "where"),
     [
-        (sacral(-13e-3, -24.5e-3, -30e-3), "S1 left foramen"),
-        (sacral(-10e-3, 21e-3, -54e-3), "S2 right foramen"),
+        (sacral(-13e-3, 24.5e-3, -30e-3), "S1 left foramen"),
+        (sacral(-10e-3, -21e-3, -54e-3), "S2 right foramen"),
         (sacral(0.0, 0.0, 5e-3), "disc"),
         (sacral(-22e-3, 0.0, -20e-3), "canal"),
     ],

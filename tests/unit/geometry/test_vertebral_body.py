@@ -19,6 +19,7 @@ from mpi4py import MPI  # before dolfinx
 
 # isort: split
 import dolfinx.io.gmsh
+import dolfinx.mesh
 import gmsh
 import numpy as np
 import pytest
@@ -43,7 +44,7 @@ PATCHES = {"foramen_radius": 2.5e-3, "vein_radius": 1.5e-3}
 TARGET_FRACTION = 2.0 / 3.0
 COARSE = {"h_tip": 0.6e-3, "h_max": 4e-3, "growth": 0.3, "h_outlet": 0.5e-3}
 RADIUS = 1.195e-3  # 11 G needle inner radius (m)
-TIP = np.array([2e-3, -6e-3, 0.0])  # transpedicular-like, left of the midline (m)
+TIP = np.array([2e-3, -6e-3, 0.0])  # transpedicular-like, right of the midline (m)
 
 A = BODY["depth"] / (1.0 + BODY["posterior_flat"])  # x semi-axis of the ellipse (m)
 B = BODY["width"] / 2.0  # y semi-axis (m)
@@ -221,6 +222,18 @@ def test_dolfinx_conversion(one_needle):
         assert COMM.allreduce(len(data.cell_tags.find(tag)), op=MPI.SUM) > 0, name
 
 
+def test_left_is_plus_y(one_needle):
+    """Right-handed frame (+x anterior, +z cranial): the patient's left is +y."""
+    _, data = one_needle
+    mesh = data.mesh
+    mesh.topology.create_connectivity(2, 0)
+    for name, sign in (("segmental_vein_left", 1.0), ("segmental_vein_right", -1.0)):
+        facets = data.facet_tags.find(data.physical_groups[name][1])
+        vertices = dolfinx.mesh.entities_to_geometry(mesh, 2, facets)
+        y = mesh.geometry.x[vertices][..., 1]
+        assert COMM.allreduce(bool(np.all(sign * y > 0)), op=MPI.LAND), name
+
+
 # --- two needles, one across the split plane -------------------------------------------------
 
 
@@ -228,8 +241,8 @@ def test_two_needles_bipedicular(gmsh_model):
     if COMM.rank != ROOT:
         pytest.skip("gmsh-only test, runs on rank 0")
     needles = [
-        ("needle_left", np.array([X_SPLIT + 0.4e-3, -6e-3, 0.0]), RADIUS),  # crosses the split
-        ("needle_right", np.array([2e-3, 6e-3, 1e-3]), RADIUS),
+        ("needle_right", np.array([X_SPLIT + 0.4e-3, -6e-3, 0.0]), RADIUS),  # crosses the split
+        ("needle_left", np.array([2e-3, 6e-3, 1e-3]), RADIUS),
     ]
     add_vertebral_body(**BODY, **COARSE, needles=needles)
     generate()
@@ -539,7 +552,7 @@ def test_unknown_level_names_the_known_ones():
 
 # --- validation of the features and of the needle path ---------------------------------------
 
-ENTRY_POSTERIOR = np.array([-60e-3, -30e-3, 0.0])  # left transpedicular (m)
+ENTRY_POSTERIOR = np.array([-60e-3, -30e-3, 0.0])  # right transpedicular (m)
 
 
 def test_transpedicular_entry_is_accepted(gmsh_model):
@@ -552,13 +565,13 @@ def test_transpedicular_entry_is_accepted(gmsh_model):
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ((60e-3, -6e-3, 0.0), "path of needle 'left_needle'.*posterior half"),  # anterior
-        ((2e-3, -60e-3, 0.0), "path of needle 'left_needle'.*posterior half"),  # lateral, x > 0
-        ((0.0, 0.0, 0.0), "entry point of needle 'left_needle'.*outside"),  # inside the body
+        ((60e-3, -6e-3, 0.0), "path of needle 'right_needle'.*posterior half"),  # anterior
+        ((2e-3, -60e-3, 0.0), "path of needle 'right_needle'.*posterior half"),  # lateral, x > 0
+        ((0.0, 0.0, 0.0), "entry point of needle 'right_needle'.*outside"),  # inside the body
     ],
 )
 def test_invalid_entry_path_names_the_needle(gmsh_model, entry, message):
-    needles = [("left_needle", TIP, RADIUS, np.array(entry))]
+    needles = [("right_needle", TIP, RADIUS, np.array(entry))]
     with pytest.raises(ValueError, match=message):
         add_vertebral_body(**BODY, **COARSE, needles=needles)
 
