@@ -7,7 +7,6 @@ under ``mpirun -n 2``. Coarse sizes keep each mesh at a few seconds.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 from mpi4py import MPI  # before dolfinx
 
@@ -33,6 +32,8 @@ from sim.geometry.sacrum import (
     region_names,
     sacrum_contains,
 )
+
+from .conftest import build_on_root
 
 COMM = MPI.COMM_WORLD
 ROOT = 0
@@ -103,26 +104,14 @@ def measure_mesh() -> dict:
 
 def build(**kwargs) -> tuple[dict, dolfinx.io.gmsh.MeshData]:
     """add_sacrum + mesh + Netgen on rank 0; measurements broadcast; dolfinx mesh on all."""
-    gmsh.initialize()
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        measured, error = None, None
-        if COMM.rank == ROOT:
-            try:
-                gmsh.model.add("sacrum")
-                add_sacrum(**COARSE, **kwargs)
-                gmsh.model.mesh.generate(3)
-                gmsh.model.mesh.optimize("Netgen")
-                measured = measure_mesh()
-            except Exception as exc:  # reported on every rank below: no MPI deadlock
-                error = repr(exc)
-        error = COMM.bcast(error, root=ROOT)
-        if error is not None:
-            pytest.fail(f"building the sacrum failed on rank 0: {error}")
-        data = dolfinx.io.gmsh.model_to_mesh(gmsh.model, COMM, ROOT, gdim=3)
-    finally:
-        gmsh.finalize()
-    return COMM.bcast(measured, root=ROOT), data
+
+    def make() -> dict:
+        add_sacrum(**COARSE, **kwargs)
+        gmsh.model.mesh.generate(3)
+        gmsh.model.mesh.optimize("Netgen")
+        return measure_mesh()
+
+    return build_on_root("sacrum", make)
 
 
 def paths(approach: str) -> list[tuple[str, np.ndarray, float, np.ndarray]]:
@@ -160,18 +149,6 @@ def case(request) -> tuple[str, dict, dict, dolfinx.io.gmsh.MeshData]:
     name = request.param
     measured, data = build(**CASES[name])
     return name, CASES[name], measured, data
-
-
-@pytest.fixture
-def gmsh_model() -> Iterator[None]:
-    """A fresh gmsh session with one empty model, finalised afterwards."""
-    gmsh.initialize()
-    gmsh.option.setNumber("General.Terminal", 0)
-    gmsh.model.add("sacrum")
-    try:
-        yield
-    finally:
-        gmsh.finalize()
 
 
 # --- every case -------------------------------------------------------------------------------

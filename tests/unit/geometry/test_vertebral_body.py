@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 
 from mpi4py import MPI  # before dolfinx
 
@@ -35,6 +34,8 @@ from sim.geometry.vertebral_body import (
     region_names,
     vertebral_body_contains,
 )
+
+from .conftest import build_on_root
 
 COMM = MPI.COMM_WORLD
 ROOT = 0
@@ -119,40 +120,16 @@ def generate() -> None:
 @pytest.fixture(scope="module")
 def one_needle() -> tuple[dict, dolfinx.io.gmsh.MeshData]:
     """Coarse one-needle body: gmsh measurements (broadcast from rank 0) and dolfinx mesh."""
-    gmsh.initialize()
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        measured, error = None, None
-        if COMM.rank == ROOT:
-            try:
-                gmsh.model.add("vertebral_body")
-                add_vertebral_body(
-                    **BODY, **PATCHES, **COARSE,
-                    target_fraction=TARGET_FRACTION, needles=[("needle", TIP, RADIUS)],
-                )  # fmt: skip
-                generate()
-                measured = measure_mesh()
-            except Exception as exc:  # reported on every rank below: no MPI deadlock
-                error = repr(exc)
-        error = COMM.bcast(error, root=ROOT)
-        if error is not None:
-            pytest.fail(f"building the vertebral body failed on rank 0: {error}")
-        data = dolfinx.io.gmsh.model_to_mesh(gmsh.model, COMM, ROOT, gdim=3)
-    finally:
-        gmsh.finalize()
-    return COMM.bcast(measured, root=ROOT), data
 
+    def make() -> dict:
+        add_vertebral_body(
+            **BODY, **PATCHES, **COARSE,
+            target_fraction=TARGET_FRACTION, needles=[("needle", TIP, RADIUS)],
+        )  # fmt: skip
+        generate()
+        return measure_mesh()
 
-@pytest.fixture
-def gmsh_model() -> Iterator[None]:
-    """A fresh gmsh session with one empty model, finalised afterwards."""
-    gmsh.initialize()
-    gmsh.option.setNumber("General.Terminal", 0)
-    gmsh.model.add("vertebral_body")
-    try:
-        yield
-    finally:
-        gmsh.finalize()
+    return build_on_root("vertebral body", make)
 
 
 # --- one needle ------------------------------------------------------------------------------
@@ -373,48 +350,33 @@ def measure_features() -> dict:
     return out
 
 
+def _measured_case(kwargs: dict) -> dict:
+    """Coarse body with one needle and the features ``kwargs`` in the current gmsh model,
+    meshed and measured, with the time it took (s)."""
+    start = time.perf_counter()
+    add_vertebral_body(**BODY, **PATCHES, **COARSE, needles=[("needle", TIP, RADIUS)],
+                       **kwargs)  # fmt: skip
+    generate()
+    measured = measure_features()
+    measured["seconds"] = time.perf_counter() - start
+    return measured
+
+
 def build_case(kwargs: dict) -> dict:
-    """Coarse body with one needle and the features ``kwargs``, meshed and measured (rank 0)."""
+    """`_measured_case` in a gmsh session of its own (rank 0 only)."""
     gmsh.initialize()
     try:
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.model.add("vertebral_body")
-        start = time.perf_counter()
-        add_vertebral_body(**BODY, **PATCHES, **COARSE, needles=[("needle", TIP, RADIUS)],
-                           **kwargs)  # fmt: skip
-        generate()
-        measured = measure_features()
-        measured["seconds"] = time.perf_counter() - start
-        return measured
+        return _measured_case(kwargs)
     finally:
         gmsh.finalize()
 
 
 @pytest.fixture(scope="module")
-def all_features() -> tuple[dict | None, dolfinx.io.gmsh.MeshData]:
+def all_features() -> tuple[dict, dolfinx.io.gmsh.MeshData]:
     """Every optional feature at once: measured on rank 0, converted to dolfinx on all ranks."""
-    gmsh.initialize()
-    try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        measured, error = None, None
-        if COMM.rank == ROOT:
-            try:
-                gmsh.model.add("vertebral_body")
-                start = time.perf_counter()
-                add_vertebral_body(**BODY, **PATCHES, **COARSE,
-                                   needles=[("needle", TIP, RADIUS)], **ALL_FEATURES)  # fmt: skip
-                generate()
-                measured = measure_features()
-                measured["seconds"] = time.perf_counter() - start
-            except Exception as exc:  # reported on every rank below: no MPI deadlock
-                error = repr(exc)
-        error = COMM.bcast(error, root=ROOT)
-        if error is not None:
-            pytest.fail(f"building the vertebral body failed on rank 0: {error}")
-        data = dolfinx.io.gmsh.model_to_mesh(gmsh.model, COMM, ROOT, gdim=3)
-    finally:
-        gmsh.finalize()
-    return measured, data
+    return build_on_root("vertebral body", lambda: _measured_case(ALL_FEATURES))
 
 
 @pytest.fixture(scope="module", params=list(CASES))
