@@ -34,6 +34,16 @@ VIEWS = {"ap": (0, 1, 2), "lateral": (1, 0, 2), "axial": (2, 1, 0)}
 _NUDGE = (1.4142135e-7, 1.7320508e-7)
 _SLACK = 1e-6  # pixels
 _TITLES = {"ap": "AP", "lateral": "lateral", "axial": "axial"}
+#: anatomical direction at the low and high end of each axis (+x anterior, +y the patient's
+#: left, +z cranial)
+_ENDS = (("P", "A"), ("R", "L"), ("I", "S"))
+
+
+def side_markers(view: str) -> tuple[str, str, str, str]:
+    """Markers for the left, right, bottom and top edges of a `view` image, as on radiographs
+    (the AP image has the patient's right on the viewer's left)."""
+    _, ia, ib = VIEWS[view]
+    return (*_ENDS[ia], *_ENDS[ib])
 
 
 @dataclass(frozen=True)
@@ -339,6 +349,11 @@ class FluoroscopyRecorder:
             ax.set_title(f"{_TITLES[view]}: t = {t:.1f} s, {injected * 1e6:.2f} mL")
             ax.set_xlabel("mm")
             ax.set_ylabel("mm")
+            where = ((0.03, 0.5, "left"), (0.97, 0.5, "right"), (0.5, 0.03, "center"),
+                     (0.5, 0.97, "center"))  # fmt: skip
+            for (x, y, align), mark in zip(where, side_markers(view), strict=True):
+                ax.text(x, y, mark, transform=ax.transAxes, ha=align, va="center",
+                        color="tab:orange", fontsize=12, fontweight="bold")  # fmt: skip
             fig.savefig(folder / f"fluoroscopy_{view}.png", dpi=120)
             plt.close(fig)
         self._animation(folder / "fluoroscopy.gif", views)

@@ -28,6 +28,7 @@ from sim.outputs.imaging import (
     project,
     projection_matrix,
     section,
+    side_markers,
 )
 from sim.problem import InjectionProblem
 
@@ -410,3 +411,13 @@ def test_fluoroscopy_recorder_projects_phi_s_and_the_bone(cube_problem):
         assert images[view].sum() * detector.pixel**2 == pytest.approx(
             pb.cement_in_bone(), rel=1e-12
         )
+
+
+def test_side_markers_follow_the_radiographic_convention():
+    """AP: the patient's right (-y) on the viewer's left; lateral: anterior (+x) on the right;
+    cranial up in both."""
+    assert side_markers("ap") == ("R", "L", "I", "S")
+    assert side_markers("lateral") == ("P", "A", "I", "S")
+    detector = Detector("ap", 1e-3, (-0.01, 0.01), (-0.01, 0.01))
+    a, _ = detector.rays()
+    assert a[0] < a[-1]  # image columns run along +y, the patient's left, to the right
