@@ -18,7 +18,7 @@ from functools import cache
 from typing import Annotated, Any
 
 import pint
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 __all__ = [
     "Conductance",
@@ -161,3 +161,18 @@ Conductance = Annotated[float, _quantity(CONDUCTANCE)]
 Temperature = Annotated[float, _quantity(TEMPERATURE)]
 Dimensionless = Annotated[float, _quantity(DIMENSIONLESS)]
 Point = Annotated[tuple[float, float, float], BeforeValidator(point_to_si)]
+
+
+def metres_per(unit: str) -> float:
+    """Metres in one `unit` of length ("mm" -> 1e-3); ValueError naming a unit that is not
+    a length."""
+    return to_si(f"1 {unit}", LENGTH)
+
+
+def _length_unit(unit: str) -> str:
+    metres_per(unit)
+    return unit
+
+
+#: the name of a length unit (coordinates of a file): checked, kept as written
+LengthUnit = Annotated[str, AfterValidator(_length_unit)]

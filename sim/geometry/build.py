@@ -19,7 +19,7 @@ from sim.scenario.geometry import (
     VertebralBodyGeometry,
     needle_specs,
 )
-from sim.units import LENGTH, to_si
+from sim.units import metres_per
 
 
 def build_mesh(scenario: Scenario, comm: MPI.Comm, msh_path: Path | None = None) -> TaggedMesh:
@@ -79,7 +79,7 @@ def build_mesh(scenario: Scenario, comm: MPI.Comm, msh_path: Path | None = None)
         tagged = mesh_from_gmsh(build, comm, scenario.name, msh_path)
     elif isinstance(geo, MeshFileGeometry):
         tagged = read_msh(geo.path, comm)
-        tagged.scale(to_si(f"1 {geo.length_unit}", LENGTH))
+        tagged.scale(metres_per(geo.length_unit))
     elif isinstance(geo, SurfaceFileGeometry):
         tagged = _surface_mesh(geo, scenario, comm, msh_path)
     else:  # pragma: no cover - the scenario schema admits no other kind
@@ -99,7 +99,7 @@ def _surface_mesh(
     from sim.geometry.selectors import tag_mesh
     from sim.geometry.surface_import import import_surface, mesh_surface_volume, plausible_unit
 
-    surface, report = import_surface(geo.path, to_si(f"1 {geo.length_unit}", LENGTH))
+    surface, report = import_surface(geo.path, metres_per(geo.length_unit))
     message = plausible_unit(report)
     if message is not None:
         raise MeshError(f"geometry.length_unit: {message}")

@@ -22,7 +22,7 @@ import importlib.util
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from sim.ct.density import (
     DEFAULT_ANISOTROPY_RATIO,
@@ -36,7 +36,7 @@ from sim.ct.density import (
     CTMapping,
 )
 from sim.scenario.base import Section
-from sim.units import LENGTH, Point, to_si
+from sim.units import LengthUnit, Point, metres_per
 
 Positive = Annotated[float, Field(gt=0)]
 
@@ -86,7 +86,7 @@ class CTSection(Section):
     """A CT volume and the chain that turns its Hounsfield units into bone properties."""
 
     file: Path
-    length_unit: str = "m"
+    length_unit: LengthUnit = "m"
     voxel_size: Point | None = None
     origin: Point | None = None
     calibration: Calibration = Calibration()
@@ -97,12 +97,6 @@ class CTSection(Section):
     quadrature_points: Literal[1, 4] = 4
     outside: Literal["error", "fallback"] = "error"
     regions: list[str] | None = None
-
-    @field_validator("length_unit")
-    @classmethod
-    def _unit(cls, v: str) -> str:
-        to_si(f"1 {v}", LENGTH)
-        return v
 
     @model_validator(mode="after")
     def _readable(self) -> CTSection:
@@ -125,7 +119,7 @@ class CTSection(Section):
 
     @property
     def length_factor(self) -> float:
-        return to_si(f"1 {self.length_unit}", LENGTH)
+        return metres_per(self.length_unit)
 
     def mapping(self) -> CTMapping:
         """The HU -> properties chain (sim.ct.density.CTMapping)."""

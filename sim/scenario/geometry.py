@@ -19,7 +19,7 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
 from sim.scenario.selectors import SelectorSpec
-from sim.units import Dimension, Length, Point, point_to_si, to_si
+from sim.units import Dimension, Length, LengthUnit, Point, point_to_si, to_si
 
 if TYPE_CHECKING:
     from sim.scenario.injection import Needle
@@ -510,15 +510,7 @@ class MeshFileGeometry(Section):
 
     kind: Literal["mesh_file"]
     path: Path
-    length_unit: str = Field(description="unit of the file's coordinates, e.g. 'mm' or 'm'")
-
-    @field_validator("length_unit")
-    @classmethod
-    def _known_unit(cls, v: str) -> str:
-        from sim.units import LENGTH, to_si
-
-        to_si(f"1 {v}", LENGTH)
-        return v
+    length_unit: LengthUnit = Field(description="unit of the file's coordinates, e.g. 'mm'")
 
     @field_validator("path")
     @classmethod
@@ -562,18 +554,10 @@ class SurfaceFileGeometry(Section):
 
     kind: Literal["surface_file"]
     path: Path
-    length_unit: str
+    length_unit: LengthUnit
     mesh: SurfaceSizing = SurfaceSizing()
     boundaries: dict[str, SelectorSpec] = {}
     regions: dict[str, SelectorSpec] = {}
-
-    @field_validator("length_unit")
-    @classmethod
-    def _known_unit(cls, v: str) -> str:
-        from sim.units import LENGTH, to_si
-
-        to_si(f"1 {v}", LENGTH)
-        return v
 
     @field_validator("path")
     @classmethod
