@@ -366,12 +366,12 @@ class SacrumGeometry(Section):
         validate_sizes(**self.mesh.builder_sizes())
         features = self.features()
         lesions = sacrum.parse_lesions(features["tumours"], features["alar_voids"], shape)
-        for k, line in enumerate(features["fracture_lines"]):
+        slabs = []
+        for k, line in enumerate(features["fracture_lines"]):  # one by one: name the bad one
             try:
-                sacrum.parse_fractures([line], shape)
+                slabs += sacrum.parse_fractures([line], shape)
             except ValueError as exc:
                 raise ValueError(f"fracture_lines.{k}: {exc}") from None
-        slabs = sacrum.parse_fractures(features["fracture_lines"], shape)
         return shape, lesions, slabs
 
     def shape_params(self) -> dict[str, Any]:
