@@ -12,6 +12,7 @@ from mpi4py import MPI
 
 from sim.ct.density import permeability_tensor as axial_tensor
 from sim.ct.volume import read_ct, sample_cells
+from sim.errors import InputError
 from sim.geometry.tagged_mesh import TaggedMesh
 from sim.scenario.bone_ct import CTSection
 from sim.scenario.materials import AnisotropicPermeability, Bone
@@ -27,7 +28,7 @@ def permeability_tensor(
     return np.diag(np.broadcast_to(np.asarray(k, dtype=float), (3,)))
 
 
-class CTMappingError(ValueError):
+class CTMappingError(InputError, ValueError):
     """The CT volume does not cover the cells it should map."""
 
 

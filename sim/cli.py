@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 def _with_mpi(args: argparse.Namespace, scenario: Any) -> int:
     from mpi4py import MPI
 
-    from sim.bone import CTMappingError
-    from sim.geometry import MeshError
+    from sim.errors import InputError
     from sim.mpi_logging import configure
     from sim.outputs.rundir import default_run_directory
 
@@ -118,7 +117,7 @@ def _with_mpi(args: argparse.Namespace, scenario: Any) -> int:
         from sim.run import run_scenario
 
         summary = run_scenario(scenario, out, comm, source=args.scenario, progress=not args.quiet)
-    except (MeshError, CTMappingError) as exc:  # raised on every rank: a clean input error
+    except InputError as exc:  # raised on every rank: a clean input error
         _error(f"{args.scenario}: {exc}")
         return EXIT_INVALID
     except Exception:

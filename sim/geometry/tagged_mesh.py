@@ -12,8 +12,10 @@ import numpy as np
 from dolfinx.io import gmsh as gmshio
 from mpi4py import MPI
 
+from sim.errors import InputError
 
-class MeshError(RuntimeError):
+
+class MeshError(InputError, RuntimeError):
     """A mesh could not be built or read, or lacks a tag the scenario names."""
 
 

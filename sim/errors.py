@@ -1,0 +1,7 @@
+"""The base of errors in the user's input that show only once the mesh exists (a mesh file
+without a tag the scenario names, a CT volume that misses the bone, a surface that is not
+closed). Raised on every MPI rank; the command line reports them as invalid input (exit 2)."""
+
+
+class InputError(Exception):
+    """Bad input found while building or reading the mesh or mapping data onto it."""
