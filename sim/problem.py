@@ -23,7 +23,7 @@ from mpi4py import MPI
 
 from sim.bone import cell_properties
 from sim.flow.box_flux import BoxFluxes
-from sim.flow.pressure import PressureSolver, superpose
+from sim.flow.pressure import PressureSolver, Robin, superpose
 from sim.flow.timestep import StepController
 from sim.flow.transport import ImplicitUpwindTransport
 from sim.geometry.tagged_mesh import TaggedMesh
@@ -32,7 +32,6 @@ from sim.physics.cement import CementModel
 from sim.physics.curing import CureKinetics
 from sim.physics.mobility import Mobility
 from sim.physics.relative_permeability import relative_permeability
-from sim.physics.rheology.shear_rate import porous_shear_rate
 from sim.protocol import Injector
 from sim.scenario import Scenario
 from sim.scenario.leak_routes import OPEN_ROUTES, LeakRegion, Outlet, Vein
@@ -230,16 +229,15 @@ class InjectionProblem:
         return total / max(self.comm.allreduce(len(owned), op=MPI.SUM), 1)
 
     def _routes(self) -> None:
-        """Outlets (Dirichlet), resistive openings and veins (Robin); each vertex belongs to
-        the first route that claims it."""
+        """Outlets (Dirichlet), resistive openings and veins (lumped Robin); each vertex
+        belongs to the first route that claims it."""
         self.routes: list[Route] = []
         self.bcs: list[fem.DirichletBC] = []
-        self.robin_g = fem.Function(self.V, name="opening_conductance")
-        self.robin_g_p = fem.Function(self.V)
-        self.robin_tags: list[int] = []
+        n_local = self.n_owned + self.V.dofmap.index_map.num_ghosts
+        robin_tags: list[int] = []
         self._veins: list[tuple[np.ndarray, float]] = []  # (local dofs, geometric factor m)
-        self._opening_pressure = np.zeros(len(self.robin_g.x.array))
-        claimed = np.zeros(self.n_owned + self.V.dofmap.index_map.num_ghosts, dtype=bool)
+        conductance, opening_pressure = np.zeros(n_local), np.zeros(n_local)
+        claimed = np.zeros(n_local, dtype=bool)
         for name, spec in self.scenario.leak_routes.items():
             if not isinstance(spec, OPEN_ROUTES):
                 continue
@@ -253,7 +251,7 @@ class InjectionProblem:
                 self.bcs.append(bc)
                 continue
             tags = [self.tagged.boundaries[b] for b in spec.boundary]
-            self.robin_tags += tags
+            robin_tags += tags
             if isinstance(spec, Vein):
                 area = self.comm.allreduce(
                     fem.assemble_scalar(fem.form(1.0 * self.ds(tuple(tags), domain=self.mesh))),
@@ -262,9 +260,12 @@ class InjectionProblem:
                 geometric = spec.count * np.pi * spec.diameter**4 / (128 * spec.length * area)
                 self._veins.append((dofs, geometric))
             else:
-                self.robin_g.x.array[dofs] = spec.conductance
-            self._opening_pressure[dofs] = spec.pressure
-        self.robin_g_p.x.array[:] = self.robin_g.x.array * self._opening_pressure
+                conductance[dofs] = spec.conductance
+            opening_pressure[dofs] = spec.pressure
+        self.robin = None
+        if robin_tags:
+            area = self._assemble_owned(ufl.TestFunction(self.V) * self.ds(tuple(robin_tags)))
+            self.robin = Robin(area, conductance, opening_pressure)
         self.is_outlet = claimed[: self.n_owned]
         v = ufl.TestFunction(self.V)
         for name, spec in self.scenario.leak_routes.items():
@@ -281,8 +282,7 @@ class InjectionProblem:
         n_local = self.n_owned + self.V.dofmap.index_map.num_ghosts
         mobility = self.mobility.total(self.S.x.array[:n_local], self.mu_columns[:n_local])
         for dofs, geometric in self._veins:
-            self.robin_g.x.array[dofs] = geometric * mobility[dofs]
-        self.robin_g_p.x.array[:] = self.robin_g.x.array * self._opening_pressure
+            self.robin.conductance[dofs] = geometric * mobility[dofs]  # type: ignore[union-attr]
 
     def _flow_scale(self) -> float:
         """A typical injection rate (m³/s): the scale of the pressure solver's tolerance."""
@@ -297,12 +297,11 @@ class InjectionProblem:
         self.pressure = PressureSolver(
             self.p,
             self.mobility_k,
-            self.ds,
             [n.weights for n in self.needles],
             self.bcs,
             tolerance=num.pressure_tolerance,
             flow_scale=self._flow_scale(),
-            robin=(tuple(self.robin_tags), self.robin_g, self.robin_g_p),
+            robin=self.robin,
         )
         controlled = [n for n in self.needles if n.protocol.pressure_controlled]
         self._superposition = [self.p.x.petsc_vec.duplicate() for _ in range(len(controlled) + 1)]
@@ -456,12 +455,11 @@ class InjectionProblem:
             self.timings.fluxes += time.perf_counter() - t1
             if self.cement.newtonian:
                 break
-            self._shear_rate = porous_shear_rate(
+            self._shear_rate = self.cement.closure.shear_rate(
                 self.fluxes.velocity,
                 self.permeability[: self.n_cells],
                 self.porosity.x.array[: self.n_cells],
                 self.cement.law_at(self.age).flow_index,
-                self.cement.shift_factor,
             )
             log_old = np.log(self.viscosity.x.array[: self.n_cells])
             log_new = np.log(self._cell_viscosity())

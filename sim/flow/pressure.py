@@ -3,10 +3,16 @@
 P1 finite elements with a cell-wise total mobility lambda_t and permeability K (given together
 as the tensor lambda_t K per cell). Needle inlets are Neumann boundaries with a uniform inflow
 density Q / A (A the discrete inlet area, so the inflow sums to Q exactly); outlets are
-Dirichlet boundaries; resistive openings and veins are Robin boundaries, outflow density
-g (p - p_ext) with g a P1 function; every other boundary is a wall (no flow). The matrix is
-symmetric positive definite: CG with algebraic multigrid (GAMG, Jacobi-Chebyshev smoothing), and a
-direct solve (MUMPS) if CG ever fails.
+Dirichlet boundaries; resistive openings and veins are Robin boundaries whose outflow is
+lumped on the vertices: vertex i of an opening lets out g_i A_i (p_i - p_ext,i), with g_i its
+conductance per area and A_i = int phi_i ds its share of the opening's area. The lumped
+(diagonal) form keeps each vertex's outflow a function of its own pressure and conductance:
+the consistent boundary mass matrix couples neighbouring vertices with positive off-diagonal
+entries, and where a vein's conductance jumps by the viscosity ratio between a cement-filled
+and a marrow-filled vertex it pulled the pressure of the first below the venous pressure
+(a discrete maximum-principle violation). Every other boundary is a wall (no flow). The matrix
+is symmetric positive definite: CG with algebraic multigrid (GAMG, Jacobi-Chebyshev smoothing),
+and a direct solve (MUMPS) if CG ever fails.
 
 For a fixed mobility the pressure is linear in the needle rates: p = p_D + sum_k Q_k p_k, with
 p_D the field of the outlet pressures alone and p_k that of needle k at unit rate. The
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dolfinx.fem.petsc as fem_petsc
 import numpy as np
@@ -38,6 +45,17 @@ _GAMG_OPTIONS = {
 }
 
 
+@dataclass
+class Robin:
+    """Resistive openings and veins, lumped on their vertices: area A_i = int phi_i ds over
+    the openings (m², owned vertices), conductance g_i per area (m/(Pa·s)) and outside
+    pressure p_ext,i (Pa) per local vertex (owned first; updated in place by the caller)."""
+
+    area: np.ndarray
+    conductance: np.ndarray
+    pressure: np.ndarray
+
+
 class PressureSolveError(RuntimeError):
     """Neither the iterative nor the direct pressure solve converged."""
 
@@ -55,28 +73,22 @@ class PressureSolver:
         self,
         p: fem.Function,
         mobility_k: fem.Function,
-        ds: ufl.Measure,
         inlets: Sequence[np.ndarray],
         bcs: Sequence[fem.DirichletBC],
         tolerance: float,
         flow_scale: float,
-        robin: tuple[tuple[int, ...], fem.Function, fem.Function] | None = None,
+        robin: Robin | None = None,
         prefix: str = "cementsim_pressure_",
     ) -> None:
-        """robin: (facet tags, g, g p_ext) of the resistive openings, g and g p_ext P1
-        functions in m/(Pa·s) and m/s."""
+        """robin: the resistive openings and veins (lumped Robin boundaries)."""
         V = p.function_space
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         self.p = p
         self.bcs = list(bcs)
-        a = ufl.inner(mobility_k * ufl.grad(u), ufl.grad(v)) * ufl.dx
-        self._robin_rhs: fem.Form | None = None
-        if robin is not None and robin[0]:
-            tags, g, g_p_ext = robin
-            a = a + g * u * v * ds(tags)
-            self._robin_rhs = fem.form(g_p_ext * v * ds(tags))
-        self.a = fem.form(a)
+        self.robin = robin
+        self.a = fem.form(ufl.inner(mobility_k * ufl.grad(u), ufl.grad(v)) * ufl.dx)
         self.A = fem_petsc.create_matrix(self.a)
+        self._robin_diagonal = self.A.createVecLeft()
         self._unit_rhs = [self._unit_inflow(weights) for weights in inlets]
         self._rhs = self._unit_rhs[0].duplicate() if self._unit_rhs else None
         self._outlet_rhs = fem_petsc.create_vector(V)
@@ -116,8 +128,12 @@ class PressureSolver:
         b = self._outlet_rhs
         with b.localForm() as local:
             local.set(0.0)
-        if self._robin_rhs is not None:
-            fem_petsc.assemble_vector(b, self._robin_rhs)
+        if self.robin is not None:
+            n = len(self.robin.area)
+            gain = self.robin.conductance[:n] * self.robin.area
+            self._robin_diagonal.array[:] = gain
+            self.A.setDiagonal(self._robin_diagonal, addv=PETSc.InsertMode.ADD_VALUES)
+            b.array[:n] = gain * self.robin.pressure[:n]
         fem_petsc.apply_lifting(b, [self.a], bcs=[self.bcs], alpha=1.0)
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         fem_petsc.set_bc(b, self.bcs, alpha=self._diag_scale)
@@ -169,7 +185,8 @@ class PressureSolver:
             )
 
     def destroy(self) -> None:
-        for obj in (self.ksp, self._direct, self.A, self._rhs, self._outlet_rhs, *self._unit_rhs):
+        objects = (self.ksp, self._direct, self.A, self._rhs, self._outlet_rhs, *self._unit_rhs)
+        for obj in (*objects, self._robin_diagonal):
             if obj is not None:
                 obj.destroy()
 
@@ -185,4 +202,4 @@ def superpose(
                 t.axpy(rate, u)
 
 
-__all__ = ["PressureSolveError", "PressureSolver", "superpose"]
+__all__ = ["PressureSolveError", "PressureSolver", "Robin", "superpose"]

@@ -21,7 +21,7 @@ from sim.physics.rheology import (
     PowerLaw,
     Rheology,
 )
-from sim.physics.rheology.shear_rate import CAPILLARY_BUNDLE_SHIFT
+from sim.physics.rheology.porous_closure import PorousClosure
 from sim.scenario.cement import (
     BinghamRheology,
     CarreauYasudaRheology,
@@ -92,7 +92,10 @@ class CementModel:
         self.law = rheology_law(spec.rheology)
         self.curing = curing_law(spec.curing)
         self.set_viscosity = spec.set_viscosity
-        self.shift_factor = getattr(spec.rheology, "shift_factor", CAPILLARY_BUNDLE_SHIFT)
+        self.closure = PorousClosure(
+            getattr(spec.rheology, "closure", "christopher_middleman"),
+            getattr(spec.rheology, "shift_factor", None),
+        )
 
     @property
     def newtonian(self) -> bool:

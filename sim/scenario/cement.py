@@ -76,10 +76,27 @@ def _is_number(text: str) -> bool:
 
 
 class _Shear(Section):
-    """Common to non-Newtonian laws: the porous-media shear-rate shift factor."""
+    """Common to non-Newtonian laws: the porous-media shear-rate closure
+    (sim.physics.rheology.porous_closure): `christopher_middleman` (default),
+    `capillary_bundle`, or `shift_factor` with its `shift_factor` alpha."""
 
-    shift_factor: Positive = float(np.sqrt(2.0))
+    closure: Literal["christopher_middleman", "capillary_bundle", "shift_factor"] = (
+        "christopher_middleman"
+    )
+    shift_factor: Positive | None = None
     allow_shear_thickening: bool = False
+
+    @model_validator(mode="after")
+    def _closure(self) -> _Shear:
+        if self.closure == "shift_factor" and self.shift_factor is None:
+            raise ValueError("closure 'shift_factor' needs a shift_factor (alpha > 0, e.g. 1.5)")
+        if self.closure != "shift_factor" and self.shift_factor is not None:
+            raise ValueError(
+                f"shift_factor = {self.shift_factor:g} is given, but closure "
+                f"'{self.closure}' computes its own shift factor from n; set closure: "
+                "shift_factor to use a fixed one, or leave shift_factor out"
+            )
+        return self
 
     def _check_n(self, n: float) -> None:
         if n > 1.0 and not self.allow_shear_thickening:

@@ -121,6 +121,46 @@ def test_newtonian_flow_index_is_not_shear_thickening(sphere: dict[str, Any]) ->
     assert (cement.rheology.n, cement.rheology.consistency) == (1.0, 100.0)
 
 
+# --- rheology: porous closure ---------------------------------------------------------------
+
+
+def test_default_closure_is_christopher_middleman(sphere: dict[str, Any]) -> None:
+    rheology = cement_of(sphere, power_law()).rheology
+    assert (rheology.closure, rheology.shift_factor) == ("christopher_middleman", None)
+
+
+def test_unknown_closure_lists_the_closures(sphere: dict[str, Any]) -> None:
+    message = invalid(with_cement(sphere, power_law(closure="ergun")))
+    assert_mentions(
+        message,
+        "cement.rheology.closure",
+        "'christopher_middleman', 'capillary_bundle' or 'shift_factor'",
+        "(got 'ergun')",
+    )
+
+
+def test_shift_factor_closure_needs_its_factor(sphere: dict[str, Any]) -> None:
+    message = invalid(with_cement(sphere, power_law(closure="shift_factor")))
+    assert_mentions(message, "cement.rheology", "closure 'shift_factor' needs a shift_factor")
+
+
+def test_shift_factor_beside_a_named_closure_is_rejected(sphere: dict[str, Any]) -> None:
+    message = invalid(with_cement(sphere, power_law(shift_factor=2.0)))
+    assert_mentions(
+        message, "shift_factor = 2", "closure 'christopher_middleman'", "closure: shift_factor"
+    )
+
+
+def test_shift_factor_closure_with_its_factor(sphere: dict[str, Any]) -> None:
+    rheology = cement_of(sphere, power_law(closure="shift_factor", shift_factor=3.0)).rheology
+    assert (rheology.closure, rheology.shift_factor) == ("shift_factor", 3.0)
+
+
+def test_negative_shift_factor_is_rejected(sphere: dict[str, Any]) -> None:
+    message = invalid(with_cement(sphere, power_law(closure="shift_factor", shift_factor=-1.0)))
+    assert_mentions(message, "cement.rheology.shift_factor", "greater than 0")
+
+
 # --- rheology: consistency units -----------------------------------------------------------
 
 
@@ -471,7 +511,7 @@ def test_changing_the_preset_model_replaces_the_rheology(sphere: dict[str, Any])
             "rheology": {"model": "newtonian", "viscosity": "80 Pa*s"},
         },
     )
-    # nothing of the preset's power law (consistency, n, shift_factor) is carried over
+    # nothing of the preset's power law (consistency, n, closure) is carried over
     assert cement.rheology == NewtonianRheology(model="newtonian", viscosity=80.0)
     assert isinstance(cement.curing, CureKineticsSpec)  # the curing block stays
 

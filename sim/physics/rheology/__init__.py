@@ -3,7 +3,7 @@
 Each law gives apparent_viscosity(gamma_dot, factor) in Pa·s for shear rates gamma_dot in
 1/s; `factor` (>= 0, from curing) multiplies the law's consistency parameters (viscosity,
 consistency, yield stress). In the porous bone the shear rate comes from the Darcy velocity
-through the closure in :mod:`sim.physics.rheology.shear_rate`; in the cannula from tube
+through the closure in :mod:`sim.physics.rheology.porous_closure`; in the cannula from tube
 flow (:mod:`sim.physics.cannula`).
 """
 

@@ -1,4 +1,4 @@
-"""Unit tests of the cement rheology laws (sim.physics.rheology) and the porous shear rate.
+"""Unit tests of the cement rheology laws (sim.physics.rheology) and the porous closures.
 
 Each law's apparent viscosity is checked against its closed form at several shear rates, its
 limits, and the linear scaling by the cure factor. Pure functions: runs serially and under
@@ -12,7 +12,7 @@ import pytest
 
 from sim.physics.cement import rheology_law
 from sim.physics.rheology import CarreauYasuda, Cross, HerschelBulkley, Newtonian, PowerLaw
-from sim.physics.rheology.shear_rate import CAPILLARY_BUNDLE_SHIFT, porous_shear_rate
+from sim.physics.rheology.porous_closure import CLOSURES, PorousClosure, rabinowitsch_shift
 from sim.scenario.cement import (
     BinghamRheology,
     CarreauYasudaRheology,
@@ -217,7 +217,7 @@ def test_rheology_law_of_each_scenario_model() -> None:
         assert rheology_law(spec) == law, spec.model
 
 
-# --- porous shear rate ---------------------------------------------------------------------
+# --- porous closures -----------------------------------------------------------------------
 
 
 def _cells(velocity: list[list[float]], k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,25 +225,72 @@ def _cells(velocity: list[list[float]], k: np.ndarray) -> tuple[np.ndarray, np.n
     return u, np.broadcast_to(k, (len(u), 3, 3)).copy()
 
 
+def _darcy_power_law(closure: PorousClosure, k: float, phi: float, K: float, n: float) -> float:
+    """|grad p| (Pa/m) that drives |u| = 1e-4 m/s of a power-law cement through the closure."""
+    u, perm = _cells([[1e-4, 0, 0]], k * np.eye(3))
+    rate = closure.shear_rate(u, perm, np.array([phi]), n)[0]
+    return K * rate ** (n - 1) * 1e-4 / k
+
+
+@pytest.mark.parametrize("n", [0.3, 0.65, 0.9, 1.2])
+def test_christopher_middleman_is_the_blake_kozeny_power_law(n: float) -> None:
+    """u^n = (k / H) |grad p| with H = (K/12)(9 + 3/n)^n (150 k phi)^((1-n)/2)."""
+    k, phi, K, u = 2e-8, 0.9, 150.0, 1e-4
+    H = K / 12 * (9 + 3 / n) ** n * (150 * k * phi) ** ((1 - n) / 2)
+    got = _darcy_power_law(PorousClosure("christopher_middleman"), k, phi, K, n)
+    assert got == pytest.approx(H * u**n / k, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [0.3, 0.65, 0.9])
+def test_capillary_bundle_is_power_law_tube_flow(n: float) -> None:
+    """Tubes of radius R = sqrt(8k/phi) with mean velocity V = u/phi need the power-law
+    Hagen-Poiseuille gradient G = (2K/R)((3n+1)/n V/R)^n."""
+    k, phi, K, u = 2e-8, 0.9, 150.0, 1e-4
+    R, V = np.sqrt(8 * k / phi), u / phi
+    G = 2 * K / R * ((3 * n + 1) / n * V / R) ** n
+    got = _darcy_power_law(PorousClosure("capillary_bundle"), k, phi, K, n)
+    assert got == pytest.approx(G, rel=1e-12)
+
+
+def test_named_closures_differ_by_the_blake_kozeny_tortuosity() -> None:
+    for n in (0.3, 0.65):
+        cm = PorousClosure("christopher_middleman").alpha(n)
+        bundle = PorousClosure("capillary_bundle").alpha(n)
+        assert cm / bundle == pytest.approx(12 / np.sqrt(300), rel=1e-14)
+
+
+@pytest.mark.parametrize("closure", ["christopher_middleman", "capillary_bundle"])
+def test_named_closures_are_continuous_at_n_equal_one(closure: str) -> None:
+    c = PorousClosure(closure)
+    assert c.alpha(1.0) == pytest.approx(c.alpha(1.0 + 1e-5), rel=1e-5)
+    assert c.alpha(1.0) == pytest.approx(c.alpha(1.0 - 1e-5), rel=1e-5)
+    assert rabinowitsch_shift(1.0) == pytest.approx(np.exp(-0.25), rel=1e-15)
+
+
+def test_shift_factor_closure_keeps_its_alpha_for_every_n() -> None:
+    c = PorousClosure("shift_factor", 2.5)
+    assert [c.alpha(n) for n in (0.3, 0.7, 1.0)] == [2.5, 2.5, 2.5]
+
+
+def test_closures_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown closure 'ergun'"):
+        PorousClosure("ergun")
+    with pytest.raises(ValueError, match="needs a shift factor"):
+        PorousClosure("shift_factor")
+    assert set(CLOSURES) == {"christopher_middleman", "capillary_bundle", "shift_factor"}
+
+
 @pytest.mark.parametrize("n", [1.0, 0.65, 0.3])
-@pytest.mark.parametrize("alpha", [CAPILLARY_BUNDLE_SHIFT, 1.0, 6.0])
+@pytest.mark.parametrize("alpha", [1.0, 6.0])
 def test_isotropic_porous_shear_rate(n: float, alpha: float) -> None:
     k, phi = 2e-8, 0.9
     u, perm = _cells(
         [[1e-4, 0, 0], [0, -3e-5, 0], [2e-5, 1e-5, -4e-5], [1e-7, 1e-7, 1e-7]], k * np.eye(3)
     )
     porosity = np.full(len(u), phi)
-    got = porous_shear_rate(u, perm, porosity, n, alpha)
+    got = PorousClosure("shift_factor", alpha).shear_rate(u, perm, porosity, n)
     speed = np.linalg.norm(u, axis=1)
-    expected = alpha * (3 * n + 1) / (4 * n) * speed / np.sqrt(k * phi)
-    np.testing.assert_allclose(got, expected, rtol=1e-14)
-
-
-def test_default_shift_factor_is_the_capillary_bundle() -> None:
-    assert CAPILLARY_BUNDLE_SHIFT == np.sqrt(2.0)
-    u, perm = _cells([[1e-4, 0, 0]], 1e-9 * np.eye(3))
-    got = porous_shear_rate(u, perm, np.array([0.5]), 1.0)
-    assert got[0] == pytest.approx(np.sqrt(2.0) * 1e-4 / np.sqrt(0.5e-9), rel=1e-14)
+    np.testing.assert_allclose(got, alpha * speed / np.sqrt(k * phi), rtol=1e-14)
 
 
 def test_anisotropic_porous_shear_rate_uses_the_permeability_along_the_flow() -> None:
@@ -251,8 +298,9 @@ def test_anisotropic_porous_shear_rate_uses_the_permeability_along_the_flow() ->
     u, perm = _cells(
         [[2e-4, 0, 0], [0, 2e-4, 0], [0, 0, -2e-4], [1e-4, 1e-4, 0]], np.diag([kxx, kyy, kzz])
     )
-    got = porous_shear_rate(u, perm, np.full(len(u), phi), n, 1.0)
-    c = (3 * n + 1) / (4 * n)
+    closure = PorousClosure("christopher_middleman")
+    got = closure.shear_rate(u, perm, np.full(len(u), phi), n)
+    c = closure.alpha(n)
     speed = 2e-4
     for cell, k_along in enumerate([kxx, kyy, kzz]):
         assert got[cell] == pytest.approx(c * speed / np.sqrt(k_along * phi), rel=1e-14)
@@ -263,7 +311,7 @@ def test_anisotropic_porous_shear_rate_uses_the_permeability_along_the_flow() ->
 
 def test_porous_shear_rate_is_zero_without_flow() -> None:
     u, perm = _cells([[0, 0, 0], [0, 0, 0], [1e-5, 0, 0]], np.diag([1e-8, 4e-8, 9e-8]))
-    got = porous_shear_rate(u, perm, np.array([0.9, 0.5, 0.9]), 0.6)
+    got = PorousClosure().shear_rate(u, perm, np.array([0.9, 0.5, 0.9]), 0.6)
     assert got[0] == 0.0 and got[1] == 0.0
     assert got[2] > 0.0
     assert np.all(np.isfinite(got))
@@ -273,7 +321,7 @@ def test_porous_shear_rate_is_per_cell() -> None:
     # different porosity and permeability in each cell
     u = np.array([[1e-4, 0, 0], [1e-4, 0, 0]])
     perm = np.stack([1e-8 * np.eye(3), 4e-8 * np.eye(3)])
-    got = porous_shear_rate(u, perm, np.array([0.9, 0.4]), 1.0, 1.0)
+    got = PorousClosure("shift_factor", 1.0).shear_rate(u, perm, np.array([0.9, 0.4]), 1.0)
     np.testing.assert_allclose(
         got, [1e-4 / np.sqrt(1e-8 * 0.9), 1e-4 / np.sqrt(4e-8 * 0.4)], rtol=1e-14
     )
