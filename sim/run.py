@@ -53,6 +53,8 @@ def run_scenario(
     try:
         log.info("cementsim run of '%s' into %s on %d rank(s)", scenario.name, run_dir, comm.size)
         log.info("versions: %s", versions())
+        for warning in scenario.warnings():
+            log.warning(warning)
         tagged = build_mesh(scenario, comm, msh_path=run_dir / "mesh.msh")
         problem = InjectionProblem(scenario, tagged)
         problem.initialise()

@@ -1,5 +1,8 @@
 """Fields for ParaView: saturation, pressure, degree of cure (vertices), Darcy velocity, cement
-viscosity and region tags (cells), boundary tags (boundary triangles), at output times.
+viscosity, porosity, permeability (the mean principal value trace(K)/3, m²) and region tags
+(cells), boundary tags (boundary triangles), at output times. The bone properties and the
+tags do not change: they are gathered once and repeated at each time, so that ParaView shows
+them at every time.
 
 One XDMF time series (``fields.xdmf`` + ``fields.h5``) written with meshio from rank 0 after
 gathering the owned vertices and cells in global numbering, so that ParaView ("Xdmf3 Reader")
@@ -14,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import meshio
 import numpy as np
+
+from sim.bone import mean_permeability
 
 if TYPE_CHECKING:
     from sim.problem import InjectionProblem
@@ -40,8 +45,13 @@ class FieldWriter:
         cell_tags = np.zeros(n_cells, dtype=np.int32)
         owned = problem.tagged.cell_tags.indices < n_cells
         cell_tags[problem.tagged.cell_tags.indices[owned]] = problem.tagged.cell_tags.values[owned]
+        bone = {
+            "porosity": problem.porosity.x.array[:n_cells],
+            "permeability": mean_permeability(problem.permeability[:n_cells]),
+        }
         gathered = self.comm.gather(
-            (self._global[: imap.size_local], x, cells, cell_tags, facets, facet_values), root=0
+            (self._global[: imap.size_local], x, cells, cell_tags, facets, facet_values, bone),
+            root=0,
         )
         self._writer = None
         if self.comm.rank == 0:
@@ -58,6 +68,7 @@ class FieldWriter:
             )
             self._region = np.concatenate([g[3] for g in gathered])
             self._boundary = np.concatenate([g[5] for g in gathered])
+            self._bone = {name: np.concatenate([g[6][name] for g in gathered]) for name in bone}
             self._n_points = imap.size_global
 
     def _boundary_triangles(self) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +116,8 @@ class FieldWriter:
             ]
             for name in CELL_FIELDS
         }
+        for name, values in self._bone.items():
+            cell_data[name] = [values, np.zeros(n_tri)]
         cell_data["region"] = [self._region, np.zeros(n_tri, dtype=np.int32)]
         cell_data["boundary"] = [np.zeros(len(self._region), dtype=np.int32), self._boundary]
         self._writer.write_data(pb.t, point_data=point_data, cell_data=cell_data)

@@ -580,6 +580,17 @@ class SurfaceFileGeometry(Section):
         return None  # checked against the surface when the mesh is built
 
 
+def cell_size_range(geometry: Any) -> tuple[float, float] | None:
+    """The finest and coarsest cell size (m) a generated geometry is meshed with: `size_tip`
+    and `size_max` of its `mesh`, the smaller and larger cell spacing of a column; None for a
+    mesh file (known only once read)."""
+    if isinstance(geometry, ColumnGeometry):
+        spacing = (geometry.length / geometry.cells_along, geometry.width / geometry.cells_across)
+        return min(spacing), max(spacing)
+    sizing = getattr(geometry, "mesh", None)
+    return None if sizing is None else (sizing.size_tip, sizing.size_max)
+
+
 Geometry = Annotated[
     BallGeometry
     | ColumnGeometry

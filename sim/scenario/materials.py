@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from sim.scenario.base import Section
 from sim.scenario.bone_ct import CTSection
+from sim.scenario.bone_heterogeneity import Heterogeneity
 from sim.units import PERMEABILITY, Viscosity, to_si
 
 Porosity = Annotated[float, Field(gt=0, lt=1)]
@@ -102,6 +103,7 @@ class Bone(Section):
     porosity: pore volume fraction (-); permeability: intrinsic permeability (m²), a scalar,
     the principal values along x, y, z, or {along_axis, ratio, axis}; ct: properties mapped
     from a CT volume (where it applies; porosity and permeability elsewhere or as fallback);
+    heterogeneity: spatially correlated random variation on top of those (where it applies);
     regions: overrides per tagged region, applied last; initial_saturation: cement saturation
     at t = 0 (0: marrow-filled pores).
     Vertebral cancellous permeability 4.45 ± 1.72e-8 m² cranio-caudal (Baroud 2004);
@@ -114,6 +116,7 @@ class Bone(Section):
     regions: dict[str, RegionProperties] = {}
     initial_saturation: Saturation = 0.0
     ct: CTSection | None = None
+    heterogeneity: Heterogeneity | None = None
 
     @field_validator("permeability")
     @classmethod

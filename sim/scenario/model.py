@@ -13,6 +13,7 @@ from sim.scenario.geometry import (
     ColumnGeometry,
     Geometry,
     VertebralBodyGeometry,
+    cell_size_range,
     place_needles,
 )
 from sim.scenario.injection import Injection, Name
@@ -111,35 +112,50 @@ class Scenario(Section):
                     )
         regions = self.geometry.region_names()
         if regions is not None:
-            for name, route in self.leak_routes.items():
-                for r in route.regions if isinstance(route, LeakRegion) else []:
+            for where, names in self._region_references():
+                for r in names:
                     if r not in regions:
                         raise ValueError(
-                            f"leak_routes.{name}.regions: '{r}' is not a region of geometry "
+                            f"{where}: '{r}' is not a region of geometry "
                             f"'{self.geometry.kind}'; it has: {', '.join(sorted(regions))}"
                         )
-            for name, target in self.targets.items():
-                for r in target.regions:
-                    if r not in regions:
-                        raise ValueError(
-                            f"targets.{name}.regions: '{r}' is not a region of geometry "
-                            f"'{self.geometry.kind}'; it has: {', '.join(sorted(regions))}"
-                        )
-            for r in self.bone.regions:
-                if r not in regions:
-                    raise ValueError(
-                        f"bone.regions: '{r}' is not a region of geometry "
-                        f"'{self.geometry.kind}'; it has: {', '.join(sorted(regions))}"
-                    )
         return self
+
+    @model_validator(mode="after")
+    def _heterogeneity_resolved(self) -> Scenario:
+        het = self.bone.heterogeneity
+        problem = None if het is None else het.resolution_problem(cell_size_range(self.geometry))
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def warnings(self) -> list[str]:
+        """What is valid but doubtful (logged at the start of a run)."""
+        het = self.bone.heterogeneity
+        warning = None if het is None else het.resolution_warning(cell_size_range(self.geometry))
+        return [] if warning is None else [warning]
+
+    def _region_references(self) -> list[tuple[str, list[str]]]:
+        """(field, region names) of every section that names regions."""
+        bone = self.bone
+        out = [
+            (f"leak_routes.{name}.regions", route.regions)
+            for name, route in self.leak_routes.items()
+            if isinstance(route, LeakRegion)
+        ]
+        out += [(f"targets.{name}.regions", t.regions) for name, t in self.targets.items()]
+        out.append(("bone.regions", list(bone.regions)))
+        if bone.ct is not None and bone.ct.regions is not None:
+            out.append(("bone.ct.regions", bone.ct.regions))
+        if bone.heterogeneity is not None and bone.heterogeneity.regions is not None:
+            out.append(("bone.heterogeneity.regions", bone.heterogeneity.regions))
+        return out
 
     def referenced_boundaries(self) -> set[str]:
         """Boundary tag names the scenario uses (leak routes and needle inlets)."""
         return {b for r in self.leak_routes.values() for b in getattr(r, "boundary", [])}
 
     def referenced_regions(self) -> set[str]:
-        """Region tag names the scenario uses (targets, leak regions and bone regions)."""
-        leak = {
-            r for x in self.leak_routes.values() if isinstance(x, LeakRegion) for r in x.regions
-        }
-        return {r for t in self.targets.values() for r in t.regions} | set(self.bone.regions) | leak
+        """Region tag names the scenario uses (targets, leak regions, bone regions, CT and
+        heterogeneity regions)."""
+        return {r for _, names in self._region_references() for r in names}

@@ -84,6 +84,7 @@ def test_default_scenario_writes_a_complete_run_directory(scenarios, shared_tmp_
             times.append(t)
             assert {"saturation", "pressure", "degree_of_cure"} <= set(point_data)
             assert {"darcy_velocity", "cement_viscosity", "region", "boundary"} <= set(cell_data)
+            assert {"porosity", "permeability"} <= set(cell_data)
             assert 0.0 <= point_data["saturation"].min() <= point_data["saturation"].max() <= 1.0
         assert times[0] == 0.0 and times[-1] == pytest.approx(summary["end_time_s"])
         assert np.all(np.diff(times) > 0)
