@@ -23,6 +23,7 @@ from mpi4py import MPI
 
 from sim.bone import cell_properties
 from sim.flow.box_flux import BoxFluxes
+from sim.flow.openings import Openings
 from sim.flow.pressure import PressureSolver, Robin, superpose
 from sim.flow.timestep import StepController
 from sim.flow.transport import ImplicitUpwindTransport
@@ -229,14 +230,15 @@ class InjectionProblem:
         return total / max(self.comm.allreduce(len(owned), op=MPI.SUM), 1)
 
     def _routes(self) -> None:
-        """Outlets (Dirichlet), resistive openings and veins (lumped Robin); each vertex
-        belongs to the first route that claims it."""
+        """Outlets (Dirichlet), resistive openings and veins (lumped Robin, sim.flow.openings);
+        each vertex belongs to the first route that claims it."""
         self.routes: list[Route] = []
         self.bcs: list[fem.DirichletBC] = []
         n_local = self.n_owned + self.V.dofmap.index_map.num_ghosts
         robin_tags: list[int] = []
-        self._veins: list[tuple[np.ndarray, float]] = []  # (local dofs, geometric factor m)
-        conductance, opening_pressure = np.zeros(n_local), np.zeros(n_local)
+        veins: list[tuple[np.ndarray, float]] = []  # (local dofs, geometric factor m³)
+        fixed, reference = np.zeros(n_local), np.zeros(n_local)
+        thresholded = np.zeros(n_local, dtype=bool)
         claimed = np.zeros(n_local, dtype=bool)
         for name, spec in self.scenario.leak_routes.items():
             if not isinstance(spec, OPEN_ROUTES):
@@ -257,15 +259,18 @@ class InjectionProblem:
                     fem.assemble_scalar(fem.form(1.0 * self.ds(tuple(tags), domain=self.mesh))),
                     op=MPI.SUM,
                 )
-                geometric = spec.count * np.pi * spec.diameter**4 / (128 * spec.length * area)
-                self._veins.append((dofs, geometric))
+                veins.append(
+                    (dofs, spec.count * np.pi * spec.diameter**4 / (128 * spec.length * area))
+                )
             else:
-                conductance[dofs] = spec.conductance
-            opening_pressure[dofs] = spec.pressure
-        self.robin = None
+                fixed[dofs] = spec.conductance
+            reference[dofs] = spec.pressure + (spec.opening_pressure or 0.0)
+            thresholded[dofs] = spec.opening_pressure is not None
+        self.openings = None
         if robin_tags:
             area = self._assemble_owned(ufl.TestFunction(self.V) * self.ds(tuple(robin_tags)))
-            self.robin = Robin(area, conductance, opening_pressure)
+            robin = Robin(area, np.zeros(n_local), reference)
+            self.openings = Openings(robin, fixed, veins, thresholded, np.ones(n_local, bool))
         self.is_outlet = claimed[: self.n_owned]
         v = ufl.TestFunction(self.V)
         for name, spec in self.scenario.leak_routes.items():
@@ -275,14 +280,14 @@ class InjectionProblem:
                 self.routes.append(Route(name, np.zeros(0, dtype=np.int32), region_pore_volume=pv))
 
     def _update_openings(self) -> None:
-        """Vein conductances for the fluid now at their openings: g = G / mu_mixture, with
-        1 / mu_mixture the total mobility of the vertex."""
-        if not self._veins:
+        """Conductances of the openings for the fluid now at them (1 / mu_mixture: the total
+        mobility of the vertex)."""
+        if self.openings is None:
             return
         n_local = self.n_owned + self.V.dofmap.index_map.num_ghosts
-        mobility = self.mobility.total(self.S.x.array[:n_local], self.mu_columns[:n_local])
-        for dofs, geometric in self._veins:
-            self.robin.conductance[dofs] = geometric * mobility[dofs]  # type: ignore[union-attr]
+        self.openings.update(
+            self.mobility.total(self.S.x.array[:n_local], self.mu_columns[:n_local])
+        )
 
     def _flow_scale(self) -> float:
         """A typical injection rate (m³/s): the scale of the pressure solver's tolerance."""
@@ -301,7 +306,7 @@ class InjectionProblem:
             self.bcs,
             tolerance=num.pressure_tolerance,
             flow_scale=self._flow_scale(),
-            robin=self.robin,
+            robin=None if self.openings is None else self.openings.robin,
         )
         controlled = [n for n in self.needles if n.protocol.pressure_controlled]
         self._superposition = [self.p.x.petsc_vec.duplicate() for _ in range(len(controlled) + 1)]
@@ -453,7 +458,12 @@ class InjectionProblem:
             self.fluxes.compute(self.p, self.mobility_k.x.array.reshape(-1, 3, 3))
             self.timings.assembly_and_pressure += t1 - t0
             self.timings.fluxes += time.perf_counter() - t1
+            reopened = self.openings is not None and self.openings.reopen(self.p.x.array, self.comm)
+            if reopened:
+                self._update_openings()
             if self.cement.newtonian:
+                if reopened:
+                    continue
                 break
             self._shear_rate = self.cement.closure.shear_rate(
                 self.fluxes.velocity,
@@ -468,12 +478,13 @@ class InjectionProblem:
             )
             self._set_viscosity(np.exp(accelerate(log_old, log_new)))
             log.debug("Picard %d: largest viscosity change %.2e", iteration, change)
-            if change <= num.picard_tolerance:
+            if change <= num.picard_tolerance and not reopened:
                 break
         else:
             self.picard_failures += 1
             log.warning(
-                "viscosity (Picard) iteration did not converge in %d iterations at t = %.4g s",
+                "viscosity (Picard) and opening iteration did not converge in %d iterations at "
+                "t = %.4g s",
                 num.picard_max_iterations,
                 self.t,
             )

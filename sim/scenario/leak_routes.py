@@ -28,18 +28,28 @@ class Outlet(Section):
     pressure: Pressure = 0.0
 
 
-class Resistive(Section):
+class _Opening(Section):
+    """An opening through which fluid leaves to the `pressure` outside (Pa). With an
+    `opening_pressure` (Pa, >= 0) it is a threshold path (a cortical crack or fracture gap
+    forced open by the pressure inside, a collapsed or valved vein): shut while the pressure
+    inside exceeds the outside by less, then letting out flux per area = conductance x
+    (p - pressure - opening_pressure)."""
+
+    boundary: Names
+    pressure: Pressure = 0.0
+    opening_pressure: Annotated[Pressure, Field(ge=0)] | None = None
+
+
+class Resistive(_Opening):
     """A boundary opening with a hydraulic conductance: outflow per area = conductance x
     (p - pressure), whatever the fluid. conductance in m/(Pa·s) (flux density per pressure).
     """
 
     kind: Literal["resistive"]
-    boundary: Names
-    pressure: Pressure = 0.0
     conductance: Annotated[Conductance, Field(gt=0)]
 
 
-class Vein(Section):
+class Vein(_Opening):
     """Draining veins: `count` vessels of `diameter` and `length` leave through the boundary
     patch to a venous `pressure`. The flow through them is Poiseuille flow of the fluid that
     enters, Q = count pi d^4 / (128 L mu) dp, with mu the mixture viscosity at the opening
@@ -47,8 +57,6 @@ class Vein(Section):
     """
 
     kind: Literal["vein"]
-    boundary: Names
-    pressure: Pressure = 0.0
     diameter: Annotated[Length, Field(gt=0)]
     length: Annotated[Length, Field(gt=0)]
     count: Annotated[int, Field(ge=1)] = 1

@@ -158,3 +158,70 @@ def test_vein_openings_stay_above_the_venous_pressure(scenarios):
     for name, p in lowest.items():
         p = pb.comm.allreduce(p, op=MPI.MIN)
         assert p >= sc.leak_routes[name].pressure * (1 - 1e-9), (name, p)
+
+
+def test_threshold_opening_passes_flow_above_its_opening_pressure(scenarios):
+    """Column full of cement, outlet face resistive and shut below dp_open: it opens and lets
+    out C A (p - p_ext - dp_open) = Q, so the tip pressure rises by exactly dp_open."""
+    conductance, p_ext, dp_open = 2e-7, 500.0, 3000.0  # m/(Pa s), Pa, Pa
+    sc = load_scenario(
+        scenarios / "verification/column_curing.yaml",
+        [
+            "cement.curing={law: none}",
+            f"leak_routes={{outlet: {{kind: resistive, boundary: outlet, pressure: {p_ext}, "
+            f"conductance: {conductance}, opening_pressure: {dp_open} Pa}}}}",
+        ],
+    )
+    geo, needle = sc.geometry, sc.injection.needles[0]
+    area = geo.width**2
+    rows = []
+    simulate(sc, [], lambda p: None, lambda pb: rows.append((pb.tip_pressure(pb.needles[0]), pb.t)))
+    mu, k, q = sc.cement.rheology.viscosity, sc.bone.permeability, needle.rate
+    expected = p_ext + dp_open + q / (conductance * area) + mu * q * geo.length / (k * area)
+    for tip, _ in rows[1:]:
+        assert tip == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("dp_open", [0.0, 500.0, 1e6])
+def test_threshold_opening_is_shut_below_and_open_above_its_reference(scenarios, dp_open):
+    """A posterior-wall defect as a threshold path beside draining veins: every defect vertex
+    is either shut (p <= p_out + dp_open, no outflow) or open with outflow C A_i (p - p_ref),
+    and the net flux of the boxes matches that outflow; a high threshold keeps it shut."""
+    c = 1e-6  # m/(Pa s)
+    sc = load_scenario(
+        scenarios / "anatomy/vertebroplasty_posterior_defect.yaml",
+        [
+            "geometry.mesh.size_tip=1 mm",
+            "geometry.mesh.size_max=5 mm",
+            "geometry.mesh.size_outlet=1 mm",
+            "cement={rheology: {model: newtonian, viscosity: 100 Pa*s}}",
+            "injection.needles.0.volume=3 mL",
+            f"leak_routes.spinal_canal={{kind: resistive, boundary: posterior_defect, "
+            f"pressure: 1 kPa, conductance: {c}, opening_pressure: {dp_open} Pa}}",
+        ],
+    )
+    states = []
+
+    def each(pb):
+        route = pb.route("spinal_canal")
+        robin = pb.openings.robin
+        p = pb.p.x.array[route.dofs]
+        reference = robin.pressure[route.dofs]
+        expected = np.where(p > reference, c * robin.area[route.dofs] * (p - reference), 0.0)
+        net_out = -pb.fluxes.divergence()[route.dofs]
+        scale = sum(pb.rates) or 1.0
+        np.testing.assert_allclose(net_out, expected, atol=1e-9 * scale)
+        opened = pb.comm.allreduce(int(np.sum(p > reference)), op=MPI.SUM)
+        states.append((opened, pb.comm.allreduce(len(p), op=MPI.SUM)))
+
+    _, pb = simulate(sc, [], lambda p: None, each)
+    drained = pb.route("spinal_canal").leaked + pb.route("spinal_canal").marrow_out
+    print(f"dp_open {dp_open:g} Pa: open vertices per step {sorted(set(states))}")
+    opened = [o for o, _ in states]
+    if dp_open >= 1e6:
+        assert max(opened) == 0 and drained <= 1e-12 * pb.injected()
+    else:
+        assert max(opened) > 0 and drained > 1e-6 * pb.injected()
+    if dp_open == 500.0:  # partly open: the active set is exercised
+        assert any(0 < o < n for o, n in states)
+    assert pb.mass_balance_error() <= 1e-10

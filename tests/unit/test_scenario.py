@@ -467,6 +467,29 @@ def test_unknown_leak_route_kind_lists_the_kinds(vb: dict[str, Any], write: Writ
     assert_mentions(message, "leak_routes.basivertebral.kind", "'sink'", "'outlet'")
 
 
+def test_negative_opening_pressure_is_rejected(vb: dict[str, Any], write: Writer) -> None:
+    vb["leak_routes"]["basivertebral"] = {
+        "kind": "vein",
+        "boundary": "basivertebral_foramen",
+        "diameter": "2 mm",
+        "length": "10 mm",
+        "opening_pressure": "-1 kPa",
+    }
+    message = error_of(write(vb))
+    assert_mentions(
+        message,
+        "leak_routes.basivertebral.opening_pressure",
+        "greater than or equal to 0",
+        "-1 kPa",
+    )
+
+
+def test_opening_pressure_on_an_outlet_is_an_unknown_key(vb: dict[str, Any], write: Writer) -> None:
+    vb["leak_routes"]["basivertebral"]["opening_pressure"] = "1 kPa"
+    message = error_of(write(vb))
+    assert_mentions(message, "leak_routes.basivertebral.opening_pressure", "unknown key")
+
+
 def test_target_on_an_unknown_region_lists_the_regions(vb: dict[str, Any], write: Writer) -> None:
     vb["targets"]["anterior"]["regions"] = ["anterior", "middle"]
     message = error_of(write(vb))
