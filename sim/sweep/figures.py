@@ -1,5 +1,6 @@
 """Plots of a collected sweep: leak maps, fill and leakage against injected volume for every run,
-sensitivity bars (Sobol indices, or a tornado of main effects / rank correlations)."""
+sensitivity bars (Sobol indices, or a tornado of main effects / rank correlations), and the
+leak probability over bone realisations against injected volume and against cement age."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 from matplotlib import colors
 
 from sim.sweep.analysis import LeakMap, Sensitivity
+from sim.sweep.leak_probability import ANY, LeakProbability, versus
 from sim.units import registry
 
 ML = 1e-6
@@ -129,5 +131,110 @@ def plot_sensitivity(s: Sensitivity, path: Path) -> None:
         ax.set_xlabel(f"Spearman rank correlation with {s.metric}")
     ax.set_yticks(y)
     ax.set_yticklabels(labels)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+#: at most this many groups get a legend and their own colour from a qualitative map
+LEGEND_GROUPS = 10
+
+
+def _group_colours(count: int) -> list[tuple[float, float, float, float]]:
+    if count <= LEGEND_GROUPS:
+        return [plt.get_cmap("tab10")(k) for k in range(count)]
+    return [plt.get_cmap("viridis")(k / (count - 1)) for k in range(count)]
+
+
+def _route_title(route: str) -> str:
+    return "any route" if route == ANY else route
+
+
+def plot_leak_probability_vs_volume(result: LeakProbability, labels: list[str], path: Path) -> None:
+    """P(first leak at or before injected volume V) against V (mL): one panel per route (any
+    route first), per group (`labels`) the step curve and its pointwise Wilson 95 % band up to
+    the volume every realisation reached; the dashed line is the risk level."""
+    routes = list(result.groups[0].routes)
+    fig, axes = plt.subplots(
+        1,
+        len(routes),
+        figsize=(4.4 * len(routes), 4.4),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    colours = _group_colours(len(result.groups))
+    for ax, route in zip(axes[0], routes, strict=True):
+        for group, label, colour in zip(result.groups, labels, colours, strict=True):
+            r = group.routes[route]
+            if not r.n:
+                continue
+            volume = r.curve.volume / ML
+            low, high = r.curve.band
+            ax.step(volume, r.curve.p, where="post", color=colour, lw=1.4, label=label)
+            ax.fill_between(volume, low, high, step="post", color=colour, alpha=0.15, lw=0)
+        ax.axhline(result.risk_level, color="k", ls="--", lw=0.8)
+        ax.set_ylim(0, 1)
+        ax.set_xlim(left=0)
+        ax.set_xlabel("Injected volume V (mL)")
+        ax.set_title(_route_title(route))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("P(first leak at or before V)")
+    if len(result.groups) <= LEGEND_GROUPS:
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", fontsize=8)
+    fig.suptitle(
+        "Leak probability over bone realisations; bands: Wilson 95 %; dashed: "
+        f"{100 * result.risk_level:g} % risk",
+        fontsize=9,
+    )
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_leak_probability_vs(
+    result: LeakProbability,
+    parameter: str,
+    labels: list[str],
+    path: Path,
+    units: dict[str, str] | None = None,
+) -> None:
+    """P(leak by the end of the run) against group parameter `parameter` (the cement age at the
+    start of injection; axis in its unit from `units` as for the leak map) with Wilson 95 %
+    error bars: one panel per route, one line per combination of the other group parameters
+    (`labels`, in the order of sim.sweep.leak_probability.versus)."""
+    routes = list(result.groups[0].routes)
+    fig, axes = plt.subplots(
+        1,
+        len(routes),
+        figsize=(4.4 * len(routes), 4.4),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    _, x_label = shown_levels(parameter, np.zeros(0), units or {})
+    for ax, route in zip(axes[0], routes, strict=True):
+        series = versus(result, parameter, route)
+        colours = _group_colours(len(series))
+        for s, label, colour in zip(series, labels, colours, strict=True):
+            x, _ = shown_levels(parameter, s.x, units or {})
+            with np.errstate(invalid="ignore", divide="ignore"):
+                p = s.leaks / s.n
+            ax.errorbar(
+                x,
+                p,
+                yerr=[p - s.low, s.high - p],
+                color=colour,
+                marker="o",
+                capsize=3,
+                lw=1.2,
+                label=label or None,
+            )
+        ax.axhline(result.risk_level, color="k", ls="--", lw=0.8)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(x_label)
+        ax.set_title(_route_title(route))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("P(leak by the end of the run)")
+    if any(labels) and len(labels) <= LEGEND_GROUPS:
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,7 +1,9 @@
-"""Expand a sweep file into runs: designs, derived parameters, constraints, validation.
+"""Expand a sweep file into runs: designs, derived parameters, constraints, realisations,
+validation.
 
 Every run is a list of `--set` overrides of the base scenario; its id is the hash of the
-resolved scenario, so the same point always maps to the same results folder.
+resolved scenario, so the same point always maps to the same results folder. With
+`realisations`, every design point is repeated on the same bone realisations (seeds).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from scipy.stats import norm, qmc
 
 from sim.outputs.rundir import config_hash
 from sim.scenario import Scenario, ScenarioError, load_scenario
-from sim.sweep.spec import Axis, Distribution, SweepSpec
+from sim.scenario.loader import apply_override, read_yaml
+from sim.sweep.spec import REALISATION_PARAMETER, Axis, Distribution, SweepSpec, matches
 
 
 class PlanError(ValueError):
@@ -31,8 +34,9 @@ class PlanError(ValueError):
 
 @dataclass
 class PlannedRun:
-    """One point of the sweep: its index in the design, id (config hash), the parameter values
-    as written (`params`) and in SI (`si`, scalars only), and the overrides of the base."""
+    """One point of the sweep: its index in the design (design point × realisations + the
+    realisation), id (config hash), the parameter values as written (`params`) and in SI
+    (`si`, scalars only), and the overrides of the base."""
 
     index: int
     id: str
@@ -43,17 +47,22 @@ class PlannedRun:
 
 @dataclass
 class Plan:
-    """All runs of a sweep; `dropped`: points removed by constraints; `design`: the unit-cube
-    samples of a saltelli design, in run order (None otherwise)."""
+    """All runs of a sweep; `dropped`: design points removed by constraints (with all their
+    realisations); `design`: the unit-cube samples of a saltelli design, in run order (None
+    otherwise); `seeds`: the seeds of the bone realisations every design point is run on
+    (empty without `realisations`)."""
 
     spec: SweepSpec
     runs: list[PlannedRun]
     dropped: int
     design: np.ndarray | None = None
+    seeds: list[int] = field(default_factory=list)
 
     @property
     def parameter_names(self) -> list[str]:
-        return [n for a in self.spec.axes for n in a.names] + list(self.spec.derived)
+        """Axes, derived parameters, then the realisation parameter (the seed), if any."""
+        names = [n for a in self.spec.axes for n in a.names] + list(self.spec.derived)
+        return names + ([REALISATION_PARAMETER] if self.spec.realisations else [])
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -222,6 +231,39 @@ def design_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], np.ndarray | N
     return points, (u if s.method == "saltelli" else None)
 
 
+# ----------------------------------------------------------------------------- realisations
+def realisation_seeds(seed: int, count: int) -> list[int]:
+    """`count` distinct seeds (32-bit) of bone realisations derived from `seed`: the first
+    distinct words of numpy's SeedSequence(seed).generate_state (integer hashing, the same on
+    every platform; the tests pin the first ones). The list for a larger count starts with the
+    list for a smaller one. Every design point gets this same list, so comparisons between
+    design points are paired (the same bones)."""
+    sequence = np.random.SeedSequence(seed)
+    words = count
+    while True:
+        distinct = list(dict.fromkeys(int(w) for w in sequence.generate_state(words)))
+        if len(distinct) >= count:
+            return distinct[:count]
+        words += count
+
+
+def _check_heterogeneity(spec: SweepSpec) -> None:
+    """A sweep over realisations varies the seed of bone.heterogeneity: the base scenario with
+    `set` applied must have that section (checked on the raw mapping, before the seed is set,
+    which would otherwise create the section with every other key at its default)."""
+    data = read_yaml(spec.base)
+    for assignment in _fixed_overrides(spec):
+        apply_override(data, assignment)
+    bone = data.get("bone")
+    if not isinstance(bone, dict) or not isinstance(bone.get("heterogeneity"), dict):
+        raise PlanError(
+            f"realisations: a sweep over realisations needs bone.heterogeneity in the base "
+            f"scenario, and {spec.base} (with set applied) has "
+            f"{'no bone section' if not isinstance(bone, dict) else 'none'}; add a "
+            "bone.heterogeneity section to it, or set e.g. bone.heterogeneity.correlation_length"
+        )
+
+
 # ----------------------------------------------------------------------------- the plan
 def _override(param: str, value: Any, unit: str | None = None) -> str:
     if isinstance(value, float):
@@ -253,9 +295,15 @@ def _scalars(scenario: Scenario, names: Sequence[str]) -> dict[str, float]:
 
 
 def make_plan(spec: SweepSpec) -> Plan:
-    """Expand, derive, filter by the constraints, validate every point (no mesh is built)."""
+    """Expand, derive, filter by the constraints, repeat over the realisations, validate every
+    run (no mesh is built)."""
     points, design = design_points(spec)
     fixed = _fixed_overrides(spec)
+    seeds: list[int] = []
+    if spec.realisations is not None:
+        _check_heterogeneity(spec)
+        seeds = realisation_seeds(spec.realisations.seed, spec.realisations.count)
+    realisations = [{REALISATION_PARAMETER: s} for s in seeds] or [{}]
     runs: list[PlannedRun] = []
     seen: set[str] = set()
     dropped = 0
@@ -268,7 +316,8 @@ def make_plan(spec: SweepSpec) -> Plan:
     }
     for index, point in enumerate(points):
         overrides = [_override(k, v, units.get(k)) for k, v in point.items()]
-        scenario = _load(spec.base, fixed + overrides, index, point)
+        first = [_override(k, v) for k, v in realisations[0].items()]
+        scenario = _load(spec.base, fixed + overrides + first, index, point | realisations[0])
         si = _scalars(scenario, axis_names)
         for name, expression in spec.derived.items():
             value = evaluate(expression, si)
@@ -276,20 +325,56 @@ def make_plan(spec: SweepSpec) -> Plan:
             overrides.append(_override(name, float(value)))
             si[name] = float(value)
         if spec.derived:
-            scenario = _load(spec.base, fixed + overrides, index, point)
+            scenario = _load(spec.base, fixed + overrides + first, index, point | realisations[0])
         if not all(evaluate(c, si) for c in spec.constraints):
             dropped += 1
             continue
-        run_id = config_hash(scenario)
-        if run_id in seen:
-            continue
-        seen.add(run_id)
-        runs.append(PlannedRun(index, run_id, point, si, fixed + overrides))
-        if design is not None:
-            kept_design.append(design[index])
+        for k, realisation in enumerate(realisations):
+            run_overrides = fixed + overrides + [_override(p, v) for p, v in realisation.items()]
+            if k:
+                scenario = _load(spec.base, run_overrides, index, point | realisation)
+            run_id = config_hash(scenario)
+            if run_id in seen:
+                continue
+            seen.add(run_id)
+            run_si = si | {p: float(v) for p, v in realisation.items()}
+            runs.append(
+                PlannedRun(
+                    index * len(realisations) + k,
+                    run_id,
+                    point | realisation,
+                    run_si,
+                    run_overrides,
+                )
+            )
+            if design is not None:
+                kept_design.append(design[index])
     if design is not None and (dropped or len(runs) != len(points)):
         raise PlanError("a saltelli design must keep every point: remove the constraints")
-    return Plan(spec, runs, dropped, np.array(kept_design) if design is not None else None)
+    _check_leak_probability_report(spec, runs)
+    kept = np.array(kept_design) if design is not None else None
+    return Plan(spec, runs, dropped, kept, seeds)
+
+
+def _check_leak_probability_report(spec: SweepSpec, runs: list[PlannedRun]) -> None:
+    """The reference of the relative risks is a group of the runs; the age is a number."""
+    report = spec.report.leak_probability
+    if report is None:
+        return
+    for name, wanted in (report.reference or {}).items():
+        values = {repr(v): v for v in (r.si.get(name, r.params[name]) for r in runs)}
+        if not any(matches(v, wanted) for v in values.values()):
+            shown = ", ".join(_shown(v) for v in list(values.values())[:12])
+            raise PlanError(
+                f"report.leak_probability.reference: {name} = {_shown(wanted)} is not a value "
+                f"of the runs (they have {shown})"
+            )
+    if report.age is not None and not all(report.age in r.si for r in runs):
+        raise PlanError(f"report.leak_probability.age: {report.age!r} is not a number in every run")
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
 def _load(base: Path, overrides: list[str], index: int, point: dict[str, Any]) -> Scenario:

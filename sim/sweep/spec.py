@@ -12,7 +12,10 @@
     derived: {injection.needles.0.rate: "injection.needles.0.volume / 80"}
     constraints: ["bone.porosity < 0.93 or bone.permeability < 2e-8"]
     sampling: {method: grid}   # or random | latin_hypercube | sobol | saltelli, samples, seed
+    realisations: {count: 100, seed: 2026}   # every point on 100 bone realisations
     executor: {kind: local, workers: 2, ranks_per_run: 1, retries: 1}
+    report: {leak_probability: {group_by: [cement.preset], risk_level: 10 %,
+                                reference: {cement.preset: vertebroplasty_low_viscosity}}}
 
 `values` and `range` axes are crossed (full factorial). Sampled designs draw the
 `distribution` axes (uniform, log_uniform, normal, truncated to [low, high] when given) and
@@ -20,16 +23,21 @@ cross them with the other axes. Derived parameters and constraints are expressio
 point's values in SI units (arithmetic, comparisons, and/or/not, min, max, abs, log, exp,
 sqrt); a combination that fails a constraint is dropped, one that fails validation is an
 error of the plan.
+
+`realisations` repeats every design point on `count` random bones: each run sets
+bone.heterogeneity.seed (REALISATION_PARAMETER) to one of `count` seeds derived from `seed`, the
+same seeds for every design point (sim.sweep.plan.realisation_seeds).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pint
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
@@ -37,6 +45,11 @@ from sim.units import Time, Volume, registry
 
 Param = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]
 Scalar = float | int | str | bool
+
+#: the scenario parameter that selects one bone realisation
+REALISATION_PARAMETER = "bone.heterogeneity.seed"
+#: the parameter read as the cement age when the leak probability is shown against age
+CEMENT_AGE = "injection.start_after_mixing"
 
 
 _LEADING_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -73,13 +86,77 @@ def _with_units(data: Any, fields: tuple[str, ...]) -> Any:
             base = q.to_base_units()
             out[name] = float(base.magnitude)
             units.add(str(base.units))
-            written = _LEADING_NUMBER.sub("", value.strip(), count=1).strip()
-            shown = shown or written or f"{q.units:~}"
+            shown = shown or written_unit(value) or f"{q.units:~}"
     if len(units) > 1:
         raise ValueError(f"bounds in different units: {sorted(units)}")
     out["unit"] = units.pop() if units else None
     out["shown_unit"] = shown
     return out
+
+
+def written_unit(value: str) -> str | None:
+    """The unit as written after the number ("min" of "3.5 min"); None without a number or
+    a unit."""
+    match = _LEADING_NUMBER.match(value.strip())
+    unit = value.strip()[match.end() :].strip() if match else ""
+    return unit or None
+
+
+def _si_value(value: Any) -> Any:
+    """A number written with a unit ("3.5 min") -> its SI magnitude; other values unchanged
+    (names such as a cement preset, or text that pint cannot read, stay text)."""
+    if not isinstance(value, str) or not _LEADING_NUMBER.match(value.strip()):
+        return value
+    try:
+        q = registry().Quantity(value.strip())
+    except Exception:  # pint lets several error types out
+        return value
+    return float(q.to_base_units().magnitude if isinstance(q, pint.Quantity) else q)
+
+
+def matches(value: Any, wanted: Any) -> bool:
+    """Whether a parameter value (SI number, or text) is the value `wanted` (numbers to a
+    relative 1e-9)."""
+    if isinstance(value, int | float) and isinstance(wanted, int | float):
+        return math.isclose(value, wanted, rel_tol=1e-9, abs_tol=0.0)
+    return str(value) == str(wanted)
+
+
+def _fraction(value: Any) -> Any:
+    """A fraction written as a number (0.1) or a percentage ("10 %")."""
+    if not isinstance(value, str):
+        return value
+    try:
+        q = registry().Quantity(value.strip())
+    except Exception:  # pint lets several error types out
+        raise ValueError(f"cannot read {value!r} as a fraction, e.g. 0.1 or '10 %'") from None
+    if isinstance(q, pint.Quantity) and not q.dimensionless:
+        raise ValueError(f"{value!r} is not a fraction: write e.g. 0.1 or '10 %'")
+    return float(q.to("dimensionless").magnitude if isinstance(q, pint.Quantity) else q)
+
+
+def _probability(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError("must be between 0 and 1, both excluded (e.g. 0.1 or '10 %')")
+    return value
+
+
+Probability = Annotated[float, BeforeValidator(_fraction), AfterValidator(_probability)]
+
+
+def sets_parameter(name: str, value: Any, target: str) -> bool:
+    """Whether assigning `value` to parameter `name` sets parameter `target`: `name` is
+    `target`, or a section holding it whose value (a mapping) has it."""
+    if name == target:
+        return True
+    if not target.startswith(name + "."):
+        return False
+    node = value
+    for key in target[len(name) + 1 :].split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
 
 
 class Range(Section):
@@ -180,6 +257,27 @@ class Sampling(Section):
         return self
 
 
+class Realisations(Section):
+    """Every design point is run on `count` bone realisations: REALISATION_PARAMETER
+    (bone.heterogeneity.seed) takes `count` distinct seeds derived from `seed`. The same sweep
+    file gives the same seeds, and every design point gets the same ones, so that comparisons
+    between design points are paired (same bones)."""
+
+    count: Annotated[int, Field(ge=2, le=100_000)]
+    seed: Annotated[int, Field(ge=0, strict=True)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seeded(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("seed") is None:
+            raise ValueError(
+                f"missing seed in a sweep over realisations (got {data}): give "
+                "realisations.seed, an integer >= 0 (e.g. {count: 100, seed: 2026}), so that "
+                "the same sweep file gives the same bones"
+            )
+        return data
+
+
 class JobQueue(Section):
     """Resources of one cluster job (dask-jobqueue) or array task."""
 
@@ -205,18 +303,36 @@ class Executor(Section):
     jobqueue: JobQueue = JobQueue()
 
 
+class LeakProbabilityReport(Section):
+    """Leak probability over bone realisations (sweeps with `realisations`; see
+    sim.sweep.leak_probability). `group_by`: the axes whose combinations are compared (runs
+    pooled over the others and over the seeds; default: every parameter but the seed);
+    `reference`: {parameter: value} of the group the relative risks are taken against (values
+    may carry units; group parameters left out keep each group's own value; default: the
+    first group); `risk_level`: the leak risk of the volume at risk (a fraction, or "10 %");
+    `age`: the parameter the leak probability is plotted against (default:
+    injection.start_after_mixing, the cement age at the start of injection, when it is a
+    group parameter)."""
+
+    group_by: Annotated[list[Param], Field(min_length=1)] | None = None
+    reference: dict[Param, Annotated[Scalar, BeforeValidator(_si_value)]] | None = None
+    risk_level: Probability = 0.1
+    age: Param | None = None
+
+
 class Report(Section):
     """What the collected report shows: `map` the two parameters of the leak maps (default:
     the first two numeric axes), `metric` the summary quantity of the sensitivity analysis
     (a key of summary.json; nested keys dotted, e.g. fill_fraction.anterior), `leak_threshold`
     the leaked volume above which a run counts as leaking (default: each run's
-    output.leak_threshold)."""
+    output.leak_threshold), `leak_probability` the analysis over bone realisations."""
 
     map: Annotated[list[Param], Field(min_length=2, max_length=2)] | None = None
     metric: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")] = (
         "leaked_volume_total_m3"
     )
     leak_threshold: Annotated[Volume, Field(gt=0)] | None = None
+    leak_probability: LeakProbabilityReport | None = None
 
 
 class SweepSpec(Section):
@@ -225,10 +341,11 @@ class SweepSpec(Section):
     name: Name
     base: Path
     set: dict[Param, Scalar | list[Any] | dict[str, Any]] = {}
-    axes: Annotated[list[Axis], Field(min_length=1)]
+    axes: list[Axis] = []
     derived: dict[Param, str] = {}
     constraints: list[str] = []
     sampling: Sampling = Sampling()
+    realisations: Realisations | None = None
     executor: Executor = Executor()
     report: Report = Report()
 
@@ -264,4 +381,60 @@ class SweepSpec(Section):
             unknown = [p for p in self.report.map if p not in names]
             if unknown:
                 raise ValueError(f"report.map: {unknown} are not axes ({names})")
+        if self.realisations is None:
+            if not self.axes:
+                raise ValueError("axes: required, but missing (only realisations may go without)")
+            if self.report.leak_probability is not None:
+                raise ValueError(
+                    "report.leak_probability: applies to a sweep over realisations; add "
+                    "realisations: {count: ..., seed: ...}"
+                )
+            return self
+        self._realisations_consistent(names, self.realisations)
         return self
+
+    def _realisations_consistent(self, names: list[str], realisations: Realisations) -> None:
+        """The seed is the realisations' alone; the report names group parameters."""
+        seed = REALISATION_PARAMETER
+        given = f"realisations (count {realisations.count}, seed {realisations.seed})"
+        for key, value in self.set.items():
+            if sets_parameter(key, value, seed):
+                raise ValueError(
+                    f"set.{key} = {value!r} sets {seed}, which {given} sets, one seed per "
+                    "realisation; remove it from set (or remove realisations)"
+                )
+        for axis in self.axes:
+            for k, name in enumerate(axis.names):
+                values = [v[k] if axis.params else v for v in axis.values or [None]]
+                if any(sets_parameter(name, v, seed) for v in values):
+                    raise ValueError(
+                        f"axes: the axis of {name} sets {seed}, which {given} sets, one seed "
+                        "per realisation; remove the axis (or remove realisations)"
+                    )
+        if seed in self.derived:
+            raise ValueError(
+                f"derived.{seed} = {self.derived[seed]!r} sets {seed}, which {given} sets, one "
+                "seed per realisation; remove it (or remove realisations)"
+            )
+        if self.sampling.method == "saltelli":
+            raise ValueError(
+                "sampling.method: 'saltelli' cannot be repeated over realisations (Sobol "
+                "indices need one result per design point); use grid, random, "
+                "latin_hypercube or sobol"
+            )
+        lp = self.report.leak_probability
+        if lp is None:
+            return
+        unknown = [p for p in lp.group_by or [] if p not in names]
+        if unknown:
+            raise ValueError(f"report.leak_probability.group_by: {unknown} are not axes ({names})")
+        grouped = lp.group_by if lp.group_by is not None else names + list(self.derived)
+        unknown = [p for p in lp.reference or {} if p not in grouped]
+        if unknown:
+            raise ValueError(
+                f"report.leak_probability.reference: {unknown} are not group parameters ({grouped})"
+            )
+        if lp.age is not None and lp.age not in grouped:
+            raise ValueError(
+                f"report.leak_probability.age: {lp.age!r} is not a group parameter ({grouped})"
+            )

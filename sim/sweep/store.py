@@ -1,7 +1,8 @@
 """The sweep directory: the plan, provenance, one results folder per run, status.
 
 SWEEP_DIR/sweep.yaml        the sweep file as given
-SWEEP_DIR/plan.json         every run: index, id, parameters (as written and in SI), overrides
+SWEEP_DIR/plan.json         every run: index, id, parameters (as written and in SI), overrides;
+                            the realisations (count, seed, the seed parameter, the seeds)
 SWEEP_DIR/provenance.json   versions, host, start and end times, executor, per session
 SWEEP_DIR/runs/ID/          the run's results (summary.json when it finished),
                             attempts.json (every failed attempt), failed.json (gave up)
@@ -21,6 +22,7 @@ from typing import Any
 
 from sim.outputs.summary import write_json_atomic
 from sim.sweep.plan import Plan, PlannedRun
+from sim.sweep.spec import REALISATION_PARAMETER
 
 DONE, FAILED, PENDING, BUSY = "done", "failed", "pending", "busy"
 
@@ -54,6 +56,13 @@ def write_plan(sweep_dir: Path, plan: Plan, sweep_file: Path, executor: dict[str
                 if a.param is not None and way is not None and way.shown_unit
             },
             "sampling": plan.spec.sampling.model_dump(),
+            "realisations": None
+            if plan.spec.realisations is None
+            else {
+                **plan.spec.realisations.model_dump(),
+                "parameter": REALISATION_PARAMETER,
+                "seeds": plan.seeds,
+            },
             "report": plan.spec.report.model_dump(),
             "dropped_by_constraints": plan.dropped,
             "runs": [asdict(r) for r in plan.runs],
