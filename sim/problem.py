@@ -521,6 +521,7 @@ class InjectionProblem:
             self._cure(s_old, s_new, dt, q_in, q_out)
         self.timings.transport += time.perf_counter() - t0
         f_new = self.mobility.fractional(s_new, self.mu_columns[: self.n_owned])
+        leaked_before = [route.leaked for route in self.routes]
         for route in self.routes:
             if route.region_pore_volume is not None:
                 cement = _owned_sum(self.comm, route.region_pore_volume * s_new)
@@ -535,9 +536,11 @@ class InjectionProblem:
         self.t += dt
         self.step_count += 1
         threshold = self.scenario.output.leak_threshold
-        for route in self.routes:
+        for route, before in zip(self.routes, leaked_before, strict=True):
             if self._first_leak.get(route.name) is None and route.leaked >= threshold:
-                self._first_leak[route.name] = self.t
+                # linear in time within the step, as the leaked volume of one step
+                share = (threshold - before) / (route.leaked - before)
+                self._first_leak[route.name] = self.t - dt + dt * min(max(share, 0.0), 1.0)
         self.injector.release(self.t)
         self._set_viscosity(self._cell_viscosity())
         self._update_flow()
@@ -585,7 +588,7 @@ class InjectionProblem:
 
     def first_leak_times(self) -> dict[str, float | None]:
         """Time (s) at which each route's leaked volume first reached the leak threshold
-        (None if it has not); tracked step by step."""
+        (None if it has not), interpolated linearly within the step that crossed it."""
         return dict(self._first_leak)
 
     def cement_in_bone(self) -> float:

@@ -1,33 +1,38 @@
-"""The shipped comparison after Habib et al. 2010: leaked volume orders with cement viscosity.
+"""The rebuilt bench of Habib et al. 2010 (scenarios/habib2010/README.md), coarse mesh.
 
-Low-viscosity cement injected early leaks most, the same cement injected later less, and the
-high-viscosity cement least (scenarios/habib2010/README.md).
+Leaked mass orders as measured (low viscosity at 3.5 min > low viscosity at 9.5 min > high
+viscosity at 3.5 min > high viscosity at 6.5 min) and is pinned per group; the calibration
+and the comparison with the measured masses on the shipped mesh are in
+benchmarks/habib2010_validation.py.
 """
 
 from __future__ import annotations
 
-from mpi4py import MPI
+import pytest
 
-from sim.run import run_scenario
 from sim.scenario import load_scenario
 
-CASES = ("low_viscosity_3.5min", "low_viscosity_6.5min", "high_viscosity_3.5min")
-COARSE = [
-    "geometry.mesh.size_tip=1 mm",
-    "geometry.mesh.size_max=5 mm",
-    "output.fields=false",
-    "output.plots=false",
-]
+from ..verification.conftest import run_conservative
+
+DENSITY = 1180.0  # kg/m³, as in benchmarks/habib2010_validation.py
+COARSE = ["geometry.mesh.size_tip=1 mm", "geometry.mesh.size_max=5 mm"]
+#: leaked mass (g) of each group on the coarse mesh, pinned from a run
+PINNED = {
+    "low_viscosity_3.5min": 3.948,
+    "low_viscosity_9.5min": 1.648,
+    "high_viscosity_3.5min": 1.502,
+    "high_viscosity_6.5min": 0.7120,
+}
 
 
-def test_leaked_volume_orders_as_in_the_bench_experiment(scenarios, shared_tmp_path):
+def test_leaked_mass_orders_as_in_the_bench_experiment(scenarios):
     leaked = {}
-    for case in CASES:
-        sc = load_scenario(scenarios / "habib2010" / f"{case}.yaml", COARSE)
-        summary = run_scenario(sc, shared_tmp_path / case, MPI.COMM_WORLD)
-        assert summary["mass_balance_rel_error"] <= 1e-10
-        assert summary["stop_reason"] == "volume_reached"
-        leaked[case] = summary["leaked_volume_total_m3"]
-    low_early, low_late, high = (leaked[c] for c in CASES)
-    assert high > 0  # every case leaks through the basivertebral vein
-    assert low_early > low_late > high, leaked
+    for case in PINNED:
+        pb = run_conservative(load_scenario(scenarios / "habib2010" / f"{case}.yaml", COARSE))
+        assert pb.stop_reason() == "volume_reached"
+        leaked[case] = 1e3 * DENSITY * pb.leaked()
+    print(leaked)
+    masses = list(leaked.values())
+    assert masses == sorted(masses, reverse=True), leaked
+    for case, mass in PINNED.items():
+        assert leaked[case] == pytest.approx(mass, rel=0.02), case

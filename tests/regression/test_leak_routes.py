@@ -138,11 +138,17 @@ def test_vein_openings_stay_above_the_venous_pressure(scenarios):
     venous pressure when cement arrives there (a consistent boundary mass matrix let the
     marrow-filled neighbours' conductance pull it down to 982 Pa against 1 kPa here)."""
     sc = load_scenario(
-        scenarios / "habib2010/low_viscosity_3.5min.yaml",
+        scenarios / "vertebroplasty.yaml",
         [
-            "geometry.mesh.size_tip=0.7 mm",
-            "geometry.mesh.size_max=3.5 mm",
+            "geometry={kind: vertebral_body, mesh: {size_tip: 0.7 mm, size_max: 3.5 mm, "
+            "growth: 0.25, size_outlet: 1 mm}}",
+            "injection.needles.0.tip=[-8, 0, 0] mm",
             "cement={rheology: {model: newtonian, viscosity: 65 Pa*s}}",
+            "marrow.viscosity=0.05 Pa*s",
+            "leak_routes={basivertebral: {kind: vein, boundary: basivertebral_foramen, "
+            "diameter: 2 mm, length: 10 mm, pressure: 1 kPa}, segmental_veins: {kind: vein, "
+            "boundary: [segmental_vein_left, segmental_vein_right], diameter: 1.5 mm, "
+            "length: 10 mm, pressure: 1 kPa}}",
             "injection.stop.time_limit=50 s",
         ],
     )
