@@ -149,19 +149,19 @@ def _route_title(route: str) -> str:
     return "any route" if route == ANY else route
 
 
+def _route_panels(count: int) -> tuple[plt.Figure, np.ndarray]:
+    """A row of `count` panels sharing the probability axis, one per route."""
+    return plt.subplots(
+        1, count, figsize=(4.4 * count, 4.4), squeeze=False, sharey=True, layout="constrained"
+    )
+
+
 def plot_leak_probability_vs_volume(result: LeakProbability, labels: list[str], path: Path) -> None:
     """P(first leak at or before injected volume V) against V (mL): one panel per route (any
     route first), per group (`labels`) the step curve and its pointwise Wilson 95 % band up to
     the volume every realisation reached; the dashed line is the risk level."""
     routes = list(result.groups[0].routes)
-    fig, axes = plt.subplots(
-        1,
-        len(routes),
-        figsize=(4.4 * len(routes), 4.4),
-        squeeze=False,
-        sharey=True,
-        layout="constrained",
-    )
+    fig, axes = _route_panels(len(routes))
     colours = _group_colours(len(result.groups))
     for ax, route in zip(axes[0], routes, strict=True):
         for group, label, colour in zip(result.groups, labels, colours, strict=True):
@@ -202,14 +202,7 @@ def plot_leak_probability_vs(
     error bars: one panel per route, one line per combination of the other group parameters
     (`labels`, in the order of sim.sweep.leak_probability.versus)."""
     routes = list(result.groups[0].routes)
-    fig, axes = plt.subplots(
-        1,
-        len(routes),
-        figsize=(4.4 * len(routes), 4.4),
-        squeeze=False,
-        sharey=True,
-        layout="constrained",
-    )
+    fig, axes = _route_panels(len(routes))
     _, x_label = shown_levels(parameter, np.zeros(0), units or {})
     for ax, route in zip(axes[0], routes, strict=True):
         series = versus(result, parameter, route)
