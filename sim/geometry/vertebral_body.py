@@ -47,8 +47,14 @@ Optional features (keyword arguments of :func:`add_vertebral_body`, None by defa
   clipped to the body, meshed with h <= thickness/2.
 - ``lesion``: the region ``lesion``, an axis-aligned ellipsoid clipped to the body, meshed
   with a quarter of its smallest semi-axis.
-Each bone cell is in exactly one region: lesion, else cleft, else cortex, else anterior or
-posterior. A needle cavity may lie in a cleft or a lesion, not in the cortex.
+- ``basivertebral_vein``: the region ``basivertebral_vein``, the resolved intraosseous trunk
+  of the basivertebral vein: a straight channel of a radius (at most the foramen's) from the
+  basivertebral foramen anteriorly into the body, meshed with h <= half its radius. Give it
+  the Poiseuille-equivalent permeability r^2/8 and a porosity near 1 under bone.regions and
+  make it a `region` leak route: cement that enters the vein has left the bone.
+Each bone cell is in exactly one region: lesion, else cleft, else basivertebral_vein, else
+cortex, else anterior or posterior. A needle cavity may lie in a cleft or a lesion, not in
+the cortex.
 :func:`boundary_names` and :func:`region_names` give the group names for a set of features
 before anything is built.
 
@@ -136,7 +142,12 @@ SURFACE_GROUPS: dict[str, int] = {
     "lateral_wall": 17,
 }
 #: physical tag of each volume group that exists only with its optional feature
-OPTIONAL_VOLUME_GROUPS: dict[str, int] = {"cortex": 3, "cleft": 4, "lesion": 5}
+OPTIONAL_VOLUME_GROUPS: dict[str, int] = {
+    "cortex": 3,
+    "cleft": 4,
+    "lesion": 5,
+    "basivertebral_vein": 6,
+}
 #: physical tag of each surface group that exists only with its optional feature
 OPTIONAL_SURFACE_GROUPS: dict[str, int] = {"posterior_defect": 18, "endplate_defect": 19}
 #: physical tag of the first needle's cavity surface; the next needles count up from it
@@ -210,6 +221,20 @@ class _Lesion:
 
 
 @dataclass(frozen=True)
+class _VeinChannel:
+    """A straight channel of ``radius`` (m) from ``start`` (m, on the posterior wall) along +x
+    for ``length`` (m)."""
+
+    start: np.ndarray
+    length: float
+    radius: float
+
+    def size(self) -> float:
+        """Element size inside the channel (m): half its radius."""
+        return 0.5 * self.radius
+
+
+@dataclass(frozen=True)
 class _Features:
     """The optional features of one body, validated (lengths in m)."""
 
@@ -218,6 +243,7 @@ class _Features:
     endplate_defect: tuple[str, float, float, float] | None = None
     cleft: _Cleft | None = None
     lesion: _Lesion | None = None
+    basivertebral_vein: _VeinChannel | None = None
 
 
 def _body_dims(
@@ -483,6 +509,7 @@ def _parse_features(
     endplate_defect: Sequence[Any] | None,
     cleft: Mapping[str, Any] | None,
     lesion: Mapping[str, Any] | None,
+    basivertebral_vein: Mapping[str, Any] | None,
     foramen_radius: float,
     foramen_height: float,
     h_outlet: float,
@@ -503,6 +530,9 @@ def _parse_features(
         endplate_defect=_parse_endplate_defect(endplate_defect, body, shell, h_outlet),
         cleft=_parse_cleft(cleft, body),
         lesion=_parse_lesion(lesion, body, h_max),
+        basivertebral_vein=_parse_vein_channel(
+            basivertebral_vein, body, foramen_radius, foramen_height
+        ),
     )
 
 
@@ -606,6 +636,50 @@ def _parse_lesion(value: Mapping[str, Any] | None, body: _Body, h_max: float) ->
     lesion = _Lesion(centre, radii)
     _check_region_split("lesion", float(centre[0]), float(radii[0]), body, lesion.size(h_max))
     return lesion
+
+
+def _parse_vein_channel(
+    value: Mapping[str, Any] | None, body: _Body, foramen_radius: float, foramen_height: float
+) -> _VeinChannel | None:
+    """The basivertebral vein's channel: radius in (0, foramen_radius], length > 0 ending
+    inside the body (at least its radius short of the anterior apex), clear of the endplates
+    by its radius, and not ending within half its element size of the split plane."""
+    if value is None:
+        return None
+    v = _check_keys(value, "basivertebral_vein", ("radius", "length"))
+    radius, length = float(v["radius"]), float(v["length"])
+    require(0.0 < radius <= foramen_radius, "basivertebral_vein radius", v["radius"],
+             f"in (0, foramen_radius = {foramen_radius:.6g}] m")  # fmt: skip
+    reach = body.a - body.x_wall - radius
+    require(0.0 < length <= reach, "basivertebral_vein length", v["length"],
+             f"in (0, {reach:.6g}] m (the depth of the body less the radius)")  # fmt: skip
+    require(abs(foramen_height) + radius < body.half_height, "basivertebral_vein radius",
+             v["radius"], "a channel clear of the endplates at the foramen's height")  # fmt: skip
+    channel = _VeinChannel(np.array([body.x_wall, 0.0, foramen_height]), length, radius)
+    end = body.x_wall + length
+    require(
+        abs(end - body.x_split) >= 0.5 * channel.size(),
+        "basivertebral_vein length",
+        v["length"],
+        f"a channel ending at least {0.5 * channel.size():.6g} m from the anterior/posterior "
+        f"split plane x = {body.x_split:.6g} m (it ends at x = {end:.6g} m)",
+    )
+    return channel
+
+
+def _check_needles_clear_of_vein(
+    needles: list[_Needle], channel: _VeinChannel, h_tip: float
+) -> None:
+    """Each needle cavity lies at least h_tip outside the vein's channel (a needle tip in the
+    vein is an intravascular injection, not a vertebroplasty)."""
+    x0 = float(channel.start[0])
+    for n in needles:
+        along = min(max(float(n.centre[0]), x0), x0 + channel.length)
+        axis = np.array([along, channel.start[1], channel.start[2]])
+        gap = float(np.linalg.norm(n.centre - axis)) - channel.radius - n.radius
+        require(gap >= h_tip, f"tip of needle {n.name!r}", tuple(n.centre.tolist()),
+                 f"a cavity at least h_tip = {h_tip:.6g} m clear of the basivertebral vein's "
+                 f"channel (the gap is {gap:.6g} m)")  # fmt: skip
 
 
 def _check_region_split(name: str, x: float, half: float, body: _Body, size: float) -> None:
@@ -781,6 +855,16 @@ def _add_lesion(lesion: _Lesion) -> list[tuple[int, int]]:
     return [(3, ball)]
 
 
+def _add_vein_channel(channel: _VeinChannel) -> list[tuple[int, int]]:
+    """The vein's channel: a cylinder along +x, started a little outside the posterior wall
+    (the part outside the body is removed after the fragment)."""
+    overshoot = channel.radius
+    x, y, z = channel.start
+    return [(3, gmsh.model.occ.addCylinder(
+        x - overshoot, y, z, channel.length + overshoot, 0.0, 0.0, channel.radius
+    ))]  # fmt: skip
+
+
 def _add_feature_tools(
     features: _Features, body: _Body, foramen: tuple[float, float, float], veins: tuple
 ) -> tuple[dict[str, list[tuple[int, int]]], dict[str, list[tuple[int, int]]]]:
@@ -808,6 +892,8 @@ def _add_feature_tools(
         volumes["cleft"] = _add_cleft(features.cleft)
     if features.lesion is not None:
         volumes["lesion"] = _add_lesion(features.lesion)
+    if features.basivertebral_vein is not None:
+        volumes["basivertebral_vein"] = _add_vein_channel(features.basivertebral_vein)
     return volumes, patches
 
 
@@ -827,10 +913,11 @@ def _remove_outside_volumes(pieces: dict[str, set[int]], names: Sequence[str]) -
 def _assign_regions(
     volumes: list[int], pieces: dict[str, set[int]], features: _Features, body: _Body
 ) -> dict[str, list[int]]:
-    """Region of each bone volume: lesion, else cleft, else cortex (the shell outside the core
-    and the outlet channels), else anterior/posterior by the side of the split plane."""
+    """Region of each bone volume: lesion, else cleft, else basivertebral vein, else cortex
+    (the shell outside the core and the outlet channels), else anterior/posterior by the side
+    of the split plane."""
     regions: dict[str, list[int]] = {"anterior": [], "posterior": []}
-    for name in ("cortex", "cleft", "lesion"):
+    for name in ("cortex", "cleft", "lesion", "basivertebral_vein"):
         if getattr(features, name) is not None:
             regions[name] = []
     trabecular = pieces.get("core", set()) | pieces.get("channel", set())
@@ -839,6 +926,8 @@ def _assign_regions(
             regions["lesion"].append(v)
         elif v in pieces.get("cleft", ()):
             regions["cleft"].append(v)
+        elif v in pieces.get("basivertebral_vein", ()):
+            regions["basivertebral_vein"].append(v)
         elif features.cortex is not None and v not in trabecular:
             regions["cortex"].append(v)
         else:
@@ -1026,6 +1115,14 @@ def _feature_size_fields(
         ellipsoid = _math_field(f"(Sqrt({scaled})-1)*{_fixed(r.min())}")
         size = features.lesion.size(h_max)
         fields += _region_size_fields(ellipsoid, regions["lesion"], size, 0.0, h_max, growth)
+    if features.basivertebral_vein is not None:
+        channel = features.basivertebral_vein
+        x0, _, z0 = channel.start
+        radial = _math_field(f"Sqrt(y^2+(z-{_fixed(z0)})^2)-{_fixed(channel.radius)}")
+        ahead = _math_field(f"x-{_fixed(x0 + channel.length)}")
+        tube = _combined_field("Max", [radial, ahead])
+        size = channel.size()
+        fields += _region_size_fields(tube, regions["basivertebral_vein"], size, 0.0, h_max, growth)
     return fields
 
 
@@ -1074,6 +1171,7 @@ def add_vertebral_body(
     endplate_defect: tuple[str, float, float, float] | None = None,
     cleft: Mapping[str, Any] | None = None,
     lesion: Mapping[str, Any] | None = None,
+    basivertebral_vein: Mapping[str, Any] | None = None,
 ) -> None:
     """Build the vertebral body into the current gmsh model (gmsh initialised, model added).
 
@@ -1141,7 +1239,12 @@ def add_vertebral_body(
         ``{"centre": xyz, "radii": (rx, ry, rz)}``: the region ``lesion``, an axis-aligned
         ellipsoid clipped to the body (its centre inside), meshed with a quarter of its
         smallest semi-axis (at most ``h_max``).
-    The regions are disjoint: lesion over cleft over cortex over anterior/posterior. A needle
+    basivertebral_vein:
+        ``{"radius": r, "length": L}``: the region ``basivertebral_vein``, a channel of
+        radius r (at most ``foramen_radius``) from the centre of the basivertebral foramen
+        along +x for L, meshed with ``h <= r/2``.
+    The regions are disjoint: lesion over cleft over basivertebral vein over cortex over
+    anterior/posterior. A needle
     cavity may lie in a cleft or lesion. :func:`boundary_names` and :func:`region_names` list
     the groups a set of features gives.
 
@@ -1157,6 +1260,7 @@ def add_vertebral_body(
         endplate_defect=endplate_defect,
         cleft=cleft,
         lesion=lesion,
+        basivertebral_vein=basivertebral_vein,
         foramen_radius=foramen_radius,
         foramen_height=foramen_height,
         h_outlet=h_outlet,
@@ -1164,6 +1268,8 @@ def add_vertebral_body(
     )
     core = None if features.cortex is None else _core_dims(body, features.cortex)
     parsed = _parse_needles(needles, body, h_tip, core)
+    if features.basivertebral_vein is not None:
+        _check_needles_clear_of_vein(parsed, features.basivertebral_vein, h_tip)
 
     volume, lateral = _add_body_volume(body)
     left, right = _add_vein_patches(lateral, body, vein_radius, vein_x)
@@ -1211,7 +1317,14 @@ def add_vertebral_body(
 
 # --- names before meshing, level presets -----------------------------------------------------
 
-_FEATURES = ("cortical_shell", "posterior_defect", "endplate_defect", "cleft", "lesion")
+_FEATURES = (
+    "cortical_shell",
+    "posterior_defect",
+    "endplate_defect",
+    "cleft",
+    "lesion",
+    "basivertebral_vein",
+)
 
 
 def _feature_arguments(features: dict[str, Any]) -> dict[str, Any]:
@@ -1245,7 +1358,7 @@ def region_names(**features: Any) -> set[str]:
     names = set(VOLUME_GROUPS)
     if args.get("cortical_shell") is not None:
         names.add("cortex")
-    names |= {n for n in ("cleft", "lesion") if args.get(n) is not None}
+    names |= {n for n in ("cleft", "lesion", "basivertebral_vein") if args.get(n) is not None}
     return names
 
 

@@ -150,6 +150,16 @@ class Lesion(Section):
     radii: tuple[PositiveLength, PositiveLength, PositiveLength]
 
 
+class BasivertebralVein(Section):
+    """The intraosseous trunk of the basivertebral vein, resolved: a channel (region
+    `basivertebral_vein`) of `radius` from the basivertebral foramen anteriorly for `length`.
+    The trunk is a few mm across and runs from the posterior foramen towards the centre of
+    the body, where the intraosseous venous network converges on it."""
+
+    radius: PositiveLength
+    length: PositiveLength
+
+
 class VertebralBodyGeometry(Section):
     """Idealised lumbar vertebral body: elliptic cylinder with a flattened posterior wall.
 
@@ -157,10 +167,10 @@ class VertebralBodyGeometry(Section):
     Boundaries: endplate_upper, endplate_lower, posterior_wall, basivertebral_foramen,
     lateral_wall, segmental_vein_left, segmental_vein_right, one cavity per needle, and
     posterior_defect / endplate_defect when asked for. Regions: anterior (the anterior
-    `target_fraction` of the AP extent) and posterior, and cortex / cleft / lesion when asked
-    for. `level` (L1-L5) takes width, depth and height from published morphometry
-    (sim/data/anatomy/lumbar_levels.yaml) unless they are given; by default about 45 mm wide,
-    35 mm deep, 28 mm high (Panjabi et al. 1992, Spine 17:299).
+    `target_fraction` of the AP extent) and posterior, and cortex / cleft / lesion /
+    basivertebral_vein when asked for. `level` (L1-L5) takes width, depth and height from
+    published morphometry (sim/data/anatomy/lumbar_levels.yaml) unless they are given; by
+    default about 45 mm wide, 35 mm deep, 28 mm high (Panjabi et al. 1992, Spine 17:299).
     """
 
     kind: Literal["vertebral_body"]
@@ -179,6 +189,7 @@ class VertebralBodyGeometry(Section):
     endplate_defect: EndplateDefect | None = None
     cleft: Cleft | None = None
     lesion: Lesion | None = None
+    basivertebral_vein: BasivertebralVein | None = None
     mesh: VertebralSizing = VertebralSizing()
 
     @model_validator(mode="before")
@@ -207,6 +218,8 @@ class VertebralBodyGeometry(Section):
             out["cleft"] = self.cleft.model_dump()
         if self.lesion is not None:
             out["lesion"] = self.lesion.model_dump()
+        if self.basivertebral_vein is not None:
+            out["basivertebral_vein"] = self.basivertebral_vein.model_dump()
         return out
 
     def boundary_names(self) -> set[str]:

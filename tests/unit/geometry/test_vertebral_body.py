@@ -287,6 +287,7 @@ def test_invalid_input_raises_naming_the_parameter(gmsh_model, change, named):
 CLEFT = {"centre": (5e-3, 0.0, 3e-3), "normal": (0.0, 0.0, 1.0), "thickness": 1.5e-3,
          "radius": 8e-3}  # fmt: skip
 LESION = {"centre": (6e-3, 5e-3, -4e-3), "radii": (7e-3, 6e-3, 5e-3)}
+VEIN = {"radius": 1e-3, "length": 10e-3}
 SHELL = 1.5e-3  # cortical shell thickness (m): coarse, to keep the test fast
 FEATURES = {
     "cortical_shell": {"cortical_shell": SHELL},
@@ -294,6 +295,7 @@ FEATURES = {
     "endplate_defect": {"endplate_defect": ("upper", 3e-3, 4e-3, 3e-3)},
     "cleft": {"cleft": CLEFT},
     "lesion": {"lesion": LESION},
+    "basivertebral_vein": {"basivertebral_vein": VEIN},
 }
 ALL_FEATURES = {key: value for case in FEATURES.values() for key, value in case.items()}
 # the needle's cavity inside a lesion that overlaps a cleft (lesion wins), with a shell
@@ -434,6 +436,10 @@ def test_feature_sizes(case):
         a, b, c = kwargs["lesion"]["radii"]
         cavity = sphere_volume(RADIUS) if name == "needle_in_regions" else 0.0
         assert area["lesion"] == pytest.approx(4.0 / 3.0 * math.pi * a * b * c - cavity, rel=0.03)
+    if "basivertebral_vein" in kwargs:  # the channel opens into the foramen
+        r, length = VEIN["radius"], VEIN["length"]
+        assert area["basivertebral_vein"] == pytest.approx(math.pi * r * r * length, rel=0.05)
+        assert "basivertebral_vein" in measured["next_to"]["basivertebral_foramen"]
 
 
 def test_cortical_shell_is_resolved_and_open_under_the_outlets(case):
@@ -551,6 +557,16 @@ def test_invalid_entry_path_names_the_needle(gmsh_model, entry, message):
         ({"lesion": {**LESION, "centre": (30e-3, 0.0, 0.0)}}, "lesion centre"),
         ({"lesion": {**LESION, "radii": (1e-3, 0.0, 1e-3)}}, "lesion radii"),
         ({"cortical_shell": -1e-3}, "cortical_shell"),
+        ({"basivertebral_vein": {**VEIN, "radius": 3e-3}}, "basivertebral_vein radius"),
+        ({"basivertebral_vein": {**VEIN, "length": 40e-3}}, "basivertebral_vein length"),
+        ({"basivertebral_vein": {**VEIN, "length": 11.67e-3}}, "split plane"),
+        (
+            {
+                "basivertebral_vein": VEIN,
+                "needles": [("needle", np.array([-9e-3, 1e-3, 0.0]), RADIUS)],
+            },
+            "clear of the basivertebral vein",
+        ),
         (
             {
                 "cortical_shell": 3e-3,
