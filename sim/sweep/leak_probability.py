@@ -13,7 +13,10 @@ route and for `any` route:
 - the volume at risk: the smallest V at which F(V) exceeds the risk level (default 10 %), and
   the smallest V at which the upper 95 % bound of F(V) does, the conservative answer to
   "how much can I inject before the leak risk passes 10 %?";
-- the relative risk against a reference group, with the Katz log-method 95 % interval.
+- the relative risk against a reference group, with the Katz log-method 95 % interval;
+- at given injected volumes (a clinical volume, say 3 mL): the probability of a leak by then,
+  F(V) with its Wilson interval, and its relative risk against the reference group, the
+  comparison with clinical leak rates at a typical volume.
 
 A route leaks in a run when its leaked volume reaches the run's output.leak_threshold: the
 summary's `injected_volume_at_first_leak_m3.<route>` is then the total injected volume (m³)
@@ -27,6 +30,7 @@ tables with known answers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,6 +199,34 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass
+class ByVolume:
+    """Leaks by injected volume `volume` (m³): `leaks` of the `n` realisations had leaked at or
+    before it, Wilson 95 % [low, high]; the relative risk against the reference group at the
+    same volume."""
+
+    volume: float
+    leaks: int
+    n: int
+    low: float
+    high: float
+    relative_risk: RelativeRisk | None = None
+
+    @property
+    def p(self) -> float:
+        return self.leaks / self.n if self.n else math.nan
+
+
+def by_volume(curve: LeakCurve, volume: float) -> ByVolume | None:
+    """F(volume) of a curve with its Wilson interval; None beyond `curve.reached` (some
+    realisations stopped before that volume without leaking) or without realisations."""
+    if not curve.n or volume > curve.reached * (1 + 1e-12):
+        return None
+    leaks = int(curve.leaks[np.searchsorted(curve.volume, volume, side="right") - 1])
+    low, high = wilson_interval(leaks, curve.n)
+    return ByVolume(volume, leaks, curve.n, float(low), float(high))
+
+
+@dataclass
 class RouteEstimate:
     """Leaks of one group through one route: `leaks` of `n` finished realisations, the Wilson
     95 % interval [low, high] of the probability, the curve F(V), the volumes at risk (m³, see
@@ -210,6 +242,7 @@ class RouteEstimate:
     volume_at_risk: float | None
     volume_at_risk_upper: float | None
     relative_risk: RelativeRisk | None = None
+    by_volume: list[ByVolume | None] = field(default_factory=list)
 
     @property
     def p(self) -> float:
@@ -238,14 +271,19 @@ class LeakProbability:
     risk_level: float
     reference: dict[str, Any]
     groups: list[GroupEstimate] = field(default_factory=list)
+    volumes: list[float] = field(default_factory=list)
 
 
 def estimate(
-    route: str, first_leak: np.ndarray, injected: np.ndarray, risk_level: float
+    route: str,
+    first_leak: np.ndarray,
+    injected: np.ndarray,
+    risk_level: float,
+    volumes: Sequence[float] = (),
 ) -> RouteEstimate:
-    """Leak probability, curve and volumes at risk of the finished realisations of a group:
-    `first_leak` their injected volume at first leak through `route` (m³, inf: none),
-    `injected` their final injected volume (m³)."""
+    """Leak probability, curve, volumes at risk and leaks by each of `volumes` (m³) of the
+    finished realisations of a group: `first_leak` their injected volume at first leak
+    through `route` (m³, inf: none), `injected` their final injected volume (m³)."""
     curve = leak_curve(first_leak, injected)
     leaks = int(np.isfinite(first_leak).sum())
     low, high = wilson_interval(leaks, curve.n)
@@ -258,6 +296,7 @@ def estimate(
         curve,
         volume_at_risk(curve, risk_level) if curve.n else None,
         volume_at_risk(curve, risk_level, upper=True) if curve.n else None,
+        by_volume=[by_volume(curve, v) for v in volumes],
     )
 
 
@@ -266,22 +305,24 @@ def leak_probability(
     parameters: list[str],
     risk_level: float = 0.1,
     reference: dict[str, Any] | None = None,
+    volumes: Sequence[float] = (),
 ) -> LeakProbability:
     """Estimates per group of `parameters` (pooled over everything else, the seeds included)
     and per route, with relative risks against the reference group of each group: the one
     with the `reference` values on its parameters and the group's own values on the other
-    group parameters (default reference: the first group's values)."""
+    group parameters (default reference: the first group's values); also by each of the
+    injected `volumes` (m³)."""
     found = groups(columns, parameters)
     chosen = dict(reference) if reference is not None else dict(found[0].values)
     first = {r: first_leak_volumes(columns, r) for r in [ANY, *leak_routes(columns)]}
     injected = columns[INJECTED].astype(float)
     finished = columns["status"] == DONE
-    result = LeakProbability(parameters, risk_level, chosen)
+    result = LeakProbability(parameters, risk_level, chosen, volumes=list(volumes))
     for g in found:
         runs = g.rows & finished
         estimates = {
-            r: estimate(r, volumes[runs], injected[runs], risk_level)
-            for r, volumes in first.items()
+            r: estimate(r, at_leak[runs], injected[runs], risk_level, result.volumes)
+            for r, at_leak in first.items()
         }
         unfinished = int((g.rows & ~finished).sum())
         result.groups.append(GroupEstimate(g, unfinished, estimates))
@@ -296,6 +337,11 @@ def leak_probability(
             base = None if ref is None else ref.routes[route]
             if base is not None and r.n and base.n:
                 r.relative_risk = katz_relative_risk(r.leaks, r.n, base.leaks, base.n)
+            for mine, theirs in zip(r.by_volume, base.by_volume if base else [], strict=False):
+                if mine is not None and theirs is not None:
+                    mine.relative_risk = katz_relative_risk(
+                        mine.leaks, mine.n, theirs.leaks, theirs.n
+                    )
     return result
 
 

@@ -46,6 +46,7 @@ from sim.sweep.figures import (
 )
 from sim.sweep.leak_probability import (
     ANY,
+    ByVolume,
     LeakProbability,
     RouteEstimate,
     leak_probability,
@@ -215,7 +216,9 @@ def _realisations(
     parameters = settings.group_by or [p for p in plan["parameters"] if p != seed]
     warnings = analysis.setdefault("warnings", [])
     try:
-        result = leak_probability(columns, parameters, settings.risk_level, settings.reference)
+        result = leak_probability(
+            columns, parameters, settings.risk_level, settings.reference, settings.volumes
+        )
     except ValueError as exc:
         warnings.append(f"no leak probability over realisations: {exc}")
         return ""
@@ -230,6 +233,9 @@ def _realisations(
     labels = [_label(g.group.values, written, units) for g in result.groups]
     paths["leak_probability"] = sweep_dir / "leak_probability.csv"
     write_text_atomic(paths["leak_probability"], _leak_probability_csv(result, labels))
+    if result.volumes:
+        paths["leak_probability_by_volume"] = sweep_dir / "leak_probability_by_volume.csv"
+        write_text_atomic(paths["leak_probability_by_volume"], _by_volume_csv(result, labels))
     paths["leak_probability_vs_volume"] = sweep_dir / "leak_probability_vs_volume.png"
     plot_leak_probability_vs_volume(result, labels, paths["leak_probability_vs_volume"])
     figures = [
@@ -327,6 +333,21 @@ def _route_entry(r: RouteEstimate) -> dict[str, Any]:
         if rr is None
         else {"rr": rr.rr, "ci": [rr.low, rr.high], "haldane_anscombe": rr.corrected},
         "curve": {"volume_m3": r.curve.volume.tolist(), "leaks": r.curve.leaks.tolist()},
+        "by_volume": [None if b is None else _by_volume_entry(b) for b in r.by_volume],
+    }
+
+
+def _by_volume_entry(b: ByVolume) -> dict[str, Any]:
+    rr = b.relative_risk
+    return {
+        "volume_m3": b.volume,
+        "n": b.n,
+        "leaks": b.leaks,
+        "p": _number(b.p),
+        "ci": [_number(b.low), _number(b.high)],
+        "relative_risk": None
+        if rr is None
+        else {"rr": rr.rr, "ci": [rr.low, rr.high], "haldane_anscombe": rr.corrected},
     }
 
 
@@ -378,10 +399,6 @@ def _leak_probability_csv(result: LeakProbability, labels: list[str]) -> str:
         ]
     )
 
-    def cell(value: float | None) -> str:
-        value = _number(value)
-        return "" if value is None else repr(value)
-
     for g, label in zip(result.groups, labels, strict=True):
         for route, r in g.routes.items():
             rr = r.relative_risk
@@ -394,15 +411,48 @@ def _leak_probability_csv(result: LeakProbability, labels: list[str]) -> str:
                     route,
                     r.n,
                     r.leaks,
-                    cell(r.p),
-                    cell(r.low),
-                    cell(r.high),
-                    cell(r.volume_at_risk),
-                    cell(r.volume_at_risk_upper),
-                    *(cell(v) for v in ratio),
+                    _csv_cell(r.p),
+                    _csv_cell(r.low),
+                    _csv_cell(r.high),
+                    _csv_cell(r.volume_at_risk),
+                    _csv_cell(r.volume_at_risk_upper),
+                    *(_csv_cell(v) for v in ratio),
                 ]
             )
     return buffer.getvalue()
+
+
+def _by_volume_csv(result: LeakProbability, labels: list[str]) -> str:
+    """One row per group, route and volume of report.leak_probability.volumes: the injected
+    volume (m³), n, the leaks by then, p and its Wilson 95 % interval, the relative risk and
+    its Katz 95 % interval (the reference group: rr 1 and no interval; empty where some
+    realisations stopped before the volume without leaking)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["group", "route", "volume", "n", "leaks", "p", "ci_low", "ci_high", "rr", "rr_low",
+         "rr_high"]
+    )  # fmt: skip
+    for g, label in zip(result.groups, labels, strict=True):
+        for route, r in g.routes.items():
+            for volume, b in zip(result.volumes, r.by_volume, strict=True):
+                if b is None:
+                    writer.writerow([label, route, repr(volume), *[""] * 8])
+                    continue
+                rr = b.relative_risk
+                ratio = (1.0, None, None) if g.is_reference else (None, None, None)
+                if rr is not None:
+                    ratio = (rr.rr, rr.low, rr.high)
+                numbers = (b.p, b.low, b.high, *ratio)
+                writer.writerow(
+                    [label, route, repr(volume), b.n, b.leaks, *(_csv_cell(v) for v in numbers)]
+                )
+    return buffer.getvalue()
+
+
+def _csv_cell(value: float | None) -> str:
+    value = _number(value)
+    return "" if value is None else repr(value)
 
 
 def _ml(volume: float) -> str:
@@ -535,8 +585,48 @@ def _realisations_html(
     return (
         "<h2>Leak probability over bone realisations</h2>"
         f"<ul>{answers}</ul>{_grid_html(header, rows)}"
+        + _by_volume_html(result, labels, reference)
         + "".join(f'<p class="sub">{html.escape(n)}</p>' for n in notes)
         + _figures_html(sweep_dir, figures)
+    )
+
+
+def _by_volume_html(result: LeakProbability, labels: list[str], reference: str) -> str:
+    """The table of leaks by the injected volumes of report.leak_probability.volumes."""
+    if not result.volumes:
+        return ""
+    rows = []
+    for g, label in zip(result.groups, labels, strict=True):
+        for route, r in g.routes.items():
+            for volume, b in zip(result.volumes, r.by_volume, strict=True):
+                rr = None if b is None else b.relative_risk
+                if b is None:
+                    cells = ["—", "—", "not reached by every realisation"]
+                else:
+                    cells = [
+                        f"{b.leaks} of {b.n}",
+                        f"{100 * b.p:.0f} % [{100 * b.low:.0f}, {100 * b.high:.0f}]",
+                        "reference"
+                        if g.is_reference
+                        else "—"
+                        if rr is None
+                        else f"{rr.rr:.3g} [{rr.low:.3g}, {rr.high:.3g}]"
+                        + (" *" if rr.corrected else ""),
+                    ]
+                route_name = "any route" if route == ANY else route
+                rows.append([label or "all runs", route_name, _ml(volume), *cells])
+    header = [
+        "Group",
+        "Route",
+        "By injected volume",
+        "Leaked",
+        "P(leak by then) [95 % CI]",
+        f"RR [95 % CI] against {reference or 'the first group'}",
+    ]
+    return (
+        "<h3>Leaks by a given injected volume</h3>"
+        + _grid_html(header, rows)
+        + '<p class="sub">leak_probability_by_volume.csv has these numbers.</p>'
     )
 
 

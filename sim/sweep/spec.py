@@ -312,12 +312,14 @@ class LeakProbabilityReport(Section):
     first group); `risk_level`: the leak risk of the volume at risk (a fraction, or "10 %");
     `age`: the parameter the leak probability is plotted against (default:
     injection.start_after_mixing, the cement age at the start of injection, when it is a
-    group parameter)."""
+    group parameter); `volumes`: injected volumes ("3 mL") at which the probability of a
+    leak by then and its relative risk are reported too (a typical clinical volume)."""
 
     group_by: Annotated[list[Param], Field(min_length=1)] | None = None
     reference: dict[Param, Annotated[Scalar, BeforeValidator(_si_value)]] | None = None
     risk_level: Probability = 0.1
     age: Param | None = None
+    volumes: list[Annotated[Volume, Field(gt=0)]] = []
 
 
 class Report(Section):

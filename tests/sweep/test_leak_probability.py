@@ -257,3 +257,24 @@ def test_a_route_called_any_is_refused() -> None:
     columns[FIRST_LEAK + ANY] = columns.pop(FIRST_LEAK + "vein")
     with pytest.raises(ValueError, match="rename it"):
         leak_probability(columns, ["a"])
+
+
+def test_leaks_by_a_given_volume_and_their_relative_risk() -> None:
+    """By 0.1 mL: (1, y) had 2 of 4 vein leaks and (1, x) 0 of 4 (Haldane-Anscombe); by 0.2 mL
+    through any route (2, y) had 3 of 4 against (2, x)'s 0 of 3; beyond the 1 mL every run
+    reached there is no estimate."""
+    result = leak_probability(
+        table(), ["a", "b"], reference={"b": "x"}, volumes=[0.1e-6, 0.2e-6, 2e-6]
+    )
+    assert result.volumes == [0.1e-6, 0.2e-6, 2e-6]
+    by = {(g.group.values["a"], g.group.values["b"]): g for g in result.groups}
+    vein = by[(1.0, "y")].routes["vein"].by_volume
+    assert (vein[0].leaks, vein[0].n, vein[0].p) == (2, 4, 0.5)
+    ci = binomtest(2, 4).proportion_ci(method="wilson")
+    assert (vein[0].low, vein[0].high) == pytest.approx((ci.low, ci.high))
+    assert vein[0].relative_risk == katz_relative_risk(2, 4, 0, 4)
+    assert vein[2] is None
+    anywhere = by[(2.0, "y")].routes[ANY].by_volume
+    assert (anywhere[0].leaks, anywhere[1].leaks) == (2, 3)
+    assert anywhere[1].relative_risk == katz_relative_risk(3, 4, 0, 3)
+    assert by[(1.0, "x")].routes[ANY].by_volume[0].relative_risk is None  # the reference

@@ -267,7 +267,11 @@ def realisation_sweep(tmp_path: Path) -> Path:
         realisations={"count": COUNT, "seed": 2026},
         report={
             "metric": "tip_pressure_max_pa",
-            "leak_probability": {"reference": {VISCOSITY: "200 Pa*s"}, "risk_level": "10 %"},
+            "leak_probability": {
+                "reference": {VISCOSITY: "200 Pa*s"},
+                "risk_level": "10 %",
+                "volumes": ["0.5 mL", "10 mL"],
+            },
         },
     )
     plan = make_plan(load_sweep(path))
@@ -358,6 +362,24 @@ def test_collect_writes_the_leak_probability_table_figures_and_report(
     assert rr == pytest.approx((28.5 / 41) / (0.5 / 40))
     se = math.sqrt(1 / 28.5 - 1 / 41 + 1 / 0.5 - 1 / 40)
     assert float(rows[(thin_old, "any")]["rr_low"]) == pytest.approx(rr * math.exp(-Z95 * se))
+
+    # by 0.5 mL: 5 of 40 leaked (at 0.1 ... 0.5 mL) against the reference's 4 of 40; 10 mL
+    # is beyond what the realisations that did not leak reached (5 mL): no estimate
+    with paths["leak_probability_by_volume"].open() as fh:
+        by = {(r["group"], r["route"], float(r["volume"])): r for r in csv.DictReader(fh)}
+    row = next(r for (g, route, v), r in by.items() if (g, route) == (thin_young, "any") and v < ML)
+    assert (int(row["n"]), int(row["leaks"]), float(row["p"])) == (40, 5, 0.125)
+    assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx(wilson(5, 40))
+    expected = relative_risk(5, 40, 4, 40)
+    ci = expected.confidence_interval(0.95)
+    assert float(row["rr"]) == pytest.approx(1.25)
+    assert (float(row["rr_low"]), float(row["rr_high"])) == pytest.approx((ci.low, ci.high))
+    reference_row = next(
+        r for (g, route, v), r in by.items() if (g, route) == (thick_young, "any") and v < ML
+    )
+    assert reference_row["rr"] == "1.0"
+    beyond = [r for (g, route, v), r in by.items() if (g, route) == (thin_young, "any") and v > ML]
+    assert [r["n"] for r in beyond] == [""]
 
     analysis = json.loads((realisation_sweep / "analysis.json").read_text())
     entry = analysis["leak_probability_over_realisations"]
