@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from mpi4py import MPI
@@ -13,17 +15,23 @@ from ..verification.conftest import Extremes, simulate
 ML = 1e-6
 
 
-def test_resistive_opening_passes_conductance_times_pressure_difference(scenarios):
-    """Column full of cement, outlet face resistive: outflow = C A (p - p_ext) = Q."""
-    conductance, p_ext = 2e-7, 500.0  # m/(Pa s), Pa
-    sc = load_scenario(
+def resistive_column(scenarios, conductance: float, p_ext: float, extra: str = "") -> Any:
+    """The curing column full of a Newtonian cement, its outlet face a resistive opening
+    (conductance m/(Pa s), outside pressure Pa; `extra`: more keys of the route)."""
+    return load_scenario(
         scenarios / "verification/column_curing.yaml",
         [
             "cement.curing={law: none}",
             f"leak_routes={{outlet: {{kind: resistive, boundary: outlet, pressure: {p_ext}, "
-            f"conductance: {conductance}}}}}",
+            f"conductance: {conductance}{extra}}}}}",
         ],
     )
+
+
+def test_resistive_opening_passes_conductance_times_pressure_difference(scenarios):
+    """Column full of cement, outlet face resistive: outflow = C A (p - p_ext) = Q."""
+    conductance, p_ext = 2e-7, 500.0  # m/(Pa s), Pa
+    sc = resistive_column(scenarios, conductance, p_ext)
     geo, needle = sc.geometry, sc.injection.needles[0]
     area = geo.width**2
     rows = []
@@ -170,14 +178,7 @@ def test_threshold_opening_passes_flow_above_its_opening_pressure(scenarios):
     """Column full of cement, outlet face resistive and shut below dp_open: it opens and lets
     out C A (p - p_ext - dp_open) = Q, so the tip pressure rises by exactly dp_open."""
     conductance, p_ext, dp_open = 2e-7, 500.0, 3000.0  # m/(Pa s), Pa, Pa
-    sc = load_scenario(
-        scenarios / "verification/column_curing.yaml",
-        [
-            "cement.curing={law: none}",
-            f"leak_routes={{outlet: {{kind: resistive, boundary: outlet, pressure: {p_ext}, "
-            f"conductance: {conductance}, opening_pressure: {dp_open} Pa}}}}",
-        ],
-    )
+    sc = resistive_column(scenarios, conductance, p_ext, f", opening_pressure: {dp_open} Pa")
     geo, needle = sc.geometry, sc.injection.needles[0]
     area = geo.width**2
     rows = []
