@@ -25,6 +25,7 @@ PINNED = {
 }
 
 
+@pytest.mark.serial  # four runs; two ranks equal one on leaking runs in test_equivalence
 def test_leaked_mass_orders_as_in_the_bench_experiment(scenarios):
     leaked = {}
     for case in PINNED:

@@ -78,8 +78,15 @@ def test_shipped_sacroplasty_scenario_validates(name):
     assert 4e-6 <= total <= 8e-6  # 2-4 mL per side
 
 
+#: under MPI one shipped file is enough to check the partitioned run (shorter suite)
+RUN_UNDER_MPI = "sacroplasty_short_axis"
+
+
 @pytest.mark.parametrize("as_shipped", [False, pytest.param(True, marks=pytest.mark.slow)])
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize(
+    "name",
+    [n if n == RUN_UNDER_MPI else pytest.param(n, marks=pytest.mark.serial) for n in SHIPPED],
+)
 def test_shipped_sacroplasty_scenario_runs(name, as_shipped):
     """Each shipped file runs, coarse with a Newtonian cement (and as shipped when slow tests
     are asked for): every needle's volume in, conservative at every step, the cement mostly

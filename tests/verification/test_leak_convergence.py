@@ -15,6 +15,7 @@ time, orders 1.15 and 1.08), and the finest column is within 0.05 % of exact for
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.optimize import brentq
 
 from sim.scenario import load_scenario
@@ -61,6 +62,7 @@ def run(scenarios, n: int) -> tuple[float, float, float, float]:
     return pb.leaked(), pb.first_leak_times()["outlet"], pore, sc.injection.needles[0].rate
 
 
+@pytest.mark.serial  # 1-D order of convergence; partitions are checked on 3-D runs
 def test_leaked_volume_and_first_leak_time_converge_to_buckley_leverett(scenarios):
     rows = [run(scenarios, n) for n in (50, 100, 200)]
     _, _, pore, rate = rows[0]
