@@ -92,7 +92,10 @@ class BoxFluxes:
         return np.bincount(self.rows, self.flux, self.n_owned)
 
     def to_columns(self, owned: np.ndarray) -> np.ndarray:
-        """Values on owned vertices extended to the column layout (owned + all neighbours)."""
+        """Values on owned vertices extended to the column layout (owned + all neighbours).
+
+        Returns a view of one internal buffer that the next call overwrites: copy it to keep
+        it (the transport calls this for the saturation inside each Newton iteration)."""
         vec = self._column_vector
         vec.array[: self.n_owned] = owned
         vec.scatter_forward()

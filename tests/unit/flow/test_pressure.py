@@ -1,0 +1,154 @@
+"""PressureSolver, Robin and superpose (sim.flow.pressure) with BoxFluxes on the unit cube.
+
+Anisotropic lambda K per cell; serially and on 2 ranks, to the solver tolerance:
+
+- Dirichlet outlet (p = 100 Pa on x = 1) and a point source: p = 100 on the outlet, the box
+  fluxes of the solution take out of each box exactly what the source puts in (Q at the
+  source vertex, 0 at every other non-outlet vertex) and the outlet boxes receive Q in all;
+- superposition: base (outlets only) + sum_k q_k unit_k equals the solve with the rates q,
+  ghosts included;
+- lumped Robin openings on x = 1 with a conductance and outside pressure varying per vertex:
+  the outflow of each opening vertex, minus the net box flux into its neighbours, equals
+  g_i A_i (p_i - p_ext,i), A_i = int phi_i ds, and the openings let out Q in all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import ufl
+from dolfinx import fem
+
+from sim.flow.pressure import PressureSolver, Robin, superpose
+
+from .conftest import (
+    COMM,
+    anisotropic,
+    assemble_owned,
+    at_point,
+    face_facets,
+    face_tags,
+    fluxes_of,
+    global_max,
+    global_min,
+    global_sum,
+    n_owned,
+    p1,
+    tensor_function,
+    unit_cube,
+)
+
+SOURCE = (0.0, 1 / 3, 1 / 3)
+SOURCE_2 = (1 / 3, 1.0, 2 / 3)
+TOL = 1e-12  # residual (m³/s per box) / flow scale (1 m³/s)
+
+
+def setup(dirichlet: bool = True, robin: Callable | None = None, p_out: float = 100.0):
+    """The cube with an outlet on x = 1 (or none), inlets at SOURCE and SOURCE_2 and, if
+    given, the Robin openings robin(V); the operator assembled."""
+    mesh = unit_cube()
+    V = p1(mesh)
+    robin = None if robin is None else robin(V)
+    tensor = anisotropic(mesh)
+    p = fem.Function(V)
+    outlet = fem.locate_dofs_topological(V, 2, face_facets(mesh, 0, 1.0))
+    bcs = [fem.dirichletbc(fem.Constant(mesh, p_out), outlet, V)] if dirichlet else []
+    inlets = [at_point(V, SOURCE).astype(float), at_point(V, SOURCE_2).astype(float)]
+    solver = PressureSolver(
+        p, tensor_function(mesh, tensor), inlets, bcs, TOL, 1.0, robin=robin, prefix="unit_p_"
+    )
+    solver.assemble()
+    return V, p, tensor, inlets, outlet, solver
+
+
+def test_dirichlet_outlet_and_source_conserved_by_the_box_fluxes():
+    V, p, tensor, inlets, outlet, solver = setup()
+    q = 2.0
+    solver.solve([q, 0.0])
+    n = n_owned(V)
+    is_outlet = np.zeros(n, dtype=bool)
+    is_outlet[outlet[outlet < n]] = True
+    assert global_max(np.abs(p.x.array[:n][is_outlet] - 100.0)) <= 1e-10
+    div = fluxes_of(p, tensor).divergence()
+    expected = q * inlets[0]
+    assert global_max(np.abs(div - expected)[~is_outlet]) <= 1e-10
+    assert global_max(np.abs(p.x.array[:n]) - 100.0) > 1.0  # the source raises p
+    assert global_sum(div[is_outlet]) == pytest.approx(-q, rel=1e-10)
+    solver.destroy()
+
+
+def solve_by_superposition(solver, p, rates):
+    """base + sum rates_k unit_k (ghosts included), and the bare unit and base vectors."""
+    base = p.x.petsc_vec.duplicate()
+    units = [p.x.petsc_vec.duplicate() for _ in rates]
+    solver.solve([0.0] * len(rates), outlets=True, out=base)
+    for k, unit in enumerate(units):
+        solver.solve([1.0 if j == k else 0.0 for j in range(len(rates))], outlets=False, out=unit)
+    target = p.x.petsc_vec.duplicate()
+    superpose(target, base, units, rates)
+    with target.localForm() as t:
+        combined = t.array.copy()
+    base_values, unit_values = base.array.copy(), units[0].array.copy()
+    for vec in (base, target, *units):
+        vec.destroy()
+    return combined, base_values, unit_values
+
+
+def test_superposition_equals_the_combined_solve():
+    V, p, _, _, outlet, solver = setup()
+    rates = [1.5, -0.7]
+    combined, base, unit = solve_by_superposition(solver, p, rates)
+    solver.solve(rates)  # into p, ghosts updated
+    scale = global_max(np.abs(p.x.array))
+    assert scale > 100.0
+    assert global_max(np.abs(combined - p.x.array)) <= 1e-10 * scale
+    # the unit fields vanish on the outlet, the base field is the outlet pressure
+    n = n_owned(V)
+    assert global_max(np.abs(unit[outlet[outlet < n]])) <= 1e-10
+    assert global_max(np.abs(base[:n] - 100.0)) <= 1e-10  # no source: uniform
+    solver.destroy()
+
+
+def test_superposition_with_robin_openings():
+    V, p, _, _, _, solver = setup(dirichlet=False, robin=robin_on_x1)
+    rates = [0.4, 2.0]
+    combined, base, _ = solve_by_superposition(solver, p, rates)
+    solver.solve(rates)
+    scale = global_max(np.abs(p.x.array))
+    assert global_max(np.abs(combined - p.x.array)) <= 1e-10 * scale
+    # the base field: only the outside pressures 10 z drive it, in through the openings where
+    # it is below them and out where above, as much in as out
+    n = n_owned(V)
+    robin = solver.robin
+    assert 0.0 < global_min(base[:n]) and global_max(base[:n]) < 10.0
+    exchange = robin.conductance[:n] * robin.area * (base[:n] - robin.pressure[:n])
+    assert global_max(exchange) > 0.1 and global_min(exchange) < -0.1
+    assert abs(global_sum(exchange)) <= 1e-10
+    solver.destroy()
+
+
+def robin_on_x1(V) -> Robin:
+    """Openings on the face x = 1: g = 2 + y (m/(Pa·s)), p_ext = 10 z (Pa)."""
+    mesh = V.mesh
+    tags = face_tags(mesh, face_facets(mesh, 0, 1.0))
+    area = assemble_owned(ufl.TestFunction(V) * ufl.ds(domain=mesh, subdomain_data=tags)(1))
+    x = V.tabulate_dof_coordinates()  # local vertices, ghosts included
+    return Robin(area, 2.0 + x[:, 1], 10.0 * x[:, 2])
+
+
+def test_lumped_robin_outflow_per_vertex():
+    V, p, tensor, inlets, _, solver = setup(dirichlet=False, robin=robin_on_x1)
+    robin = solver.robin
+    q = 3.0
+    solver.solve([q, 0.0])
+    n = n_owned(V)
+    div = fluxes_of(p, tensor).divergence()
+    opening = robin.area > 0
+    assert COMM.allreduce(int(opening.sum())) == 16  # the 4 x 4 vertices of the face
+    outflow = robin.conductance[:n] * robin.area * (p.x.array[:n] - robin.pressure[:n])
+    assert global_max(np.abs(-div - outflow)[opening]) <= 1e-10
+    assert global_max(np.abs(div - q * inlets[0])[~opening]) <= 1e-10
+    assert global_sum(outflow[opening]) == pytest.approx(q, rel=1e-10)
+    solver.destroy()

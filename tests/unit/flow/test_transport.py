@@ -1,0 +1,291 @@
+"""ImplicitUpwindTransport (sim.flow.transport): backward-Euler upwind saturation transport.
+
+Fixed flux fields from a linear pressure (flow along +x) on the unit cube (162 tetrahedra)
+or a bar of 10 x 1 x 1 hexahedra (60 tetrahedra); checked serially and on 2 ranks:
+
+- mass conservation: over one and several steps with cement injected through the inflow
+  face and the mixture leaving through the outflow face, sum V (S - S^n) equals
+  dt (sum q_in - sum f(S) q_out) to the Newton tolerance; S stays in [0, 1] and the reported
+  largest change is the true one;
+- no flux and no sources: S does not change (converged at iteration 0);
+- update limiter: for a linear (diagonal) problem each Newton update moves S by exactly
+  max_update towards the solution, so the step needs ceil(change / max_update) iterations,
+  fails (returning S^n, converged=False) with fewer, and no recorded Newton update of the
+  nonlinear problem exceeds max_update; the inflection-point stop costs one iteration;
+- upwinding: with injection in the middle of the bar, the vertices upstream stay exactly
+  at 0 and the saturation decreases downstream;
+- `carry`: a uniform property stays uniform, the cement-weighted amount V S c is conserved
+  and c stays within the bounds of its initial and injected values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import ufl
+from mpi4py import MPI
+
+from sim.flow.box_flux import BoxFluxes
+from sim.flow.transport import ImplicitUpwindTransport
+from sim.physics.mobility import Mobility
+from sim.physics.relative_permeability import Corey
+
+from .conftest import (
+    COMM,
+    assemble_owned,
+    bar,
+    fluxes_of,
+    global_max,
+    global_min,
+    global_sum,
+    interpolate,
+    isotropic,
+    owned_x,
+    p1,
+    unit_cube,
+)
+
+MU_M = 0.01  # marrow viscosity (Pa·s)
+POROSITY = 0.3
+TOL = 1e-12
+
+
+@dataclass
+class Flow:
+    """A fixed flux field with its boundary exchange: q_in (cement) where the flow enters,
+    q_out (mixture) where it leaves, as sim.problem does at needles and outlets."""
+
+    fx: BoxFluxes
+    x: np.ndarray
+    pore_volume: np.ndarray
+    q_in: np.ndarray
+    q_out: np.ndarray
+
+    def transport(
+        self, mobility: Mobility, max_iterations: int = 50, max_update: float = 0.2
+    ) -> ImplicitUpwindTransport:
+        return ImplicitUpwindTransport(
+            self.fx, self.pore_volume, mobility, TOL, max_iterations, max_update
+        )
+
+    def columns(self, owned: np.ndarray) -> np.ndarray:
+        # a copy: to_columns returns BoxFluxes' own buffer, which step() overwrites
+        return self.fx.to_columns(owned).copy()
+
+
+def linear_flow(mesh, k: float = 1.0) -> Flow:
+    """p = -x with lambda K = k I: flow k along +x; inflow face x = 0, outflow face x = max."""
+    V = p1(mesh)
+    fx = fluxes_of(interpolate(V, lambda x: -x[0]), isotropic(mesh, k))
+    pore_volume = POROSITY * assemble_owned(ufl.TestFunction(V) * ufl.dx)
+    div = fx.divergence()
+    x = owned_x(V)
+    x_max = COMM.allreduce(float(x[:, 0].max(initial=0.0)), op=MPI.MAX)
+    q_in = np.where(x[:, 0] < 1e-12, np.maximum(div, 0.0), 0.0)
+    q_out = np.where(x[:, 0] > x_max - 1e-12, np.maximum(-div, 0.0), 0.0)
+    return Flow(fx, x, pore_volume, q_in, q_out)
+
+
+def balance_error(flow: Flow, mobility, s_old, s_new, dt, mu_col, q_in=None) -> float:
+    """|stored - dt (injected - leaked)| for one step (m³), over all ranks."""
+    q_in = flow.q_in if q_in is None else q_in
+    f_new = mobility.fractional(s_new, mu_col[: flow.fx.n_owned])
+    stored = global_sum(flow.pore_volume * (s_new - s_old))
+    exchanged = dt * (global_sum(q_in) - global_sum(f_new * flow.q_out))
+    return abs(stored - exchanged)
+
+
+def test_mass_conservation_over_several_steps():
+    flow = linear_flow(unit_cube())
+    mobility = Mobility(Corey(2.0, 2.0), MU_M)
+    mu_col = flow.columns(np.full(flow.fx.n_owned, 10 * MU_M))
+    q_total = global_sum(flow.q_in)
+    assert q_total == pytest.approx(global_sum(flow.q_out), rel=1e-12) and q_total > 0
+    total_pv = global_sum(flow.pore_volume)
+    dt = 0.08 * total_pv / q_total  # 8 % of the pore volume per step
+    transport = flow.transport(mobility)
+    s = 0.2 + 0.5 * flow.x[:, 1]  # varies across the flow
+    s_start = s.copy()
+    leaked = 0.0
+    for _ in range(4):
+        s_new, result = transport.step(s, dt, flow.q_in, flow.q_out, mu_col)
+        assert result.converged and result.iterations >= 2  # nonlinear: more than one
+        assert result.max_change == global_max(np.abs(s_new - s))
+        assert balance_error(flow, mobility, s, s_new, dt, mu_col) <= 1e-10 * dt * q_total
+        assert global_min(s_new) >= 0.0 and global_max(s_new) <= 1.0
+        f_new = mobility.fractional(s_new, mu_col[: flow.fx.n_owned])
+        leaked += dt * global_sum(f_new * flow.q_out)
+        s = s_new
+    stored = global_sum(flow.pore_volume * (s - s_start))
+    assert stored > 0.1 * total_pv  # cement went in
+    assert abs(stored - (4 * dt * q_total - leaked)) <= 1e-10 * 4 * dt * q_total
+    transport.destroy()
+
+
+def test_no_flux_no_sources_leaves_saturation_unchanged():
+    mesh = unit_cube()
+    V = p1(mesh)
+    fx = fluxes_of(interpolate(V, lambda x: 0.0 * x[0]), isotropic(mesh, 1.0))
+    assert global_max(np.abs(fx.flux)) == 0.0
+    x = owned_x(V)
+    mobility = Mobility(Corey(2.0, 2.0), MU_M)
+    transport = ImplicitUpwindTransport(fx, np.full(len(x), 1e-3), mobility, TOL, 10)
+    s_old = 0.5 + 0.4 * np.sin(5 * x[:, 0] + x[:, 2])
+    zero = np.zeros(len(x))
+    s_new, result = transport.step(s_old, 1.0, zero, zero, fx.to_columns(zero + MU_M).copy())
+    assert result.converged and result.iterations == 0 and result.max_change == 0.0
+    assert global_max(np.abs(s_new - s_old)) == 0.0
+    transport.destroy()
+
+
+def diagonal_problem(changes: dict[tuple[float, float, float], float]):
+    """No flux; q_in at the vertices at the given points raises S there by the given amount
+    in one step of dt = 1 s (a linear, diagonal system: R = V (S - S^n) / dt - q_in)."""
+    mesh = unit_cube()
+    V = p1(mesh)
+    fx = fluxes_of(interpolate(V, lambda x: 0.0 * x[0]), isotropic(mesh, 1.0))
+    x = owned_x(V)
+    pore_volume = POROSITY * assemble_owned(ufl.TestFunction(V) * ufl.dx)
+    expected = np.zeros(len(x))
+    for point, change in changes.items():
+        expected[np.all(np.abs(x - point) < 1e-9, axis=1)] = change
+    assert COMM.allreduce(int(np.count_nonzero(expected))) == len(changes)
+    return fx, pore_volume, pore_volume * expected, expected
+
+
+@pytest.mark.parametrize("max_update", [0.2, 0.15])
+def test_limiter_costs_one_iteration_per_max_update(max_update):
+    changes = {(0.0, 0.0, 0.0): 0.5, (1 / 3, 2 / 3, 1.0): 0.1, (1.0, 1.0, 1 / 3): -0.25}
+    fx, pore_volume, q_in, expected = diagonal_problem(changes)
+    mobility = Mobility(Corey(1.0, 1.0), MU_M)
+    mu_col = fx.to_columns(np.full(fx.n_owned, MU_M)).copy()
+    s_old = np.full(fx.n_owned, 0.4)
+    needed = int(np.ceil(0.5 / max_update))  # the largest change, chopped
+    q_out = np.zeros(fx.n_owned)
+    short = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, needed - 1, max_update)
+    s_new, result = short.step(s_old, 1.0, q_in, q_out, mu_col)
+    assert not result.converged and result.iterations == needed - 1
+    assert np.isnan(result.max_change)
+    assert global_max(np.abs(s_new - s_old)) == 0.0  # the old state back
+    enough = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, needed, max_update)
+    s_new, result = enough.step(s_old, 1.0, q_in, q_out, mu_col)
+    assert result.converged and result.iterations == needed
+    assert global_max(np.abs(s_new - (s_old + expected))) <= 1e-12
+    assert result.max_change == pytest.approx(0.5, rel=1e-12)
+    short.destroy()
+    enough.destroy()
+
+
+class Recording(ImplicitUpwindTransport):
+    """Records each Newton update: the proposed change and the applied one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.proposed: list[float] = []
+        self.applied: list[float] = []
+
+    def _limited(self, s, ds, s_infl):
+        new = super()._limited(s, ds, s_infl)
+        self.proposed.append(global_max(np.abs(ds)))
+        self.applied.append(global_max(np.abs(new - s)))
+        return new
+
+
+def test_no_newton_update_exceeds_max_update():
+    flow = linear_flow(unit_cube())
+    mobility = Mobility(Corey(1.0, 1.0), MU_M)
+    mu_col = flow.columns(np.full(flow.fx.n_owned, 10 * MU_M))
+    dt = 0.5 * global_sum(flow.pore_volume) / global_sum(flow.q_in)  # a long step
+    transport = Recording(flow.fx, flow.pore_volume, mobility, TOL, 50, 0.1)
+    s_old = np.zeros(flow.fx.n_owned)
+    s_new, result = transport.step(s_old, dt, flow.q_in, flow.q_out, mu_col)
+    assert result.converged
+    assert result.max_change > 0.3  # the step needed several chopped updates
+    assert len(transport.applied) == result.iterations
+    assert max(transport.proposed) > 0.1  # the limiter had to act ...
+    assert max(transport.applied) <= 0.1 + 1e-15  # ... and did
+    assert balance_error(flow, mobility, s_old, s_new, dt, mu_col) <= 1e-10 * global_sum(
+        flow.pore_volume
+    )
+    transport.destroy()
+
+
+def test_update_stops_at_the_inflection_point():
+    """Corey 2/2 with equal viscosities: f = S² / (S² + (1 - S)²), inflection at S = 1/2. A
+    linear step from 0.3 to 0.7 without chopping (max_update = 1) is stopped at the
+    inflection point first, so it takes two iterations."""
+    fx, pore_volume, q_in, expected = diagonal_problem({(0.0, 1.0, 0.0): 0.4})
+    mobility = Mobility(Corey(2.0, 2.0), MU_M)
+    assert float(mobility.inflection(MU_M)) == pytest.approx(0.5, abs=1e-3)
+    mu_col = fx.to_columns(np.full(fx.n_owned, MU_M)).copy()
+    s_old = np.full(fx.n_owned, 0.3)
+    q_out = np.zeros(fx.n_owned)
+    transport = Recording(fx, pore_volume, mobility, TOL, 5, max_update=1.0)
+    s_new, result = transport.step(s_old, 1.0, q_in, q_out, mu_col)
+    assert result.converged and result.iterations == 2
+    assert transport.applied[0] == pytest.approx(0.2, abs=1e-3)  # 0.3 -> 1/2 only
+    assert global_max(np.abs(s_new - (s_old + expected))) <= 1e-12
+    transport.destroy()
+    one = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, 1, max_update=1.0)
+    assert not one.step(s_old, 1.0, q_in, q_out, mu_col)[1].converged
+    one.destroy()
+
+
+def test_upwinding_leaves_upstream_vertices_untouched():
+    mesh = bar()
+    flow = linear_flow(mesh)
+    fx, x = flow.fx, flow.x
+    # precondition: on this mesh no edge flux points upstream
+    x_col = fx.to_columns(x[:, 0]).copy()
+    upstream = x_col[fx.cols] < x_col[fx.rows] - 1e-12
+    assert global_max(np.where(upstream, fx.flux, 0.0)) <= 0.0
+    inlet = np.abs(x[:, 0] - 0.5) < 1e-9
+    assert COMM.allreduce(int(inlet.sum())) == 4
+    pv_total = global_sum(flow.pore_volume)
+    dt = 0.1 * POROSITY  # the marrow moves 0.1 (a tenth of the bar) per step
+    q_in = np.where(inlet, 0.05 * pv_total / dt / 4, 0.0)  # 5 % of the pore volume per step
+    mobility = Mobility(Corey(1.0, 1.0), MU_M)
+    mu_col = flow.columns(np.full(fx.n_owned, MU_M))
+    transport = flow.transport(mobility)
+    s = np.zeros(fx.n_owned)
+    for _ in range(3):
+        s_new, result = transport.step(s, dt, q_in, flow.q_out, mu_col)
+        assert result.converged
+        error = balance_error(flow, mobility, s, s_new, dt, mu_col, q_in)
+        assert error <= 1e-10 * pv_total
+        s = s_new
+    assert global_max(s[x[:, 0] < 0.5 - 1e-9]) == 0.0  # exactly: no cement upstream
+    # mean saturation of each plane x = const: positive from the inlet on, decreasing
+    planes = np.round(x[:, 0] * 10).astype(int)
+    mean = np.array(
+        [global_sum(s[planes == i]) / COMM.allreduce(int(np.sum(planes == i))) for i in range(11)]
+    )
+    assert np.all(mean[5:] > 0.0)
+    assert np.all(np.diff(mean[5:]) < 0.0)
+    transport.destroy()
+
+
+def test_carry_keeps_uniform_values_and_conserves_the_carried_amount():
+    flow = linear_flow(unit_cube())
+    mobility = Mobility(Corey(2.0, 2.0), MU_M)
+    mu_col = flow.columns(np.full(flow.fx.n_owned, 10 * MU_M))
+    dt = 0.1 * global_sum(flow.pore_volume) / global_sum(flow.q_in)
+    transport = flow.transport(mobility)
+    s_old = 0.2 + 0.5 * flow.x[:, 1]
+    s_new, result = transport.step(s_old, dt, flow.q_in, flow.q_out, mu_col)
+    assert result.converged
+    uniform = np.full(flow.fx.n_owned, 0.35)
+    c = transport.carry(uniform, s_old, s_new, dt, flow.q_in, flow.q_out, mu_col, 0.35)
+    assert global_max(np.abs(c - 0.35)) <= 1e-9
+    c_old = flow.x[:, 2] * 0.5  # in [0, 0.5]; injected cement brings 1
+    c = transport.carry(c_old, s_old, s_new, dt, flow.q_in, flow.q_out, mu_col, 1.0)
+    assert global_min(c) >= -1e-12 and global_max(c) <= 1.0 + 1e-12
+    f_new = mobility.fractional(s_new, mu_col[: flow.fx.n_owned])
+    eps = 1e-9 * flow.pore_volume  # the regularisation, times dt
+    change = global_sum(flow.pore_volume * (s_new * c - s_old * c_old))
+    exchanged = dt * (global_sum(flow.q_in) - global_sum(f_new * flow.q_out * c))
+    assert abs(change - exchanged - global_sum(eps * (1.0 - c))) <= 1e-9 * abs(change)
+    assert change > 0.0
+    transport.destroy()
