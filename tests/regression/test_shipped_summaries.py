@@ -1,0 +1,106 @@
+"""Every shipped scenario gives the summary numbers recorded for it (relative 1e-12).
+
+The guard for changes that must not change numbers (refactoring the solver into components,
+issue 10): each scenario file under scenarios/ (sweep files excepted) runs with its outputs
+off on a coarser mesh (tip size at least 1.2 mm where the needle allows it, largest size at
+least 6 mm), serially, and every physics number of its summary is compared with
+tests/regression/data/shipped_summaries.json. Bitwise-equal arithmetic gives equal numbers; a
+machine with other BLAS kernels may differ in the last digits, so record on the machine that
+compares (one BLAS thread: threaded sums change from run to run). Slow (about 9 minutes on
+2 cores): run on request,
+
+    .venv/bin/python -m pytest --runslow tests/regression/test_shipped_summaries.py
+
+and record again, after a change that is meant to change the numbers, with
+
+    .venv/bin/python -m tests.regression.test_shipped_summaries
+"""
+
+from __future__ import annotations
+
+import os
+
+# one BLAS thread, as in tests/conftest.py (threaded BLAS sums differ from run to run); set
+# before numpy loads when this module records (python -m)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mpi4py import MPI
+
+from sim.run import run_scenario
+from sim.scenario import load_scenario
+
+from ..conftest import ANATOMY
+from .test_equivalence import NOT_PHYSICS, assert_same_numbers, flat
+
+REPO = Path(__file__).resolve().parents[2]
+RECORD = Path(__file__).parent / "data" / "shipped_summaries.json"
+QUIET = [
+    "output.fields=false",
+    "output.plots=false",
+    "output.fluoroscopy=false",
+    "output.report=false",
+]
+SHIPPED = sorted(
+    str(p.relative_to(REPO / "scenarios"))
+    for p in (REPO / "scenarios").rglob("*.yaml")
+    if "sweeps" not in p.parts
+)
+
+
+def coarse_overrides(name: str) -> list[str]:
+    """--set overrides that make a shipped scenario quick: outputs off, a coarser mesh."""
+    scenario = load_scenario(REPO / "scenarios" / name, QUIET)
+    mesh = getattr(scenario.geometry, "mesh", None)
+    sizes = {} if mesh is None else mesh.model_dump()
+    out = list(QUIET)
+    # imported surfaces spread the inflow over the tip: their tip size stays as shipped
+    if sizes.get("size_tip") is not None and scenario.geometry.kind != "surface_file":
+        out.append(f"geometry.mesh.size_tip={max(sizes['size_tip'], 1.2e-3)!r}")
+    if sizes.get("size_max") is not None:
+        out.append(f"geometry.mesh.size_max={max(sizes['size_max'], 6e-3)!r}")
+    return out
+
+
+def summary_of(name: str) -> dict[str, Any]:
+    """The physics numbers of the coarse run of a shipped scenario (serial)."""
+    scenario = load_scenario(REPO / "scenarios" / name, coarse_overrides(name))
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = run_scenario(scenario, Path(tmp) / "run", MPI.COMM_SELF)
+    return {k: v for k, v in summary.items() if k not in NOT_PHYSICS}
+
+
+def _recorded() -> dict[str, Any]:
+    return json.loads(RECORD.read_text()) if RECORD.exists() else {}
+
+
+@pytest.mark.slow
+@pytest.mark.serial
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_scenario_gives_its_recorded_summary(name):
+    if "shared/data/anatomy" in (REPO / "scenarios" / name).read_text() and not ANATOMY.is_dir():
+        pytest.skip("shared anatomy data absent")
+    recorded = _recorded()
+    assert name in recorded, f"no recorded summary for {name}: record with the command above"
+    assert_same_numbers(recorded[name], summary_of(name), rtol=1e-12)
+
+
+def record(names: list[str]) -> None:
+    """Run the given (or every) shipped scenario and store its summary numbers."""
+    recorded = _recorded()
+    for name in names or SHIPPED:
+        recorded[name] = summary_of(name)
+        print(f"{name}: {len(flat(recorded[name]))} numbers recorded", flush=True)
+    RECORD.parent.mkdir(exist_ok=True)
+    RECORD.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    record(sys.argv[1:])
