@@ -1,7 +1,9 @@
 """Mesh convergence of the leak numbers: leaked volume per route, first-leak time, fill.
 
 Each scenario runs on its shipped mesh scaled by the factors given (1 = as shipped, 0.5 =
-twice finer: every element size and the size gradient halved), and the table shows each
+twice finer: every element size and the size gradient halved, and numerics.dt_max where the
+scenario sets one: the first-leak time of a slowly growing leak depends on the step as much
+as on the mesh), and the table shows each
 number per mesh, the change from the first (shipped) to the last (finest) mesh relative to
 the finest, differences below a floor not counting (the leak threshold for volumes, 1 s, 1e-3
 of fill, 1 Pa), and the observed order of
@@ -48,16 +50,20 @@ QUIET = [
 
 
 def mesh_overrides(scenario: Scenario, factor: float) -> list[str]:
-    """--set overrides that scale every element size and the size gradient by `factor`."""
+    """--set overrides that scale every element size and the size gradient by `factor`, and
+    the largest time step where the scenario sets one (refinement in space and time)."""
     mesh = getattr(scenario.geometry, "mesh", None)
     if mesh is None:
         raise SystemExit(f"{scenario.name}: geometry kind without mesh sizes")
     values = mesh.model_dump()
-    return [
+    out = [
         f"geometry.mesh.{key}={value * factor!r}"
         for key, value in values.items()
         if key.startswith("size_") or key == "growth"
     ]
+    if scenario.numerics.dt_max is not None:
+        out.append(f"numerics.dt_max={scenario.numerics.dt_max * factor!r}")
+    return out
 
 
 def leak_numbers(summary: dict[str, Any]) -> dict[str, float | None]:
