@@ -1,5 +1,4 @@
-"""Injections into the real vertebra and sacrum surfaces of ../shared/data/anatomy (skipped
-when that folder is absent)."""
+"""Injections into the real vertebra and sacrum surfaces shipped in meshes/anatomy."""
 
 from __future__ import annotations
 
@@ -7,10 +6,8 @@ import pytest
 
 from sim.scenario import load_scenario
 
-from ..conftest import ANATOMY
 from ..verification.conftest import run_conservative
 
-pytestmark = pytest.mark.skipif(not ANATOMY.is_dir(), reason="shared anatomy data absent")
 COARSE = [
     "geometry.mesh.size_max=5 mm",
     "geometry.mesh.size_tip=0.55 mm",

@@ -15,7 +15,7 @@ from mpi4py import MPI
 from sim.run import run_scenario
 from sim.scenario import load_scenario
 
-from ..conftest import ANATOMY
+from ..conftest import REPO
 
 COARSE = ["geometry.mesh.size_tip=0.8 mm", "geometry.mesh.size_max=4 mm"]
 ML = 1e-6
@@ -153,13 +153,12 @@ def test_a_failed_run_leaves_no_summary(scenarios, shared_tmp_path, monkeypatch)
 
 
 def test_every_shipped_scenario_validates(scenarios):
-    """Every scenario file validates (sweep files, in `sweeps/`, are planned in tests/sweep;
-    the real-surface cases need ../shared/data/anatomy)."""
-    files = sorted(
-        p
-        for p in scenarios.rglob("*.yaml")
-        if "sweeps" not in p.parts and (ANATOMY.is_dir() or "data/anatomy" not in p.read_text())
-    )
+    """Every scenario file validates (sweep files, in `sweeps/`, are planned in tests/sweep);
+    none reads a file outside the repository."""
+    files = sorted(p for p in scenarios.rglob("*.yaml") if "sweeps" not in p.parts)
     assert len(files) >= 4
     for path in files:
-        load_scenario(path)
+        scenario = load_scenario(path)
+        source = getattr(scenario.geometry, "path", None)
+        if source is not None:
+            assert Path(source).resolve().is_relative_to(REPO), (path, source)

@@ -37,7 +37,6 @@ from mpi4py import MPI
 from sim.run import run_scenario
 from sim.scenario import load_scenario
 
-from ..conftest import ANATOMY
 from .test_equivalence import NOT_PHYSICS, assert_same_numbers, flat
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,8 +84,6 @@ def _recorded() -> dict[str, Any]:
 @pytest.mark.serial
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_scenario_gives_its_recorded_summary(name):
-    if "shared/data/anatomy" in (REPO / "scenarios" / name).read_text() and not ANATOMY.is_dir():
-        pytest.skip("shared anatomy data absent")
     recorded = _recorded()
     assert name in recorded, f"no recorded summary for {name}: record with the command above"
     assert_same_numbers(recorded[name], summary_of(name), rtol=1e-12)
