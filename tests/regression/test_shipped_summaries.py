@@ -37,9 +37,9 @@ from mpi4py import MPI
 from sim.run import run_scenario
 from sim.scenario import load_scenario
 
+from ..conftest import REPO
 from .test_equivalence import NOT_PHYSICS, assert_same_numbers, flat
 
-REPO = Path(__file__).resolve().parents[2]
 RECORD = Path(__file__).parent / "data" / "shipped_summaries.json"
 QUIET = [
     "output.fields=false",
