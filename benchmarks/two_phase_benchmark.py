@@ -26,6 +26,7 @@ from mpi4py import MPI
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
+from sim import measurements as measure
 from sim.geometry import build_mesh
 from sim.problem import InjectionProblem
 from sim.scenario import validate_scenario
@@ -62,7 +63,7 @@ def run(data: dict, until: float) -> tuple[InjectionProblem, float]:
     problem = InjectionProblem(scenario, build_mesh(scenario, MPI.COMM_WORLD))
     problem.initialise()
     problem.run(lambda pb: None)
-    assert abs(problem.t - until) < 1e-9 * until
+    assert abs(problem.state.t - until) < 1e-9 * until
     return problem, time.perf_counter() - start
 
 
@@ -85,16 +86,16 @@ def column() -> None:
         "leak_routes": {"outlet": {"kind": "outlet", "boundary": "outlet"}},
     }
     pb, wall = run(data, t_end)
-    x = pb.x_owned[:, 0]
-    s = pb.S.x.array[: pb.n_owned]
+    x = pb.disc.x_owned[:, 0]
+    s = pb.state.S.x.array[: pb.disc.n_owned]
     a = MU_C / MU_M
     s_f = np.sqrt(a / (1 + a))
     ahead = x[s < 0.5 * s_f]
     front = pb.comm.allreduce(float(ahead.min(initial=np.inf)), op=MPI.MIN)
     behind = x[s >= 0.5 * s_f]
     front = 0.5 * (front + pb.comm.allreduce(float(behind.max(initial=-np.inf)), op=MPI.MAX))
-    dp = pb.tip_pressure(pb.needles[0])
-    mass = pb.mass_balance_error()  # collective: never inside `if rank == 0`
+    dp = measure.tip_pressure(pb, pb.needles[0].name)
+    mass = measure.mass_balance_error(pb)  # collective: never inside `if rank == 0`
     x_f, dp_exact = buckley_leverett(u, t_end)
     if pb.comm.rank == 0:
         print(f"(a) column, 1000 cells, {pb.comm.size} rank(s)")
@@ -105,7 +106,7 @@ def column() -> None:
             f"    inlet dp {dp:.4e} Pa (exact {dp_exact:.4e}, "
             f"error {100 * (dp - dp_exact) / dp_exact:+.2f} %)"
         )
-        print(f"    {pb.step_count} steps, {wall:.1f} s wall, mass balance {mass:.1e}")
+        print(f"    {pb.state.counters.steps} steps, {wall:.1f} s wall, mass balance {mass:.1e}")
 
 
 def cube_mesh(path: Path, h: float) -> None:
@@ -167,21 +168,22 @@ def cube() -> None:
         "leak_routes": {"top": {"kind": "outlet", "boundary": "top"}},
     }
     pb, wall = run(data, t_end)
-    cloud, reach = pb.cloud()
-    dp = pb.tip_pressure(pb.needles[0])
-    stored, mass = pb.cement_in_bone(), pb.mass_balance_error()  # collective
+    cloud, reach = measure.cloud(pb)
+    dp = measure.tip_pressure(pb, pb.needles[0].name)
+    stored, mass = measure.cement_in_bone(pb), measure.mass_balance_error(pb)  # collective
     if comm.rank == 0:
         print(f"(b) cube, {pb.tagged.num_cells_global()} cells, {comm.size} rank(s)")
         print(
             f"    inlet dp {dp:.4e} Pa, cement in bone {stored * 1e6:.3f} mL, "
-            f"leaked {pb.leaked() * 1e6:.4f} mL"
+            f"leaked {measure.leaked(pb) * 1e6:.4f} mL"
         )
         print(
             f"    volume with S >= 0.5 {cloud * 1e6:.3f} mL, reach from the patch centre "
             f"{reach * 1e3:.2f} mm"
         )
         print(
-            f"    {pb.step_count} steps ({pb.rejected_steps} rejected), {wall:.1f} s wall, "
+            f"    {pb.state.counters.steps} steps ({pb.state.counters.rejected} rejected), "
+            f"{wall:.1f} s wall, "
             f"mass balance {mass:.1e}"
         )
 

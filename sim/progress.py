@@ -16,6 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from sim import measurements as measure
+
 if TYPE_CHECKING:
     from sim.problem import InjectionProblem
 
@@ -52,10 +54,10 @@ class ProgressBar:
         if self._progress is not None:
             self._progress.update(
                 self._task,
-                completed=pb.injected(),
-                volume=f"{pb.injected() / ML:.2f}/{self.total / ML:.2f} mL",
-                time=f"{pb.t:.1f}",
-                step=pb.step_count,
+                completed=measure.injected(pb),
+                volume=f"{measure.injected(pb) / ML:.2f}/{self.total / ML:.2f} mL",
+                time=f"{pb.state.t:.1f}",
+                step=pb.state.counters.steps,
             )
 
     def __exit__(

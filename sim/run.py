@@ -9,6 +9,7 @@ from typing import Any
 
 from mpi4py import MPI
 
+from sim import measurements as measure
 from sim.geometry import build_mesh
 from sim.mpi_logging import log_to_file
 from sim.outputs.fields import FieldWriter
@@ -25,6 +26,10 @@ from sim.progress import ProgressBar
 from sim.scenario import Scenario
 
 log = logging.getLogger(__name__)
+
+
+#: vertex fields drawn as sections through the needle tip at the end of a run: label, file
+SECTIONS = {"temperature_peak": ("peak temperature (K)", "temperature_midplanes.png")}
 
 
 def snapshot_volumes(total: float, count: int) -> list[float]:
@@ -61,9 +66,9 @@ def run_scenario(
         log.info(
             "mesh: %d cells, %d vertices",
             tagged.num_cells_global(),
-            problem.V.dofmap.index_map.size_global,
+            problem.disc.V.dofmap.index_map.size_global,
         )
-        with ProgressBar(problem.total_volume(), progress) as bar:
+        with ProgressBar(measure.total_volume(problem), progress) as bar:
             summary = _time_loop(problem, run_dir, start, bar)
     finally:
         if handler is not None:
@@ -80,22 +85,27 @@ def _time_loop(
     out = scenario.output
     fields = FieldWriter(run_dir / "fields.xdmf", problem) if out.fields else None
     fluoro = FluoroscopyRecorder(problem, out.fluoroscopy_pixel) if out.fluoroscopy else None
-    pending = snapshot_volumes(problem.total_volume(), scenario.output.field_snapshots)
+    total = measure.total_volume(problem)
+    pending = snapshot_volumes(total, scenario.output.field_snapshots)
     reported = [0.0]
 
     def on_step(pb: InjectionProblem) -> None:
         t0 = time.perf_counter()
         series.record(pb)
-        due = bool(pending) and pb.injected() >= pending[0] * (1 - 1e-12)
-        while pending and pb.injected() >= pending[0] * (1 - 1e-12):
+        injected = measure.injected(pb)
+        due = bool(pending) and injected >= pending[0] * (1 - 1e-12)
+        while pending and injected >= pending[0] * (1 - 1e-12):
             pending.pop(0)
-        if pb.step_count == 0 or due:
+        if pb.state.counters.steps == 0 or due:
             snapshot()
         bar.update(pb)
-        if pb.injected() >= reported[0] + 0.1 * pb.total_volume():
-            reported[0] = pb.injected()
+        if injected >= reported[0] + 0.1 * total:
+            reported[0] = injected
             log.info(
-                "t = %7.2f s  injected %6.3f mL  step %d", pb.t, pb.injected() / ML, pb.step_count
+                "t = %7.2f s  injected %6.3f mL  step %d",
+                pb.state.t,
+                injected / ML,
+                pb.state.counters.steps,
             )
         pb.timings.output += time.perf_counter() - t0
 
@@ -104,18 +114,18 @@ def _time_loop(
             fields.write()
         if fluoro is not None:
             fluoro.record()
-        written.append(problem.t)
+        written.append(problem.state.t)
 
     written: list[float] = []
     try:
         stop_reason = problem.run(on_step)
-        if not written or written[-1] < problem.t:
+        if not written or written[-1] < problem.state.t:
             snapshot()  # the final state
     finally:
         series.close()
         if fields is not None:
             fields.close()
-    log.info("injection ended: %s at t = %.2f s", stop_reason, problem.t)
+    log.info("run ended at t = %.2f s (injection: %s)", problem.state.t, stop_reason)
     t0 = time.perf_counter()
     if comm.rank == 0:
         series.write_hdf5(run_dir / "results.h5")
@@ -124,6 +134,10 @@ def _time_loop(
             plot_series(series, run_dir)
         t1 = time.perf_counter()
         plot_midplanes(problem, run_dir / "saturation_midplanes.png")
+        for field in problem.stepper.fields():
+            if field.name in SECTIONS:
+                label, name = SECTIONS[field.name]
+                plot_midplanes(problem, run_dir / name, field=field, limits=None, label=label)
         log.info("plots: %.2f s, slices %.2f s", t1 - t0, time.perf_counter() - t1)
     if fields is not None and comm.rank == 0:
         write_paraview_script(run_dir)

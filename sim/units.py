@@ -69,6 +69,18 @@ CONDUCTANCE = Dimension(
 )
 TEMPERATURE = Dimension("a temperature", "[temperature]", "37 degC")
 DIMENSIONLESS = Dimension("a dimensionless number", "[]", "0.9")
+DENSITY = Dimension("a density", "[mass]/[length]**3", "1100 kg/m^3")
+SPECIFIC_HEAT = Dimension(
+    "a specific heat capacity", "[length]**2/[time]**2/[temperature]", "1450 J/(kg*K)"
+)
+CONDUCTIVITY = Dimension(
+    "a thermal conductivity", "[mass]*[length]/[time]**3/[temperature]", "0.2 W/(m*K)"
+)
+SPECIFIC_ENERGY = Dimension("an energy per mass", "[length]**2/[time]**2", "110 J/g")
+HEAT_TRANSFER = Dimension(
+    "a heat transfer coefficient", "[mass]/[time]**3/[temperature]", "500 W/(m^2*K)"
+)
+RATE = Dimension("a rate (per time)", "1/[time]", "6e-4 1/s")
 
 
 def _canonical(x: float) -> float:
@@ -161,6 +173,12 @@ Conductance = Annotated[float, _quantity(CONDUCTANCE)]
 Temperature = Annotated[float, _quantity(TEMPERATURE)]
 Dimensionless = Annotated[float, _quantity(DIMENSIONLESS)]
 Point = Annotated[tuple[float, float, float], BeforeValidator(point_to_si)]
+Density = Annotated[float, _quantity(DENSITY), Field(gt=0)]
+SpecificHeat = Annotated[float, _quantity(SPECIFIC_HEAT), Field(gt=0)]
+Conductivity = Annotated[float, _quantity(CONDUCTIVITY), Field(gt=0)]
+SpecificEnergy = Annotated[float, _quantity(SPECIFIC_ENERGY), Field(ge=0)]
+HeatTransfer = Annotated[float, _quantity(HEAT_TRANSFER), Field(gt=0)]
+PerTime = Annotated[float, _quantity(RATE), Field(ge=0)]
 
 
 def metres_per(unit: str) -> float:

@@ -87,6 +87,24 @@ class BoxFluxes:
         self._csr.scatter_reverse()
         self.flux = self._csr.data[: self.n_entries].copy()
 
+    def stiffness(self, coefficient: np.ndarray) -> np.ndarray:
+        """Values (owned rows, this CSR layout) of the P1 stiffness matrix of a cellwise
+        coefficient c: A_ab = sum_e c_e |e| grad phi_a . grad phi_b. The box method's
+        diffusion operator: A T is the diffusive flux out of each box (W for a thermal
+        conductivity in W/(m K) and T in K). Rows sum to zero."""
+        g = self.grad_phi
+        dots = np.einsum("ced,ced->ce", g[:, EDGE_A], g[:, EDGE_B])
+        edge = ((coefficient[: self.n_cells] * self.cell_volume)[:, None] * dots).ravel()
+        size = len(self._csr.data)
+        self._csr.data[:] = np.bincount(self._pos_ab, edge, size) + np.bincount(
+            self._pos_ba, edge, size
+        )
+        self._csr.scatter_reverse()
+        values = self._csr.data[: self.n_entries].copy()
+        values[self.diagonal] = 0.0
+        values[self.diagonal] = -np.bincount(self.rows, values, self.n_owned)
+        return values
+
     def divergence(self) -> np.ndarray:
         """Net flux out of each owned box into its neighbours (m³/s)."""
         return np.bincount(self.rows, self.flux, self.n_owned)

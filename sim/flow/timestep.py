@@ -1,7 +1,13 @@
-"""Adaptive time-step control of the sequential scheme."""
+"""The step size of the sequential scheme, decided here and nowhere else.
+
+`StepController` adapts the size to the saturation change and the Newton effort of the last
+step; `StepPolicy` applies the limits the components contribute (`volume_limited`,
+`change_limited`) and lands steps on the stops. Times in s.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -36,3 +42,47 @@ class StepController:
                 f"time step fell below {self.dt_min:.3g} s: the saturation update does not "
                 "converge (try a finer mesh or a smaller numerics.max_saturation_change)"
             )
+
+
+#: largest share of the total volume injected in one step
+VOLUME_PER_STEP = 0.05
+
+
+def volume_limited(dt: float, total_volume: float, rate: float) -> float:
+    """dt (s) capped so that at most VOLUME_PER_STEP of the total volume (m³) goes in at the
+    total `rate` (m³/s)."""
+    return min(dt, VOLUME_PER_STEP * total_volume / rate) if rate > 0 else dt
+
+
+def change_limited(dt: float, factor: Callable[[float], float], limit: float) -> float:
+    """dt (s) halved until factor(dt) / factor(0) - 1 is within +-limit: how far a quantity
+    (a cure factor) may move in one step."""
+    f0 = factor(0.0)
+    while dt > 1e-9 and abs(factor(dt) / f0 - 1.0) > limit:
+        dt *= 0.5
+    return dt
+
+
+@dataclass
+class StepPolicy:
+    """Every rule that sets the step size: the controller's size after the last step, then
+    each limit in turn (the components' `max_step`), then landing exactly on the next stop
+    (output times, the time limit, rate changes) without leaving a sliver before it."""
+
+    controller: StepController
+    fixed: Sequence[float]
+
+    def size(
+        self, t: float, limits: Sequence[Callable[[float], float]], stops: list[float]
+    ) -> float:
+        """The next step size (s) from time t (s)."""
+        stops = [s for s in self.fixed if s > t * (1 + 1e-12)] + stops
+        dt = self.controller.dt
+        for limit in limits:
+            dt = limit(dt)
+        if stops:
+            next_stop = min(stops)
+            dt = min(dt, next_stop - t)
+            if next_stop - (t + dt) < 0.25 * dt:  # no sliver before a stop
+                dt = next_stop - t
+        return dt

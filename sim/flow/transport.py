@@ -147,7 +147,8 @@ class ImplicitUpwindTransport:
 
         Backward-Euler upwind balance of the cement-weighted amount V S c with the fluxes and
         saturations of the step just taken; injected cement brings `c_in`. Where there is no
-        cement c relaxes to c_in (a vanishing regularisation keeps the system regular).
+        cement c relaxes to c_in (a vanishing regularisation, weighted by the marrow's share
+        1 - S so that a box full of cement keeps exactly its own c, keeps the system regular).
         """
         fx = self.fx
         outflow = np.where(fx.flux > 0.0, fx.flux, 0.0)
@@ -155,7 +156,7 @@ class ImplicitUpwindTransport:
         out_sum = np.bincount(fx.rows, outflow, fx.n_owned) + q_out
         f_col = self.mobility.fractional(fx.to_columns(s_new), mu_c)
         accumulation = self.pore_volume / dt
-        eps = 1e-9 * accumulation
+        eps = 1e-9 * accumulation * (1.0 - s_new)
         values = inflow * f_col[fx.cols]
         values[fx.diagonal] += accumulation * s_new + f_col[: fx.n_owned] * out_sum + eps
         rhs = accumulation * s_old * c_old + q_in * c_in + eps * c_in

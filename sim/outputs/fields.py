@@ -1,8 +1,9 @@
-"""Fields for ParaView: saturation, pressure, degree of cure (vertices), Darcy velocity, cement
-viscosity, porosity, permeability (the mean principal value trace(K)/3, m²) and region tags
-(cells), boundary tags (boundary triangles), at output times. The bone properties and the
-tags do not change: they are gathered once and repeated at each time, so that ParaView shows
-them at every time.
+"""Fields for ParaView: every field the components list (saturation, pressure, Darcy velocity,
+cement viscosity, degree of cure with cure kinetics, ...; sim.components.base.OutputField),
+porosity, permeability (the mean principal value trace(K)/3, m²) and region tags (cells),
+boundary tags (boundary triangles), at output times. The bone properties and the tags do not
+change: they are gathered once and repeated at each time, so that ParaView shows them at
+every time.
 
 One XDMF time series (``fields.xdmf`` + ``fields.h5``) written with meshio from rank 0 after
 gathering the owned vertices and cells in global numbering, so that ParaView ("Xdmf3 Reader")
@@ -23,9 +24,6 @@ from sim.bone import mean_permeability
 if TYPE_CHECKING:
     from sim.problem import InjectionProblem
 
-POINT_FIELDS = ("saturation", "pressure", "degree_of_cure")
-CELL_FIELDS = ("darcy_velocity", "cement_viscosity")
-
 
 class FieldWriter:
     """Writes the mesh with its tags once, then the fields at each `write()` (collective)."""
@@ -34,20 +32,22 @@ class FieldWriter:
         self.problem = problem
         self.comm = problem.comm
         self.times: list[float] = []
-        imap = problem.V.dofmap.index_map
+        self.fields = problem.stepper.fields()
+        disc = problem.disc
+        imap = disc.V.dofmap.index_map
         self._global = imap.local_to_global(
             np.arange(imap.size_local + imap.num_ghosts, dtype=np.int32)
         )
-        n_cells = problem.n_cells
-        cells = self._global[problem.cell_dofs[:n_cells]]
-        x = problem.x_owned
+        n_cells = disc.n_cells
+        cells = self._global[disc.cell_dofs[:n_cells]]
+        x = disc.x_owned
         facets, facet_values = self._boundary_triangles()
         cell_tags = np.zeros(n_cells, dtype=np.int32)
         owned = problem.tagged.cell_tags.indices < n_cells
         cell_tags[problem.tagged.cell_tags.indices[owned]] = problem.tagged.cell_tags.values[owned]
         bone = {
-            "porosity": problem.porosity.x.array[:n_cells],
-            "permeability": mean_permeability(problem.permeability[:n_cells]),
+            "porosity": problem.medium.porosity.x.array[:n_cells],
+            "permeability": mean_permeability(problem.medium.permeability[:n_cells]),
         }
         gathered = self.comm.gather(
             (self._global[: imap.size_local], x, cells, cell_tags, facets, facet_values, bone),
@@ -74,7 +74,7 @@ class FieldWriter:
     def _boundary_triangles(self) -> tuple[np.ndarray, np.ndarray]:
         """Owned tagged boundary facets as global vertex triples, with their tag values."""
         tags = self.problem.tagged.facet_tags
-        mesh = self.problem.mesh
+        mesh = self.problem.disc.mesh
         owned = tags.indices < mesh.topology.index_map(2).size_local
         facets, values = tags.indices[owned], tags.values[owned]
         f2v = mesh.topology.connectivity(2, 0)
@@ -87,40 +87,38 @@ class FieldWriter:
 
     def write(self) -> None:
         """Append the current state at time t (s)."""
-        pb = self.problem
-        n_owned, n_cells = pb.n_owned, pb.n_cells
-        point_values = {
-            "saturation": pb.S.x.array[:n_owned],
-            "pressure": pb.p.x.array[:n_owned],
-            "degree_of_cure": pb.conversion.x.array[:n_owned],
-        }
-        cell_values = {
-            "darcy_velocity": pb.velocity.x.array[: 3 * n_cells].reshape(-1, 3),
-            "cement_viscosity": pb.viscosity.x.array[:n_cells],
-        }
-        gathered = self.comm.gather((self._global[:n_owned], point_values, cell_values), root=0)
-        self.times.append(pb.t)
+        t = self.problem.state.t
+        disc = self.problem.disc
+        point_values, cell_values = {}, {}
+        for field in self.fields:
+            width = field.function.function_space.dofmap.index_map_bs
+            if field.location == "point":
+                point_values[field.name] = field.function.x.array[: width * disc.n_owned]
+            else:
+                values = field.function.x.array[: width * disc.n_cells]
+                cell_values[field.name] = values.reshape(-1, width) if width > 1 else values
+        gathered = self.comm.gather(
+            (self._global[: disc.n_owned], point_values, cell_values), root=0
+        )
+        self.times.append(t)
         if self.comm.rank != 0:
             return
         ids = np.concatenate([g[0] for g in gathered])
         point_data = {}
-        for name in POINT_FIELDS:
+        for name in point_values:
             values = np.empty(self._n_points)
             values[ids] = np.concatenate([g[1][name] for g in gathered])
             point_data[name] = values
         n_tri = len(self._tri)
-        cell_data = {
-            name: [
-                np.concatenate([g[2][name] for g in gathered]),
-                np.zeros((n_tri, 3) if name == "darcy_velocity" else n_tri),
-            ]
-            for name in CELL_FIELDS
-        }
+        cell_data = {}
+        for name in cell_values:
+            values = np.concatenate([g[2][name] for g in gathered])
+            cell_data[name] = [values, np.zeros((n_tri, *values.shape[1:]))]
         for name, values in self._bone.items():
             cell_data[name] = [values, np.zeros(n_tri)]
         cell_data["region"] = [self._region, np.zeros(n_tri, dtype=np.int32)]
         cell_data["boundary"] = [np.zeros(len(self._region), dtype=np.int32), self._boundary]
-        self._writer.write_data(pb.t, point_data=point_data, cell_data=cell_data)
+        self._writer.write_data(t, point_data=point_data, cell_data=cell_data)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -130,12 +128,12 @@ class FieldWriter:
 
 def _vertex_to_dof(problem: InjectionProblem) -> np.ndarray:
     """Map local mesh vertices to local P1 dofs."""
-    mesh = problem.mesh
+    mesh = problem.disc.mesh
     n_vertices = mesh.topology.index_map(0).size_local + mesh.topology.index_map(0).num_ghosts
     c2v = mesh.topology.connectivity(3, 0)
     out = np.empty(n_vertices, dtype=np.int64)
-    n_all = len(problem.cell_dofs)
-    out[c2v.array.reshape(n_all, 4)] = problem.cell_dofs
+    n_all = len(problem.disc.cell_dofs)
+    out[c2v.array.reshape(n_all, 4)] = problem.disc.cell_dofs
     return out
 
 

@@ -25,6 +25,8 @@ import numpy as np
 import scipy.sparse
 from mpi4py import MPI
 
+from sim import measurements as measure
+
 if TYPE_CHECKING:
     from sim.problem import InjectionProblem
 
@@ -277,13 +279,14 @@ class FluoroscopyRecorder:
         views: tuple[str, ...] = ("ap", "lateral"),
     ) -> None:
         self.problem = problem
-        n = problem.n_cells
-        self.cell_dofs = problem.cell_dofs[:n]
-        self.cells_x = problem.V.tabulate_dof_coordinates()[self.cell_dofs]
-        self.porosity = problem.porosity.x.array[:n]
+        disc = problem.disc
+        n = disc.n_cells
+        self.cell_dofs = disc.cell_dofs[:n]
+        self.cells_x = disc.V.tabulate_dof_coordinates()[self.cell_dofs]
+        self.porosity = problem.medium.porosity.x.array[:n]
         comm = problem.comm
         lo, hi = np.empty(3), np.empty(3)
-        x = problem.x_owned
+        x = disc.x_owned
         comm.Allreduce(x.min(axis=0, initial=np.inf), lo, op=MPI.MIN)
         comm.Allreduce(x.max(axis=0, initial=-np.inf), hi, op=MPI.MAX)
         pixel = pixel or float((hi - lo).max()) / 120.0
@@ -292,7 +295,7 @@ class FluoroscopyRecorder:
         # local saturation dofs to this rank's part of the image, porosity folded in
         porosity_to_dofs = scipy.sparse.csr_matrix(
             (np.repeat(self.porosity, 4), (np.arange(4 * n), self.cell_dofs.ravel())),
-            shape=(4 * n, len(problem.S.x.array)),
+            shape=(4 * n, len(problem.state.S.x.array)),
         )
         self.bone, self._cement = {}, {}
         for view, detector in self.detectors.items():
@@ -310,9 +313,9 @@ class FluoroscopyRecorder:
         """Project the current cement volume fraction phi S (collective)."""
         pb = self.problem
         images = {
-            v: self._sum(self._cement[v] @ pb.S.x.array, d) for v, d in self.detectors.items()
+            v: self._sum(self._cement[v] @ pb.state.S.x.array, d) for v, d in self.detectors.items()
         }
-        self.frames.append((pb.t, pb.injected(), images))
+        self.frames.append((pb.state.t, measure.injected(pb), images))
 
     def write(self, folder: Path) -> None:
         """fluoroscopy_<view>.png (final state), fluoroscopy.gif (every frame) and

@@ -18,6 +18,8 @@ import numpy as np
 from mpi4py import MPI
 from scipy.spatial import cKDTree
 
+from sim import measurements as measure
+
 if TYPE_CHECKING:
     from sim.problem import InjectionProblem
 
@@ -33,8 +35,8 @@ def _sum(comm: MPI.Comm, value: np.ndarray | float) -> np.ndarray:
 def cloud_shape(pb: InjectionProblem, threshold: float = CLOUD_THRESHOLD) -> dict[str, object]:
     """Volume (m³), extent along x, y, z (m), equivalent-ellipsoid semi-axes (m, largest
     first) and sphericity (-) of the cement cloud; zeros when there is no cloud."""
-    inside = pb.S.x.array[: pb.n_owned] >= threshold
-    w, x = pb.bulk_volume[inside], pb.x_owned[inside]
+    inside = pb.state.S.x.array[: pb.disc.n_owned] >= threshold
+    w, x = pb.disc.bulk_volume[inside], pb.disc.x_owned[inside]
     volume = float(_sum(pb.comm, w.sum()))
     lo = np.full(3, np.inf)
     hi = np.full(3, -np.inf)
@@ -72,8 +74,8 @@ def ellipsoid_sphericity(a: float, b: float, c: float) -> float:
 
 def coverage(pb: InjectionProblem, target: str, threshold: float = CLOUD_THRESHOLD) -> float:
     """Share of a target region's volume where S >= threshold (-)."""
-    bulk = pb.target_bulk_volume[target]
-    inside = pb.S.x.array[: pb.n_owned] >= threshold
+    bulk = pb.medium.target_bulk_volume[target]
+    inside = pb.state.S.x.array[: pb.disc.n_owned] >= threshold
     return float(_sum(pb.comm, bulk[inside].sum()) / _sum(pb.comm, bulk.sum()))
 
 
@@ -83,14 +85,15 @@ class FrontDistances:
     def __init__(self, pb: InjectionProblem) -> None:
         self.pb = pb
         self.trees: dict[str, cKDTree] = {}
-        outer = pb.outer_boundary_vertices()
+        outer = measure.outer_boundary_vertices(pb)
+        x = pb.disc.x_owned
         for route in pb.routes:
             if route.region_pore_volume is not None:
-                points = pb.x_owned[route.region_pore_volume > 0]
+                points = x[route.region_pore_volume > 0]
             else:
-                points = pb.x_owned[route.dofs]
+                points = x[route.dofs]
             self.trees[route.name] = self._tree(points)
-        self.trees["cortex"] = self._tree(pb.x_owned[outer])
+        self.trees["cortex"] = self._tree(x[outer])
 
     def _tree(self, points: np.ndarray) -> cKDTree:
         gathered = self.pb.comm.allgather(points)
@@ -98,10 +101,11 @@ class FrontDistances:
 
     def __call__(self, threshold: float = CLOUD_THRESHOLD) -> dict[str, float]:
         """Distances now (inf without cement); computed once per step."""
-        key = (self.pb.step_count, self.pb.t, threshold)
+        state = self.pb.state
+        key = (state.counters.steps, state.t, threshold)
         if getattr(self, "_key", None) == key:
             return self._last
-        cloud = self.pb.x_owned[self.pb.S.x.array[: self.pb.n_owned] >= threshold]
+        cloud = self.pb.disc.x_owned[state.S.x.array[: self.pb.disc.n_owned] >= threshold]
         out = {}
         for name, tree in self.trees.items():
             local = float(tree.query(cloud)[0].min()) if len(cloud) and tree.n else np.inf

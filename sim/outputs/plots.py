@@ -12,10 +12,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from mpi4py import MPI
 
+from sim import measurements as measure
 from sim.outputs.imaging import VIEWS, detector_for, section
 from sim.outputs.timeseries import TimeSeries
 
 if TYPE_CHECKING:
+    from sim.components.base import OutputField
     from sim.problem import InjectionProblem
 
 ML = 1e-6  # m³ per mL
@@ -111,21 +113,47 @@ def plot_series(series: TimeSeries, folder: Path) -> None:
         folder / "viscosity_vs_time.png",
         log_scale=True,
     )
+    temperatures = {
+        f"probe {n}": f"temperature_k.{n}" for n in series.columns_starting("temperature_k")
+    }
+    if "temperature_max_k" in series.columns:
+        plot_against_time(
+            series,
+            {"highest": "temperature_max_k", **temperatures},
+            1.0,
+            "temperature (K)",
+            "Temperature",
+            folder / "temperature_vs_time.png",
+        )
 
 
-def plot_midplanes(problem: InjectionProblem, path: Path, resolution: int = 160) -> None:
-    """CT-like sections of the cement saturation through the first needle tip: coronal
-    (y-z, at the tip's x), sagittal (x-z) and axial (y-x). Collective; rank 0 writes."""
+def plot_midplanes(
+    problem: InjectionProblem,
+    path: Path,
+    resolution: int = 160,
+    field: OutputField | None = None,
+    limits: tuple[float, float] | None = (0.0, 1.0),
+    label: str = "cement saturation S",
+) -> None:
+    """CT-like sections of a vertex field (default the cement saturation) through the first
+    needle tip: coronal (y-z, at the tip's x), sagittal (x-z) and axial (y-x); `limits` of
+    the colour scale (None: the field's range). Collective; rank 0 writes."""
     comm = problem.comm
-    x = problem.mesh.geometry.x
+    x = problem.disc.mesh.geometry.x
     lo, hi = np.empty(3), np.empty(3)
     comm.Allreduce(x.min(axis=0), lo, op=MPI.MIN)
     comm.Allreduce(x.max(axis=0), hi, op=MPI.MAX)
     tip = problem.needles[0].tip
-    n = problem.n_cells
-    dofs = problem.cell_dofs[:n]
-    cells_x = problem.V.tabulate_dof_coordinates()[dofs]
-    values = problem.S.x.array[dofs]
+    n = problem.disc.n_cells
+    dofs = problem.disc.cell_dofs[:n]
+    cells_x = problem.disc.V.tabulate_dof_coordinates()[dofs]
+    function = problem.state.S if field is None else field.function
+    values = function.x.array[dofs]
+    if limits is None:
+        limits = (
+            comm.allreduce(float(values.min(initial=np.inf)), op=MPI.MIN),
+            comm.allreduce(float(values.max(initial=-np.inf)), op=MPI.MAX),
+        )
     pixel = float((hi - lo).max()) / resolution
     images = []
     for view, title in (("ap", "coronal"), ("lateral", "sagittal"), ("axial", "axial")):
@@ -139,11 +167,14 @@ def plot_midplanes(problem: InjectionProblem, path: Path, resolution: int = 160)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), layout="constrained")
     for ax, (title, beam, ia, ib, d, image) in zip(axes, images, strict=True):
         extent = (*(1e3 * r for r in d.a_range), *(1e3 * r for r in d.b_range))
-        im = ax.imshow(image, origin="lower", extent=extent, vmin=0, vmax=1, cmap="viridis")
+        im = ax.imshow(
+            image, origin="lower", extent=extent, vmin=limits[0], vmax=limits[1], cmap="viridis"
+        )
         ax.set_title(f"{title}, {names[beam]} = {tip[beam] * 1e3:.1f} mm")
         ax.set_xlabel(f"{names[ia]} (mm)")
         ax.set_ylabel(f"{names[ib]} (mm)")
-    fig.colorbar(im, ax=axes, label="cement saturation S", shrink=0.85)
-    fig.suptitle(f"t = {problem.t:.1f} s, injected {problem.injected() / ML:.2f} mL")
+    fig.colorbar(im, ax=axes, label=label, shrink=0.85)
+    injected = measure.injected(problem)
+    fig.suptitle(f"t = {problem.state.t:.1f} s, injected {injected / ML:.2f} mL")
     fig.savefig(path, dpi=120)
     plt.close(fig)

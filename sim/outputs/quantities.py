@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from sim import measurements as measure
 from sim.outputs.metrics import FrontDistances, coverage
 
 if TYPE_CHECKING:
+    from sim.components.base import Component
     from sim.problem import InjectionProblem
 
 
@@ -29,7 +31,7 @@ class Time:
     column: str = "time_s"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.t
+        return problem.state.t
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class CementAge:
     column: str = "cement_age_s"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.age
+        return problem.state.age
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class InjectedVolume:
     column: str = "injected_volume_m3"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.injected()
+        return measure.injected(problem)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class InjectionRate:
         return f"injection_rate_m3_s.{self.needle}"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.rate_of(self.needle)
+        return measure.rate(problem, self.needle)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class TipPressure:
         return f"tip_pressure_pa.{self.needle}"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.tip_pressure(problem.needle(self.needle))
+        return measure.tip_pressure(problem, self.needle)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class CementInBone:
     column: str = "cement_in_bone_m3"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.cement_in_bone()
+        return measure.cement_in_bone(problem)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class LeakedVolume:
         return f"leaked_volume_m3.{self.route}"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.route(self.route).leaked
+        return measure.route(problem, self.route).leaked
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class MarrowOutflow:
         return f"marrow_outflow_m3.{self.route}"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.route(self.route).marrow_out
+        return measure.route(problem, self.route).marrow_out
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class FillFraction:
         return f"fill_fraction.{self.target}"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.fill_fraction(self.target)
+        return measure.fill_fraction(problem, self.target)
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class CloudVolume:
     column: str = "cloud_volume_m3"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.cloud()[0]
+        return measure.cloud(problem)[0]
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ class CloudDistance:
     column: str = "cloud_max_distance_from_tip_m"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.cloud()[1]
+        return measure.cloud(problem)[1]
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ class MassBalanceError:
     column: str = "mass_balance_rel_error"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.mass_balance_error()
+        return measure.mass_balance_error(problem)
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class SaturationMin:
     column: str = "saturation_min"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.saturation_range()[0]
+        return measure.saturation_range(problem)[0]
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class SaturationMax:
     column: str = "saturation_max"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.saturation_range()[1]
+        return measure.saturation_range(problem)[1]
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class CementViscosityMin:
     column: str = "cement_viscosity_min_pa_s"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.cement_viscosity_range()[0]
+        return measure.cement_viscosity_range(problem)[0]
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ class CementViscosityMax:
     column: str = "cement_viscosity_max_pa_s"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.cement_viscosity_range()[1]
+        return measure.cement_viscosity_range(problem)[1]
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ class SyringeViscosity:
     column: str = "syringe_viscosity_pa_s"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.syringe_viscosity()
+        return measure.syringe_viscosity(problem)
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ class SyringePressure:
         return f"syringe_pressure_pa.{self.needle}"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.syringe_pressure_of(self.needle)
+        return measure.syringe_pressure(problem, self.needle)
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class NeedleVolume:
         return f"injected_volume_m3.{self.needle}"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.needle(self.needle).protocol.injected
+        return measure.needle(problem, self.needle).protocol.injected
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ class PicardIterations:
     column: str = "picard_iterations"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.picard_iterations
+        return problem.state.counters.picard_last
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ class NewtonIterations:
     column: str = "newton_iterations"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.last_newton_iterations
+        return problem.state.counters.newton_last
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ class PressureIterations:
     column: str = "pressure_iterations"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.pressure.iterations
+        return problem.flow.solver.iterations
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,41 @@ class Coverage:
 
     def __call__(self, problem: InjectionProblem) -> float:
         return coverage(problem, self.target)
+
+
+class ComponentValues:
+    """A component's time-series values (sim.components.base.Component.columns), computed
+    once per state."""
+
+    def __init__(self, component: Component) -> None:
+        self.component = component
+        self._key: tuple[int, float] | None = None
+        self._values: dict[str, float] = {}
+
+    def __call__(self, problem: InjectionProblem) -> dict[str, float]:
+        state = problem.state
+        key = (state.counters.steps, state.t)
+        if key != self._key:
+            self._key, self._values = key, self.component.columns(state)
+        return self._values
+
+
+@dataclass(frozen=True)
+class ComponentColumn:
+    column: str
+    values: ComponentValues
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return self.values(problem)[self.column]
+
+
+def component_quantities(problem: InjectionProblem) -> list[Quantity]:
+    """The columns the components add (collective: asks each component for its values)."""
+    out: list[Quantity] = []
+    for component in problem.stepper.components:
+        values = ComponentValues(component)
+        out += [ComponentColumn(name, values) for name in values(problem)]
+    return out
 
 
 def standard_quantities(problem: InjectionProblem) -> list[Quantity]:
@@ -288,4 +325,5 @@ def standard_quantities(problem: InjectionProblem) -> list[Quantity]:
         NewtonIterations(),
         PicardIterations(),
         PressureIterations(),
+        *component_quantities(problem),
     ]

@@ -30,6 +30,8 @@ FIGURES = (
     ("pressure_vs_time.png", "Syringe and tip pressure against time", False),
     ("leakage_vs_volume.png", "Leakage per route", False),
     ("viscosity_vs_time.png", "Cement viscosity", False),
+    ("temperature_vs_time.png", "Temperature (highest, and at the probes)", False),
+    ("temperature_midplanes.png", "Peak temperature, sections through the needle tip", True),
 )
 
 
@@ -116,6 +118,7 @@ def _headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             ("Sphericity", f"{cloud['sphericity']:.3f}"),
         ]
+    rows += _thermal(summary)
     rows += [
         ("Mass balance error", f"{summary['mass_balance_rel_error']:.1e}"),
         (
@@ -124,6 +127,28 @@ def _headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("Wall time", f"{summary['wall_time_s']:.1f} s"),
     ]
+    return rows
+
+
+def _thermal(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rows of the heat component's results (none without heat)."""
+    if "temperature_max_k" not in summary:
+        return []
+    rows = []
+    for region, peak in summary["temperature_max_k"].items():
+        dose = summary["thermal_dose_cem43_min"][region]
+        above = summary["time_above_45c_s"][region]
+        rows.append(
+            (
+                f"Peak temperature ({region})",
+                f"{peak - 273.15:.1f} °C; CEM43 {dose:.3g} min; above 45 °C {above:.0f} s",
+            )
+        )
+    for probe, peak in summary["probe_temperature_max_k"].items():
+        rows.append((f"Peak temperature at {probe}", f"{peak - 273.15:.1f} °C"))
+    for model, volume in summary["necrosis_volume_m3"].items():
+        rows.append((f"Necrosis ({model})", _fmt(volume, ML, 3, "mL of tissue")))
+    rows.append(("Heat balance error", f"{summary['heat_balance_rel_error']:.1e}"))
     return rows
 
 

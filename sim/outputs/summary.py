@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim import measurements as measure
 from sim.outputs.metrics import cloud_shape, coverage
 from sim.outputs.timeseries import TimeSeries
 
@@ -37,24 +38,24 @@ def build_summary(
     leaked = series.columns_starting("leaked_volume_m3")
     tip = series.columns_starting("tip_pressure_pa")
     syringe = series.columns_starting("syringe_pressure_pa")
-    cloud_volume, cloud_distance = problem.cloud()
+    cloud_volume, cloud_distance = measure.cloud(problem)
     mu_low = series.column("cement_viscosity_min_pa_s")
     mu_high = series.column("cement_viscosity_max_pa_s")
-    return {
+    summary: dict[str, Any] = {
         "scenario": problem.scenario.name,
         "stop_reason": stop_reason,
-        "injected_volume_m3": problem.injected(),
+        "injected_volume_m3": measure.injected(problem),
         "injected_volume_per_needle_m3": {n.name: n.protocol.injected for n in problem.needles},
-        "cement_in_bone_m3": problem.cement_in_bone(),
+        "cement_in_bone_m3": measure.cement_in_bone(problem),
         "leaked_volume_m3": {name: float(v[-1]) for name, v in leaked.items()},
-        "leaked_volume_total_m3": problem.leaked(),
+        "leaked_volume_total_m3": measure.leaked(problem),
         "leak_threshold_m3": threshold,
         "first_leak_time_s": {n: first_crossing(time, v, threshold) for n, v in leaked.items()},
         "injected_volume_at_first_leak_m3": {
             n: first_crossing(injected, v, threshold) for n, v in leaked.items()
         },
         "marrow_outflow_m3": {r.name: r.marrow_out for r in problem.routes},
-        "fill_fraction": {t: problem.fill_fraction(t) for t in problem.scenario.targets},
+        "fill_fraction": {t: measure.fill_fraction(problem, t) for t in problem.scenario.targets},
         "coverage": {t: coverage(problem, t) for t in problem.scenario.targets},
         "cloud": cloud_shape(problem),
         "front_distance_min_m": {
@@ -73,13 +74,13 @@ def build_summary(
         "mass_balance_rel_error": float(series.column("mass_balance_rel_error").max()),
         "saturation_min": float(series.column("saturation_min").min()),
         "saturation_max": float(series.column("saturation_max").max()),
-        "end_time_s": problem.t,
+        "end_time_s": problem.state.t,
         "n_cells": problem.tagged.num_cells_global(),
-        "n_vertices": problem.V.dofmap.index_map.size_global,
-        "n_steps": problem.step_count,
-        "n_rejected_steps": problem.rejected_steps,
+        "n_vertices": problem.disc.V.dofmap.index_map.size_global,
+        "n_steps": problem.state.counters.steps,
+        "n_rejected_steps": problem.state.counters.rejected,
         "picard_iterations_max": int(series.column("picard_iterations").max()),
-        "picard_not_converged_steps": problem.picard_failures,
+        "picard_not_converged_steps": problem.state.counters.picard_failures,
         "mpi_ranks": problem.comm.size,
         "wall_time_s": wall_time,
         "timings_s": {
@@ -89,6 +90,9 @@ def build_summary(
             "output": problem.timings.output,
         },
     }
+    for component in problem.stepper.components:
+        summary.update(component.summary(problem.state))
+    return summary
 
 
 def _extreme(pick: Any, values: np.ndarray) -> float | None:

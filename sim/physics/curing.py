@@ -30,19 +30,31 @@ import numpy as np
 GAS_CONSTANT = 8.314462618  # J/(mol K)
 
 
+class AgeCuring:
+    """A law of the cement's age alone: the same factor in the syringe and in the bone."""
+
+    def factor(self, age: float) -> float:
+        raise NotImplementedError
+
+    def syringe_factor(self, age: float) -> float:
+        """Cure factor of cement kept in the syringe until `age` (s)."""
+        return self.factor(age)
+
+    def flow_index(self, age: float) -> float | None:
+        """The flow index n at `age` (s) where the law changes it, else None."""
+        return None
+
+
 @dataclass(frozen=True)
-class NoCuring:
+class NoCuring(AgeCuring):
     """The cement does not change during the injection."""
 
     def factor(self, age: float) -> float:
         return 1.0
 
-    def flow_index(self, age: float) -> float | None:
-        return None
-
 
 @dataclass(frozen=True)
-class ExponentialCuring:
+class ExponentialCuring(AgeCuring):
     """F = exp((age - reference_age) / time_constant); ages and time constant in s."""
 
     reference_age: float
@@ -51,12 +63,9 @@ class ExponentialCuring:
     def factor(self, age: float) -> float:
         return float(np.exp((age - self.reference_age) / self.time_constant))
 
-    def flow_index(self, age: float) -> float | None:
-        return None
-
 
 @dataclass(frozen=True)
-class TabulatedCuring:
+class TabulatedCuring(AgeCuring):
     """Rheometer curve: values (Pa·s or Pa·s^n) at ages (s); F = v(age) / v(reference_age)."""
 
     ages: tuple[float, ...]
@@ -95,7 +104,7 @@ class CureKinetics:
     bone_temperature: float
     initial_conversion: float = 0.0
 
-    def rate_constants(self, temperature: float) -> tuple[float, float]:
+    def rate_constants(self, temperature: float | np.ndarray) -> tuple[float, float]:
         """k1, k2 (1/s) at `temperature` (K)."""
         rt = GAS_CONSTANT * temperature
         return (
@@ -103,20 +112,20 @@ class CureKinetics:
             self.k2_prefactor * np.exp(-self.k2_activation_energy / rt),
         )
 
-    def cure_rate(self, alpha: np.ndarray, temperature: float) -> np.ndarray:
+    def cure_rate(self, alpha: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
         """d alpha / dt (1/s)."""
         k1, k2 = self.rate_constants(temperature)
         a = np.clip(alpha, 0.0, 1.0)
         return (k1 + k2 * a**self.m) * (1.0 - a) ** self.p
 
-    def advance(self, alpha: np.ndarray, temperature: float, dt: float) -> np.ndarray:
-        """Degree of cure after `dt` (s) at constant `temperature` (RK4, substeps of at most
-        0.005 in alpha)."""
+    def advance(self, alpha: np.ndarray, temperature: float | np.ndarray, dt: float) -> np.ndarray:
+        """Degree of cure after `dt` (s) at constant `temperature` (K, one value or one per
+        point; RK4, substeps of at most 0.005 in alpha where the cure is fastest)."""
         a = np.array(alpha, dtype=float, copy=True)
         if dt <= 0.0:
             return a
         k1, k2 = self.rate_constants(temperature)
-        max_rate = (k1 + k2) * 1.0  # bound of the rate on [0, 1] for m, p >= 0
+        max_rate = np.max((k1 + k2) * 1.0)  # bound of the rate on [0, 1] for m, p >= 0
         steps = max(1, int(np.ceil(dt * max_rate / 0.005)))
         h = dt / steps
         for _ in range(steps):
@@ -127,7 +136,7 @@ class CureKinetics:
             a = np.clip(a + h / 6.0 * (r1 + 2 * r2 + 2 * r3 + r4), 0.0, 1.0)
         return a
 
-    def factor_of(self, alpha: np.ndarray | float, temperature: float) -> np.ndarray:
+    def factor_of(self, alpha: np.ndarray | float, temperature: float | np.ndarray) -> np.ndarray:
         """Castro-Macosko factor with the Arrhenius temperature shift (inf at and past gel)."""
         a = np.asarray(alpha, dtype=float)
         shift = np.exp(
@@ -147,6 +156,15 @@ class CureKinetics:
     def syringe_conversion(self, age: float) -> float:
         """Degree of cure of cement kept in the syringe until `age` (s since mixing)."""
         return _syringe_conversion(self, age)
+
+    def syringe_factor(self, age: float) -> float:
+        """Cure factor of cement kept in the syringe (at the syringe temperature) until `age`."""
+        alpha = self.syringe_conversion(age)
+        return float(self.factor_of(alpha, self.syringe_temperature))
+
+    def flow_index(self, age: float) -> float | None:
+        """None: the kinetics scale the consistency only."""
+        return None
 
     def isothermal_set_time(
         self, reference_value: float, set_value: float, temperature: float, t_max: float = 3600.0

@@ -21,6 +21,15 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BeforeValidator, Field, model_validator
 
+from sim.physics.curing import CureKinetics, ExponentialCuring, NoCuring, TabulatedCuring
+from sim.physics.rheology import (
+    CarreauYasuda,
+    Cross,
+    HerschelBulkley,
+    Newtonian,
+    PowerLaw,
+    Rheology,
+)
 from sim.scenario.base import Section
 from sim.units import (
     TIME,
@@ -115,6 +124,9 @@ class NewtonianRheology(Section):
     def with_primary(self, value: float) -> NewtonianRheology:
         return self.model_copy(update={"viscosity": value})
 
+    def build(self) -> Rheology:
+        return Newtonian(self.viscosity)  # type: ignore[arg-type]
+
 
 class _WithConsistency(_Shear):
     """Laws with a power-law consistency K in Pa·s^n (e.g. "150 Pa*s^0.6")."""
@@ -152,6 +164,9 @@ class PowerLawRheology(_WithConsistency):
     n: FlowIndex
     min_shear_rate: Positive = 1e-3
 
+    def build(self) -> Rheology:
+        return PowerLaw(self.consistency, self.n, self.min_shear_rate)  # type: ignore[arg-type]
+
 
 class CrossRheology(_Shear):
     """mu = mu_inf + (mu_0 - mu_inf) / (1 + (lambda gamma_dot)^(1-n)); viscosity = mu_0."""
@@ -175,12 +190,24 @@ class CrossRheology(_Shear):
     def with_primary(self, value: float) -> CrossRheology:
         return self.model_copy(update={"viscosity": value})
 
+    def build(self) -> Rheology:
+        return Cross(self.viscosity, self.n, self.time_constant, self.infinite_viscosity)  # type: ignore[arg-type]
+
 
 class CarreauYasudaRheology(CrossRheology):
     """mu = mu_inf + (mu_0 - mu_inf)(1 + (lambda gamma_dot)^a)^((n-1)/a); a = 2: Carreau."""
 
     model: Literal["carreau_yasuda"]  # type: ignore[assignment]
     a: Positive = 2.0
+
+    def build(self) -> Rheology:
+        return CarreauYasuda(
+            self.viscosity,  # type: ignore[arg-type]
+            self.n,
+            self.time_constant,
+            self.a,
+            self.infinite_viscosity,
+        )
 
 
 class HerschelBulkleyRheology(_WithConsistency):
@@ -189,6 +216,14 @@ class HerschelBulkleyRheology(_WithConsistency):
     model: Literal["herschel_bulkley"]
     yield_stress: Annotated[Pressure, Field(ge=0)]
     regularisation_rate: Positive = 1e-3
+
+    def build(self) -> Rheology:
+        return HerschelBulkley(
+            self.yield_stress,
+            self.consistency,  # type: ignore[arg-type]
+            self.n,
+            self.regularisation_rate,
+        )
 
 
 class BinghamRheology(_Shear):
@@ -204,6 +239,14 @@ class BinghamRheology(_Shear):
 
     def with_primary(self, value: float) -> BinghamRheology:
         return self.model_copy(update={"viscosity": value})
+
+    def build(self) -> Rheology:
+        return HerschelBulkley(
+            self.yield_stress,
+            self.viscosity,  # type: ignore[arg-type]
+            1.0,
+            self.regularisation_rate,
+        )
 
 
 RheologySpec = Annotated[
@@ -222,6 +265,9 @@ class NoCuringSpec(Section):
 
     law: Literal["none"]
 
+    def build(self) -> NoCuring:
+        return NoCuring()
+
 
 class ExponentialCuringSpec(Section):
     """Consistency x exp((age - reference_age) / time_constant)."""
@@ -229,6 +275,9 @@ class ExponentialCuringSpec(Section):
     law: Literal["exponential"]
     reference_age: Annotated[Time, Field(ge=0)]
     time_constant: Annotated[Time, Field(gt=0)]
+
+    def build(self) -> ExponentialCuring:
+        return ExponentialCuring(self.reference_age, self.time_constant)
 
 
 def _read_table_csv(path: Path) -> list[list[float]]:
@@ -298,6 +347,11 @@ class TabulatedCuringSpec(Section):
         table = np.array(self.points)
         return float(np.exp(np.interp(age, table[:, 0], np.log(table[:, 1]))))
 
+    def build(self) -> TabulatedCuring:
+        table = np.array(self.points)
+        n = tuple(table[:, 2]) if table.shape[1] == 3 else None
+        return TabulatedCuring(tuple(table[:, 0]), tuple(table[:, 1]), self.reference_age, n)
+
 
 def _table_row(row: Any) -> Any:
     if not isinstance(row, list | tuple) or len(row) not in (2, 3):
@@ -340,6 +394,9 @@ class CureKineticsSpec(Section):
     syringe_temperature: Annotated[Temperature, Field(gt=0)]
     bone_temperature: Annotated[Temperature, Field(gt=0)]
     initial_conversion: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+    def build(self) -> CureKinetics:
+        return CureKinetics(**self.model_dump(exclude={"law"}))
 
 
 CuringSpec = Annotated[

@@ -16,6 +16,7 @@ from sim.scenario.geometry import (
     cell_size_range,
     place_needles,
 )
+from sim.scenario.heat import Heat
 from sim.scenario.injection import Injection, Name
 from sim.scenario.leak_routes import OPEN_ROUTES, LeakRegion, LeakRoute, Target
 from sim.scenario.materials import Bone, Marrow
@@ -34,6 +35,7 @@ class Scenario(Section):
     injection: Injection
     leak_routes: dict[Name, LeakRoute]  # emptiness is explained by _well_posed
     targets: dict[Name, Target] = {}
+    heat: Heat | None = None
     numerics: Numerics = Numerics()
     output: Output = Output()
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sim import measurements as measure
 from sim.scenario import validate_scenario
 
 from ..verification.conftest import run_conservative as _run
@@ -28,7 +29,9 @@ def _scenario(path: Path, edit: Any = None) -> Any:
 
 def _first_leak(pb) -> float:
     """Earliest time (s) any route reached the leak threshold (inf: never)."""
-    return min((t for t in pb.first_leak_times().values() if t is not None), default=float("inf"))
+    return min(
+        (t for t in measure.first_leak_times(pb).values() if t is not None), default=float("inf")
+    )
 
 
 def test_a_posterior_defect_near_the_tip_leaks_earlier(scenarios):
@@ -40,7 +43,7 @@ def test_a_posterior_defect_near_the_tip_leaks_earlier(scenarios):
 
     with_defect = _run(_scenario(path))
     without = _run(_scenario(path, no_defect))
-    assert with_defect.route("spinal_canal").leaked > 0
+    assert measure.route(with_defect, "spinal_canal").leaked > 0
     assert _first_leak(with_defect) < _first_leak(without)
 
 
@@ -56,7 +59,9 @@ def test_a_permeable_cleft_draws_the_cement_into_it(scenarios):
 
     permeable = _run(_scenario(path, cleft_k(1e-6)))
     like_bone = _run(_scenario(path, cleft_k(4e-8)))
-    assert permeable.fill_fraction("cleft") > 1.5 * like_bone.fill_fraction("cleft")
+    assert measure.fill_fraction(permeable, "cleft") > 1.5 * measure.fill_fraction(
+        like_bone, "cleft"
+    )
 
 
 @pytest.mark.parametrize(
@@ -72,12 +77,12 @@ def test_shipped_anatomy_scenarios_run(scenarios, name):
     assert pb.injector.finished()
     if name == "vertebroplasty_lytic_lesion":
         # the open lesion around the tip fills first
-        assert pb.fill_fraction("lesion") > 3 * pb.fill_fraction("anterior")
+        assert measure.fill_fraction(pb, "lesion") > 3 * measure.fill_fraction(pb, "anterior")
     elif name == "vertebroplasty_L1_unipedicular":
         # one needle, from the left pedicle to just past the midline
         assert [n.name for n in pb.needles] == ["left"]
         assert pb.needles[0].protocol.injected == pytest.approx(3e-6, rel=1e-12)
-        assert pb.fill_fraction("anterior") > 0
+        assert measure.fill_fraction(pb, "anterior") > 0
     else:
         assert {n.name for n in pb.needles} == {"left", "right"}
         assert all(n.protocol.injected == pytest.approx(1.5e-6, rel=1e-12) for n in pb.needles)

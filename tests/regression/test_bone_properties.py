@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from sim import measurements as measure
 from sim.bone import CTMappingError, cell_centroids
 from sim.ct.density import CTMapping
 from sim.ct.synthetic import linear_porosity_gradient, synthetic_ct, write_ct_h5
@@ -40,12 +41,12 @@ def test_synthetic_ct_reproduces_porosity_and_permeability_on_the_mesh(scenarios
         write_ct_h5(path, volume)
     MPI.COMM_WORLD.barrier()
     _, pb = _column_problem(scenarios, [f"bone.ct={{file: {path}}}"])
-    n = pb.n_cells
-    centroid = pb.V.tabulate_dof_coordinates()[pb.cell_dofs[:n]].mean(axis=1)
+    n = pb.disc.n_cells
+    centroid = pb.disc.V.tabulate_dof_coordinates()[pb.disc.cell_dofs[:n]].mean(axis=1)
     expected = field(centroid[:, 0], centroid[:, 1], centroid[:, 2])
     # linear in x: trilinear sampling and the 4-point rule are exact
-    np.testing.assert_allclose(pb.porosity.x.array[:n], expected, rtol=1e-10)
-    k = pb.permeability[:n]
+    np.testing.assert_allclose(pb.medium.porosity.x.array[:n], expected, rtol=1e-10)
+    k = pb.medium.permeability[:n]
     np.testing.assert_allclose(k, mapping.permeability(expected), rtol=1e-9)
     assert np.all(k[:, 2, 2] > k[:, 0, 0])  # cranio-caudal (z) is the principal axis
 
@@ -68,8 +69,8 @@ def test_heterogeneity_multiplies_the_ct_bone_volume_fraction(scenarios, shared_
     sc, pb = _column_problem(
         scenarios, [f"bone.ct={{file: {path}}}", f"bone.heterogeneity={heterogeneity}"]
     )
-    n = pb.n_cells
-    centroid = cell_centroids(pb.V.tabulate_dof_coordinates()[pb.cell_dofs[:n]])
+    n = pb.disc.n_cells
+    centroid = cell_centroids(pb.disc.V.tabulate_dof_coordinates()[pb.disc.cell_dofs[:n]])
     phi_ct = field(centroid[:, 0], centroid[:, 1], centroid[:, 2])
     g = property_field(sc.bone.heterogeneity, BONE_VOLUME_FRACTION, centroid)
     sigma2 = math.log(1 + cv**2)
@@ -77,10 +78,10 @@ def test_heterogeneity_multiplies_the_ct_bone_volume_fraction(scenarios, shared_
     factor = trend * np.exp(math.sqrt(sigma2) * g - sigma2 / 2)
     assert np.std(factor) > 0.2
     phi = np.clip(1 - (1 - phi_ct) * factor, 0.05, 0.98)
-    np.testing.assert_allclose(pb.porosity.x.array[:n], phi, rtol=1e-10)
+    np.testing.assert_allclose(pb.medium.porosity.x.array[:n], phi, rtol=1e-10)
     kc_ratio = (phi / phi_ct) ** 3 * ((1 - phi_ct) / (1 - phi)) ** 2
     expected = mapping.permeability(phi_ct) * kc_ratio[:, None, None]
-    np.testing.assert_allclose(pb.permeability[:n], expected, rtol=1e-9)
+    np.testing.assert_allclose(pb.medium.permeability[:n], expected, rtol=1e-9)
 
 
 def test_ct_that_misses_the_mesh_is_an_error(scenarios, shared_tmp_path):
@@ -112,6 +113,6 @@ def test_anisotropy_rotates_with_the_principal_axis(scenarios, ratio):
                 f"bone.permeability={{along_axis: 1e-9, ratio: {ratio}, axis: {axis}}}",
             ],
         )
-        (drop,), _ = simulate(sc, [10.0], lambda p: p.tip_pressure(p.needles[0]))
+        (drop,), _ = simulate(sc, [10.0], lambda p: measure.tip_pressure(p, p.needles[0].name))
         drops[axis] = drop
     assert drops["[1, 0, 0]"] / drops["[0, 1, 0]"] == pytest.approx(ratio, rel=1e-9)

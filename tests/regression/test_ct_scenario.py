@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from sim import measurements as measure
 from sim.cli import main
 from sim.ct.synthetic import osteoporotic_vertebra
 from sim.scenario import load_scenario
@@ -31,9 +32,9 @@ def test_ct_scenario_maps_the_lesion_and_runs_conservatively(scenarios):
         [*COARSE, "injection.needles.0.volume=1 mL"],
     )
     pb = run_conservative(scenario)
-    n = pb.n_cells
-    phi = pb.porosity.x.array[:n]
-    vertices = pb.V.tabulate_dof_coordinates()[pb.cell_dofs[:n]]
+    n = pb.disc.n_cells
+    phi = pb.medium.porosity.x.array[:n]
+    vertices = pb.disc.V.tabulate_dof_coordinates()[pb.disc.cell_dofs[:n]]
     centroid = vertices.mean(axis=1)
     a = 33.7e-3 / 1.8  # the L1 body spans x from -0.8 a to a
     r = np.linalg.norm(vertices - [0.5 * a, 0.2 * 41.2e-3, 0.0], axis=2)
@@ -45,9 +46,9 @@ def test_ct_scenario_maps_the_lesion_and_runs_conservatively(scenarios):
     assert comm.allreduce(float(np.abs(phi[lesion] - 0.97).max(initial=0.0)), MPI.MAX) < 1e-9
     expected = 0.86 + 0.06 * (centroid[elsewhere, 0] + 0.8 * a) / (1.8 * a)
     assert comm.allreduce(float(np.abs(phi[elsewhere] - expected).max(initial=0)), MPI.MAX) < 1e-9
-    k = pb.permeability[:n]
+    k = pb.medium.permeability[:n]
     np.testing.assert_allclose(k, scenario.bone.ct.mapping().permeability(phi), rtol=1e-9)
-    assert pb.cement_in_bone() == pytest.approx(1e-6, rel=1e-9)
+    assert measure.cement_in_bone(pb) == pytest.approx(1e-6, rel=1e-9)
 
 
 def test_ct_that_misses_the_bone_is_an_input_error(scenarios, shared_tmp_path, capsys):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from sim import measurements as measure
 from sim.geometry import build_mesh
 from sim.problem import InjectionProblem
 from sim.scenario import load_scenario
@@ -46,8 +47,8 @@ def test_leakage_grows_as_the_viscosity_ratio_falls(scenarios):
             ],
         )
         pb = run_conservative(sc)
-        volume = pb.route("basivertebral").leaked
-        first = pb.first_leak_times()["basivertebral"]
+        volume = measure.route(pb, "basivertebral").leaked
+        first = measure.first_leak_times(pb)["basivertebral"]
         results[marrow] = (1e6 * volume, 1e6 * sc.injection.needles[0].rate * first)
     print(results)
     leaked = [results[m][0] for m in PINNED]
@@ -83,13 +84,16 @@ def test_a_resolved_basivertebral_vein_is_a_low_resistance_path(scenarios):
     )
     with_vein = run_conservative(sc)
     rate = sc.injection.needles[0].rate
-    first_without = without.first_leak_times()["basivertebral"]
-    first_with = with_vein.first_leak_times()["vein_trunk"]
+    first_without = measure.first_leak_times(without)["basivertebral"]
+    first_with = measure.first_leak_times(with_vein)["vein_trunk"]
     print(f"first leak: {rate * (first_without or float('inf')) * 1e6:.3f} mL without the "
           f"vein, {rate * first_with * 1e6:.3f} mL into it")  # fmt: skip
     assert first_with is not None
     assert first_without is None or first_with < 0.5 * first_without
-    assert with_vein.route("vein_trunk").leaked > 10 * without.route("basivertebral").leaked
+    assert (
+        measure.route(with_vein, "vein_trunk").leaked
+        > 10 * measure.route(without, "basivertebral").leaked
+    )
 
 
 def test_shear_thinning_channels_the_flow_into_the_more_permeable_bone(scenarios):
@@ -121,12 +125,12 @@ def test_shear_thinning_channels_the_flow_into_the_more_permeable_bone(scenarios
         )
         pb = InjectionProblem(sc, build_mesh(sc, MPI.COMM_WORLD))
         pb.initialise()
-        n_cells = pb.n_cells
-        centre = pb.V.tabulate_dof_coordinates()[pb.cell_dofs[:n_cells]].mean(axis=1)
+        n_cells = pb.disc.n_cells
+        centre = pb.disc.V.tabulate_dof_coordinates()[pb.disc.cell_dofs[:n_cells]].mean(axis=1)
         mid = np.abs(centre[:, 0] - 0.015) < 0.004
-        u = pb.velocity.x.array.reshape(-1, 3)[:n_cells][mid, 0]
-        k = pb.permeability[:n_cells][mid, 0, 0]
-        phi = pb.porosity.x.array[:n_cells][mid]
+        u = pb.flow.velocity.x.array.reshape(-1, 3)[:n_cells][mid, 0]
+        k = pb.medium.permeability[:n_cells][mid, 0, 0]
+        phi = pb.medium.porosity.x.array[:n_cells][mid]
         layer = k ** ((1 + n) / (2 * n)) * phi ** ((n - 1) / (2 * n))
         ratios[n] = pb.comm.allreduce(u.max(initial=0.0), op=MPI.MAX) / pb.comm.allreduce(
             u.min(initial=np.inf), op=MPI.MIN

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from sim import measurements as measure
 from sim.scenario import load_scenario
 
 from ..verification.conftest import Extremes, simulate
@@ -40,10 +41,10 @@ def test_resistive_opening_passes_conductance_times_pressure_difference(scenario
         outlet = pb.tagged.facets("outlet")
         rows.append(
             (
-                pb.tip_pressure(pb.needles[0]),
-                pb.route("outlet").leaked,
-                pb.t,
-                pb.mass_balance_error(),
+                measure.tip_pressure(pb, pb.needles[0].name),
+                measure.route(pb, "outlet").leaked,
+                pb.state.t,
+                measure.mass_balance_error(pb),
                 outlet,
             )
         )
@@ -71,18 +72,18 @@ def test_leak_region_counts_the_cement_that_enters_it(scenarios):
     rows = []
 
     def each(pb):
-        region = pb.route("posterior_region")
+        region = measure.route(pb, "posterior_region")
         in_region = pb.comm.allreduce(
-            float(np.sum(region.region_pore_volume * pb.S.x.array[: pb.n_owned]))
+            float(np.sum(region.region_pore_volume * pb.state.S.x.array[: pb.disc.n_owned]))
         )
         rows.append(
             (
                 region.leaked,
                 in_region,
-                pb.cement_in_bone(),
-                pb.injected(),
-                pb.leaked(),
-                pb.mass_balance_error(),
+                measure.cement_in_bone(pb),
+                measure.injected(pb),
+                measure.leaked(pb),
+                measure.mass_balance_error(pb),
             )
         )
 
@@ -111,9 +112,11 @@ def test_vein_passes_poiseuille_flow_of_the_fluid_that_reaches_it(scenarios):
     p_face = p_ext + q * 128 * length * mu / (count * np.pi * d**4)
     expected_tip = p_face + mu * q * geo.length / (k * geo.width**2)
     tips = []
-    _, pb = simulate(sc, [], lambda p: None, lambda p: tips.append(p.tip_pressure(p.needles[0])))
+    _, pb = simulate(
+        sc, [], lambda p: None, lambda p: tips.append(measure.tip_pressure(p, p.needles[0].name))
+    )
     np.testing.assert_allclose(tips[1:], expected_tip, rtol=1e-9)
-    assert pb.route("outlet").leaked == pytest.approx(pb.injected(), rel=1e-9)
+    assert measure.route(pb, "outlet").leaked == pytest.approx(measure.injected(pb), rel=1e-9)
 
 
 def test_veins_drain_cement_less_than_open_outlets(scenarios):
@@ -136,7 +139,7 @@ def test_veins_drain_cement_less_than_open_outlets(scenarios):
         extremes = Extremes()
         _, pb = simulate(sc, [], lambda p: None, extremes)
         extremes.assert_conservative()
-        leaked[kind] = pb.route("basivertebral")
+        leaked[kind] = measure.route(pb, "basivertebral")
     assert 0 < leaked["vein"].leaked < 0.5 * leaked["outlet"].leaked
     assert leaked["vein"].marrow_out > leaked["vein"].leaked  # marrow drains freely
 
@@ -168,7 +171,7 @@ def test_vein_openings_stay_above_the_venous_pressure(scenarios):
             lowest[route.name] = min(lowest.get(route.name, np.inf), p)
 
     _, pb = simulate(sc, [], lambda p: None, each)
-    assert pb.route("basivertebral").leaked > 1e-9  # cement reached the vein
+    assert measure.route(pb, "basivertebral").leaked > 1e-9  # cement reached the vein
     for name, p in lowest.items():
         p = pb.comm.allreduce(p, op=MPI.MIN)
         assert p >= sc.leak_routes[name].pressure * (1 - 1e-9), (name, p)
@@ -182,7 +185,12 @@ def test_threshold_opening_passes_flow_above_its_opening_pressure(scenarios):
     geo, needle = sc.geometry, sc.injection.needles[0]
     area = geo.width**2
     rows = []
-    simulate(sc, [], lambda p: None, lambda pb: rows.append((pb.tip_pressure(pb.needles[0]), pb.t)))
+    simulate(
+        sc,
+        [],
+        lambda p: None,
+        lambda pb: rows.append((measure.tip_pressure(pb, pb.needles[0].name), pb.state.t)),
+    )
     mu, k, q = sc.cement.rheology.viscosity, sc.bone.permeability, needle.rate
     expected = p_ext + dp_open + q / (conductance * area) + mu * q * geo.length / (k * area)
     for tip, _ in rows[1:]:
@@ -210,25 +218,27 @@ def test_threshold_opening_is_shut_below_and_open_above_its_reference(scenarios,
     states = []
 
     def each(pb):
-        route = pb.route("spinal_canal")
+        route = measure.route(pb, "spinal_canal")
         robin = pb.openings.robin
         p = pb.p.x.array[route.dofs]
         reference = robin.pressure[route.dofs]
         expected = np.where(p > reference, c * robin.area[route.dofs] * (p - reference), 0.0)
         net_out = -pb.fluxes.divergence()[route.dofs]
-        scale = sum(pb.rates) or 1.0
+        scale = sum(pb.state.rates) or 1.0
         np.testing.assert_allclose(net_out, expected, atol=1e-9 * scale)
         opened = pb.comm.allreduce(int(np.sum(p > reference)), op=MPI.SUM)
         states.append((opened, pb.comm.allreduce(len(p), op=MPI.SUM)))
 
     _, pb = simulate(sc, [], lambda p: None, each)
-    drained = pb.route("spinal_canal").leaked + pb.route("spinal_canal").marrow_out
+    drained = (
+        measure.route(pb, "spinal_canal").leaked + measure.route(pb, "spinal_canal").marrow_out
+    )
     print(f"dp_open {dp_open:g} Pa: open vertices per step {sorted(set(states))}")
     opened = [o for o, _ in states]
     if dp_open >= 1e6:
-        assert max(opened) == 0 and drained <= 1e-12 * pb.injected()
+        assert max(opened) == 0 and drained <= 1e-12 * measure.injected(pb)
     else:
-        assert max(opened) > 0 and drained > 1e-6 * pb.injected()
+        assert max(opened) > 0 and drained > 1e-6 * measure.injected(pb)
     if dp_open == 500.0:  # partly open: the active set is exercised
         assert any(0 < o < n for o, n in states)
-    assert pb.mass_balance_error() <= 1e-10
+    assert measure.mass_balance_error(pb) <= 1e-10

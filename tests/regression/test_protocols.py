@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from mpi4py import MPI
 
+from sim import measurements as measure
 from sim.run import run_scenario
 from sim.scenario import load_scenario
 
@@ -34,7 +35,7 @@ def test_aliquots_inject_exactly_the_scheduled_volumes(scenarios, shared_tmp_pat
     duration = aliquot / rate
     ends = [k * (duration + pause) + duration for k in range(count)]
     starts = [k * (duration + pause) for k in range(count)]
-    at_ends, _ = simulate(sc, ends + starts[1:], lambda pb: (pb.t, pb.injected()))
+    at_ends, _ = simulate(sc, ends + starts[1:], lambda pb: (pb.state.t, measure.injected(pb)))
     injected_at = sorted(at_ends)
     for k, end in enumerate(ends):
         _, v = next(x for x in injected_at if x[0] == pytest.approx(end, rel=1e-12))
@@ -74,16 +75,16 @@ def test_syringe_pressure_limit_and_time_limit_stop_the_injection(scenarios):
     )
     _, pb = simulate(sc, [], lambda p: None)
     assert pb.stop_reason() == "syringe_pressure_limit:needle"
-    assert pb.syringe_pressures[0] >= 0.98e6
-    assert 0.2 * ML < pb.injected() < 5 * ML
+    assert pb.state.syringe_pressures[0] >= 0.98e6
+    assert 0.2 * ML < measure.injected(pb) < 5 * ML
     sc = load_scenario(
         scenarios / "verification/sphere_newtonian.yaml",
         [*COARSE_BALL, "injection.stop.time_limit=30 s"],
     )
     _, pb = simulate(sc, [], lambda p: None)
     assert pb.stop_reason() == "time_limit"
-    assert pb.t == pytest.approx(30.0, rel=1e-12)
-    assert pb.injected() == pytest.approx(30.0 * 3 * ML / 60, rel=1e-12)
+    assert pb.state.t == pytest.approx(30.0, rel=1e-12)
+    assert measure.injected(pb) == pytest.approx(30.0 * 3 * ML / 60, rel=1e-12)
 
 
 def test_bipedicular_needles_one_after_the_other(scenarios, shared_tmp_path):
@@ -99,7 +100,7 @@ def test_bipedicular_needles_one_after_the_other(scenarios, shared_tmp_path):
         ],
     )
     rows = []
-    _, pb = simulate(sc, [], lambda p: None, lambda p: rows.append((p.t, *p.rates)))
+    _, pb = simulate(sc, [], lambda p: None, lambda p: rows.append((p.state.t, *p.state.rates)))
     left, right = pb.injector.by_name("left"), pb.injector.by_name("right")
     assert left.finished_at == pytest.approx(40.0, rel=1e-12)
     assert right.started_at == left.finished_at
@@ -107,7 +108,7 @@ def test_bipedicular_needles_one_after_the_other(scenarios, shared_tmp_path):
     assert left.injected == pytest.approx(2 * ML, rel=1e-12)
     assert right.injected == pytest.approx(2 * ML, rel=1e-12)
     assert all(r_left == 0 or r_right == 0 for _, r_left, r_right in rows)  # never together
-    assert pb.mass_balance_error() <= 1e-10
+    assert measure.mass_balance_error(pb) <= 1e-10
     summary = run_scenario(sc, shared_tmp_path / "bipedicular", MPI.COMM_WORLD)
     assert set(summary["syringe_pressure_max_pa"]) == {"left", "right"}
     assert summary["injected_volume_per_needle_m3"]["right"] == pytest.approx(2 * ML, rel=1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sim import measurements as measure
 from sim.scenario import load_scenario
 
 from ..verification.conftest import run_conservative
@@ -25,8 +26,8 @@ def test_real_l1_body(scenarios):
     assert pb.needles[0].kind == "source"
     for name in ("basivertebral_foramen", "endplate_upper", "endplate_lower", "surface"):
         assert pb.comm.allreduce(len(pb.tagged.facets(name))) > 0, name
-    assert 0 < pb.fill_fraction("anterior") < 1
-    assert pb.cement_in_bone() == pytest.approx(1e-6, rel=1e-6)
+    assert 0 < measure.fill_fraction(pb, "anterior") < 1
+    assert measure.cement_in_bone(pb) == pytest.approx(1e-6, rel=1e-6)
 
 
 def test_real_sacrum_bilateral(scenarios):
@@ -36,4 +37,4 @@ def test_real_sacrum_bilateral(scenarios):
     )
     pb = run_conservative(sc)
     assert [n.protocol.injected for n in pb.needles] == pytest.approx([1e-6, 1e-6], rel=1e-12)
-    assert pb.route("cortical_veins").marrow_out > 0
+    assert measure.route(pb, "cortical_veins").marrow_out > 0

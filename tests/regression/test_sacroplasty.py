@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from sim import measurements as measure
 from sim.geometry.sacrum import DEFAULTS, needle_path
 from sim.scenario import load_scenario, validate_scenario
 
@@ -59,11 +60,11 @@ def test_cement_reaches_the_disc_only_from_a_tip_below_the_endplate():
         assert pb.needles[0].protocol.injected == pytest.approx(VOLUME, rel=1e-12)
         assert pb.needles[0].kind == "cavity"
     threshold = near.scenario.output.leak_threshold
-    first = near.first_leak_times()["l5_s1_disc"]
-    assert near.route("l5_s1_disc").leaked > 10 * threshold
-    assert first is not None and 0.0 < first < near.t
-    assert deep.route("l5_s1_disc").leaked < 1e-6 * VOLUME  # none beyond round-off
-    assert deep.first_leak_times()["l5_s1_disc"] is None
+    first = measure.first_leak_times(near)["l5_s1_disc"]
+    assert measure.route(near, "l5_s1_disc").leaked > 10 * threshold
+    assert first is not None and 0.0 < first < near.state.t
+    assert measure.route(deep, "l5_s1_disc").leaked < 1e-6 * VOLUME  # none beyond round-off
+    assert measure.first_leak_times(deep)["l5_s1_disc"] is None
     # the deep tip is where the short-axis path puts it, in the left ala
     _, tip = needle_path("short_axis", "left", "S1", **DEFAULTS)
     np.testing.assert_allclose(deep.needles[0].tip, tip, rtol=0, atol=1e-12)
@@ -103,5 +104,5 @@ def test_shipped_sacroplasty_scenario_runs(name, as_shipped):
     assert pb.injector.finished()
     for needle, spec in zip(pb.needles, scenario.injection.needles, strict=True):
         assert needle.protocol.injected == pytest.approx(spec.total_volume, rel=1e-12)
-    assert pb.fill_fraction("alae") > 0
-    assert pb.leaked() < 0.5 * sum(n.total_volume for n in scenario.injection.needles)
+    assert measure.fill_fraction(pb, "alae") > 0
+    assert measure.leaked(pb) < 0.5 * sum(n.total_volume for n in scenario.injection.needles)

@@ -1,13 +1,20 @@
-"""Every shipped scenario gives the summary numbers recorded for it (relative 1e-12).
+"""Every shipped scenario gives the summary numbers recorded for it (relative 1e-9).
 
 The guard for changes that must not change numbers (refactoring the solver into components,
 issue 10): each scenario file under scenarios/ (sweep files excepted) runs with its outputs
 off on a coarser mesh (tip size at least 1.2 mm where the needle allows it, largest size at
 least 6 mm), serially, and every physics number of its summary is compared with
-tests/regression/data/shipped_summaries.json. Bitwise-equal arithmetic gives equal numbers; a
-machine with other BLAS kernels may differ in the last digits, so record on the machine that
-compares (one BLAS thread: threaded sums change from run to run). Slow (about 9 minutes on
-2 cores): run on request,
+tests/regression/data/shipped_summaries.json; volumes (m³) also within 1e-9 of the injected
+volume (a leak of 1e-33 m³ is round-off). Record on the machine that compares (one BLAS
+thread: threaded sums change from run to run).
+
+Why 1e-9 and not 1e-12: repeated runs of the same code on this machine differ, by up to
+1.7e-10 relative in some numbers (sacroplasty and Habib scenarios, measured on the commit
+before the redesign: 15-22 keys of a summary differ between two runs; the meshes are
+byte-identical, so the solvers' arithmetic is not reproducible to the last digit, e.g.
+NumPy's SIMD reductions depend on array alignment). The redesign itself passed this guard at
+1e-12 for every shipped scenario in one run (issue 10 note). Slow (about 10 minutes on 2
+cores): run on request,
 
     .venv/bin/python -m pytest --runslow tests/regression/test_shipped_summaries.py
 
@@ -86,7 +93,10 @@ def _recorded() -> dict[str, Any]:
 def test_shipped_scenario_gives_its_recorded_summary(name):
     recorded = _recorded()
     assert name in recorded, f"no recorded summary for {name}: record with the command above"
-    assert_same_numbers(recorded[name], summary_of(name), rtol=1e-12)
+    expected = recorded[name]
+    assert_same_numbers(
+        expected, summary_of(name), rtol=1e-9, volume_scale=expected["injected_volume_m3"]
+    )
 
 
 def record(names: list[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim import measurements as measure
 from sim.scenario import load_scenario
 
 from ..verification.conftest import simulate
@@ -13,8 +14,8 @@ MU_M = 0.04
 
 
 def profile_and_checks(pb, n: int, h: float):
-    plane = np.round(pb.x_owned[:, 0] / h).astype(int)
-    s = pb.S.x.array[: pb.n_owned]
+    plane = np.round(pb.disc.x_owned[:, 0] / h).astype(int)
+    s = pb.state.S.x.array[: pb.disc.n_owned]
     total = pb.comm.allreduce(np.bincount(plane, s, n + 1))
     count = pb.comm.allreduce(np.bincount(plane, None, n + 1))
     return total / count
@@ -36,8 +37,8 @@ def test_column_displacement_is_bounded_monotone_and_conservative(scenarios, rat
     worst = {"mass": 0.0, "smin": 1.0, "smax": 0.0}
 
     def each(pb):
-        worst["mass"] = max(worst["mass"], pb.mass_balance_error())
-        lo, hi = pb.saturation_range()
+        worst["mass"] = max(worst["mass"], measure.mass_balance_error(pb))
+        lo, hi = measure.saturation_range(pb)
         worst["smin"], worst["smax"] = min(worst["smin"], lo), max(worst["smax"], hi)
 
     (s,), pb = simulate(
@@ -46,7 +47,7 @@ def test_column_displacement_is_bounded_monotone_and_conservative(scenarios, rat
         lambda p: profile_and_checks(p, n, sc.geometry.length / n),
         each,
     )
-    assert pb.injected() == pytest.approx(needle.volume, rel=1e-12)
+    assert measure.injected(pb) == pytest.approx(needle.volume, rel=1e-12)
     assert worst["mass"] <= 1e-10
     assert worst["smin"] >= 0.0 and worst["smax"] <= 1.0
     # a displacement from the inlet: saturation falls (weakly) along the column
@@ -69,12 +70,12 @@ def test_spherical_injection_at_extreme_viscosity_ratios(scenarios, mu_c):
     worst = {"mass": 0.0, "smin": 1.0, "smax": 0.0}
 
     def each(pb):
-        worst["mass"] = max(worst["mass"], pb.mass_balance_error())
-        lo, hi = pb.saturation_range()
+        worst["mass"] = max(worst["mass"], measure.mass_balance_error(pb))
+        lo, hi = measure.saturation_range(pb)
         worst["smin"], worst["smax"] = min(worst["smin"], lo), max(worst["smax"], hi)
 
     _, pb = simulate(sc, [], lambda p: None, each)
-    assert pb.injected() == pytest.approx(2e-6, rel=1e-12)
+    assert measure.injected(pb) == pytest.approx(2e-6, rel=1e-12)
     assert worst["mass"] <= 1e-10
     assert worst["smin"] >= 0.0 and worst["smax"] <= 1.0
     assert pb.injector.finished()
@@ -82,4 +83,4 @@ def test_spherical_injection_at_extreme_viscosity_ratios(scenarios, mu_c):
         from ..verification.test_sphere_injection import exact
 
         _, dp = exact(sc, 2e-6)
-        assert pb.tip_pressure(pb.needles[0]) == pytest.approx(dp, rel=0.2)
+        assert measure.tip_pressure(pb, pb.needles[0].name) == pytest.approx(dp, rel=0.2)

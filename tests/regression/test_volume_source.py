@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from sim import measurements as measure
 from sim.scenario import validate_scenario
 
 from ..verification.conftest import Extremes, simulate
@@ -61,9 +62,9 @@ def test_source_injection_into_a_mesh_without_cavity(shared_tmp_path):
     assert needle.kind == "source"
     assert pb.comm.allreduce(int(np.count_nonzero(needle.weights))) >= 1
     assert pb.comm.allreduce(float(needle.weights.sum())) == pytest.approx(1.0, rel=1e-12)
-    cloud, _ = pb.cloud()
+    cloud, _ = measure.cloud(pb)
     r_cloud = (3 * cloud / (4 * np.pi)) ** (1 / 3)
     r_exact = (3 * volume / (4 * np.pi * phi)) ** (1 / 3)
     assert r_cloud == pytest.approx(r_exact, rel=0.1)
-    assert pb.tip_pressure(needle) > 0
+    assert measure.tip_pressure(pb, needle.name) > 0
     extremes.assert_conservative()

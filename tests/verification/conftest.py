@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from mpi4py import MPI
 
+from sim import measurements as measure
 from sim.geometry import build_mesh
 from sim.problem import InjectionProblem
 from sim.scenario import Scenario
@@ -29,7 +30,7 @@ def simulate(
     def on_step(pb: InjectionProblem) -> None:
         if every_step is not None:
             every_step(pb)
-        while pending and pb.t >= pending[0] * (1 - 1e-12):
+        while pending and pb.state.t >= pending[0] * (1 - 1e-12):
             pending.pop(0)
             samples.append(measure(pb))
 
@@ -47,8 +48,8 @@ class Extremes:
         self.s_min, self.s_max = 1.0, 0.0
 
     def __call__(self, pb: InjectionProblem) -> None:
-        self.mass_balance = max(self.mass_balance, pb.mass_balance_error())
-        lo, hi = pb.saturation_range()
+        self.mass_balance = max(self.mass_balance, measure.mass_balance_error(pb))
+        lo, hi = measure.saturation_range(pb)
         self.s_min, self.s_max = min(self.s_min, lo), max(self.s_max, hi)
 
     def assert_conservative(self) -> None:

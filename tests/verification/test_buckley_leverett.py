@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
+from sim import measurements as measure
 from sim.scenario import load_scenario
 
 from .conftest import simulate
@@ -62,11 +63,11 @@ def run(scenarios, a: float, n: int, max_change: float) -> dict[str, float]:
     h = length / n
 
     def profile(pb):
-        plane = np.round(pb.x_owned[:, 0] / h).astype(int)
-        s = pb.S.x.array[: pb.n_owned]
+        plane = np.round(pb.disc.x_owned[:, 0] / h).astype(int)
+        s = pb.state.S.x.array[: pb.disc.n_owned]
         total = pb.comm.allreduce(np.bincount(plane, s, n + 1))
         count = pb.comm.allreduce(np.bincount(plane, None, n + 1))
-        return total / count, pb.mass_balance_error()
+        return total / count, measure.mass_balance_error(pb)
 
     ((s_num, mass_error),), _ = simulate(sc, [t_end], profile)
     x = np.linspace(0.0, length, n + 1)

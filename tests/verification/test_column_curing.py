@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim import measurements as measure
 from sim.physics.cement import CementModel
 from sim.scenario import load_scenario
 
@@ -33,7 +34,13 @@ def test_pressure_drop_follows_viscosity(scenarios, overrides):
     rows = []
 
     def record(pb):
-        rows.append((pb.age, pb.tip_pressure(pb.needles[0]), pb.mass_balance_error()))
+        rows.append(
+            (
+                pb.state.age,
+                measure.tip_pressure(pb, pb.needles[0].name),
+                measure.mass_balance_error(pb),
+            )
+        )
 
     simulate(sc, [], lambda pb: None, every_step=record)
     ages, dp, mass = (np.array(c) for c in zip(*rows, strict=True))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim import measurements as measure
 from sim.physics.cannula import power_law_pressure_drop
 from sim.scenario import Scenario, load_scenario
 
@@ -70,13 +71,20 @@ def check_sphere(sc: Scenario, volumes: tuple[float, ...]) -> None:
     rows = []
 
     def each(pb):
-        rows.append((pb.age, pb.rates[0], pb.tip_pressure(pb.needles[0]), pb.syringe_pressures[0]))
-        assert pb.mass_balance_error() <= 1e-10
+        rows.append(
+            (
+                pb.state.age,
+                pb.state.rates[0],
+                measure.tip_pressure(pb, pb.needles[0].name),
+                pb.state.syringe_pressures[0],
+            )
+        )
+        assert measure.mass_balance_error(pb) <= 1e-10
 
     samples, pb = simulate(
         sc,
         [v / needle.rate for v in volumes],
-        lambda p: (p.injected(), p.tip_pressure(p.needles[0])),
+        lambda p: (measure.injected(p), measure.tip_pressure(p, p.needles[0].name)),
         each,
     )
     closure = sc.cement.rheology.closure
@@ -93,7 +101,7 @@ def check_sphere(sc: Scenario, volumes: tuple[float, ...]) -> None:
         K, n = consistency_and_index(sc, age)
         drop = power_law_pressure_drop(rate, needle.cannula_length, needle.inner_radius, K, n)
         assert syringe == pytest.approx(tip + drop, rel=1e-9)
-    assert pb.picard_failures == 0
+    assert pb.state.counters.picard_failures == 0
 
 
 @pytest.mark.serial  # under MPI the curing case below checks the same closure

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim import measurements as measure
 from sim.scenario import load_scenario
 
 from .conftest import simulate
@@ -37,13 +38,18 @@ def test_rate_follows_the_series_resistance(scenarios):
     rows = []
 
     def each(pb):
-        if pb.rates[0] > 0:
+        if pb.state.rates[0] > 0:
             rows.append(
-                (pb.injected(), pb.rates[0], pb.syringe_pressures[0], pb.mass_balance_error())
+                (
+                    measure.injected(pb),
+                    pb.state.rates[0],
+                    pb.state.syringe_pressures[0],
+                    measure.mass_balance_error(pb),
+                )
             )
 
     _, pb = simulate(sc, [], lambda p: None, each)
-    assert pb.injected() == pytest.approx(3e-6, rel=1e-9)
+    assert measure.injected(pb) == pytest.approx(3e-6, rel=1e-9)
     assert len(rows) > 10
     for volume, rate, syringe, mass in rows:
         r_f = (r0**3 + 3 * volume / (4 * np.pi * phi)) ** (1 / 3)

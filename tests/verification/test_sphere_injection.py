@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim import measurements as measure
 from sim.scenario import load_scenario
 
 from .conftest import simulate
@@ -36,15 +37,15 @@ def exact(sc, volume: float) -> tuple[float, float]:
     return r_f, dp
 
 
-def measure(pb):
+def sample(pb):
     needle = pb.needles[0]
-    volume, _ = pb.cloud(0.5)
+    volume, _ = measure.cloud(pb, 0.5)
     return {
-        "injected": pb.injected(),
-        "tip_pressure": pb.tip_pressure(needle),
+        "injected": measure.injected(pb),
+        "tip_pressure": measure.tip_pressure(pb, needle.name),
         "cloud_volume": volume,
-        "mass_balance": pb.mass_balance_error(),
-        "s_range": pb.saturation_range(),
+        "mass_balance": measure.mass_balance_error(pb),
+        "s_range": measure.saturation_range(pb),
     }
 
 
@@ -54,11 +55,11 @@ def run_case(scenarios, overrides):
     every = {"mb": 0.0, "smin": 1.0, "smax": 0.0}
 
     def each(pb):
-        every["mb"] = max(every["mb"], pb.mass_balance_error())
-        lo, hi = pb.saturation_range()
+        every["mb"] = max(every["mb"], measure.mass_balance_error(pb))
+        lo, hi = measure.saturation_range(pb)
         every["smin"], every["smax"] = min(every["smin"], lo), max(every["smax"], hi)
 
-    samples, problem = simulate(sc, [v / q for v in VOLUMES], measure, each)
+    samples, problem = simulate(sc, [v / q for v in VOLUMES], sample, each)
     return sc, samples, problem, every
 
 

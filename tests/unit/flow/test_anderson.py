@@ -1,4 +1,4 @@
-"""Anderson acceleration of depth 1 (sim.problem.Anderson), as used by the Picard loop.
+"""Anderson acceleration of depth 1 (sim.flow.anderson.Anderson), as used by the Picard loop.
 
 For a linear map G(x) = A x + b: the first call returns G(x) unchanged; the second call
 lands exactly on the fixed point for a scalar map (1-D, here held on rank 0 with an empty
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.problem import Anderson
+from sim.flow.anderson import Anderson
 
 from .conftest import COMM
 

@@ -1,16 +1,25 @@
-"""StepController (sim.flow.timestep): the step-size policy of the time loop.
+"""StepController and StepPolicy (sim.flow.timestep): the step-size policy of the time loop.
 
 After an accepted step dt is scaled by 0.9 target / change, at most 2 (also for no change),
 at least 0.3, at most 0.7 when Newton needed more than half its iterations, and clamped to
 [dt_min, dt_max]; a rejected step halves dt and raises TimeStepError (naming
-numerics.max_saturation_change) once dt falls below dt_min. Exact expected values.
+numerics.max_saturation_change) once dt falls below dt_min. StepPolicy applies the limits in
+turn, lands on the next stop and leaves no sliver (< dt / 4) before it; `volume_limited` and
+`change_limited` are the limits the components contribute. Exact expected values.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from sim.flow.timestep import StepController, TimeStepError
+from sim.flow.timestep import (
+    VOLUME_PER_STEP,
+    StepController,
+    StepPolicy,
+    TimeStepError,
+    change_limited,
+    volume_limited,
+)
 
 
 def controller(dt: float = 1.0) -> StepController:
@@ -66,3 +75,53 @@ def test_rejection_halves_until_below_dt_min():
         c.rejected()
     assert "0.25 s" in str(info.value)
     assert isinstance(info.value, RuntimeError)
+
+
+def policy(dt: float = 1.0, fixed: tuple[float, ...] = ()) -> StepPolicy:
+    return StepPolicy(controller(dt), fixed)
+
+
+def test_policy_applies_the_limits_in_turn():
+    seen = []
+
+    def first(dt):
+        seen.append(("first", dt))
+        return 0.6 * dt
+
+    def second(dt):
+        seen.append(("second", dt))
+        return dt - 0.1
+
+    assert policy(2.0).size(0.0, [first, second], []) == pytest.approx(1.1, rel=1e-15)
+    assert seen == [("first", 2.0), ("second", pytest.approx(1.2, rel=1e-15))]
+
+
+@pytest.mark.parametrize(
+    ("t", "fixed", "stops", "expected"),
+    [
+        (0.0, (), [], 1.0),  # nothing ahead
+        (0.0, (0.5,), [], 0.5),  # lands on an output time
+        (0.0, (1.2,), [], 1.2),  # 0.2 < 1 / 4 would be a sliver: one longer step
+        (0.0, (1.3,), [], 1.0),  # 0.3 is not a sliver
+        (0.0, (3.0,), [0.4], 0.4),  # the nearest of the fixed times and the stops
+        (2.0, (2.0, 2.5), [], 0.5),  # a fixed time already reached does not count
+        (2.0, (2.0 * (1 + 1e-13),), [], 1.0),  # nor one within 1e-12 of t
+    ],
+)
+def test_policy_lands_on_the_next_stop(t, fixed, stops, expected):
+    assert policy(1.0, fixed).size(t, [], stops) == pytest.approx(expected, rel=1e-12)
+
+
+def test_volume_limit():
+    assert volume_limited(10.0, 2e-6, 1e-8) == pytest.approx(VOLUME_PER_STEP * 200.0, rel=1e-15)
+    assert volume_limited(1.0, 2e-6, 1e-8) == 1.0  # already below
+    assert volume_limited(10.0, 2e-6, 0.0) == 10.0  # no injection: no limit
+
+
+def test_change_limit_halves_until_the_factor_moves_by_at_most_the_limit():
+    def factor(h):
+        return 1.0 + h  # rises by h over a step of h
+
+    assert change_limited(1.0, factor, 0.1) == 0.0625  # 1 -> 0.5 -> ... -> 1/16 <= 0.1
+    assert change_limited(0.05, factor, 0.1) == 0.05
+    assert change_limited(1.0, lambda h: 2.0, 0.1) == 1.0  # constant factor

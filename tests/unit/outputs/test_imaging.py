@@ -20,6 +20,7 @@ import gmsh
 import numpy as np
 import pytest
 
+from sim import measurements as measure
 from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
 from sim.outputs.imaging import (
     VIEWS,
@@ -392,7 +393,7 @@ def test_fluoroscopy_recorder_projects_phi_s_and_the_bone(cube_problem):
     def saturation(x: np.ndarray) -> np.ndarray:
         return 0.5 + (x - L / 2) @ slope
 
-    pb.S.x.array[:] = saturation(pb.V.tabulate_dof_coordinates())
+    pb.state.S.x.array[:] = saturation(pb.disc.V.tabulate_dof_coordinates())
     recorder = FluoroscopyRecorder(pb, pixel=L / 40)  # pixel edges on the cube's faces
     recorder.record()
     _, _, images = recorder.frames[-1]
@@ -409,7 +410,7 @@ def test_fluoroscopy_recorder_projects_phi_s_and_the_bone(cube_problem):
         # the cement volume of the image is the cement in the bone (the pixels tile the
         # cube's projection, so the pixel sums are exact here)
         assert images[view].sum() * detector.pixel**2 == pytest.approx(
-            pb.cement_in_bone(), rel=1e-12
+            measure.cement_in_bone(pb), rel=1e-12
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim import measurements as measure
 from sim.outputs.metrics import FrontDistances, cloud_shape, coverage, ellipsoid_sphericity
 from sim.problem import InjectionProblem
 
@@ -21,8 +22,8 @@ def cube() -> InjectionProblem:
 
 
 def _fill(pb: InjectionProblem, inside) -> None:
-    x = pb.V.tabulate_dof_coordinates()
-    pb.S.x.array[:] = np.where(inside(x - L / 2), 1.0, 0.0)
+    x = pb.disc.V.tabulate_dof_coordinates()
+    pb.state.S.x.array[:] = np.where(inside(x - L / 2), 1.0, 0.0)
 
 
 def test_ball_volume_axes_and_sphericity(cube):
@@ -59,7 +60,7 @@ def test_half_filled_region_coverage_and_distance_to_the_outlet(cube):
     # S = 1 on the vertex planes x <= L/2: their boxes reach h/2 beyond the plane
     _fill(cube, lambda d: d[:, 0] <= 1e-12)
     assert coverage(cube, "whole") == pytest.approx(0.5 + 0.5 / N, rel=1e-12)
-    assert cube.fill_fraction("whole") == pytest.approx(0.5 + 0.5 / N, rel=1e-12)
+    assert measure.fill_fraction(cube, "whole") == pytest.approx(0.5 + 0.5 / N, rel=1e-12)
     distances = FrontDistances(cube)()
     assert distances["outlet"] == pytest.approx(L / 2, rel=1e-12)
     assert distances["cortex"] == pytest.approx(0.0, abs=1e-15)  # it touches the side walls

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from sim.physics.cement import CementModel, curing_law
+from sim.physics.cement import CementModel
 from sim.physics.curing import (
     GAS_CONSTANT,
     CureKinetics,
@@ -152,7 +152,7 @@ def test_curing_law_from_a_table_spec() -> None:
             "curing": {"law": "table", "reference_age": 240, "points": [[60, 40], [240, 100]]},
         }
     )
-    law = curing_law(cement.curing)
+    law = cement.curing.build()
     assert law == TabulatedCuring((60.0, 240.0), (40.0, 100.0), 240.0, None)
 
 
@@ -271,7 +271,7 @@ def test_syringe_conversion_follows_the_syringe_temperature() -> None:
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_set_time_at_25_and_37_celsius(name: str) -> None:
     cement = preset(name)
-    law = curing_law(cement.curing)
+    law = cement.curing.build()
     assert isinstance(law, CureKinetics)
     reference = cement.rheology.primary()
     t25 = law.isothermal_set_time(reference, cement.set_viscosity, 25.0 + CELSIUS)
@@ -301,9 +301,10 @@ def test_preset_consistency_in_the_syringe_matches_its_documentation(
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_cement_in_the_bone_is_capped_at_the_set_viscosity(name: str) -> None:
     model = CementModel(preset(name))
-    assert model.kinetic
+    law = model.curing
+    assert isinstance(law, CureKinetics)
     conversion = np.array([0.0, 0.3, 0.5, 0.9])
-    factor = np.asarray(model.bone_factor(300.0, conversion))
+    factor = np.asarray(law.factor_of(conversion, law.bone_temperature))
     assert np.isinf(factor[2:]).all()
     mu = model.viscosity(np.full(4, 1.0), factor, 300.0)
     assert mu[2] == mu[3] == model.set_viscosity

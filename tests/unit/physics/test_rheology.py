@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.physics.cement import rheology_law
 from sim.physics.rheology import CarreauYasuda, Cross, HerschelBulkley, Newtonian, PowerLaw
 from sim.physics.rheology.porous_closure import CLOSURES, PorousClosure, rabinowitsch_shift
 from sim.scenario.cement import (
@@ -135,11 +134,9 @@ def test_herschel_bulkley_is_finite_at_rest(n: float) -> None:
 
 def test_bingham_is_herschel_bulkley_with_n_one() -> None:
     tau_y, mu_p, g_r = 80.0, 150.0, 1e-3
-    law = rheology_law(
-        BinghamRheology(
-            model="bingham", yield_stress=tau_y, viscosity=mu_p, regularisation_rate=g_r
-        )
-    )
+    law = BinghamRheology(
+        model="bingham", yield_stress=tau_y, viscosity=mu_p, regularisation_rate=g_r
+    ).build()
     assert law == HerschelBulkley(tau_y, mu_p, 1.0, g_r)
     assert law.flow_index == 1.0
     g = np.array([0.05, 1.0, 10.0, 1e3])
@@ -214,7 +211,7 @@ def test_rheology_law_of_each_scenario_model() -> None:
         ),
     ]
     for spec, law in specs:
-        assert rheology_law(spec) == law, spec.model
+        assert spec.build() == law, spec.model
 
 
 # --- porous closures -----------------------------------------------------------------------

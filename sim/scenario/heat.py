@@ -1,0 +1,178 @@
+"""Scenario section `heat`: the exotherm of the cement, tissue temperature, thermal damage.
+
+    heat:
+      body_temperature: 37 degC            # initial temperature of bone and marrow
+      boundary: {kind: temperature}        # outer surface held at body_temperature (default),
+                                           # or {kind: bath, temperature: 37 degC,
+                                           #     heat_transfer_coefficient: 500 W/(m^2*K)},
+                                           # or {kind: insulated}
+      perfusion: 0 1/s                     # Pennes blood perfusion rate (volume per volume)
+      probes: {canal: "[0, -20, 0] mm"}    # points whose temperature is recorded
+      follow_up: 20 min                    # the run goes on this long after the injection
+                                           # ends, without flow, while the cement sets
+      max_temperature_change: 1.0          # K per step at most (step-size limit)
+      damage:                              # models of thermal damage (defaults below)
+        bone: {kind: cem43, threshold: 16 min}
+
+Heat is off without this section. Material values default to the literature values in the
+README (with sources); every value may be overridden. Temperatures in K (or with a unit),
+all other values in SI.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from sim.physics.curing import GAS_CONSTANT
+from sim.scenario.base import Section
+from sim.scenario.injection import Name
+from sim.units import (
+    Conductivity,
+    Density,
+    HeatTransfer,
+    PerTime,
+    Point,
+    SpecificEnergy,
+    SpecificHeat,
+    Temperature,
+    Time,
+)
+
+Kelvin = Annotated[Temperature, Field(gt=0)]
+
+BODY_TEMPERATURE = 310.15  # K (37 C)
+ROOM_TEMPERATURE = 295.15  # K (22 C)
+
+
+class Material(Section):
+    """Thermal properties of one constituent: density (kg/m³), specific heat (J/(kg K)),
+    thermal conductivity (W/(m K))."""
+
+    density: Density
+    specific_heat: SpecificHeat
+    conductivity: Conductivity
+
+    @property
+    def heat_capacity(self) -> float:
+        """Volumetric heat capacity rho c (J/(m³ K))."""
+        return self.density * self.specific_heat
+
+
+class BoneTissue(Material):
+    """The mineralised tissue of the trabeculae (IT'IS database, cortical bone)."""
+
+    density: Density = 1908.0
+    specific_heat: SpecificHeat = 1313.0
+    conductivity: Conductivity = 0.32
+
+
+class MarrowTissue(Material):
+    """Red bone marrow (IT'IS database)."""
+
+    density: Density = 1029.0
+    specific_heat: SpecificHeat = 2666.0
+    conductivity: Conductivity = 0.28
+
+
+class CementHeat(Material):
+    """Polymerised cement, and its total heat of polymerisation (J/kg of cement), released in
+    proportion to the rise of the degree of cure of cure kinetics."""
+
+    density: Density = 1100.0
+    specific_heat: SpecificHeat = 1450.0
+    conductivity: Conductivity = 0.17
+    reaction_heat: SpecificEnergy = 1.0e5
+
+
+class Blood(Section):
+    """Perfusing blood: density (kg/m³) and specific heat (J/(kg K))."""
+
+    density: Density = 1050.0
+    specific_heat: SpecificHeat = 3617.0
+
+
+class TemperatureBoundary(Section):
+    """The outer surface of the bone held at the body temperature."""
+
+    kind: Literal["temperature"]
+
+
+class BathBoundary(Section):
+    """The outer surface exchanging heat with a bath: flux = h (T - T_bath)."""
+
+    kind: Literal["bath"]
+    temperature: Kelvin = BODY_TEMPERATURE
+    heat_transfer_coefficient: HeatTransfer
+
+
+class InsulatedBoundary(Section):
+    """No heat crosses the outer surface."""
+
+    kind: Literal["insulated"]
+
+
+Boundary = Annotated[
+    TemperatureBoundary | BathBoundary | InsulatedBoundary, Field(discriminator="kind")
+]
+
+
+class ArrheniusDamage(Section):
+    """Damage integral Omega = int A exp(-E / (R T)) dt; tissue counts as necrotic at
+    Omega >= 1. frequency_factor A (1/s), activation_energy E (J/mol)."""
+
+    kind: Literal["arrhenius"]
+    frequency_factor: Annotated[float, Field(gt=0)]
+    activation_energy: Annotated[float, Field(gt=0)]
+
+
+class DoseDamage(Section):
+    """Thermal dose in cumulative equivalent minutes at 43 C (Sapareto & Dewey 1984):
+    CEM43 = int R^(43 - T) dt, R = 0.5 at and above 43 C, 0.25 below; tissue counts as
+    necrotic at CEM43 >= threshold (a time)."""
+
+    kind: Literal["cem43"]
+    threshold: Annotated[Time, Field(gt=0)]
+
+
+Damage = Annotated[ArrheniusDamage | DoseDamage, Field(discriminator="kind")]
+
+DEFAULT_DAMAGE: dict[str, ArrheniusDamage | DoseDamage] = {
+    "bone": DoseDamage(kind="cem43", threshold=16 * 60.0),
+    "nerve": DoseDamage(kind="cem43", threshold=50 * 60.0),
+    "bone_arrhenius": ArrheniusDamage(
+        kind="arrhenius", frequency_factor=1e98, activation_energy=75000.0 * GAS_CONSTANT
+    ),
+}
+
+
+class Heat(Section):
+    """Heat of the cement's cure and tissue temperature (see the module docstring)."""
+
+    body_temperature: Kelvin = BODY_TEMPERATURE
+    cement_temperature: Kelvin | None = None
+    boundary: Boundary = TemperatureBoundary(kind="temperature")
+    perfusion: PerTime = 0.0
+    arterial_temperature: Kelvin | None = None
+    bone: BoneTissue = BoneTissue()
+    marrow: MarrowTissue = MarrowTissue()
+    cement: CementHeat = CementHeat()
+    blood: Blood = Blood()
+    damage: dict[Name, Damage] = DEFAULT_DAMAGE
+    probes: dict[Name, Point] = {}
+    follow_up: Annotated[Time, Field(ge=0)] = 20 * 60.0
+    max_temperature_change: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _damage(self) -> Heat:
+        if not self.damage:
+            raise ValueError("damage: give at least one model (or leave it out for the defaults)")
+        return self
+
+    def injected_temperature(self, syringe_temperature: float | None) -> float:
+        """Temperature (K) of the cement entering the bone: cement_temperature, else the
+        syringe temperature of cure kinetics, else room temperature (22 C)."""
+        if self.cement_temperature is not None:
+            return self.cement_temperature
+        return syringe_temperature if syringe_temperature is not None else ROOM_TEMPERATURE

@@ -1,0 +1,58 @@
+"""The evolving state shared by the components: time, cement saturation and pressure, needle
+rates and syringe pressures, and the step counters. Fields that belong to one component (the
+degree of cure, the Darcy velocity, ...) live in that component and are listed by its
+`fields()`.
+
+Units: SI (s, Pa, m³/s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from dolfinx import fem
+
+
+@dataclass
+class Counters:
+    """Steps taken and rejected, and the iterations of the last and of all steps."""
+
+    steps: int = 0
+    rejected: int = 0
+    newton_total: int = 0
+    newton_last: int = 0
+    saturation_change_last: float = 0.0
+    picard_last: int = 0
+    picard_failures: int = 0
+
+
+@dataclass
+class State:
+    """t: time since the injection started (s); start_age: cement age at t = 0 (s since
+    mixing); S: cement saturation (P1, -); p: pressure (P1, Pa); rates: per needle over the
+    step that follows (m³/s); syringe_pressures: per needle (Pa).
+
+    Coupling between components: `temperature` (K, per local vertex, ghosts included) is set
+    by a heat component and None without one (then the cement cures at its bone
+    temperature); `reacted_volume` (m³ per owned vertex) is cement volume x rise of its
+    degree of cure over the last step, left by the cure kinetics for the reaction heat;
+    `flowing` is False once the injection has ended and the run follows the cement as it
+    sets (no flow, see Component.follow_up).
+    """
+
+    S: fem.Function
+    p: fem.Function
+    start_age: float
+    t: float = 0.0
+    rates: list[float] = field(default_factory=list)
+    syringe_pressures: list[float] = field(default_factory=list)
+    counters: Counters = field(default_factory=Counters)
+    temperature: np.ndarray | None = None
+    reacted_volume: np.ndarray | None = None
+    flowing: bool = True
+
+    @property
+    def age(self) -> float:
+        """Cement age (s since mixing)."""
+        return self.start_age + self.t

@@ -1,0 +1,165 @@
+"""The order of operations of one step, the step-size policy and the stop rules.
+
+A step of size dt from a state whose flow is solved: (1) the inflow at the needles and the
+outflow at the outlets; (2) implicit upwind transport of the saturation over dt (rejected, and
+retried smaller, when Newton fails); (3) every component after the transport (curing, leak
+accounting, ...), in the order given; (4) the saturation, the needle volumes and the time
+move on; (5) the flow for the new state (rates, pressure, viscosity), then every component
+after the flow. Step sizes come from one `StepPolicy` (sim.flow.timestep). Units: SI.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from sim.components.base import Component, OutputField, StepData
+from sim.components.flow import Flow
+from sim.components.leaks import LeakAccounting
+from sim.flow.timestep import StepController, StepPolicy
+from sim.flow.transport import ImplicitUpwindTransport
+from sim.protocol import Injector
+from sim.scenario.injection import StopRules
+from sim.scenario.numerics import Numerics
+from sim.state import State
+
+log = logging.getLogger(__name__)
+
+
+class Stepper:
+    """Advances a state with the flow, the saturation transport and the other components."""
+
+    def __init__(
+        self,
+        state: State,
+        flow: Flow,
+        transport: ImplicitUpwindTransport,
+        components: Sequence[Component],
+        leaks: LeakAccounting,
+        injector: Injector,
+        numerics: Numerics,
+        stop: StopRules,
+    ) -> None:
+        self.state = state
+        self.flow = flow
+        self.transport = transport
+        self.components = list(components)
+        self.leaks = leaks
+        self.injector = injector
+        self.numerics = numerics
+        self.stop = stop
+
+    def fields(self) -> list[OutputField]:
+        """Every field to write: the saturation, then each component's."""
+        out = [OutputField("saturation", self.state.S, "point")]
+        for component in [self.flow, *self.components]:
+            out += component.fields()
+        return out
+
+    def initialise(self) -> None:
+        """Every component's initial state, then the flow of that state."""
+        for component in [self.flow, *self.components]:
+            component.initialise(self.state)
+        self._solve_flow()
+
+    def _solve_flow(self) -> None:
+        self.flow.update(self.state)
+        for component in self.components:
+            component.after_flow(self.state)
+
+    def advance(self, dt: float) -> bool:
+        """Try one step of size dt (s); on success update the state and return True."""
+        state, n = self.state, self.flow.disc.n_owned
+        t0 = time.perf_counter()
+        q_in, q_out = self.flow.boundary_exchange(state)
+        s_old = state.S.x.array[:n].copy()
+        mu = self.flow.mu_columns
+        s_new, result = self.transport.step(s_old, dt, q_in, q_out, mu)
+        state.counters.newton_last = result.iterations
+        state.counters.saturation_change_last = result.max_change
+        if not result.converged:
+            self.flow.timings.transport += time.perf_counter() - t0
+            return False
+        state.counters.newton_total += result.iterations
+        step = StepData(state.t, dt, s_old, s_new, q_in, q_out, mu)
+        for component in self.components:
+            component.after_transport(state, step)
+        self.flow.timings.transport += time.perf_counter() - t0
+        state.S.x.array[:n] = s_new
+        state.S.x.scatter_forward()
+        self.flow.account(state, dt)
+        state.t += dt
+        state.counters.steps += 1
+        self.injector.release(state.t)
+        self._solve_flow()
+        return True
+
+    def stop_reason(self) -> str | None:
+        """Why the injection ends now, or None while it goes on."""
+        state, rules = self.state, self.stop
+        if self.injector.finished():
+            return "volume_reached"
+        if rules.time_limit is not None and state.t >= rules.time_limit * (1 - 1e-12):
+            return "time_limit"
+        if rules.max_syringe_pressure is not None:
+            for needle, p in zip(self.flow.needles, state.syringe_pressures, strict=True):
+                if p >= rules.max_syringe_pressure:
+                    return f"syringe_pressure_limit:{needle.name}"
+        if rules.on_first_leak and (route := self.leaks.first_leaked()) is not None:
+            return f"first_leak:{route.name}"
+        return None
+
+    def policy(self, output_times: list[float] | None) -> StepPolicy:
+        """The step policy of a run that lands on `output_times` and the time limit."""
+        num, rules = self.numerics, self.stop
+        fixed = sorted({*(output_times or []), *([rules.time_limit] if rules.time_limit else [])})
+        controller = StepController(
+            dt=num.dt_initial or self.flow.initial_step(self.state),
+            dt_min=1e-12 * (self.injector.planned_end() or rules.time_limit or 1e3),
+            dt_max=num.dt_max or np.inf,
+            target_change=num.max_saturation_change,
+            max_iterations=num.newton_max_iterations,
+        )
+        return StepPolicy(controller, fixed)
+
+    def run(self, on_step: Callable[[], None], output_times: list[float] | None = None) -> str:
+        """Advance until a stop rule ends the injection, then for the components' follow-up
+        time without flow; return the reason the injection ended.
+
+        `on_step` is called at t = 0 and after every step. Steps land exactly on
+        `output_times`, on every change of a scheduled rate, on the time limit and on the end
+        of the follow-up.
+        """
+        state, num = self.state, self.numerics
+        policy = self.policy(output_times)
+        limits = [self.flow, *self.components]
+        on_step()
+        reason, end = None, None
+        while True:
+            if reason is None and (reason := self.stop_reason()) is not None:
+                end = state.t + max((c.follow_up() for c in self.components), default=0.0)
+                if end > state.t:
+                    log.info(
+                        "injection ended (%s): following the setting until t = %.1f s", reason, end
+                    )
+                    self.flow.stop(state)
+            if reason is not None and (end is None or state.t >= end * (1 - 1e-12)):
+                return reason
+            if state.counters.steps >= num.max_steps:
+                raise RuntimeError(
+                    f"numerics.max_steps = {num.max_steps} reached at t = {state.t:.4g} s"
+                )
+            stops = self.flow.stops(state) if state.flowing else [end]
+            dt = policy.size(state.t, [lambda h, c=c: c.max_step(state, h) for c in limits], stops)
+            if self.advance(dt):
+                policy.controller.accepted(
+                    state.counters.saturation_change_last, state.counters.newton_last
+                )
+                on_step()
+            else:
+                log.debug("step of %.3g s rejected at t = %.4g s", dt, state.t)
+                state.counters.rejected += 1
+                policy.controller.rejected()

@@ -1,0 +1,110 @@
+"""The component interface and the stepper (sim.components, sim.stepper) on a small column.
+
+A component added to the stepper is called in the documented order: `initialise` before the
+first flow solve, `after_transport` once per accepted step with the step's start time and
+size, `after_flow` after the flow of every new state; its `max_step` caps every step; the
+fields it lists are what the problem writes. Cure kinetics add the degree of cure as a field
+and age laws do not. Runs serially and under mpirun -n 2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from sim import measurements as measure
+from sim.components.base import Component, StepData
+from sim.geometry import build_mesh
+from sim.problem import InjectionProblem
+from sim.scenario import validate_scenario
+from sim.state import State
+
+VOLUME = 2e-8  # m³
+
+
+def column(cement: dict | None = None) -> InjectionProblem:
+    sc = validate_scenario(
+        {
+            "name": "components",
+            "geometry": {
+                "kind": "column",
+                "length": 0.02,
+                "width": 0.004,
+                "cells_along": 10,
+                "cells_across": 1,
+            },
+            "bone": {"porosity": 0.8, "permeability": 1e-9},
+            "cement": cement or {"rheology": {"model": "newtonian", "viscosity": 50.0}},
+            "marrow": {"viscosity": 0.01},
+            "injection": {"needles": [{"inner_diameter": 0.002, "rate": 1e-9, "volume": VOLUME}]},
+            "leak_routes": {"outlet": {"kind": "outlet", "boundary": "outlet"}},
+            "output": {"fields": False, "plots": False, "fluoroscopy": False},
+        }
+    )
+    return InjectionProblem(sc, build_mesh(sc, MPI.COMM_WORLD))
+
+
+class Recorder(Component):
+    """Records the calls it receives; caps every step at `cap` (s)."""
+
+    def __init__(self, cap: float) -> None:
+        self.cap = cap
+        self.calls: list[tuple[str, float]] = []
+
+    def initialise(self, state: State) -> None:
+        self.calls.append(("initialise", state.t))
+
+    def max_step(self, state: State, dt: float) -> float:
+        return min(dt, self.cap)
+
+    def after_transport(self, state: State, step: StepData) -> None:
+        assert step.t == state.t  # the time has not moved on yet
+        assert np.all(step.s_new >= step.s_old - 1e-12)  # cement only comes in here
+        self.calls.append(("after_transport", step.dt))
+
+    def after_flow(self, state: State) -> None:
+        self.calls.append(("after_flow", state.t))
+
+
+def test_a_new_component_is_called_in_order_and_caps_the_steps():
+    pb = column()
+    pb.initialise()
+    recorder = Recorder(cap=0.7)
+    pb.stepper.components.append(recorder)
+    recorder.initialise(pb.state)
+    times = []
+    reason = pb.run(lambda p: times.append(p.state.t))
+    assert reason == "volume_reached"
+    steps = np.diff(times)
+    assert steps.max() <= 0.7 * (1 + 1e-12)
+    kinds = [c[0] for c in recorder.calls]
+    assert kinds[0] == "initialise"
+    # then one after_transport and one after_flow per accepted step, in that order
+    assert kinds[1:] == ["after_transport", "after_flow"] * pb.state.counters.steps
+    np.testing.assert_allclose([c[1] for c in recorder.calls[1::2]], steps, rtol=1e-12)
+    np.testing.assert_allclose([c[1] for c in recorder.calls[2::2]], times[1:], rtol=1e-15)
+    assert measure.injected(pb) == pytest.approx(VOLUME, rel=1e-12)
+    pb.destroy()
+
+
+def test_fields_are_those_the_components_list():
+    age = column()
+    age.initialise()
+    assert [f.name for f in age.stepper.fields()] == [
+        "saturation",
+        "pressure",
+        "darcy_velocity",
+        "cement_viscosity",
+    ]
+    kinetic = column({"preset": "vertebroplasty_low_viscosity"})
+    kinetic.initialise()
+    fields = {f.name: f for f in kinetic.stepper.fields()}
+    assert list(fields)[-1] == "degree_of_cure"
+    assert fields["degree_of_cure"].location == "point"
+    law = kinetic.cement.curing
+    start = kinetic.scenario.injection.start_after_mixing
+    owned = fields["degree_of_cure"].function.x.array[: kinetic.disc.n_owned]
+    np.testing.assert_array_equal(owned, law.syringe_conversion(start))
+    for pb in (age, kinetic):
+        pb.destroy()
