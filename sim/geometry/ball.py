@@ -5,6 +5,8 @@ from __future__ import annotations
 import gmsh
 import numpy as np
 
+from sim.geometry.gmsh_tools import math_field, size_from_background_only
+
 
 def add_ball(
     *,
@@ -33,14 +35,9 @@ def add_ball(
     gmsh.model.addPhysicalGroup(3, [v for _, v in volumes], 1, "bone")
     gmsh.model.addPhysicalGroup(2, inner, 1, inlet_name)
     gmsh.model.addPhysicalGroup(2, outer, 2, "outer")
-    fields = gmsh.model.mesh.field
-    size = fields.add("MathEval")
-    fields.setString(
-        size,
-        "F",
+    size = math_field(
         f"Min({h_max:.9f}, {h_tip:.9f} + {growth:.9f}"
-        f" * Max(0, Sqrt(x*x + y*y + z*z) - {inlet_radius:.9f}))",
+        f" * Max(0, Sqrt(x*x + y*y + z*z) - {inlet_radius:.9f}))"
     )
-    fields.setAsBackgroundMesh(size)
-    for option in ("MeshSizeExtendFromBoundary", "MeshSizeFromPoints", "MeshSizeFromCurvature"):
-        gmsh.option.setNumber(f"Mesh.{option}", 0)
+    gmsh.model.mesh.field.setAsBackgroundMesh(size)
+    size_from_background_only()

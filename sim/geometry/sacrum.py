@@ -174,12 +174,22 @@ from typing import Any
 import gmsh
 import numpy as np
 
+from sim.geometry.gmsh_tools import (
+    add_physical_groups,
+    fixed,
+    math_field,
+    point_distance,
+    threshold_field,
+    use_smallest_size,
+)
 from sim.geometry.primitives import (
+    NeedleTip,
     distance_to_ellipse,
+    finite_point,
+    parse_needle,
     require,
     require_cavities_apart,
     side_sign,
-    use_smallest_size,
     validate_sizes,
 )
 
@@ -696,14 +706,6 @@ def _check_consistency(shape: _Shape, foramen_offsets: object) -> None:
 
 
 @dataclass(frozen=True)
-class _Needle:
-    name: str
-    centre: np.ndarray  # global (m)
-    radius: float
-    entry: np.ndarray | None  # global (m)
-
-
-@dataclass(frozen=True)
 class _Ellipsoid:
     """A lesion: axis-aligned (global x, y, z) ellipsoid."""
 
@@ -765,12 +767,6 @@ def _ellipsoid_sd(q: np.ndarray, radii: np.ndarray) -> float:
     return d if inside else -d
 
 
-def _point(value: object, what: str) -> np.ndarray:
-    p = np.asarray(value, dtype=float)
-    require(p.shape == (3,) and bool(np.all(np.isfinite(p))), what, value, "3 finite numbers (m)")
-    return p
-
-
 def parse_lesions(
     tumours: Sequence | None, voids: Sequence | None, shape: _Shape
 ) -> list[_Ellipsoid]:
@@ -794,7 +790,7 @@ def parse_lesions(
                 f"a non-empty string other than {sorted(reserved)}",
             )
             require(name not in {les.name for les in lesions}, f"{what} name", name, "unique")
-            c = _point(centre, f"centre of {kind} {name!r}")
+            c = finite_point(centre, f"centre of {kind} {name!r}")
             r = np.asarray(radii, dtype=float)
             require(
                 r.shape == (3,) and bool(np.all(r > 0.0)),
@@ -857,27 +853,12 @@ def parse_fractures(entries: Sequence | None, shape: _Shape) -> list[_Slab]:
 
 def parse_needles(
     needles: Sequence, shape: _Shape, lesions: list[_Ellipsoid], slabs: list[_Slab], h_tip: float
-) -> list[_Needle]:
+) -> list[NeedleTip]:
     """Validate the needles (tips, cavities, entry paths) and return them."""
     reserved = set(VOLUME_GROUPS) | set(SURFACE_GROUPS) | {les.name for les in lesions}
-    parsed: list[_Needle] = []
-    for entry in needles:
-        require(
-            isinstance(entry, Sequence) and len(entry) in (3, 4),
-            "needles",
-            entry,
-            "(name, tip, radius[, entry]) entries",
-        )
-        name, tip, radius = entry[0], entry[1], float(entry[2])
-        require(
-            isinstance(name, str) and name != "" and name not in reserved,
-            "needle name",
-            name,
-            f"a non-empty string other than {sorted(reserved)}",
-        )
-        require(name not in {n.name for n in parsed}, "needle name", name, "unique")
-        centre = _point(tip, f"tip of needle {name!r}")
-        require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
+    parsed: list[NeedleTip] = []
+    for item in needles:
+        name, centre, radius, entry = parse_needle(item, reserved, parsed)
         local = shape.to_local(centre)
         clearance = shape.bone_sd(local)
         if clearance - radius < h_tip:
@@ -896,10 +877,10 @@ def parse_needles(
         _check_interfaces(name, centre, radius, shape, lesions, slabs, h_tip)
         require_cavities_apart(name, centre, radius, parsed, h_tip)
         start = None
-        if len(entry) == 4 and entry[3] is not None:
-            start = _point(entry[3], f"entry of needle {name!r}")
+        if entry is not None:
+            start = finite_point(entry, f"entry of needle {name!r}")
             _check_path(name, start, centre, shape)
-        parsed.append(_Needle(name, centre, radius, start))
+        parsed.append(NeedleTip(name, centre, radius, start))
     return parsed
 
 
@@ -998,7 +979,7 @@ def sacrum_contains(
     and conservative where bodies, arch and alae meet), so a True answer is safe.
     """
     shape = checked_shape(**params)
-    p = _point(point, "point")
+    p = finite_point(point, "point")
     return shape.bone_sd(shape.to_local(p)) >= margin
 
 
@@ -1262,7 +1243,7 @@ def _add_groups(
     surfaces: dict[str, list[int]],
     lesions: list[_Ellipsoid],
     slabs: list[_Slab],
-    needles: list[_Needle],
+    needles: list[NeedleTip],
 ) -> None:
     """Named physical groups; ValueError or RuntimeError if one would be empty."""
     regions: dict[str, list[int]] = {}
@@ -1282,65 +1263,38 @@ def _add_groups(
             f"sacrum: regions {missing} came out empty (a lesion or fracture entirely in a "
             "hole, the disc or outside the bone?)"
         )
-    for name, tags in regions.items():
-        gmsh.model.addPhysicalGroup(3, tags, tag_of[name], name)
+    add_physical_groups(3, regions, tag_of)
     empty = [name for name, tags in surfaces.items() if not tags]
     if empty:
         raise RuntimeError(f"sacrum: no surface found for groups {empty}")
     tag_of = dict(SURFACE_GROUPS)
     tag_of.update({n.name: FIRST_NEEDLE_TAG + k for k, n in enumerate(needles)})
-    for name, tags in surfaces.items():
-        gmsh.model.addPhysicalGroup(2, tags, tag_of[name], name)
+    add_physical_groups(2, surfaces, tag_of)
 
 
 # --- mesh size -------------------------------------------------------------------------------
-
-
-def _num(v: float) -> str:
-    return f"({float(v):.12f})"  # fixed point: no exponent to parse
-
-
-def _math_field(expr: str) -> int:
-    field = gmsh.model.mesh.field.add("MathEval")
-    gmsh.model.mesh.field.setString(field, "F", expr)
-    return field
-
-
-def _threshold(distance: int, h_min: float, reach: float, h_max: float, growth: float) -> int:
-    field = gmsh.model.mesh.field.add("Threshold")
-    gmsh.model.mesh.field.setNumber(field, "InField", distance)
-    gmsh.model.mesh.field.setNumber(field, "SizeMin", h_min)
-    gmsh.model.mesh.field.setNumber(field, "SizeMax", h_max)
-    gmsh.model.mesh.field.setNumber(field, "DistMin", reach)
-    gmsh.model.mesh.field.setNumber(field, "DistMax", reach + (h_max - h_min) / growth)
-    return field
-
-
-def _point_distance(c: np.ndarray) -> str:
-    x0, y0, z0 = (_num(v) for v in c)
-    return f"Sqrt((x-{x0})^2+(y-{y0})^2+(z-{z0})^2)"
 
 
 def _segment_distance(a: np.ndarray, b: np.ndarray) -> str:
     """Distance from (x, y, z) to the segment a-b (global)."""
     length = float(np.linalg.norm(b - a))
     d = (b - a) / length
-    rel = [f"(x-{_num(a[0])})", f"(y-{_num(a[1])})", f"(z-{_num(a[2])})"]
-    t = "+".join(f"{r}*{_num(c)}" for r, c in zip(rel, d, strict=True))
+    rel = [f"(x-{fixed(a[0])})", f"(y-{fixed(a[1])})", f"(z-{fixed(a[2])})"]
+    t = "+".join(f"{r}*{fixed(c)}" for r, c in zip(rel, d, strict=True))
     sq = "+".join(f"{r}^2" for r in rel)
-    along = f"Max(Max(-({t}),0),({t})-{_num(length)})"
+    along = f"Max(Max(-({t}),0),({t})-{fixed(length)})"
     return f"Sqrt(Max({sq}-({t})^2,0)+({along})^2)"
 
 
 def _local_coords(shape: _Shape) -> tuple[str, str]:
     """MathEval expressions of the sacral-frame u and w of (x, y, z)."""
-    c, s = _num(math.cos(shape.tilt)), _num(math.sin(shape.tilt))
+    c, s = fixed(math.cos(shape.tilt)), fixed(math.sin(shape.tilt))
     return f"(x*{c}-z*{s})", f"(x*{s}+z*{c})"
 
 
 def _add_size_field(
     shape: _Shape,
-    needles: list[_Needle],
+    needles: list[NeedleTip],
     slabs: list[_Slab],
     *,
     h_tip: float,
@@ -1349,7 +1303,7 @@ def _add_size_field(
     h_outlet: float,
 ) -> None:
     fields = [
-        _threshold(_math_field(_point_distance(n.centre)), h_tip, n.radius, h_max, growth)
+        threshold_field(math_field(point_distance(n.centre)), h_tip, n.radius, h_max, growth)
         for n in needles
     ]
     reach = _OUTLET_SIZE_REACH * h_outlet
@@ -1358,18 +1312,18 @@ def _add_size_field(
         b = shape.to_global(np.array([c.front, c.y, c.w]))
         r = max(c.r_front, c.r_back)
         fields.append(
-            _threshold(_math_field(_segment_distance(a, b)), h_outlet, r + reach, h_max, growth)
+            threshold_field(math_field(_segment_distance(a, b)), h_outlet, r + reach, h_max, growth)
         )
     u, w = _local_coords(shape)
     e = shape.disc.sections[-1]
-    radial = f"Max(Sqrt(({u}/{_num(e.a)})^2+(y/{_num(e.b)})^2)-1,0)*{_num(min(e.a, e.b))}"
+    radial = f"Max(Sqrt(({u}/{fixed(e.a)})^2+(y/{fixed(e.b)})^2)-1,0)*{fixed(min(e.a, e.b))}"
     endplate = f"Sqrt(({w})^2+({radial})^2)"
-    fields.append(_threshold(_math_field(endplate), h_outlet, reach, h_max, growth))
+    fields.append(threshold_field(math_field(endplate), h_outlet, reach, h_max, growth))
     for s in slabs:
         h = min(0.5 * s.thickness, h_max)
-        dy = f"Max(Abs(y-{_num(s.y_mid)})-{_num(0.5 * s.thickness)},0)"
-        dw = f"(Max({w}-{_num(s.w_high)},0)+Max({_num(s.w_low)}-{w},0))"
-        fields.append(_threshold(_math_field(f"Sqrt({dy}^2+{dw}^2)"), h, 0.0, h_max, growth))
+        dy = f"Max(Abs(y-{fixed(s.y_mid)})-{fixed(0.5 * s.thickness)},0)"
+        dw = f"(Max({w}-{fixed(s.w_high)},0)+Max({fixed(s.w_low)}-{w},0))"
+        fields.append(threshold_field(math_field(f"Sqrt({dy}^2+{dw}^2)"), h, 0.0, h_max, growth))
     use_smallest_size(fields, h_max)
 
 

@@ -106,12 +106,23 @@ from typing import Any
 import gmsh
 import numpy as np
 
+from sim.geometry.gmsh_tools import (
+    add_physical_groups,
+    combined_field,
+    fixed,
+    math_field,
+    point_distance,
+    threshold_field,
+    use_smallest_size,
+)
 from sim.geometry.primitives import (
+    NeedleTip,
     distance_to_ellipse,
+    finite_point,
+    parse_needle,
     require,
     require_cavities_apart,
     side_sign,
-    use_smallest_size,
     validate_sizes,
 )
 
@@ -177,16 +188,6 @@ class _Body:
     def lateral_y(self, x: float) -> float:
         """|y| of the curved lateral wall at abscissa ``x`` (m)."""
         return self.b * math.sqrt(max(0.0, 1.0 - (x / self.a) ** 2))
-
-
-@dataclass(frozen=True)
-class _Needle:
-    """A needle tip: the cavity centre (m) and radius (m); the skin entry point if given."""
-
-    name: str
-    centre: np.ndarray
-    radius: float
-    entry: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -304,9 +305,7 @@ def vertebral_body_contains(
     if cortical_shell is not None:
         require(cortical_shell > 0.0, "cortical_shell", cortical_shell, "> 0 m")
         body = _core_dims(body, cortical_shell)
-    p = np.asarray(point, dtype=float)
-    require(p.shape == (3,) and bool(np.all(np.isfinite(p))), "point", point, "3 finite numbers")
-    return _clearance(p, body) >= margin
+    return _clearance(finite_point(point, "point", "3 finite numbers"), body) >= margin
 
 
 # --- input validation -----------------------------------------------------------------------
@@ -361,8 +360,8 @@ def _parse_needles(
     body: _Body,
     h_tip: float,
     core: _Body | None = None,
-) -> list[_Needle]:
-    """Validate the needles and return them as `_Needle` records.
+) -> list[NeedleTip]:
+    """Validate the needles and return them as `NeedleTip` records.
 
     With a cortical shell, ``core`` is the trabecular core inside it: the cavities must lie in
     the core, h_tip clear of the shell.
@@ -372,30 +371,9 @@ def _parse_needles(
         set(VOLUME_GROUPS) | set(SURFACE_GROUPS)
         | set(OPTIONAL_VOLUME_GROUPS) | set(OPTIONAL_SURFACE_GROUPS)
     )  # fmt: skip
-    parsed: list[_Needle] = []
+    parsed: list[NeedleTip] = []
     for item in needles:
-        require(
-            len(item) in (3, 4),
-            "needle",
-            item,
-            "(name, tip, radius) or (name, tip, radius, entry)",
-        )
-        name, tip, radius = item[:3]
-        centre = np.asarray(tip, dtype=float)
-        require(
-            isinstance(name, str) and name != "" and name not in reserved,
-            "needle name",
-            name,
-            f"a non-empty string other than {sorted(reserved)}",
-        )
-        require(name not in {n.name for n in parsed}, "needle name", name, "unique")
-        require(
-            centre.shape == (3,) and bool(np.all(np.isfinite(centre))),
-            f"tip of needle {name!r}",
-            tip,
-            "3 finite numbers (m)",
-        )
-        require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
+        name, centre, radius, entry = parse_needle(item, reserved, parsed)
         inner = body if core is None else core
         where = "the body" if core is None else "the trabecular core (inside the cortical shell)"
         clearance = _clearance(centre, inner)
@@ -408,8 +386,8 @@ def _parse_needles(
         )
         _check_split_clearance(name, centre, radius, body, h_tip)
         require_cavities_apart(name, centre, radius, parsed, h_tip)
-        entry = None if len(item) == 3 else _check_entry(name, item[3], centre, body)
-        parsed.append(_Needle(name, centre, float(radius), entry))
+        point = None if entry is None else _check_entry(name, entry, centre, body)
+        parsed.append(NeedleTip(name, centre, radius, point))
     return parsed
 
 
@@ -419,13 +397,7 @@ def _check_entry(name: str, entry: object, tip: np.ndarray, body: _Body) -> np.n
     The body is convex, so the straight path from an entry point outside it to the tip inside
     it crosses the boundary once; that crossing must be in the posterior half (x < 0).
     """
-    point = np.asarray(entry, dtype=float)
-    require(
-        point.shape == (3,) and bool(np.all(np.isfinite(point))),
-        f"entry point of needle {name!r}",
-        entry,
-        "3 finite numbers (m)",
-    )
+    point = finite_point(entry, f"entry point of needle {name!r}")
     require(
         _clearance(point, body) < 0.0,
         f"entry point of needle {name!r}",
@@ -477,17 +449,6 @@ def _core_dims(body: _Body, thickness: float) -> _Body:
         x_wall=body.x_wall + thickness,
         x_split=body.x_split,
     )
-
-
-def _as_point(value: object, what: str) -> np.ndarray:
-    """A finite 3-vector, or ValueError naming ``what``."""
-    try:
-        point = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        point = np.full(1, np.nan)
-    require(point.shape == (3,) and bool(np.all(np.isfinite(point))), what, value,
-             "3 finite numbers")  # fmt: skip
-    return point
 
 
 def _check_keys(value: object, name: str, keys: Sequence[str]) -> Mapping[str, Any]:
@@ -607,8 +568,8 @@ def _parse_cleft(value: Mapping[str, Any] | None, body: _Body) -> _Cleft | None:
     if value is None:
         return None
     v = _check_keys(value, "cleft", ("centre", "normal", "thickness", "radius"))
-    centre = _as_point(v["centre"], "cleft centre")
-    normal = _as_point(v["normal"], "cleft normal")
+    centre = finite_point(v["centre"], "cleft centre", "3 finite numbers")
+    normal = finite_point(v["normal"], "cleft normal", "3 finite numbers")
     length = float(np.linalg.norm(normal))
     require(abs(length - 1.0) <= 1e-2, "cleft normal", v["normal"],
              "a unit vector (length within 1 % of 1)")  # fmt: skip
@@ -628,8 +589,8 @@ def _parse_lesion(value: Mapping[str, Any] | None, body: _Body, h_max: float) ->
     if value is None:
         return None
     v = _check_keys(value, "lesion", ("centre", "radii"))
-    centre = _as_point(v["centre"], "lesion centre")
-    radii = _as_point(v["radii"], "lesion radii")
+    centre = finite_point(v["centre"], "lesion centre", "3 finite numbers")
+    radii = finite_point(v["radii"], "lesion radii", "3 finite numbers")
     require(bool(np.all(radii > 0.0)), "lesion radii", v["radii"], "three lengths > 0 m")
     require(_clearance(centre, body) > 0.0, "lesion centre", tuple(centre.tolist()),
              "inside the vertebral body")  # fmt: skip
@@ -668,7 +629,7 @@ def _parse_vein_channel(
 
 
 def _check_needles_clear_of_vein(
-    needles: list[_Needle], channel: _VeinChannel, h_tip: float
+    needles: list[NeedleTip], channel: _VeinChannel, h_tip: float
 ) -> None:
     """Each needle cavity lies at least h_tip outside the vein's channel (a needle tip in the
     vein is an intravascular injection, not a vertebroplasty)."""
@@ -755,7 +716,7 @@ def _add_foramen_disk(body: _Body, radius: float, z: float) -> tuple[int, int]:
     )
 
 
-def _cut_cavities(volume: int, needles: list[_Needle]) -> list[tuple[int, int]]:
+def _cut_cavities(volume: int, needles: list[NeedleTip]) -> list[tuple[int, int]]:
     """Remove the needle-tip spheres from the bone volume."""
     occ = gmsh.model.occ
     spheres = [(3, occ.addSphere(*n.centre, n.radius)) for n in needles]
@@ -961,7 +922,7 @@ def _classify_plane(surface: int, body: _Body, tol: float) -> str | None:
     return None
 
 
-def _needle_of_sphere(surface: int, needles: list[_Needle]) -> str:
+def _needle_of_sphere(surface: int, needles: list[NeedleTip]) -> str:
     """Name of the needle whose cavity the spherical face lies on: the nearest cavity centre
     to the face's centre of mass, which lies inside that ball; RuntimeError if none does."""
     com = np.array(gmsh.model.occ.getCenterOfMass(2, surface))
@@ -974,7 +935,7 @@ def _needle_of_sphere(surface: int, needles: list[_Needle]) -> str:
 def _classify_surfaces(
     surfaces: set[int],
     patches: dict[str, set[int]],
-    needles: list[_Needle],
+    needles: list[NeedleTip],
     body: _Body,
     optional: Sequence[str] = (),
 ) -> dict[str, list[int]]:
@@ -1007,59 +968,16 @@ def _classify_surfaces(
 
 
 def _add_groups(
-    regions: dict[str, list[int]], surfaces: dict[str, list[int]], needles: list[_Needle]
+    regions: dict[str, list[int]], surfaces: dict[str, list[int]], needles: list[NeedleTip]
 ) -> None:
     """Create the named physical groups (tags from the *_GROUPS tables and FIRST_NEEDLE_TAG)."""
-    volume_tag = {**VOLUME_GROUPS, **OPTIONAL_VOLUME_GROUPS}
-    for name, tags in regions.items():
-        gmsh.model.addPhysicalGroup(3, tags, volume_tag[name], name)
+    add_physical_groups(3, regions, {**VOLUME_GROUPS, **OPTIONAL_VOLUME_GROUPS})
     tag_of = {**SURFACE_GROUPS, **OPTIONAL_SURFACE_GROUPS}
     tag_of.update({n.name: FIRST_NEEDLE_TAG + i for i, n in enumerate(needles)})
-    for name, tags in surfaces.items():
-        gmsh.model.addPhysicalGroup(2, tags, tag_of[name], name)
+    add_physical_groups(2, surfaces, tag_of)
 
 
 # --- mesh size ------------------------------------------------------------------------------
-
-
-def _distance_field(centre: Sequence[float]) -> int:
-    """MathEval field: Euclidean distance (m) from a point."""
-    x0, y0, z0 = (f"({float(c):.12f})" for c in centre)  # fixed point: no exponent to parse
-    field = gmsh.model.mesh.field.add("MathEval")
-    gmsh.model.mesh.field.setString(field, "F", f"Sqrt((x-{x0})^2+(y-{y0})^2+(z-{z0})^2)")
-    return field
-
-
-def _graded_field(
-    centre: Sequence[float], radius: float, h_min: float, h_max: float, growth: float
-) -> int:
-    """Threshold field: h_min within ``radius`` of ``centre``, growing by ``growth`` to h_max."""
-    field = gmsh.model.mesh.field.add("Threshold")
-    gmsh.model.mesh.field.setNumber(field, "InField", _distance_field(centre))
-    gmsh.model.mesh.field.setNumber(field, "SizeMin", h_min)
-    gmsh.model.mesh.field.setNumber(field, "SizeMax", h_max)
-    gmsh.model.mesh.field.setNumber(field, "DistMin", radius)
-    gmsh.model.mesh.field.setNumber(field, "DistMax", radius + (h_max - h_min) / growth)
-    return field
-
-
-def _fixed(value: float) -> str:
-    """A number for a MathEval expression, in fixed point (no exponent to parse)."""
-    return f"({float(value):.12f})"
-
-
-def _math_field(expression: str) -> int:
-    """MathEval field of ``expression`` in x, y, z."""
-    field = gmsh.model.mesh.field.add("MathEval")
-    gmsh.model.mesh.field.setString(field, "F", expression)
-    return field
-
-
-def _combined_field(kind: str, fields: list[int]) -> int:
-    """A "Min" or "Max" field over ``fields``."""
-    field = gmsh.model.mesh.field.add(kind)
-    gmsh.model.mesh.field.setNumbers(field, "FieldsList", fields)
-    return field
 
 
 def _region_size_fields(
@@ -1072,13 +990,7 @@ def _region_size_fields(
     fields.setNumber(constant, "VIn", size)
     fields.setNumbers(constant, "VolumesList", volumes)
     fields.setNumber(constant, "IncludeBoundary", 1)
-    graded = fields.add("Threshold")
-    fields.setNumber(graded, "InField", distance)
-    fields.setNumber(graded, "SizeMin", size)
-    fields.setNumber(graded, "SizeMax", h_max)
-    fields.setNumber(graded, "DistMin", reach)
-    fields.setNumber(graded, "DistMax", reach + max(h_max - size, 0.0) / growth)
-    return [constant, graded]
+    return [constant, threshold_field(distance, size, reach, h_max, growth)]
 
 
 def _feature_size_fields(
@@ -1091,43 +1003,43 @@ def _feature_size_fields(
     if features.cortex is not None:
         t = features.cortex
         ia, ib = 1.0 / body.a, 1.0 / body.b
-        re = f"Sqrt((x*{_fixed(ia)})^2+(y*{_fixed(ib)})^2)"
-        grad = f"Sqrt((x*{_fixed(ia * ia)})^2+(y*{_fixed(ib * ib)})^2+{_fixed(1e-12)})"
-        lateral = _math_field(f"(1-{re})*{re}/{grad}")  # first order near the wall
-        posterior = _math_field(f"x-{_fixed(body.x_wall)}")
-        wall = _combined_field("Min", [lateral, posterior])
+        re = f"Sqrt((x*{fixed(ia)})^2+(y*{fixed(ib)})^2)"
+        grad = f"Sqrt((x*{fixed(ia * ia)})^2+(y*{fixed(ib * ib)})^2+{fixed(1e-12)})"
+        lateral = math_field(f"(1-{re})*{re}/{grad}")  # first order near the wall
+        posterior = math_field(f"x-{fixed(body.x_wall)}")
+        wall = combined_field("Min", [lateral, posterior])
         fields += _region_size_fields(wall, regions["cortex"], t, t, h_max, growth)
     if features.cleft is not None:
         c, n = features.cleft.centre, features.cleft.normal
-        d = [f"({v}-{_fixed(c[i])})" for i, v in enumerate("xyz")]
-        axial = "+".join(f"{_fixed(n[i])}*{d[i]}" for i in range(3))
-        along = _math_field(f"Abs({axial})-{_fixed(0.5 * features.cleft.thickness)}")
-        radial = _math_field(
-            f"Sqrt(Abs({d[0]}^2+{d[1]}^2+{d[2]}^2-({axial})^2))-{_fixed(features.cleft.radius)}"
+        d = [f"({v}-{fixed(c[i])})" for i, v in enumerate("xyz")]
+        axial = "+".join(f"{fixed(n[i])}*{d[i]}" for i in range(3))
+        along = math_field(f"Abs({axial})-{fixed(0.5 * features.cleft.thickness)}")
+        radial = math_field(
+            f"Sqrt(Abs({d[0]}^2+{d[1]}^2+{d[2]}^2-({axial})^2))-{fixed(features.cleft.radius)}"
         )
-        slab = _combined_field("Max", [along, radial])
+        slab = combined_field("Max", [along, radial])
         size = features.cleft.size()
         fields += _region_size_fields(slab, regions["cleft"], size, 0.0, h_max, growth)
     if features.lesion is not None:
         c, r = features.lesion.centre, features.lesion.radii
-        scaled = "+".join(f"(({v}-{_fixed(c[i])})*{_fixed(1.0 / r[i])})^2"
+        scaled = "+".join(f"(({v}-{fixed(c[i])})*{fixed(1.0 / r[i])})^2"
                           for i, v in enumerate("xyz"))  # fmt: skip
-        ellipsoid = _math_field(f"(Sqrt({scaled})-1)*{_fixed(r.min())}")
+        ellipsoid = math_field(f"(Sqrt({scaled})-1)*{fixed(r.min())}")
         size = features.lesion.size(h_max)
         fields += _region_size_fields(ellipsoid, regions["lesion"], size, 0.0, h_max, growth)
     if features.basivertebral_vein is not None:
         channel = features.basivertebral_vein
         x0, _, z0 = channel.start
-        radial = _math_field(f"Sqrt(y^2+(z-{_fixed(z0)})^2)-{_fixed(channel.radius)}")
-        ahead = _math_field(f"x-{_fixed(x0 + channel.length)}")
-        tube = _combined_field("Max", [radial, ahead])
+        radial = math_field(f"Sqrt(y^2+(z-{fixed(z0)})^2)-{fixed(channel.radius)}")
+        ahead = math_field(f"x-{fixed(x0 + channel.length)}")
+        tube = combined_field("Max", [radial, ahead])
         size = channel.size()
         fields += _region_size_fields(tube, regions["basivertebral_vein"], size, 0.0, h_max, growth)
     return fields
 
 
 def _add_size_field(
-    needles: list[_Needle],
+    needles: list[NeedleTip],
     outlets: list[tuple[tuple[float, float, float], float]],
     *,
     h_tip: float,
@@ -1138,9 +1050,13 @@ def _add_size_field(
 ) -> None:
     """Background size: min over needle and outlet gradings and the ``extra`` fields (all
     lengths in m)."""
-    fields = [_graded_field(n.centre, n.radius, h_tip, h_max, growth) for n in needles]
+    fields = [
+        threshold_field(point_distance(n.centre), h_tip, n.radius, h_max, growth) for n in needles
+    ]
     fields += [
-        _graded_field(c, r + _OUTLET_SIZE_REACH * h_outlet, h_outlet, h_max, growth)
+        threshold_field(
+            point_distance(c), h_outlet, r + _OUTLET_SIZE_REACH * h_outlet, h_max, growth
+        )
         for c, r in outlets
     ]
     fields += list(extra)
