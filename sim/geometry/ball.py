@@ -2,10 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import gmsh
 import numpy as np
+from mpi4py import MPI
 
 from sim.geometry.gmsh_tools import math_field, size_from_background_only
+from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
+
+if TYPE_CHECKING:
+    from sim.scenario.geometry import BallGeometry
+    from sim.scenario.injection import Needle
+
+
+def mesh_ball(
+    geometry: BallGeometry,
+    needles: Sequence[Needle],
+    name: str,
+    comm: MPI.Comm,
+    msh_path: Path | None,
+) -> TaggedMesh:
+    """The builder of the ``ball`` kind: its mesh (gmsh on rank 0, distributed), the cavity of
+    the first needle's inner radius at the centre; written to `msh_path` when given."""
+    needle = needles[0]
+    build = partial(
+        add_ball,
+        radius=geometry.radius,
+        inlet_radius=needle.inner_radius,
+        inlet_name=needle.name,
+        h_tip=geometry.mesh.size_tip,
+        h_max=geometry.mesh.size_max,
+        growth=geometry.mesh.growth,
+    )
+    return mesh_from_gmsh(build, comm, name, msh_path)
 
 
 def add_ball(

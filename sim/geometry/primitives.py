@@ -6,8 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sim.scenario.injection import Needle
 
 
 def side_sign(side: str) -> float:
@@ -40,6 +44,16 @@ class NeedleTip:
     centre: np.ndarray
     radius: float
     entry: np.ndarray | None = None
+
+
+def needle_specs(needles: Sequence[Needle]) -> list[tuple[Any, ...]]:
+    """``(name, tip, inner radius[, entry])`` per scenario needle (m): the needles argument of
+    the gmsh anatomy builders, parsed by :func:`parse_needle`."""
+    return [
+        (n.name, np.asarray(n.tip), n.inner_radius)
+        + ((np.asarray(n.entry),) if n.entry is not None else ())
+        for n in needles
+    ]
 
 
 def parse_needle(

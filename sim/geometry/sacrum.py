@@ -169,10 +169,13 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gmsh
 import numpy as np
+from mpi4py import MPI
 
 from sim.geometry.gmsh_tools import (
     add_physical_groups,
@@ -186,12 +189,18 @@ from sim.geometry.primitives import (
     NeedleTip,
     distance_to_ellipse,
     finite_point,
+    needle_specs,
     parse_needle,
     require,
     require_cavities_apart,
     side_sign,
     validate_sizes,
 )
+from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
+
+if TYPE_CHECKING:
+    from sim.scenario.geometry import SacrumGeometry
+    from sim.scenario.injection import Needle
 
 __all__ = [
     "APPROACHES",
@@ -205,6 +214,7 @@ __all__ = [
     "add_sacrum",
     "boundary_names",
     "checked_shape",
+    "mesh_sacrum",
     "needle_path",
     "parse_fractures",
     "parse_lesions",
@@ -1427,3 +1437,16 @@ def add_sacrum(
     _add_size_field(
         shape, parsed, slabs, h_tip=h_tip, h_max=h_max, growth=growth, h_outlet=h_outlet
     )
+
+
+def mesh_sacrum(
+    geometry: SacrumGeometry,
+    needles: Sequence[Needle],
+    name: str,
+    comm: MPI.Comm,
+    msh_path: Path | None,
+) -> TaggedMesh:
+    """The builder of the ``sacrum`` kind: :func:`add_sacrum` meshed by gmsh on rank 0 and
+    distributed; written to `msh_path` when given."""
+    build = partial(add_sacrum, needles=needle_specs(needles), **geometry.builder_kwargs())
+    return mesh_from_gmsh(build, comm, name, msh_path)

@@ -99,12 +99,13 @@ import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gmsh
 import numpy as np
+from mpi4py import MPI
 
 from sim.geometry.gmsh_tools import (
     add_physical_groups,
@@ -119,12 +120,18 @@ from sim.geometry.primitives import (
     NeedleTip,
     distance_to_ellipse,
     finite_point,
+    needle_specs,
     parse_needle,
     require,
     require_cavities_apart,
     side_sign,
     validate_sizes,
 )
+from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
+
+if TYPE_CHECKING:
+    from sim.scenario.geometry import VertebralBodyGeometry
+    from sim.scenario.injection import Needle
 
 __all__ = [
     "FIRST_NEEDLE_TAG",
@@ -136,6 +143,7 @@ __all__ = [
     "add_vertebral_body",
     "boundary_names",
     "lumbar_level_dimensions",
+    "mesh_vertebral_body",
     "region_names",
     "vertebral_body_contains",
 ]
@@ -1229,6 +1237,33 @@ def add_vertebral_body(
     _add_size_field(
         parsed, outlets, h_tip=h_tip, h_max=h_max, growth=growth, h_outlet=h_outlet, extra=extra
     )
+
+
+def mesh_vertebral_body(
+    geometry: VertebralBodyGeometry,
+    needles: Sequence[Needle],
+    name: str,
+    comm: MPI.Comm,
+    msh_path: Path | None,
+) -> TaggedMesh:
+    """The builder of the ``vertebral_body`` kind: :func:`add_vertebral_body` meshed by gmsh on
+    rank 0 and distributed; written to `msh_path` when given."""
+    build = partial(
+        add_vertebral_body,
+        depth=geometry.depth,
+        width=geometry.width,
+        height=geometry.height,
+        posterior_flat=geometry.posterior_flat,
+        foramen_radius=geometry.foramen_radius,
+        foramen_height=geometry.foramen_height,
+        vein_radius=geometry.vein_radius,
+        vein_x=geometry.vein_x,
+        target_fraction=geometry.target_fraction,
+        needles=needle_specs(needles),
+        **geometry.mesh.builder_sizes(),
+        **geometry.features(),
+    )
+    return mesh_from_gmsh(build, comm, name, msh_path)
 
 
 # --- names before meshing, level presets -----------------------------------------------------
