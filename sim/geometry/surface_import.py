@@ -65,8 +65,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from sim.geometry.gmsh_tools import math_field, point_distance, threshold_field, use_smallest_size
-from sim.geometry.primitives import NeedleTip
 from sim.geometry.tagged_mesh import MeshError, TaggedMesh, _distribute
+from sim.shapes.primitives import NeedleTip
 
 __all__ = [
     "BONE_SIZE_RANGE",

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
-from sim.geometry.primitives import needle_specs
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
 from sim.scenario.selectors import SelectorSpec
+from sim.shapes import sacrum as sacrum_shape
+from sim.shapes import vertebral_body as body_shape
+from sim.shapes.primitives import needle_specs, validate_sizes
 from sim.units import Dimension, Length, LengthUnit, Point, point_to_si, to_si
 
 if TYPE_CHECKING:
@@ -291,10 +293,8 @@ class VertebralBodyGeometry(GeometryKind):
     @classmethod
     def _level(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("level") is not None:
-            from sim.geometry.vertebral_body import lumbar_level_dimensions
-
             try:
-                dims = lumbar_level_dimensions(str(data["level"]))
+                dims = body_shape.lumbar_level_dimensions(str(data["level"]))
             except ValueError:
                 return data  # the Literal check reports the unknown level
             data = {**dims, **data}
@@ -318,19 +318,13 @@ class VertebralBodyGeometry(GeometryKind):
         return out
 
     def boundary_names(self) -> set[str]:
-        from sim.geometry.vertebral_body import boundary_names
-
-        return boundary_names(**self.features())
+        return body_shape.boundary_names(**self.features())
 
     def region_names(self) -> set[str]:
-        from sim.geometry.vertebral_body import region_names
-
-        return region_names(**self.features())
+        return body_shape.region_names(**self.features())
 
     def contains(self, point: Point3, margin: float) -> bool | None:
-        from sim.geometry.vertebral_body import vertebral_body_contains
-
-        return vertebral_body_contains(
+        return body_shape.vertebral_body_contains(
             np.asarray(point),
             depth=self.depth,
             width=self.width,
@@ -352,9 +346,7 @@ Angle = Annotated[float, BeforeValidator(lambda v: to_si(v, ANGLE))]
 
 def _sacrum_default(key: str) -> Any:
     """Default shape parameter of the sacrum builder (SI; the builder holds the sources)."""
-    from sim.geometry.sacrum import DEFAULTS
-
-    return DEFAULTS[key]
+    return sacrum_shape.DEFAULTS[key]
 
 
 def _sacral(key: str) -> Any:
@@ -397,7 +389,7 @@ class NamedLesion(Lesion):
 
 
 class NeedlePath(Section):
-    """A needle on a standard sacroplasty path (sim.geometry.sacrum.needle_path): ``short_axis``
+    """A needle on a standard sacroplasty path (sim.shapes.sacrum.needle_path): ``short_axis``
     (dorsal, perpendicular to the alar surface) or ``long_axis`` (from the dorsal surface of
     the lower lateral mass cranially along the ala), into the `side` ala at `level`."""
 
@@ -409,9 +401,7 @@ class NeedlePath(Section):
 @cache
 def _sacrum_shape(params: tuple[tuple[str, Any], ...]) -> Any:
     """The checked shape of the sacrum builder (ValueError naming a bad parameter)."""
-    from sim.geometry import sacrum
-
-    return sacrum.checked_shape(**dict(params))
+    return sacrum_shape.checked_shape(**dict(params))
 
 
 class SacrumGeometry(GeometryKind):
@@ -472,17 +462,14 @@ class SacrumGeometry(GeometryKind):
 
     def _parsed(self) -> tuple[Any, list[Any], list[Any]]:
         """The builder's checked shape, lesions and fracture slabs (ValueError if bad)."""
-        from sim.geometry import sacrum
-        from sim.geometry.primitives import validate_sizes
-
         shape = _sacrum_shape(tuple(self.shape_params().items()))
         validate_sizes(**self.mesh.builder_sizes())
         features = self.features()
-        lesions = sacrum.parse_lesions(features["tumours"], features["alar_voids"], shape)
+        lesions = sacrum_shape.parse_lesions(features["tumours"], features["alar_voids"], shape)
         slabs = []
         for k, line in enumerate(features["fracture_lines"]):  # one by one: name the bad one
             try:
-                slabs += sacrum.parse_fractures([line], shape)
+                slabs += sacrum_shape.parse_fractures([line], shape)
             except ValueError as exc:
                 raise ValueError(f"fracture_lines.{k}: {exc}") from None
         return shape, lesions, slabs
@@ -518,17 +505,13 @@ class SacrumGeometry(GeometryKind):
 
     def path_of(self, needle: str) -> tuple[np.ndarray, np.ndarray]:
         """(entry, tip) (m) of a needle placed by `needle_paths`."""
-        from sim.geometry.sacrum import needle_path
-
         p = self.needle_paths[needle]
-        return needle_path(p.approach, p.side, p.level, **self.shape_params())
+        return sacrum_shape.needle_path(p.approach, p.side, p.level, **self.shape_params())
 
     def check_needles(self, needles: Sequence[Needle]) -> None:
         """ValueError naming the field unless the needles fit (the builder's own checks:
         tips in bone, not in a foramen, the canal or the disc, cavities clear of each other
         and of internal surfaces, entry paths)."""
-        from sim.geometry import sacrum
-
         super().check_needles(needles)  # every needle has a tip
         names = [n.name for n in needles]
         unknown = sorted(set(self.needle_paths) - set(names))
@@ -540,7 +523,9 @@ class SacrumGeometry(GeometryKind):
         specs = needle_specs(needles)
         for i in range(len(specs)):
             try:
-                sacrum.parse_needles(specs[: i + 1], shape, lesions, slabs, self.mesh.size_tip)
+                sacrum_shape.parse_needles(
+                    specs[: i + 1], shape, lesions, slabs, self.mesh.size_tip
+                )
             except ValueError as exc:
                 text = str(exc)
                 field = "entry" if text.startswith("entry") else "tip"
@@ -548,14 +533,10 @@ class SacrumGeometry(GeometryKind):
                 raise ValueError(f"injection.needles.{i}.{field}: {text}") from None
 
     def boundary_names(self) -> set[str]:
-        from sim.geometry.sacrum import boundary_names
-
-        return boundary_names()
+        return sacrum_shape.boundary_names()
 
     def region_names(self) -> set[str]:
-        from sim.geometry.sacrum import region_names
-
-        return region_names(**self.features())
+        return sacrum_shape.region_names(**self.features())
 
 
 def place_needles(data: Any) -> Any:
