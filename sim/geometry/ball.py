@@ -2,8 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import gmsh
 import numpy as np
+from mpi4py import MPI
+
+from sim.geometry.gmsh_tools import math_field, size_from_background_only
+from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
+
+if TYPE_CHECKING:
+    from sim.scenario.geometry import BallGeometry
+    from sim.scenario.injection import Needle
+
+
+def mesh_ball(
+    geometry: BallGeometry,
+    needles: Sequence[Needle],
+    name: str,
+    comm: MPI.Comm,
+    msh_path: Path | None,
+) -> TaggedMesh:
+    """The builder of the ``ball`` kind: its mesh (gmsh on rank 0, distributed), the cavity of
+    the first needle's inner radius at the centre; written to `msh_path` when given."""
+    needle = needles[0]
+    build = partial(
+        add_ball,
+        radius=geometry.radius,
+        inlet_radius=needle.inner_radius,
+        inlet_name=needle.name,
+        h_tip=geometry.mesh.size_tip,
+        h_max=geometry.mesh.size_max,
+        growth=geometry.mesh.growth,
+    )
+    return mesh_from_gmsh(build, comm, name, msh_path)
 
 
 def add_ball(
@@ -33,14 +68,9 @@ def add_ball(
     gmsh.model.addPhysicalGroup(3, [v for _, v in volumes], 1, "bone")
     gmsh.model.addPhysicalGroup(2, inner, 1, inlet_name)
     gmsh.model.addPhysicalGroup(2, outer, 2, "outer")
-    fields = gmsh.model.mesh.field
-    size = fields.add("MathEval")
-    fields.setString(
-        size,
-        "F",
+    size = math_field(
         f"Min({h_max:.9f}, {h_tip:.9f} + {growth:.9f}"
-        f" * Max(0, Sqrt(x*x + y*y + z*z) - {inlet_radius:.9f}))",
+        f" * Max(0, Sqrt(x*x + y*y + z*z) - {inlet_radius:.9f}))"
     )
-    fields.setAsBackgroundMesh(size)
-    for option in ("MeshSizeExtendFromBoundary", "MeshSizeFromPoints", "MeshSizeFromCurvature"):
-        gmsh.option.setNumber(f"Mesh.{option}", 0)
+    gmsh.model.mesh.field.setAsBackgroundMesh(size)
+    size_from_background_only()

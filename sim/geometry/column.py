@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import dolfinx
 import numpy as np
 from mpi4py import MPI
 
 from sim.geometry.tagged_mesh import TaggedMesh
+
+if TYPE_CHECKING:
+    from sim.scenario.geometry import ColumnGeometry
+    from sim.scenario.injection import Needle
+
+
+def mesh_column(
+    geometry: ColumnGeometry,
+    needles: Sequence[Needle],
+    name: str,
+    comm: MPI.Comm,
+    msh_path: Path | None,
+) -> TaggedMesh:
+    """The builder of the ``column`` kind: its structured mesh (DOLFINx, no gmsh file), the
+    face x = 0 named after the one needle."""
+    return column_mesh(
+        comm,
+        length=geometry.length,
+        width=geometry.width,
+        cells_along=geometry.cells_along,
+        cells_across=geometry.cells_across,
+        inlet_name=needles[0].name,
+    )
 
 
 def column_mesh(

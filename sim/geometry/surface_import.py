@@ -64,8 +64,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from sim.geometry.primitives import use_smallest_size
+from sim.geometry.gmsh_tools import math_field, point_distance, threshold_field, use_smallest_size
 from sim.geometry.tagged_mesh import MeshError, TaggedMesh, _distribute
+from sim.shapes.primitives import NeedleTip
 
 __all__ = [
     "BONE_SIZE_RANGE",
@@ -841,7 +842,9 @@ def _check_sizes(
 
 def _check_needles(
     needles: Sequence[tuple[str, np.ndarray, float]], surface: Surface, h_min: float
-) -> list[tuple[str, np.ndarray, float]]:
+) -> list[NeedleTip]:
+    """The needles as records, each checked: radius > 0 and at least 2 h_min, tip inside the
+    surface at least one radius from it (ValueError naming the needle otherwise)."""
     parsed = []
     a, b, c = surface.corners()
     for needle in needles:
@@ -867,7 +870,7 @@ def _check_needles(
                 f"needle '{name}': the tip {_where(tip[None])} is {_mm(clearance)} from the "
                 f"surface, less than the needle radius {_mm(radius)}"
             )
-        parsed.append((name, tip, radius))
+        parsed.append(NeedleTip(name, tip, radius))
     return parsed
 
 
@@ -905,30 +908,20 @@ def _reparametrised(surface: Surface, feature_angle: float) -> list[int]:
 
 
 def _add_size_field(
-    needles: list[tuple[str, np.ndarray, float]],
+    needles: list[NeedleTip],
     *,
     h_max: float,
     h_min: float,
     growth: float,
     reach: float,
 ) -> None:
+    """Background size (m): h_min within `reach` radii of each needle tip, growing by `growth`
+    to h_max, and h_max everywhere else."""
     fields = []
-    for _, tip, radius in needles:
-        x0, y0, z0 = (f"({float(c):.12f})" for c in tip)  # fixed point: no exponent to parse
-        dist = gmsh.model.mesh.field.add("MathEval")
-        gmsh.model.mesh.field.setString(dist, "F", f"Sqrt((x-{x0})^2+(y-{y0})^2+(z-{z0})^2)")
-        graded = gmsh.model.mesh.field.add("Threshold")
-        gmsh.model.mesh.field.setNumber(graded, "InField", dist)
-        gmsh.model.mesh.field.setNumber(graded, "SizeMin", h_min)
-        gmsh.model.mesh.field.setNumber(graded, "SizeMax", h_max)
-        gmsh.model.mesh.field.setNumber(graded, "DistMin", reach * radius)
-        gmsh.model.mesh.field.setNumber(
-            graded, "DistMax", reach * radius + (h_max - h_min) / growth
-        )
-        fields.append(graded)
-    constant = gmsh.model.mesh.field.add("MathEval")
-    gmsh.model.mesh.field.setString(constant, "F", f"{h_max:.12f}")
-    fields.append(constant)
+    for n in needles:
+        distance = math_field(point_distance(n.centre))
+        fields.append(threshold_field(distance, h_min, reach * n.radius, h_max, growth))
+    fields.append(math_field(f"{h_max:.12f}"))
     use_smallest_size(fields, h_max)
     # HXT: on these surfaces it gives min SICN 0.09-0.35 before the Netgen optimiser where the
     # default Delaunay gives 0.02-0.03, and it honours the size field inside a coarse input

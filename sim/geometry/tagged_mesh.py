@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dolfinx
 import gmsh
@@ -13,6 +14,11 @@ from dolfinx.io import gmsh as gmshio
 from mpi4py import MPI
 
 from sim.errors import InputError
+from sim.units import metres_per
+
+if TYPE_CHECKING:
+    from sim.scenario.geometry import MeshFileGeometry
+    from sim.scenario.injection import Needle
 
 
 class MeshError(InputError, RuntimeError):
@@ -120,6 +126,19 @@ def mesh_from_gmsh(
 def read_msh(path: Path, comm: MPI.Comm) -> TaggedMesh:
     """Read a gmsh .msh file with named physical groups (coordinates as stored)."""
     return _distribute(lambda: gmsh.open(str(path)), comm, f"cannot read mesh file '{path}'")
+
+
+def read_mesh_file(
+    geometry: MeshFileGeometry,
+    needles: Sequence[Needle],
+    name: str,
+    comm: MPI.Comm,
+    msh_path: Path | None,
+) -> TaggedMesh:
+    """The builder of the ``mesh_file`` kind: the file read and scaled to metres."""
+    tagged = read_msh(geometry.path, comm)
+    tagged.scale(metres_per(geometry.length_unit))
+    return tagged
 
 
 def _distribute(action: Callable[[], None], comm: MPI.Comm, what: str) -> TaggedMesh:

@@ -95,25 +95,54 @@ h = thickness, so the cell count there grows like 1/thickness^2.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import cache
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gmsh
 import numpy as np
+from mpi4py import MPI
 
-from sim.geometry.primitives import (
-    distance_to_ellipse,
-    require,
-    require_cavities_apart,
-    side_sign,
+from sim.geometry.gmsh_tools import (
+    add_physical_groups,
+    combined_field,
+    fixed,
+    math_field,
+    point_distance,
+    threshold_field,
     use_smallest_size,
-    validate_sizes,
 )
+from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
+from sim.shapes.primitives import NeedleTip, needle_specs, side_sign, validate_sizes
+from sim.shapes.vertebral_body import (
+    FIRST_NEEDLE_TAG,
+    LUMBAR_LEVELS_FILE,
+    OPTIONAL_SURFACE_GROUPS,
+    OPTIONAL_VOLUME_GROUPS,
+    SURFACE_GROUPS,
+    VOLUME_GROUPS,
+    Body,
+    Cleft,
+    Features,
+    Lesion,
+    VeinChannel,
+    body_dims,
+    boundary_names,
+    check_needles_clear_of_vein,
+    core_dims,
+    lumbar_level_dimensions,
+    parse_features,
+    parse_needles,
+    region_names,
+    validate_patches,
+    vertebral_body_contains,
+)
+
+if TYPE_CHECKING:
+    from sim.scenario.geometry import VertebralBodyGeometry
+    from sim.scenario.injection import Needle
 
 __all__ = [
     "FIRST_NEEDLE_TAG",
@@ -125,580 +154,19 @@ __all__ = [
     "add_vertebral_body",
     "boundary_names",
     "lumbar_level_dimensions",
+    "mesh_vertebral_body",
     "region_names",
     "vertebral_body_contains",
 ]
-
-#: physical tag of each volume group (dim 3)
-VOLUME_GROUPS: dict[str, int] = {"anterior": 1, "posterior": 2}
-#: physical tag of each fixed surface group (dim 2)
-SURFACE_GROUPS: dict[str, int] = {
-    "endplate_upper": 11,
-    "endplate_lower": 12,
-    "basivertebral_foramen": 13,
-    "posterior_wall": 14,
-    "segmental_vein_left": 15,
-    "segmental_vein_right": 16,
-    "lateral_wall": 17,
-}
-#: physical tag of each volume group that exists only with its optional feature
-OPTIONAL_VOLUME_GROUPS: dict[str, int] = {
-    "cortex": 3,
-    "cleft": 4,
-    "lesion": 5,
-    "basivertebral_vein": 6,
-}
-#: physical tag of each surface group that exists only with its optional feature
-OPTIONAL_SURFACE_GROUPS: dict[str, int] = {"posterior_defect": 18, "endplate_defect": 19}
-#: physical tag of the first needle's cavity surface; the next needles count up from it
-FIRST_NEEDLE_TAG = 101
-#: per-level body dimensions (m) with their sources, read by :func:`lumbar_level_dimensions`
-LUMBAR_LEVELS_FILE = Path(__file__).resolve().parents[1] / "data" / "anatomy" / "lumbar_levels.yaml"
 
 #: the size is h_outlet up to this many h_outlet beyond the edge of an outlet patch
 _OUTLET_SIZE_REACH = 3.0
 
 
-@dataclass(frozen=True)
-class _Body:
-    """Derived dimensions of the body (m)."""
-
-    a: float  # ellipse semi-axis along x
-    b: float  # ellipse semi-axis along y
-    half_height: float
-    x_wall: float  # x of the flat posterior wall
-    x_split: float  # x of the anterior/posterior split plane
-
-    @property
-    def wall_half_width(self) -> float:
-        """Half the lateral width of the flat posterior wall (m)."""
-        return self.b * math.sqrt(1.0 - (self.x_wall / self.a) ** 2)
-
-    def lateral_y(self, x: float) -> float:
-        """|y| of the curved lateral wall at abscissa ``x`` (m)."""
-        return self.b * math.sqrt(max(0.0, 1.0 - (x / self.a) ** 2))
-
-
-@dataclass(frozen=True)
-class _Needle:
-    """A needle tip: the cavity centre (m) and radius (m); the skin entry point if given."""
-
-    name: str
-    centre: np.ndarray
-    radius: float
-    entry: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class _Cleft:
-    """A fracture cleft: a flat disk-shaped slab (all lengths in m, normal a unit vector)."""
-
-    centre: np.ndarray
-    normal: np.ndarray
-    thickness: float
-    radius: float
-
-    def x_half_extent(self) -> float:
-        """Half the extent of the slab along x (m)."""
-        nx = abs(float(self.normal[0]))
-        return self.radius * math.sqrt(max(0.0, 1.0 - nx * nx)) + 0.5 * self.thickness * nx
-
-    def size(self) -> float:
-        """Element size inside the slab (m): half its thickness."""
-        return 0.5 * self.thickness
-
-
-@dataclass(frozen=True)
-class _Lesion:
-    """A lytic lesion: an axis-aligned ellipsoid (centre and semi-axes in m)."""
-
-    centre: np.ndarray
-    radii: np.ndarray
-
-    def size(self, h_max: float) -> float:
-        """Element size inside the lesion (m): a quarter of its smallest semi-axis."""
-        return min(h_max, 0.25 * float(self.radii.min()))
-
-
-@dataclass(frozen=True)
-class _VeinChannel:
-    """A straight channel of ``radius`` (m) from ``start`` (m, on the posterior wall) along +x
-    for ``length`` (m)."""
-
-    start: np.ndarray
-    length: float
-    radius: float
-
-    def size(self) -> float:
-        """Element size inside the channel (m): half its radius."""
-        return 0.5 * self.radius
-
-
-@dataclass(frozen=True)
-class _Features:
-    """The optional features of one body, validated (lengths in m)."""
-
-    cortex: float | None = None
-    posterior_defect: tuple[float, float, float] | None = None
-    endplate_defect: tuple[str, float, float, float] | None = None
-    cleft: _Cleft | None = None
-    lesion: _Lesion | None = None
-    basivertebral_vein: _VeinChannel | None = None
-
-
-def _body_dims(
-    depth: float, width: float, height: float, posterior_flat: float, target_fraction: float
-) -> _Body:
-    """Derived dimensions from the public parameters (validated here)."""
-    for name, value in (("depth", depth), ("width", width), ("height", height)):
-        require(value > 0.0, name, value, "> 0 m")
-    require(0.0 < posterior_flat < 1.0, "posterior_flat", posterior_flat, "in (0, 1)")
-    require(0.0 < target_fraction < 1.0, "target_fraction", target_fraction, "in (0, 1)")
-    a = depth / (1.0 + posterior_flat)
-    return _Body(
-        a=a,
-        b=width / 2.0,
-        half_height=height / 2.0,
-        x_wall=-posterior_flat * a,
-        x_split=a - target_fraction * depth,
-    )
-
-
-# --- analytic inside test -------------------------------------------------------------------
-
-
-def _clearance(point: np.ndarray, body: _Body) -> float:
-    """Signed distance (m) from ``point`` to the body surface: > 0 inside, < 0 outside.
-
-    Inside, the body is the intersection of three convex sets (elliptic cylinder, half-space,
-    slab), so the distance to its boundary is the smallest distance to their boundaries.
-    Outside, the value is only a lower bound of minus the distance, which is all we need.
-    """
-    x, y, z = (float(c) for c in point)
-    d_ellipse = distance_to_ellipse(x, y, body.a, body.b)
-    inside_ellipse = (x / body.a) ** 2 + (y / body.b) ** 2 <= 1.0
-    return min(
-        d_ellipse if inside_ellipse else -d_ellipse,
-        x - body.x_wall,
-        body.half_height - abs(z),
-    )
-
-
-def vertebral_body_contains(
-    point: Sequence[float] | np.ndarray,
-    *,
-    depth: float = 35e-3,
-    width: float = 45e-3,
-    height: float = 28e-3,
-    posterior_flat: float = 0.8,
-    margin: float = 0.0,
-    cortical_shell: float | None = None,
-) -> bool:
-    """True if ``point`` (m) lies inside the body at least ``margin`` (m) from its boundary.
-
-    Analytic (no gmsh); the dimensions (m) mean the same as in :func:`add_vertebral_body`.
-    A point on the boundary is inside for ``margin = 0``. With ``cortical_shell`` (m), the
-    point must lie that far inside the trabecular core instead (where needle tips may be).
-    """
-    body = _body_dims(depth, width, height, posterior_flat, target_fraction=0.5)
-    if cortical_shell is not None:
-        require(cortical_shell > 0.0, "cortical_shell", cortical_shell, "> 0 m")
-        body = _core_dims(body, cortical_shell)
-    p = np.asarray(point, dtype=float)
-    require(p.shape == (3,) and bool(np.all(np.isfinite(p))), "point", point, "3 finite numbers")
-    return _clearance(p, body) >= margin
-
-
-# --- input validation -----------------------------------------------------------------------
-
-
-def _validate_patches(
-    body: _Body,
-    foramen_radius: float,
-    foramen_height: float,
-    vein_radius: float,
-    vein_x: float,
-    h_outlet: float,
-) -> None:
-    """Check that the outlet patches fit on their faces, h_outlet away from the face edges."""
-    require(
-        0.0 < foramen_radius <= body.wall_half_width - h_outlet,
-        "foramen_radius",
-        foramen_radius,
-        f"in (0, {body.wall_half_width - h_outlet:.6g}] m (posterior wall half-width minus "
-        "h_outlet)",
-    )
-    z_max = body.half_height - foramen_radius - h_outlet
-    require(
-        abs(foramen_height) <= z_max,
-        "foramen_height",
-        foramen_height,
-        f"in [-{z_max:.6g}, {z_max:.6g}] m (patch inside the posterior wall)",
-    )
-    require(
-        0.0 < vein_radius <= body.half_height - h_outlet,
-        "vein_radius",
-        vein_radius,
-        f"in (0, {body.half_height - h_outlet:.6g}] m (half the height minus h_outlet)",
-    )
-    x_lo, x_hi = body.x_wall + vein_radius + h_outlet, body.a - vein_radius - h_outlet
-    require(
-        x_lo <= vein_x <= x_hi,
-        "vein_x",
-        vein_x,
-        f"in [{x_lo:.6g}, {x_hi:.6g}] m (patch on the curved lateral wall)",
-    )
-    require(
-        h_outlet <= min(foramen_radius, vein_radius),
-        "h_outlet",
-        h_outlet,
-        f"<= the smallest patch radius {min(foramen_radius, vein_radius):.6g} m",
-    )
-
-
-def _parse_needles(
-    needles: Sequence[tuple],
-    body: _Body,
-    h_tip: float,
-    core: _Body | None = None,
-) -> list[_Needle]:
-    """Validate the needles and return them as `_Needle` records.
-
-    With a cortical shell, ``core`` is the trabecular core inside it: the cavities must lie in
-    the core, h_tip clear of the shell.
-    """
-    require(len(needles) > 0, "needles", needles, "at least one (name, tip, radius)")
-    reserved = (
-        set(VOLUME_GROUPS) | set(SURFACE_GROUPS)
-        | set(OPTIONAL_VOLUME_GROUPS) | set(OPTIONAL_SURFACE_GROUPS)
-    )  # fmt: skip
-    parsed: list[_Needle] = []
-    for item in needles:
-        require(
-            len(item) in (3, 4),
-            "needle",
-            item,
-            "(name, tip, radius) or (name, tip, radius, entry)",
-        )
-        name, tip, radius = item[:3]
-        centre = np.asarray(tip, dtype=float)
-        require(
-            isinstance(name, str) and name != "" and name not in reserved,
-            "needle name",
-            name,
-            f"a non-empty string other than {sorted(reserved)}",
-        )
-        require(name not in {n.name for n in parsed}, "needle name", name, "unique")
-        require(
-            centre.shape == (3,) and bool(np.all(np.isfinite(centre))),
-            f"tip of needle {name!r}",
-            tip,
-            "3 finite numbers (m)",
-        )
-        require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
-        inner = body if core is None else core
-        where = "the body" if core is None else "the trabecular core (inside the cortical shell)"
-        clearance = _clearance(centre, inner)
-        require(
-            clearance - radius >= h_tip,
-            f"tip of needle {name!r}",
-            tuple(centre.tolist()),
-            f"inside {where} with the cavity (radius {radius} m) at least h_tip = {h_tip} m "
-            f"from its boundary (cavity clearance is {clearance - radius:.6g} m)",
-        )
-        _check_split_clearance(name, centre, radius, body, h_tip)
-        require_cavities_apart(name, centre, radius, parsed, h_tip)
-        entry = None if len(item) == 3 else _check_entry(name, item[3], centre, body)
-        parsed.append(_Needle(name, centre, float(radius), entry))
-    return parsed
-
-
-def _check_entry(name: str, entry: object, tip: np.ndarray, body: _Body) -> np.ndarray:
-    """The entry point of a needle, checked to give a transpedicular path to the tip.
-
-    The body is convex, so the straight path from an entry point outside it to the tip inside
-    it crosses the boundary once; that crossing must be in the posterior half (x < 0).
-    """
-    point = np.asarray(entry, dtype=float)
-    require(
-        point.shape == (3,) and bool(np.all(np.isfinite(point))),
-        f"entry point of needle {name!r}",
-        entry,
-        "3 finite numbers (m)",
-    )
-    require(
-        _clearance(point, body) < 0.0,
-        f"entry point of needle {name!r}",
-        tuple(point.tolist()),
-        "outside the vertebral body (the needle enters the body from outside)",
-    )
-    outside, inside = 0.0, 1.0  # path parameter: entry + s (tip - entry)
-    for _ in range(60):
-        s = 0.5 * (outside + inside)
-        if _clearance(point + s * (tip - point), body) >= 0.0:
-            inside = s
-        else:
-            outside = s
-    crossing = point + inside * (tip - point)
-    require(
-        crossing[0] < 0.0,
-        f"path of needle {name!r}",
-        f"{tuple(point.tolist())} -> {tuple(tip.tolist())}",
-        "a transpedicular path entering the body through its posterior half (x < 0); it "
-        f"enters at {tuple(round(float(c), 6) for c in crossing)} m",
-    )
-    return point
-
-
-def _check_split_clearance(
-    name: str, centre: np.ndarray, radius: float, body: _Body, h_tip: float
-) -> None:
-    """Reject a cavity that (nearly) touches the split plane: it would give sliver elements."""
-    gap = abs(abs(centre[0] - body.x_split) - radius)
-    require(
-        gap >= 0.5 * h_tip,
-        f"tip of needle {name!r}",
-        tuple(centre.tolist()),
-        f"a cavity either crossing the anterior/posterior split plane x = {body.x_split:.6g} m "
-        f"or clear of it, by at least h_tip/2 = {0.5 * h_tip} m (it is {gap:.6g} m from "
-        "tangency); move the tip or change target_fraction",
-    )
-
-
-def _core_dims(body: _Body, thickness: float) -> _Body:
-    """The trabecular core inside a cortical shell of ``thickness`` (m) on the lateral and
-    posterior walls: the ellipse with both semi-axes reduced by the thickness (its distance to
-    the outer ellipse is within 0.4 % of the thickness for lumbar proportions) and the wall
-    moved inwards by the thickness; the endplates are unchanged."""
-    return _Body(
-        a=body.a - thickness,
-        b=body.b - thickness,
-        half_height=body.half_height,
-        x_wall=body.x_wall + thickness,
-        x_split=body.x_split,
-    )
-
-
-def _as_point(value: object, what: str) -> np.ndarray:
-    """A finite 3-vector, or ValueError naming ``what``."""
-    try:
-        point = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        point = np.full(1, np.nan)
-    require(point.shape == (3,) and bool(np.all(np.isfinite(point))), what, value,
-             "3 finite numbers")  # fmt: skip
-    return point
-
-
-def _check_keys(value: object, name: str, keys: Sequence[str]) -> Mapping[str, Any]:
-    """``value`` as a mapping with exactly ``keys``, or ValueError naming what is wrong."""
-    require(isinstance(value, Mapping), name, value, f"a mapping with keys {list(keys)}")
-    assert isinstance(value, Mapping)
-    unknown = sorted(set(value) - set(keys))
-    missing = [k for k in keys if k not in value]
-    require(not unknown and not missing, name, dict(value),
-             f"exactly the keys {list(keys)} (unknown {unknown}, missing {missing})")  # fmt: skip
-    return value
-
-
-def _parse_features(
-    body: _Body,
-    *,
-    cortical_shell: float | None,
-    posterior_defect: Sequence[float] | None,
-    endplate_defect: Sequence[Any] | None,
-    cleft: Mapping[str, Any] | None,
-    lesion: Mapping[str, Any] | None,
-    basivertebral_vein: Mapping[str, Any] | None,
-    foramen_radius: float,
-    foramen_height: float,
-    h_outlet: float,
-    h_max: float,
-) -> _Features:
-    """Validate the optional features (ValueError naming the feature, value and range)."""
-    shell = 0.0  # thickness of the cortical shell (m), 0 without one
-    if cortical_shell is not None:
-        shell = float(cortical_shell)
-        limit = 0.1 * min(body.a - body.x_wall, 2.0 * body.b)
-        require(0.0 < shell <= limit, "cortical_shell", cortical_shell,
-                 f"in (0, {limit:.6g}] m (a tenth of the depth or width)")  # fmt: skip
-    return _Features(
-        cortex=None if cortical_shell is None else shell,
-        posterior_defect=_parse_posterior_defect(
-            posterior_defect, body, foramen_radius, foramen_height, h_outlet
-        ),
-        endplate_defect=_parse_endplate_defect(endplate_defect, body, shell, h_outlet),
-        cleft=_parse_cleft(cleft, body),
-        lesion=_parse_lesion(lesion, body, h_max),
-        basivertebral_vein=_parse_vein_channel(
-            basivertebral_vein, body, foramen_radius, foramen_height
-        ),
-    )
-
-
-def _parse_posterior_defect(
-    value: Sequence[float] | None,
-    body: _Body,
-    foramen_radius: float,
-    foramen_height: float,
-    h_outlet: float,
-) -> tuple[float, float, float] | None:
-    """(y, z, radius) of a hole in the posterior wall, clear of the wall's edges and of the
-    basivertebral foramen by h_outlet."""
-    if value is None:
-        return None
-    require(
-        isinstance(value, Sequence) and len(value) == 3,
-        "posterior_defect", value, "(y, z, radius) in m",
-    )  # fmt: skip
-    y, z, r = (float(v) for v in value)
-    require(h_outlet <= r, "posterior_defect", tuple(value),
-             f"a radius >= h_outlet = {h_outlet} m")  # fmt: skip
-    y_max = body.wall_half_width - r - h_outlet
-    z_max = body.half_height - r - h_outlet
-    require(
-        abs(y) <= y_max and abs(z) <= z_max,
-        "posterior_defect",
-        tuple(value),
-        f"a disk on the posterior wall h_outlet = {h_outlet} m inside its edges: |y| <= "
-        f"{y_max:.6g} m and |z| <= {z_max:.6g} m for this radius",
-    )
-    gap = math.hypot(y, z - foramen_height) - r - foramen_radius
-    require(
-        gap >= h_outlet,
-        "posterior_defect",
-        tuple(value),
-        f"clear of the basivertebral foramen (centre (0, {foramen_height:.6g}) m, radius "
-        f"{foramen_radius} m) by at least h_outlet = {h_outlet} m (the gap is {gap:.6g} m)",
-    )
-    return y, z, r
-
-
-def _parse_endplate_defect(
-    value: Sequence[Any] | None, body: _Body, shell: float, h_outlet: float
-) -> tuple[str, float, float, float] | None:
-    """("upper"|"lower", x, y, radius) of a patch on an endplate, over the trabecular core."""
-    if value is None:
-        return None
-    require(
-        isinstance(value, Sequence) and len(value) == 4 and value[0] in ("upper", "lower"),
-        "endplate_defect", value, '("upper" | "lower", x, y, radius) with x, y, radius in m',
-    )  # fmt: skip
-    side = str(value[0])
-    x, y, r = (float(v) for v in value[1:])
-    require(h_outlet <= r, "endplate_defect", tuple(value),
-             f"a radius >= h_outlet = {h_outlet} m")  # fmt: skip
-    inside = (x / body.a) ** 2 + (y / body.b) ** 2 <= 1.0
-    edge = min(distance_to_ellipse(x, y, body.a, body.b) if inside else -1.0, x - body.x_wall)
-    need = r + h_outlet + shell
-    require(
-        edge >= need,
-        "endplate_defect",
-        tuple(value),
-        f"a disk on the endplate at least h_outlet = {h_outlet} m inside its edge"
-        + (f" and inside the cortical shell ({shell} m)" if shell else "")
-        + f": its centre must be {need:.6g} m from the edge (it is {edge:.6g} m)",
-    )
-    return side, x, y, r
-
-
-def _parse_cleft(value: Mapping[str, Any] | None, body: _Body) -> _Cleft | None:
-    """A fracture cleft: centre inside the body, unit normal, thickness and radius > 0."""
-    if value is None:
-        return None
-    v = _check_keys(value, "cleft", ("centre", "normal", "thickness", "radius"))
-    centre = _as_point(v["centre"], "cleft centre")
-    normal = _as_point(v["normal"], "cleft normal")
-    length = float(np.linalg.norm(normal))
-    require(abs(length - 1.0) <= 1e-2, "cleft normal", v["normal"],
-             "a unit vector (length within 1 % of 1)")  # fmt: skip
-    thickness, radius = float(v["thickness"]), float(v["radius"])
-    require(thickness > 0.0, "cleft thickness", v["thickness"], "> 0 m")
-    require(radius >= thickness, "cleft radius", v["radius"],
-             f">= the thickness {thickness} m")  # fmt: skip
-    require(_clearance(centre, body) > 0.0, "cleft centre", tuple(centre.tolist()),
-             "inside the vertebral body")  # fmt: skip
-    cleft = _Cleft(centre, normal / length, thickness, radius)
-    _check_region_split("cleft", float(centre[0]), cleft.x_half_extent(), body, cleft.size())
-    return cleft
-
-
-def _parse_lesion(value: Mapping[str, Any] | None, body: _Body, h_max: float) -> _Lesion | None:
-    """A lytic lesion: centre inside the body, three semi-axes > 0."""
-    if value is None:
-        return None
-    v = _check_keys(value, "lesion", ("centre", "radii"))
-    centre = _as_point(v["centre"], "lesion centre")
-    radii = _as_point(v["radii"], "lesion radii")
-    require(bool(np.all(radii > 0.0)), "lesion radii", v["radii"], "three lengths > 0 m")
-    require(_clearance(centre, body) > 0.0, "lesion centre", tuple(centre.tolist()),
-             "inside the vertebral body")  # fmt: skip
-    lesion = _Lesion(centre, radii)
-    _check_region_split("lesion", float(centre[0]), float(radii[0]), body, lesion.size(h_max))
-    return lesion
-
-
-def _parse_vein_channel(
-    value: Mapping[str, Any] | None, body: _Body, foramen_radius: float, foramen_height: float
-) -> _VeinChannel | None:
-    """The basivertebral vein's channel: radius in (0, foramen_radius], length > 0 ending
-    inside the body (at least its radius short of the anterior apex), clear of the endplates
-    by its radius, and not ending within half its element size of the split plane."""
-    if value is None:
-        return None
-    v = _check_keys(value, "basivertebral_vein", ("radius", "length"))
-    radius, length = float(v["radius"]), float(v["length"])
-    require(0.0 < radius <= foramen_radius, "basivertebral_vein radius", v["radius"],
-             f"in (0, foramen_radius = {foramen_radius:.6g}] m")  # fmt: skip
-    reach = body.a - body.x_wall - radius
-    require(0.0 < length <= reach, "basivertebral_vein length", v["length"],
-             f"in (0, {reach:.6g}] m (the depth of the body less the radius)")  # fmt: skip
-    require(abs(foramen_height) + radius < body.half_height, "basivertebral_vein radius",
-             v["radius"], "a channel clear of the endplates at the foramen's height")  # fmt: skip
-    channel = _VeinChannel(np.array([body.x_wall, 0.0, foramen_height]), length, radius)
-    end = body.x_wall + length
-    require(
-        abs(end - body.x_split) >= 0.5 * channel.size(),
-        "basivertebral_vein length",
-        v["length"],
-        f"a channel ending at least {0.5 * channel.size():.6g} m from the anterior/posterior "
-        f"split plane x = {body.x_split:.6g} m (it ends at x = {end:.6g} m)",
-    )
-    return channel
-
-
-def _check_needles_clear_of_vein(
-    needles: list[_Needle], channel: _VeinChannel, h_tip: float
-) -> None:
-    """Each needle cavity lies at least h_tip outside the vein's channel (a needle tip in the
-    vein is an intravascular injection, not a vertebroplasty)."""
-    x0 = float(channel.start[0])
-    for n in needles:
-        along = min(max(float(n.centre[0]), x0), x0 + channel.length)
-        axis = np.array([along, channel.start[1], channel.start[2]])
-        gap = float(np.linalg.norm(n.centre - axis)) - channel.radius - n.radius
-        require(gap >= h_tip, f"tip of needle {n.name!r}", tuple(n.centre.tolist()),
-                 f"a cavity at least h_tip = {h_tip:.6g} m clear of the basivertebral vein's "
-                 f"channel (the gap is {gap:.6g} m)")  # fmt: skip
-
-
-def _check_region_split(name: str, x: float, half: float, body: _Body, size: float) -> None:
-    """Reject a cleft or lesion whose x-extent nearly touches the split plane (slivers)."""
-    gap = abs(abs(x - body.x_split) - half)
-    require(
-        gap >= 0.5 * size,
-        f"{name} centre",
-        x,
-        f"a {name} either crossing the anterior/posterior split plane x = {body.x_split:.6g} m "
-        f"or clear of it, by at least half its element size {0.5 * size:.6g} m (its x-extent "
-        f"is {gap:.6g} m from tangency)",
-    )
-
-
 # --- geometry -------------------------------------------------------------------------------
 
 
-def _add_body_volume(body: _Body) -> tuple[int, int]:
+def _add_body_volume(body: Body) -> tuple[int, int]:
     """Add the cut elliptic cylinder; returns its volume tag and its curved lateral face tag.
 
     The elliptic arc is a circular arc stretched along x, with the circle's start point (the
@@ -726,7 +194,7 @@ def _add_body_volume(body: _Body) -> tuple[int, int]:
 
 
 def _add_vein_patches(
-    lateral: int, body: _Body, vein_radius: float, vein_x: float
+    lateral: int, body: Body, vein_radius: float, vein_x: float
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Cut the two vein patches (left, right) out of copies of the lateral face."""
     occ = gmsh.model.occ
@@ -740,7 +208,7 @@ def _add_vein_patches(
     return patches[0], patches[1]
 
 
-def _add_split_disk(body: _Body) -> tuple[int, int]:
+def _add_split_disk(body: Body) -> tuple[int, int]:
     """A planar disk at x = x_split larger than the body (cuts it into two regions)."""
     radius = 2.0 * (body.a + body.b + body.half_height)
     return 2, gmsh.model.occ.addDisk(
@@ -748,14 +216,14 @@ def _add_split_disk(body: _Body) -> tuple[int, int]:
     )
 
 
-def _add_foramen_disk(body: _Body, radius: float, z: float) -> tuple[int, int]:
+def _add_foramen_disk(body: Body, radius: float, z: float) -> tuple[int, int]:
     """The foramen patch: a disk lying on the posterior wall."""
     return 2, gmsh.model.occ.addDisk(
         body.x_wall, 0.0, z, radius, radius, zAxis=[1.0, 0.0, 0.0], xAxis=[0.0, 1.0, 0.0]
     )
 
 
-def _cut_cavities(volume: int, needles: list[_Needle]) -> list[tuple[int, int]]:
+def _cut_cavities(volume: int, needles: list[NeedleTip]) -> list[tuple[int, int]]:
     """Remove the needle-tip spheres from the bone volume."""
     occ = gmsh.model.occ
     spheres = [(3, occ.addSphere(*n.centre, n.radius)) for n in needles]
@@ -794,15 +262,15 @@ def _boundary_surfaces(volumes: list[int]) -> set[int]:
     return {tag for _, tag in faces if _adjacent_volumes(tag) == 1}
 
 
-def _add_core(body: _Body, thickness: float) -> int:
+def _add_core(body: Body, thickness: float) -> int:
     """The trabecular core inside the cortical shell (a smaller cut elliptic cylinder)."""
-    volume, _ = _add_body_volume(_core_dims(body, thickness))
+    volume, _ = _add_body_volume(core_dims(body, thickness))
     return volume
 
 
 def _add_channels(
     core: int,
-    body: _Body,
+    body: Body,
     thickness: float,
     wall_disks: list[tuple[float, float, float]],
     vein_radius: float,
@@ -831,14 +299,14 @@ def _add_channels(
     return channels
 
 
-def _add_cleft(cleft: _Cleft) -> list[tuple[int, int]]:
+def _add_cleft(cleft: Cleft) -> list[tuple[int, int]]:
     """The cleft slab: a cylinder of the cleft's radius and thickness along its normal."""
     base = cleft.centre - 0.5 * cleft.thickness * cleft.normal
     axis = cleft.thickness * cleft.normal
     return [(3, gmsh.model.occ.addCylinder(*base, *axis, cleft.radius))]
 
 
-def _add_lesion(lesion: _Lesion) -> list[tuple[int, int]]:
+def _add_lesion(lesion: Lesion) -> list[tuple[int, int]]:
     """The lesion ellipsoid: a sphere stretched along x, y, z (a plain sphere if round).
 
     The sphere is turned so that the poles of its parametrisation lie on the x axis: there
@@ -855,7 +323,7 @@ def _add_lesion(lesion: _Lesion) -> list[tuple[int, int]]:
     return [(3, ball)]
 
 
-def _add_vein_channel(channel: _VeinChannel) -> list[tuple[int, int]]:
+def _add_vein_channel(channel: VeinChannel) -> list[tuple[int, int]]:
     """The vein's channel: a cylinder along +x, started a little outside the posterior wall
     (the part outside the body is removed after the fragment)."""
     overshoot = channel.radius
@@ -866,7 +334,7 @@ def _add_vein_channel(channel: _VeinChannel) -> list[tuple[int, int]]:
 
 
 def _add_feature_tools(
-    features: _Features, body: _Body, foramen: tuple[float, float, float], veins: tuple
+    features: Features, body: Body, foramen: tuple[float, float, float], veins: tuple
 ) -> tuple[dict[str, list[tuple[int, int]]], dict[str, list[tuple[int, int]]]]:
     """Volume tools (core, channel, cleft, lesion) and patch tools of the optional features."""
     occ = gmsh.model.occ
@@ -911,7 +379,7 @@ def _remove_outside_volumes(pieces: dict[str, set[int]], names: Sequence[str]) -
 
 
 def _assign_regions(
-    volumes: list[int], pieces: dict[str, set[int]], features: _Features, body: _Body
+    volumes: list[int], pieces: dict[str, set[int]], features: Features, body: Body
 ) -> dict[str, list[int]]:
     """Region of each bone volume: lesion, else cleft, else basivertebral vein, else cortex
     (the shell outside the core and the outlet channels), else anterior/posterior by the side
@@ -949,7 +417,7 @@ def _adjacent_volumes(surface: int) -> int:
     return len(upward)
 
 
-def _classify_plane(surface: int, body: _Body, tol: float) -> str | None:
+def _classify_plane(surface: int, body: Body, tol: float) -> str | None:
     """Group name of a planar boundary face (endplate or posterior wall), None if neither."""
     x, _, z = gmsh.model.occ.getCenterOfMass(2, surface)
     if abs(z - body.half_height) < tol:
@@ -961,7 +429,7 @@ def _classify_plane(surface: int, body: _Body, tol: float) -> str | None:
     return None
 
 
-def _needle_of_sphere(surface: int, needles: list[_Needle]) -> str:
+def _needle_of_sphere(surface: int, needles: list[NeedleTip]) -> str:
     """Name of the needle whose cavity the spherical face lies on: the nearest cavity centre
     to the face's centre of mass, which lies inside that ball; RuntimeError if none does."""
     com = np.array(gmsh.model.occ.getCenterOfMass(2, surface))
@@ -974,8 +442,8 @@ def _needle_of_sphere(surface: int, needles: list[_Needle]) -> str:
 def _classify_surfaces(
     surfaces: set[int],
     patches: dict[str, set[int]],
-    needles: list[_Needle],
-    body: _Body,
+    needles: list[NeedleTip],
+    body: Body,
     optional: Sequence[str] = (),
 ) -> dict[str, list[int]]:
     """Sort the boundary faces into the named groups; RuntimeError if one is left over.
@@ -1007,59 +475,16 @@ def _classify_surfaces(
 
 
 def _add_groups(
-    regions: dict[str, list[int]], surfaces: dict[str, list[int]], needles: list[_Needle]
+    regions: dict[str, list[int]], surfaces: dict[str, list[int]], needles: list[NeedleTip]
 ) -> None:
     """Create the named physical groups (tags from the *_GROUPS tables and FIRST_NEEDLE_TAG)."""
-    volume_tag = {**VOLUME_GROUPS, **OPTIONAL_VOLUME_GROUPS}
-    for name, tags in regions.items():
-        gmsh.model.addPhysicalGroup(3, tags, volume_tag[name], name)
+    add_physical_groups(3, regions, {**VOLUME_GROUPS, **OPTIONAL_VOLUME_GROUPS})
     tag_of = {**SURFACE_GROUPS, **OPTIONAL_SURFACE_GROUPS}
     tag_of.update({n.name: FIRST_NEEDLE_TAG + i for i, n in enumerate(needles)})
-    for name, tags in surfaces.items():
-        gmsh.model.addPhysicalGroup(2, tags, tag_of[name], name)
+    add_physical_groups(2, surfaces, tag_of)
 
 
 # --- mesh size ------------------------------------------------------------------------------
-
-
-def _distance_field(centre: Sequence[float]) -> int:
-    """MathEval field: Euclidean distance (m) from a point."""
-    x0, y0, z0 = (f"({float(c):.12f})" for c in centre)  # fixed point: no exponent to parse
-    field = gmsh.model.mesh.field.add("MathEval")
-    gmsh.model.mesh.field.setString(field, "F", f"Sqrt((x-{x0})^2+(y-{y0})^2+(z-{z0})^2)")
-    return field
-
-
-def _graded_field(
-    centre: Sequence[float], radius: float, h_min: float, h_max: float, growth: float
-) -> int:
-    """Threshold field: h_min within ``radius`` of ``centre``, growing by ``growth`` to h_max."""
-    field = gmsh.model.mesh.field.add("Threshold")
-    gmsh.model.mesh.field.setNumber(field, "InField", _distance_field(centre))
-    gmsh.model.mesh.field.setNumber(field, "SizeMin", h_min)
-    gmsh.model.mesh.field.setNumber(field, "SizeMax", h_max)
-    gmsh.model.mesh.field.setNumber(field, "DistMin", radius)
-    gmsh.model.mesh.field.setNumber(field, "DistMax", radius + (h_max - h_min) / growth)
-    return field
-
-
-def _fixed(value: float) -> str:
-    """A number for a MathEval expression, in fixed point (no exponent to parse)."""
-    return f"({float(value):.12f})"
-
-
-def _math_field(expression: str) -> int:
-    """MathEval field of ``expression`` in x, y, z."""
-    field = gmsh.model.mesh.field.add("MathEval")
-    gmsh.model.mesh.field.setString(field, "F", expression)
-    return field
-
-
-def _combined_field(kind: str, fields: list[int]) -> int:
-    """A "Min" or "Max" field over ``fields``."""
-    field = gmsh.model.mesh.field.add(kind)
-    gmsh.model.mesh.field.setNumbers(field, "FieldsList", fields)
-    return field
 
 
 def _region_size_fields(
@@ -1072,17 +497,11 @@ def _region_size_fields(
     fields.setNumber(constant, "VIn", size)
     fields.setNumbers(constant, "VolumesList", volumes)
     fields.setNumber(constant, "IncludeBoundary", 1)
-    graded = fields.add("Threshold")
-    fields.setNumber(graded, "InField", distance)
-    fields.setNumber(graded, "SizeMin", size)
-    fields.setNumber(graded, "SizeMax", h_max)
-    fields.setNumber(graded, "DistMin", reach)
-    fields.setNumber(graded, "DistMax", reach + max(h_max - size, 0.0) / growth)
-    return [constant, graded]
+    return [constant, threshold_field(distance, size, reach, h_max, growth)]
 
 
 def _feature_size_fields(
-    features: _Features, regions: dict[str, list[int]], body: _Body, h_max: float, growth: float
+    features: Features, regions: dict[str, list[int]], body: Body, h_max: float, growth: float
 ) -> list[int]:
     """Sizes of the optional regions: h <= the shell thickness in the cortex, h <= half the
     thickness in the cleft, a quarter of the smallest semi-axis in the lesion; graded outside
@@ -1091,43 +510,43 @@ def _feature_size_fields(
     if features.cortex is not None:
         t = features.cortex
         ia, ib = 1.0 / body.a, 1.0 / body.b
-        re = f"Sqrt((x*{_fixed(ia)})^2+(y*{_fixed(ib)})^2)"
-        grad = f"Sqrt((x*{_fixed(ia * ia)})^2+(y*{_fixed(ib * ib)})^2+{_fixed(1e-12)})"
-        lateral = _math_field(f"(1-{re})*{re}/{grad}")  # first order near the wall
-        posterior = _math_field(f"x-{_fixed(body.x_wall)}")
-        wall = _combined_field("Min", [lateral, posterior])
+        re = f"Sqrt((x*{fixed(ia)})^2+(y*{fixed(ib)})^2)"
+        grad = f"Sqrt((x*{fixed(ia * ia)})^2+(y*{fixed(ib * ib)})^2+{fixed(1e-12)})"
+        lateral = math_field(f"(1-{re})*{re}/{grad}")  # first order near the wall
+        posterior = math_field(f"x-{fixed(body.x_wall)}")
+        wall = combined_field("Min", [lateral, posterior])
         fields += _region_size_fields(wall, regions["cortex"], t, t, h_max, growth)
     if features.cleft is not None:
         c, n = features.cleft.centre, features.cleft.normal
-        d = [f"({v}-{_fixed(c[i])})" for i, v in enumerate("xyz")]
-        axial = "+".join(f"{_fixed(n[i])}*{d[i]}" for i in range(3))
-        along = _math_field(f"Abs({axial})-{_fixed(0.5 * features.cleft.thickness)}")
-        radial = _math_field(
-            f"Sqrt(Abs({d[0]}^2+{d[1]}^2+{d[2]}^2-({axial})^2))-{_fixed(features.cleft.radius)}"
+        d = [f"({v}-{fixed(c[i])})" for i, v in enumerate("xyz")]
+        axial = "+".join(f"{fixed(n[i])}*{d[i]}" for i in range(3))
+        along = math_field(f"Abs({axial})-{fixed(0.5 * features.cleft.thickness)}")
+        radial = math_field(
+            f"Sqrt(Abs({d[0]}^2+{d[1]}^2+{d[2]}^2-({axial})^2))-{fixed(features.cleft.radius)}"
         )
-        slab = _combined_field("Max", [along, radial])
+        slab = combined_field("Max", [along, radial])
         size = features.cleft.size()
         fields += _region_size_fields(slab, regions["cleft"], size, 0.0, h_max, growth)
     if features.lesion is not None:
         c, r = features.lesion.centre, features.lesion.radii
-        scaled = "+".join(f"(({v}-{_fixed(c[i])})*{_fixed(1.0 / r[i])})^2"
+        scaled = "+".join(f"(({v}-{fixed(c[i])})*{fixed(1.0 / r[i])})^2"
                           for i, v in enumerate("xyz"))  # fmt: skip
-        ellipsoid = _math_field(f"(Sqrt({scaled})-1)*{_fixed(r.min())}")
+        ellipsoid = math_field(f"(Sqrt({scaled})-1)*{fixed(r.min())}")
         size = features.lesion.size(h_max)
         fields += _region_size_fields(ellipsoid, regions["lesion"], size, 0.0, h_max, growth)
     if features.basivertebral_vein is not None:
         channel = features.basivertebral_vein
         x0, _, z0 = channel.start
-        radial = _math_field(f"Sqrt(y^2+(z-{_fixed(z0)})^2)-{_fixed(channel.radius)}")
-        ahead = _math_field(f"x-{_fixed(x0 + channel.length)}")
-        tube = _combined_field("Max", [radial, ahead])
+        radial = math_field(f"Sqrt(y^2+(z-{fixed(z0)})^2)-{fixed(channel.radius)}")
+        ahead = math_field(f"x-{fixed(x0 + channel.length)}")
+        tube = combined_field("Max", [radial, ahead])
         size = channel.size()
         fields += _region_size_fields(tube, regions["basivertebral_vein"], size, 0.0, h_max, growth)
     return fields
 
 
 def _add_size_field(
-    needles: list[_Needle],
+    needles: list[NeedleTip],
     outlets: list[tuple[tuple[float, float, float], float]],
     *,
     h_tip: float,
@@ -1138,9 +557,13 @@ def _add_size_field(
 ) -> None:
     """Background size: min over needle and outlet gradings and the ``extra`` fields (all
     lengths in m)."""
-    fields = [_graded_field(n.centre, n.radius, h_tip, h_max, growth) for n in needles]
+    fields = [
+        threshold_field(point_distance(n.centre), h_tip, n.radius, h_max, growth) for n in needles
+    ]
     fields += [
-        _graded_field(c, r + _OUTLET_SIZE_REACH * h_outlet, h_outlet, h_max, growth)
+        threshold_field(
+            point_distance(c), h_outlet, r + _OUTLET_SIZE_REACH * h_outlet, h_max, growth
+        )
         for c, r in outlets
     ]
     fields += list(extra)
@@ -1250,10 +673,10 @@ def add_vertebral_body(
 
     Raises ValueError naming the parameter, its value and the allowed range for bad input.
     """
-    body = _body_dims(depth, width, height, posterior_flat, target_fraction)
+    body = body_dims(depth, width, height, posterior_flat, target_fraction)
     validate_sizes(h_tip, h_max, growth, h_outlet)
-    _validate_patches(body, foramen_radius, foramen_height, vein_radius, vein_x, h_outlet)
-    features = _parse_features(
+    validate_patches(body, foramen_radius, foramen_height, vein_radius, vein_x, h_outlet)
+    features = parse_features(
         body,
         cortical_shell=cortical_shell,
         posterior_defect=posterior_defect,
@@ -1266,10 +689,10 @@ def add_vertebral_body(
         h_outlet=h_outlet,
         h_max=h_max,
     )
-    core = None if features.cortex is None else _core_dims(body, features.cortex)
-    parsed = _parse_needles(needles, body, h_tip, core)
+    core = None if features.cortex is None else core_dims(body, features.cortex)
+    parsed = parse_needles(needles, body, h_tip, core)
     if features.basivertebral_vein is not None:
-        _check_needles_clear_of_vein(parsed, features.basivertebral_vein, h_tip)
+        check_needles_clear_of_vein(parsed, features.basivertebral_vein, h_tip)
 
     volume, lateral = _add_body_volume(body)
     left, right = _add_vein_patches(lateral, body, vein_radius, vein_x)
@@ -1315,75 +738,28 @@ def add_vertebral_body(
     )
 
 
-# --- names before meshing, level presets -----------------------------------------------------
-
-_FEATURES = (
-    "cortical_shell",
-    "posterior_defect",
-    "endplate_defect",
-    "cleft",
-    "lesion",
-    "basivertebral_vein",
-)
-
-
-def _feature_arguments(features: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments, checked to be parameters of :func:`add_vertebral_body`."""
-    known = set(inspect.signature(add_vertebral_body).parameters)
-    unknown = sorted(set(features) - known)
-    if unknown:
-        raise TypeError(f"unknown vertebral-body parameter(s) {unknown}; known: {sorted(known)}")
-    return features
-
-
-def boundary_names(**features: Any) -> set[str]:
-    """Names of the boundary (surface) groups :func:`add_vertebral_body` gives with these
-    keyword arguments, before any geometry exists.
-
-    Only the optional features (and ``needles``, whose names are cavity groups) matter; any
-    other parameter of :func:`add_vertebral_body` is accepted and ignored, so the same
-    keyword arguments can be passed to both. TypeError for an unknown keyword.
-    """
-    args = _feature_arguments(features)
-    names = set(SURFACE_GROUPS)
-    names |= {n for n in OPTIONAL_SURFACE_GROUPS if args.get(n) is not None}
-    names |= {str(item[0]) for item in args.get("needles") or ()}
-    return names
-
-
-def region_names(**features: Any) -> set[str]:
-    """Names of the region (volume) groups :func:`add_vertebral_body` gives with these
-    keyword arguments (see :func:`boundary_names`)."""
-    args = _feature_arguments(features)
-    names = set(VOLUME_GROUPS)
-    if args.get("cortical_shell") is not None:
-        names.add("cortex")
-    names |= {n for n in ("cleft", "lesion", "basivertebral_vein") if args.get(n) is not None}
-    return names
-
-
-@cache
-def _lumbar_levels() -> dict[str, dict[str, float]]:
-    """The per-level dimensions (m) from :data:`LUMBAR_LEVELS_FILE`."""
-    import yaml
-
-    with LUMBAR_LEVELS_FILE.open(encoding="utf-8") as stream:
-        data = yaml.safe_load(stream)
-    return {
-        level: {key: float(entry[key]) for key in ("width", "depth", "height")}
-        for level, entry in data["levels"].items()
-    }
-
-
-def lumbar_level_dimensions(level: str) -> dict[str, float]:
-    """Vertebral-body ``width`` (lateral), ``depth`` (antero-posterior) and ``height`` (m) of
-    the lumbar level ``level`` ("L1" to "L5"), for :func:`add_vertebral_body`.
-
-    Values and their sources are in ``sim/data/anatomy/lumbar_levels.yaml`` (see SOURCES.md
-    there). ValueError naming the known levels for an unknown one.
-    """
-    levels = _lumbar_levels()
-    key = level.strip().upper() if isinstance(level, str) else level
-    if key not in levels:
-        raise ValueError(f"unknown lumbar level {level!r}: known levels are {sorted(levels)}")
-    return dict(levels[key])
+def mesh_vertebral_body(
+    geometry: VertebralBodyGeometry,
+    needles: Sequence[Needle],
+    name: str,
+    comm: MPI.Comm,
+    msh_path: Path | None,
+) -> TaggedMesh:
+    """The builder of the ``vertebral_body`` kind: :func:`add_vertebral_body` meshed by gmsh on
+    rank 0 and distributed; written to `msh_path` when given."""
+    build = partial(
+        add_vertebral_body,
+        depth=geometry.depth,
+        width=geometry.width,
+        height=geometry.height,
+        posterior_flat=geometry.posterior_flat,
+        foramen_radius=geometry.foramen_radius,
+        foramen_height=geometry.foramen_height,
+        vein_radius=geometry.vein_radius,
+        vein_x=geometry.vein_x,
+        target_fraction=geometry.target_fraction,
+        needles=needle_specs(needles),
+        **geometry.mesh.builder_sizes(),
+        **geometry.features(),
+    )
+    return mesh_from_gmsh(build, comm, name, msh_path)

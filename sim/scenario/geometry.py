@@ -1,8 +1,10 @@
 """Scenario section `geometry`: which domain to mesh, its dimensions and its mesh sizes.
 
-Generated geometries (gmsh) know their boundary and region names before any mesh exists, so
-a scenario that names a tag they do not have fails at validation. Imported meshes are checked
-against their tags once read, still before anything is solved.
+Every kind is a `GeometryKind`: it tells the scenario its boundary and region names, its
+cell sizes and whether the needles fit, and names the builder that meshes it. Generated
+geometries (gmsh) know their boundary and region names before any mesh exists, so a scenario
+that names a tag they do not have fails at validation. Imported meshes are checked against
+their tags once read, still before anything is solved.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
@@ -19,12 +21,76 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
 from sim.scenario.selectors import SelectorSpec
+from sim.shapes import sacrum as sacrum_shape
+from sim.shapes import vertebral_body as body_shape
+from sim.shapes.primitives import needle_specs, validate_sizes
 from sim.units import Dimension, Length, LengthUnit, Point, point_to_si, to_si
 
 if TYPE_CHECKING:
     from sim.scenario.injection import Needle
 
 PositiveLength = Annotated[Length, Field(gt=0)]
+Point3 = tuple[float, float, float]
+
+
+class GeometryKind(Section):
+    """What every geometry kind tells the rest of the scenario, and which builder meshes it.
+
+    `builder` is the ``module:function`` that meshes the kind; sim.geometry.build imports it
+    only when the mesh is built (the schema loads neither gmsh nor DOLFINx) and calls it as
+    ``function(geometry, needles, name, comm, msh_path)`` for a TaggedMesh, written to
+    `msh_path` (gmsh format) when it is given and the kind is meshed by gmsh. A new kind is a
+    subclass here, a member of `Geometry`, and its builder function.
+    """
+
+    builder: ClassVar[str]
+    if TYPE_CHECKING:
+        kind: str
+
+    def boundary_names(self) -> set[str] | None:
+        """Names of the boundaries the mesh will have besides the needle inlets; None when
+        they are known only once the mesh is read."""
+        return None
+
+    def region_names(self) -> set[str] | None:
+        """Names of the regions the mesh will have; None when known only once it is read."""
+        return None
+
+    def cell_size_range(self) -> tuple[float, float] | None:
+        """The finest and coarsest cell size (m) the geometry is meshed with: `size_tip` and
+        `size_max` of its `mesh`; None for a mesh file (known only once read)."""
+        sizing = getattr(self, "mesh", None)
+        return None if sizing is None else (sizing.size_tip, sizing.size_max)
+
+    def contains(self, point: Point3, margin: float) -> bool | None:
+        """Whether `point` (m) lies in bone at least `margin` (m) from its surface; None where
+        the schema cannot tell (then the builder checks it)."""
+        return None
+
+    def cavity_margin(self) -> float:
+        """How far (m) beyond the needle's inner radius a tip must keep from the surface."""
+        return 0.0
+
+    def check_needles(self, needles: Sequence[Needle]) -> None:
+        """ValueError naming the field unless the needles fit the geometry: by default every
+        needle has a tip, inside the bone by its inner radius plus `cavity_margin` where
+        `contains` can tell."""
+        for i, needle in enumerate(needles):
+            where = f"injection.needles.{i}"
+            if needle.tip is None:
+                raise ValueError(f"{where}.tip: required for geometry kind '{self.kind}'")
+            margin = needle.inner_radius + self.cavity_margin()
+            if self.contains(needle.tip, margin) is False:
+                raise ValueError(
+                    f"{where}.tip: {[round(c * 1e3, 3) for c in needle.tip]} mm is outside the "
+                    f"bone (or closer than {margin * 1e3:.2f} mm to its surface, the inlet "
+                    "cavity radius plus one element)"
+                )
+
+    def inlet_boundaries(self, needles: Sequence[Needle]) -> set[str]:
+        """Boundaries the mesh must have for the needles: generated geometries mesh an inlet
+        (cavity or face) per needle, named after it."""
+        return {n.name for n in needles}
 
 
 class MeshSizing(Section):
@@ -45,13 +111,14 @@ class MeshSizing(Section):
         return self
 
 
-class BallGeometry(Section):
+class BallGeometry(GeometryKind):
     """A ball of bone of radius `radius` with a spherical needle-tip cavity at its centre.
 
     Boundaries: the needle's name (cavity surface, the inlet) and ``outer`` (the sphere).
     The cavity radius is the needle's inner radius. Verification case A (DESIGN §5).
     """
 
+    builder: ClassVar[str] = "sim.geometry.ball:mesh_ball"
     kind: Literal["ball"]
     radius: PositiveLength
     mesh: MeshSizing = MeshSizing()
@@ -62,17 +129,33 @@ class BallGeometry(Section):
     def region_names(self) -> set[str]:
         return {"bone"}
 
-    def contains(self, point: tuple[float, float, float], margin: float) -> bool | None:
+    def contains(self, point: Point3, margin: float) -> bool | None:
         return bool(np.linalg.norm(point) + margin <= self.radius)
 
+    def check_needles(self, needles: Sequence[Needle]) -> None:
+        """The inlet is the cavity at the centre, small compared with the ball."""
+        for i, needle in enumerate(needles):
+            where = f"injection.needles.{i}"
+            if needle.tip is not None and any(c != 0.0 for c in needle.tip):
+                raise ValueError(
+                    f"{where}.tip: the ball's inlet is at its centre; tip must be [0, 0, 0] "
+                    f"or left out, got {list(needle.tip)} m"
+                )
+            if needle.inner_radius >= 0.5 * self.radius:
+                raise ValueError(
+                    f"{where}: inner radius {needle.inner_radius:g} m is not small "
+                    f"compared with the ball radius {self.radius:g} m"
+                )
 
-class ColumnGeometry(Section):
+
+class ColumnGeometry(GeometryKind):
     """A square column of bone along x, structured tetrahedral mesh (1-D-like tests).
 
     Boundaries: the needle's name on the face x = 0 (the inlet), ``outlet`` at x = length,
     ``sides`` for the four lateral faces (walls). Verification cases D and E (DESIGN §5).
     """
 
+    builder: ClassVar[str] = "sim.geometry.column:mesh_column"
     kind: Literal["column"]
     length: PositiveLength
     width: PositiveLength
@@ -85,8 +168,21 @@ class ColumnGeometry(Section):
     def region_names(self) -> set[str]:
         return {"bone"}
 
-    def contains(self, point: tuple[float, float, float], margin: float) -> bool | None:
-        return None  # the inlet is the face x = 0: a needle tip is not used
+    def cell_size_range(self) -> tuple[float, float]:
+        """The smaller and larger cell spacing (m)."""
+        spacing = (self.length / self.cells_along, self.width / self.cells_across)
+        return min(spacing), max(spacing)
+
+    def check_needles(self, needles: Sequence[Needle]) -> None:
+        """One needle, without a tip: the inlet is the face x = 0."""
+        for i, needle in enumerate(needles):
+            if needle.tip is not None:
+                raise ValueError(
+                    f"injection.needles.{i}.tip: a column is injected through its face x = 0; "
+                    "remove 'tip'"
+                )
+        if len(needles) != 1:
+            raise ValueError("injection.needles: a column has one inlet face, so one needle")
 
 
 class OutletSizing(MeshSizing):
@@ -160,7 +256,7 @@ class BasivertebralVein(Section):
     length: PositiveLength
 
 
-class VertebralBodyGeometry(Section):
+class VertebralBodyGeometry(GeometryKind):
     """Idealised lumbar vertebral body: elliptic cylinder with a flattened posterior wall.
 
     Frame: +x anterior, +y to the patient's left, +z cranial, origin at the body centre.
@@ -173,6 +269,7 @@ class VertebralBodyGeometry(Section):
     default about 45 mm wide, 35 mm deep, 28 mm high (Panjabi et al. 1992, Spine 17:299).
     """
 
+    builder: ClassVar[str] = "sim.geometry.vertebral_body:mesh_vertebral_body"
     kind: Literal["vertebral_body"]
     level: Literal["L1", "L2", "L3", "L4", "L5"] | None = None
     depth: PositiveLength = 35e-3
@@ -196,10 +293,8 @@ class VertebralBodyGeometry(Section):
     @classmethod
     def _level(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("level") is not None:
-            from sim.geometry.vertebral_body import lumbar_level_dimensions
-
             try:
-                dims = lumbar_level_dimensions(str(data["level"]))
+                dims = body_shape.lumbar_level_dimensions(str(data["level"]))
             except ValueError:
                 return data  # the Literal check reports the unknown level
             data = {**dims, **data}
@@ -223,19 +318,13 @@ class VertebralBodyGeometry(Section):
         return out
 
     def boundary_names(self) -> set[str]:
-        from sim.geometry.vertebral_body import boundary_names
-
-        return boundary_names(**self.features())
+        return body_shape.boundary_names(**self.features())
 
     def region_names(self) -> set[str]:
-        from sim.geometry.vertebral_body import region_names
+        return body_shape.region_names(**self.features())
 
-        return region_names(**self.features())
-
-    def contains(self, point: tuple[float, float, float], margin: float) -> bool | None:
-        from sim.geometry.vertebral_body import vertebral_body_contains
-
-        return vertebral_body_contains(
+    def contains(self, point: Point3, margin: float) -> bool | None:
+        return body_shape.vertebral_body_contains(
             np.asarray(point),
             depth=self.depth,
             width=self.width,
@@ -245,6 +334,10 @@ class VertebralBodyGeometry(Section):
             cortical_shell=self.cortical_shell,
         )
 
+    def cavity_margin(self) -> float:
+        """One element at the tip: the builder keeps the cavity h_tip inside the body."""
+        return self.mesh.size_tip
+
 
 ANGLE = Dimension("an angle", "[]", "40 deg")
 Angle = Annotated[float, BeforeValidator(lambda v: to_si(v, ANGLE))]
@@ -253,9 +346,7 @@ Angle = Annotated[float, BeforeValidator(lambda v: to_si(v, ANGLE))]
 
 def _sacrum_default(key: str) -> Any:
     """Default shape parameter of the sacrum builder (SI; the builder holds the sources)."""
-    from sim.geometry.sacrum import DEFAULTS
-
-    return DEFAULTS[key]
+    return sacrum_shape.DEFAULTS[key]
 
 
 def _sacral(key: str) -> Any:
@@ -298,7 +389,7 @@ class NamedLesion(Lesion):
 
 
 class NeedlePath(Section):
-    """A needle on a standard sacroplasty path (sim.geometry.sacrum.needle_path): ``short_axis``
+    """A needle on a standard sacroplasty path (sim.shapes.sacrum.needle_path): ``short_axis``
     (dorsal, perpendicular to the alar surface) or ``long_axis`` (from the dorsal surface of
     the lower lateral mass cranially along the ala), into the `side` ala at `level`."""
 
@@ -310,12 +401,10 @@ class NeedlePath(Section):
 @cache
 def _sacrum_shape(params: tuple[tuple[str, Any], ...]) -> Any:
     """The checked shape of the sacrum builder (ValueError naming a bad parameter)."""
-    from sim.geometry import sacrum
-
-    return sacrum.checked_shape(**dict(params))
+    return sacrum_shape.checked_shape(**dict(params))
 
 
-class SacrumGeometry(Section):
+class SacrumGeometry(GeometryKind):
     """Idealised sacrum S1-S3 with alae, posterior arch, sacral canal, S1/S2 foramina,
     auricular (sacroiliac) surfaces and the L5-S1 disc (sim.geometry.sacrum, which gives the
     sources of the default dimensions).
@@ -330,6 +419,7 @@ class SacrumGeometry(Section):
     Everything but the meshing is checked when the scenario is validated.
     """
 
+    builder: ClassVar[str] = "sim.geometry.sacrum:mesh_sacrum"
     kind: Literal["sacrum"]
     tilt: Angle = Field(default_factory=lambda: math.radians(_sacrum_default("tilt")))
     endplate_width: PositiveLength = _sacral("endplate_width")
@@ -372,17 +462,14 @@ class SacrumGeometry(Section):
 
     def _parsed(self) -> tuple[Any, list[Any], list[Any]]:
         """The builder's checked shape, lesions and fracture slabs (ValueError if bad)."""
-        from sim.geometry import sacrum
-        from sim.geometry.primitives import validate_sizes
-
         shape = _sacrum_shape(tuple(self.shape_params().items()))
         validate_sizes(**self.mesh.builder_sizes())
         features = self.features()
-        lesions = sacrum.parse_lesions(features["tumours"], features["alar_voids"], shape)
+        lesions = sacrum_shape.parse_lesions(features["tumours"], features["alar_voids"], shape)
         slabs = []
         for k, line in enumerate(features["fracture_lines"]):  # one by one: name the bad one
             try:
-                slabs += sacrum.parse_fractures([line], shape)
+                slabs += sacrum_shape.parse_fractures([line], shape)
             except ValueError as exc:
                 raise ValueError(f"fracture_lines.{k}: {exc}") from None
         return shape, lesions, slabs
@@ -418,17 +505,14 @@ class SacrumGeometry(Section):
 
     def path_of(self, needle: str) -> tuple[np.ndarray, np.ndarray]:
         """(entry, tip) (m) of a needle placed by `needle_paths`."""
-        from sim.geometry.sacrum import needle_path
-
         p = self.needle_paths[needle]
-        return needle_path(p.approach, p.side, p.level, **self.shape_params())
+        return sacrum_shape.needle_path(p.approach, p.side, p.level, **self.shape_params())
 
     def check_needles(self, needles: Sequence[Needle]) -> None:
         """ValueError naming the field unless the needles fit (the builder's own checks:
         tips in bone, not in a foramen, the canal or the disc, cavities clear of each other
         and of internal surfaces, entry paths)."""
-        from sim.geometry import sacrum
-
+        super().check_needles(needles)  # every needle has a tip
         names = [n.name for n in needles]
         unknown = sorted(set(self.needle_paths) - set(names))
         if unknown:
@@ -439,7 +523,9 @@ class SacrumGeometry(Section):
         specs = needle_specs(needles)
         for i in range(len(specs)):
             try:
-                sacrum.parse_needles(specs[: i + 1], shape, lesions, slabs, self.mesh.size_tip)
+                sacrum_shape.parse_needles(
+                    specs[: i + 1], shape, lesions, slabs, self.mesh.size_tip
+                )
             except ValueError as exc:
                 text = str(exc)
                 field = "entry" if text.startswith("entry") else "tip"
@@ -447,27 +533,10 @@ class SacrumGeometry(Section):
                 raise ValueError(f"injection.needles.{i}.{field}: {text}") from None
 
     def boundary_names(self) -> set[str]:
-        from sim.geometry.sacrum import boundary_names
-
-        return boundary_names()
+        return sacrum_shape.boundary_names()
 
     def region_names(self) -> set[str]:
-        from sim.geometry.sacrum import region_names
-
-        return region_names(**self.features())
-
-    def contains(self, point: tuple[float, float, float], margin: float) -> bool | None:
-        return None  # checked with all needles and features by check_needles
-
-
-def needle_specs(needles: Sequence[Needle]) -> list[tuple[Any, ...]]:
-    """``(name, tip, inner radius[, entry])`` per needle (m): the needles argument of the gmsh
-    anatomy builders."""
-    return [
-        (n.name, np.asarray(n.tip), n.inner_radius)
-        + ((np.asarray(n.entry),) if n.entry is not None else ())
-        for n in needles
-    ]
+        return sacrum_shape.region_names(**self.features())
 
 
 def place_needles(data: Any) -> Any:
@@ -514,13 +583,14 @@ def place_needles(data: Any) -> Any:
     return {**data, "injection": {**injection, "needles": needles}}
 
 
-class MeshFileGeometry(Section):
+class MeshFileGeometry(GeometryKind):
     """A tetrahedral mesh read from a gmsh ``.msh`` file with named physical groups.
 
     `length_unit` is the unit of the file's coordinates (e.g. ``mm``); coordinates are scaled
     to metres on reading. Boundary and region names are the physical group names.
     """
 
+    builder: ClassVar[str] = "sim.geometry.tagged_mesh:read_mesh_file"
     kind: Literal["mesh_file"]
     path: Path
     length_unit: LengthUnit = Field(description="unit of the file's coordinates, e.g. 'mm'")
@@ -534,14 +604,9 @@ class MeshFileGeometry(Section):
             raise ValueError(f"mesh file {str(v)!r} does not exist")
         return v
 
-    def boundary_names(self) -> set[str] | None:
-        return None  # known once the file is read
-
-    def region_names(self) -> set[str] | None:
-        return None
-
-    def contains(self, point: tuple[float, float, float], margin: float) -> bool | None:
-        return None
+    def inlet_boundaries(self, needles: Sequence[Needle]) -> set[str]:
+        """A needle without a tip injects through the boundary of its name."""
+        return {n.name for n in needles if n.tip is None}
 
 
 SURFACE_SUFFIXES = (".stl", ".obj", ".ply", ".vtk", ".vtu", ".msh", ".xdmf")
@@ -555,7 +620,7 @@ class SurfaceSizing(Section):
     growth: Annotated[float, Field(gt=0, le=2)] = 0.3
 
 
-class SurfaceFileGeometry(Section):
+class SurfaceFileGeometry(GeometryKind):
     """A closed bone surface (STL, OBJ, PLY, VTK/VTU, MSH, XDMF), remeshed and filled with
     tetrahedra by gmsh, refined around the needle tips.
 
@@ -565,6 +630,7 @@ class SurfaceFileGeometry(Section):
     source around their tips (no cavity is meshed).
     """
 
+    builder: ClassVar[str] = "sim.geometry.surface_file:mesh_surface_file"
     kind: Literal["surface_file"]
     path: Path
     length_unit: LengthUnit
@@ -589,19 +655,9 @@ class SurfaceFileGeometry(Section):
     def region_names(self) -> set[str]:
         return set(self.regions) | {"bone"}
 
-    def contains(self, point: tuple[float, float, float], margin: float) -> bool | None:
-        return None  # checked against the surface when the mesh is built
-
-
-def cell_size_range(geometry: Any) -> tuple[float, float] | None:
-    """The finest and coarsest cell size (m) a generated geometry is meshed with: `size_tip`
-    and `size_max` of its `mesh`, the smaller and larger cell spacing of a column; None for a
-    mesh file (known only once read)."""
-    if isinstance(geometry, ColumnGeometry):
-        spacing = (geometry.length / geometry.cells_along, geometry.width / geometry.cells_across)
-        return min(spacing), max(spacing)
-    sizing = getattr(geometry, "mesh", None)
-    return None if sizing is None else (sizing.size_tip, sizing.size_max)
+    def inlet_boundaries(self, needles: Sequence[Needle]) -> set[str]:
+        """None: the needles (all with a tip) inject as sources, no cavity is meshed."""
+        return set()
 
 
 Geometry = Annotated[

@@ -8,14 +8,7 @@ from pydantic import model_validator
 
 from sim.scenario.base import Section
 from sim.scenario.cement import Cement
-from sim.scenario.geometry import (
-    BallGeometry,
-    ColumnGeometry,
-    Geometry,
-    VertebralBodyGeometry,
-    cell_size_range,
-    place_needles,
-)
+from sim.scenario.geometry import Geometry, place_needles
 from sim.scenario.heat import Heat
 from sim.scenario.injection import Injection, Name
 from sim.scenario.leak_routes import OPEN_ROUTES, LeakRegion, LeakRoute, Target
@@ -57,44 +50,7 @@ class Scenario(Section):
 
     @model_validator(mode="after")
     def _needles_fit_geometry(self) -> Scenario:
-        geo = self.geometry
-        for i, needle in enumerate(self.injection.needles):
-            where = f"injection.needles.{i}"
-            if isinstance(geo, ColumnGeometry):
-                if needle.tip is not None:
-                    raise ValueError(
-                        f"{where}.tip: a column is injected through its face x = 0; remove 'tip'"
-                    )
-                continue
-            if isinstance(geo, BallGeometry):
-                if needle.tip is not None and any(c != 0.0 for c in needle.tip):
-                    raise ValueError(
-                        f"{where}.tip: the ball's inlet is at its centre; tip must be [0, 0, 0] "
-                        f"or left out, got {list(needle.tip)} m"
-                    )
-                if needle.inner_radius >= 0.5 * geo.radius:
-                    raise ValueError(
-                        f"{where}: inner radius {needle.inner_radius:g} m is not small "
-                        f"compared with the ball radius {geo.radius:g} m"
-                    )
-                continue
-            if needle.tip is None:
-                raise ValueError(f"{where}.tip: required for geometry kind '{geo.kind}'")
-            margin = needle.inner_radius
-            if isinstance(geo, VertebralBodyGeometry):
-                margin += geo.mesh.size_tip
-            inside = geo.contains(needle.tip, margin)
-            if inside is False:
-                raise ValueError(
-                    f"{where}.tip: {[round(c * 1e3, 3) for c in needle.tip]} mm is outside the "
-                    f"bone (or closer than {margin * 1e3:.2f} mm to its surface, the inlet "
-                    "cavity radius plus one element)"
-                )
-        if isinstance(geo, ColumnGeometry) and len(self.injection.needles) != 1:
-            raise ValueError("injection.needles: a column has one inlet face, so one needle")
-        check_needles = getattr(geo, "check_needles", None)
-        if check_needles is not None:  # the builder's own checks, run without gmsh
-            check_needles(self.injection.needles)
+        self.geometry.check_needles(self.injection.needles)
         return self
 
     @model_validator(mode="after")
@@ -126,7 +82,7 @@ class Scenario(Section):
     @model_validator(mode="after")
     def _heterogeneity_resolved(self) -> Scenario:
         het = self.bone.heterogeneity
-        problem = None if het is None else het.resolution_problem(cell_size_range(self.geometry))
+        problem = None if het is None else het.resolution_problem(self.geometry.cell_size_range())
         if problem is not None:
             raise ValueError(problem)
         return self
@@ -134,7 +90,7 @@ class Scenario(Section):
     def warnings(self) -> list[str]:
         """What is valid but doubtful (logged at the start of a run)."""
         het = self.bone.heterogeneity
-        warning = None if het is None else het.resolution_warning(cell_size_range(self.geometry))
+        warning = None if het is None else het.resolution_warning(self.geometry.cell_size_range())
         return [] if warning is None else [warning]
 
     def _region_references(self) -> list[tuple[str, list[str]]]:

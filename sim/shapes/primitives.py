@@ -1,14 +1,17 @@
-"""Small pieces shared by the gmsh geometry builders: argument checks, the distance to an
-ellipse, and the size field that takes the smallest of several."""
+"""Small pieces shared by the geometry builders, without gmsh: argument checks, the needle
+tips, and the distance to an ellipse."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import gmsh
 import numpy as np
+
+if TYPE_CHECKING:
+    from sim.scenario.injection import Needle
 
 
 def side_sign(side: str) -> float:
@@ -23,11 +26,67 @@ def require(ok: bool, name: str, value: object, allowed: str) -> None:
         raise ValueError(f"{name} = {value!r} is out of range: must be {allowed}")
 
 
+def finite_point(value: object, what: str, allowed: str = "3 finite numbers (m)") -> np.ndarray:
+    """`value` as a finite 3-vector, or ValueError naming `what`, the value and `allowed`."""
+    try:
+        point = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        point = np.full(1, np.nan)
+    require(point.shape == (3,) and bool(np.all(np.isfinite(point))), what, value, allowed)
+    return point
+
+
+@dataclass(frozen=True)
+class NeedleTip:
+    """A needle tip: the cavity (or source) centre and radius (m), the entry point if given."""
+
+    name: str
+    centre: np.ndarray
+    radius: float
+    entry: np.ndarray | None = None
+
+
+def needle_specs(needles: Sequence[Needle]) -> list[tuple[Any, ...]]:
+    """``(name, tip, inner radius[, entry])`` per scenario needle (m): the needles argument of
+    the gmsh anatomy builders, parsed by :func:`parse_needle`."""
+    return [
+        (n.name, np.asarray(n.tip), n.inner_radius)
+        + ((np.asarray(n.entry),) if n.entry is not None else ())
+        for n in needles
+    ]
+
+
+def parse_needle(
+    item: object, reserved: Collection[str], earlier: Sequence[NeedleTip]
+) -> tuple[str, np.ndarray, float, object]:
+    """Name, tip (m), radius (m) and raw entry point (None if not given) of one needle
+    ``(name, tip, radius[, entry])``: the name non-empty, not `reserved` and not one of the
+    `earlier` needles', the tip 3 finite numbers and the radius > 0 (ValueError otherwise)."""
+    require(
+        isinstance(item, Sequence) and len(item) in (3, 4),
+        "needle",
+        item,
+        "(name, tip, radius[, entry])",
+    )
+    assert isinstance(item, Sequence)
+    name, tip, radius = item[0], item[1], float(item[2])
+    require(
+        isinstance(name, str) and name != "" and name not in reserved,
+        "needle name",
+        name,
+        f"a non-empty string other than {sorted(reserved)}",
+    )
+    require(name not in {n.name for n in earlier}, "needle name", name, "unique")
+    centre = finite_point(tip, f"tip of needle {name!r}")
+    require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
+    return name, centre, radius, item[3] if len(item) == 4 else None
+
+
 def require_cavities_apart(
-    name: str, centre: np.ndarray, radius: float, others: Sequence[Any], h_tip: float
+    name: str, centre: np.ndarray, radius: float, others: Sequence[NeedleTip], h_tip: float
 ) -> None:
     """The needle-tip cavity of needle `name` (centre, radius in m) is at least h_tip from
-    the cavities of the `others` (objects with name, centre, radius)."""
+    the cavities of the `others`."""
     for other in others:
         gap = float(np.linalg.norm(centre - other.centre)) - radius - other.radius
         require(
@@ -89,15 +148,3 @@ def validate_sizes(h_tip: float, h_max: float, growth: float, h_outlet: float) -
     require(h_max >= h_tip, "h_max", h_max, f">= h_tip = {h_tip} m")
     require(growth > 0.0, "growth", growth, "> 0")
     require(0.0 < h_outlet <= h_max, "h_outlet", h_outlet, f"in (0, h_max = {h_max}] m")
-
-
-def use_smallest_size(fields: Sequence[int], h_max: float) -> None:
-    """Make the minimum of the gmsh size `fields` the mesh size everywhere, capped at h_max (m);
-    sizes from points, curvature and the boundary are switched off."""
-    smallest = gmsh.model.mesh.field.add("Min")
-    gmsh.model.mesh.field.setNumbers(smallest, "FieldsList", list(fields))
-    gmsh.model.mesh.field.setAsBackgroundMesh(smallest)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)

@@ -1,0 +1,81 @@
+"""The gmsh calls the geometry builders share: mesh-size fields and physical groups.
+
+Each helper makes the gmsh calls its callers made before they shared it, in the same order,
+so field tags, group tags and the meshes are unchanged. Lengths are in metres.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import gmsh
+
+
+def fixed(value: float) -> str:
+    """A number for a MathEval expression, in fixed point (no exponent for gmsh to parse)."""
+    return f"({float(value):.12f})"
+
+
+def point_distance(centre: Sequence[float]) -> str:
+    """MathEval expression of the Euclidean distance (m) from the point `centre` (m)."""
+    x0, y0, z0 = (fixed(c) for c in centre)
+    return f"Sqrt((x-{x0})^2+(y-{y0})^2+(z-{z0})^2)"
+
+
+def math_field(expression: str) -> int:
+    """MathEval field of `expression` in x, y, z; returns its tag."""
+    field = gmsh.model.mesh.field.add("MathEval")
+    gmsh.model.mesh.field.setString(field, "F", expression)
+    return field
+
+
+def combined_field(kind: str, fields: Sequence[int]) -> int:
+    """A "Min" or "Max" field over `fields`; returns its tag."""
+    field = gmsh.model.mesh.field.add(kind)
+    gmsh.model.mesh.field.setNumbers(field, "FieldsList", list(fields))
+    return field
+
+
+def threshold_field(
+    distance: int | str, h_min: float, reach: float, h_max: float, growth: float
+) -> int:
+    """Threshold field: size `h_min` (m) where `distance` is at most `reach` (m), growing by
+    `growth` (size per distance) to `h_max` (m); returns its tag.
+
+    `distance` is the tag of a distance field, or a MathEval expression of one, which is then
+    added right after the Threshold field (the order the vertebral body has always used, which
+    fixes the field tags).
+    """
+    field = gmsh.model.mesh.field.add("Threshold")
+    in_field = distance if isinstance(distance, int) else math_field(distance)
+    gmsh.model.mesh.field.setNumber(field, "InField", in_field)
+    gmsh.model.mesh.field.setNumber(field, "SizeMin", h_min)
+    gmsh.model.mesh.field.setNumber(field, "SizeMax", h_max)
+    gmsh.model.mesh.field.setNumber(field, "DistMin", reach)
+    gmsh.model.mesh.field.setNumber(field, "DistMax", reach + max(h_max - h_min, 0.0) / growth)
+    return field
+
+
+def size_from_background_only() -> None:
+    """Switch off the mesh sizes from points, curvature and the boundary: the background
+    field alone sets the size."""
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+
+
+def use_smallest_size(fields: Sequence[int], h_max: float) -> None:
+    """Make the minimum of the gmsh size `fields` the mesh size everywhere, capped at h_max (m);
+    sizes from points, curvature and the boundary are switched off."""
+    gmsh.model.mesh.field.setAsBackgroundMesh(combined_field("Min", fields))
+    size_from_background_only()
+    gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)
+
+
+def add_physical_groups(
+    dim: int, groups: Mapping[str, Sequence[int]], tag_of: Mapping[str, int]
+) -> None:
+    """One named physical group of dimension `dim` per entry of `groups` (name -> entity
+    tags), in their order, with the physical tag `tag_of[name]`."""
+    for name, tags in groups.items():
+        gmsh.model.addPhysicalGroup(dim, list(tags), tag_of[name], name)
