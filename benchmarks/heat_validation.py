@@ -7,8 +7,10 @@
     abstract: the scenario injects 4 mL of the low-viscosity preset.
 (b) Sheep in vivo, 4 mL of PMMA (Aebli N et al., Spine 2006;31:1674, abstract): peak
     43.3 +- 6.9 C at the centre, 42.4 +- 8.8 C at the cranial endplate, the discs below
-    41 C. Rebuilt from (a) with the outer surface at body temperature and Pennes perfusion of
-    vertebral marrow (17.6 mL/(min 100 g), Blood 1994;83:958).
+    41 C, the dorsal wall (nearest the cord) below 47 C. Rebuilt from (a) with the bone
+    surface losing heat to soft tissue at body temperature (an assumed 50 W/(m^2 K): about
+    0.5 W/(m K) over 1 cm) and Pennes perfusion of vertebral marrow (17.6 mL/(min 100 g),
+    Blood 1994;83:958).
 
 Run: .venv/bin/python benchmarks/heat_validation.py [--coarse]   (mpirun -n 2 works)
 Prints a table; nothing is asserted.
@@ -44,11 +46,11 @@ CASES = {
     ),
     "(b) in vivo, Aebli 2006": (
         [
-            "heat.boundary={kind: temperature}",
+            "heat.boundary.heat_transfer_coefficient=50",
             "heat.perfusion=2.9e-3",
             "heat.probes.endplate=[0, 0, 13] mm",
         ],
-        {"centre": (43.3, 6.9), "endplate": (42.4, 8.8)},
+        {"centre": (43.3, 6.9), "endplate": (42.4, 8.8), "canal": (None, 47.0)},
     ),
 }
 
@@ -71,8 +73,16 @@ def main() -> None:
         print(f"  {'probe':18s} {'measured C':>14s} {'predicted C':>12s}  inside 1 SD")
         for probe, (mean, sd) in measured.items():
             predicted = peaks[probe] - CELSIUS
+            if mean is None:  # a bound: the measured peak stayed below sd
+                inside = "yes" if predicted <= sd else "no"
+                print(
+                    f"  {probe:18s} {'below ' + format(sd, '.0f'):>14s} {predicted:12.1f}  {inside}"
+                )
+                continue
             inside = "yes" if abs(predicted - mean) <= sd else "no"
             print(f"  {probe:18s} {mean:8.1f} +- {sd:3.1f} {predicted:12.1f}  {inside}")
+        hottest = max(summary["temperature_max_k"].values()) - CELSIUS
+        print(f"  {'hottest anywhere':18s} {'':14s} {hottest:12.1f}")
         above = summary["time_above_45c_s"]
         print(
             f"  longest time above 45 C in the bone: {max(above.values()):.0f} s "

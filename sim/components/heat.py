@@ -46,7 +46,14 @@ from sim.discretisation import Discretisation
 from sim.flow.box_flux import BoxFluxes
 from sim.medium import PorousMedium
 from sim.physics.thermal_damage import CELSIUS, arrhenius_rate, cem43_rate, trapezoid
-from sim.scenario.heat import ArrheniusDamage, BathBoundary, DoseDamage, Heat, TemperatureBoundary
+from sim.scenario.heat import (
+    ArrheniusDamage,
+    BathBoundary,
+    DoseDamage,
+    Heat,
+    SurfaceProbe,
+    TemperatureBoundary,
+)
 from sim.state import State
 
 THRESHOLDS_C = (45.0, 50.0)
@@ -111,7 +118,16 @@ class HeatComponent(Component):
         self._rhs = self.matrix.createVecLeft()
         self._solution = self.matrix.createVecRight()
         self._regions = _region_shares(disc)
-        self._probes = {name: _locate(disc, p) for name, p in spec.probes.items()}
+        self._points = {
+            name: _locate(disc, p)
+            for name, p in spec.probes.items()
+            if not isinstance(p, SurfaceProbe)
+        }
+        self._surfaces = {
+            name: _surface_vertices(disc, p.boundary)
+            for name, p in spec.probes.items()
+            if isinstance(p, SurfaceProbe)
+        }
         self._series_max: dict[str, float] = {}
         self._rate = 0.0  # largest |dT/dt| of the last step (K/s)
 
@@ -218,15 +234,19 @@ class HeatComponent(Component):
         return out
 
     def probe_temperatures(self) -> dict[str, float]:
-        """Temperature (K) at each probe point (collective)."""
+        """Temperature (K) at each probe: at its point, or the highest on its boundary
+        (collective)."""
+        comm, t = self.disc.comm, self.temperature.x.array
         local = {
             name: float(self.temperature.eval(x, [cell])[0])
-            for name, (x, cell) in self._probes.items()
+            for name, (x, cell) in self._points.items()
             if cell >= 0
         }
         found: dict[str, float] = {}
-        for part in self.disc.comm.allgather(local):
+        for part in comm.allgather(local):
             found.update(part)
+        for name, dofs in self._surfaces.items():
+            found[name] = comm.allreduce(float(t[dofs].max(initial=-np.inf)), op=MPI.MAX)
         return {name: found[name] for name in self.spec.probes}
 
     def columns(self, state: State) -> dict[str, float]:
@@ -342,6 +362,12 @@ def _region_shares(disc: Discretisation) -> dict[str, np.ndarray]:
     return {
         name: disc.assemble_owned(v * disc.dx(tag)) for name, tag in disc.tagged.regions.items()
     }
+
+
+def _surface_vertices(disc: Discretisation, boundary: str) -> np.ndarray:
+    """Owned vertices of a named boundary."""
+    dofs = disc.boundary_dofs(disc.tagged.facets(boundary))
+    return dofs[dofs < disc.n_owned]
 
 
 def _locate(disc: Discretisation, point: tuple[float, float, float]) -> tuple[np.ndarray, int]:

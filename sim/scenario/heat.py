@@ -7,7 +7,9 @@
                                            #     heat_transfer_coefficient: 500 W/(m^2*K)},
                                            # or {kind: insulated}
       perfusion: 0 1/s                     # Pennes blood perfusion rate (volume per volume)
-      probes: {canal: "[0, -20, 0] mm"}    # points whose temperature is recorded
+      probes:                              # temperatures recorded: at points, or the
+        centre: "[0, 0, 0] mm"             # highest on a named boundary
+        canal: {boundary: posterior_wall}
       follow_up: 20 min                    # the run goes on this long after the injection
                                            # ends, without flow, while the cement sets
       max_temperature_change: 1.0          # K per step at most (step-size limit)
@@ -138,6 +140,16 @@ class DoseDamage(Section):
 
 Damage = Annotated[ArrheniusDamage | DoseDamage, Field(discriminator="kind")]
 
+
+class SurfaceProbe(Section):
+    """The highest temperature on a named boundary of the mesh (a foramen wall where a nerve
+    root lies, the posterior wall facing the spinal canal)."""
+
+    boundary: Name
+
+
+Probe = Point | SurfaceProbe
+
 DEFAULT_DAMAGE: dict[str, ArrheniusDamage | DoseDamage] = {
     "bone": DoseDamage(kind="cem43", threshold=16 * 60.0),
     "nerve": DoseDamage(kind="cem43", threshold=50 * 60.0),
@@ -160,7 +172,7 @@ class Heat(Section):
     cement: CementHeat = CementHeat()
     blood: Blood = Blood()
     damage: dict[Name, Damage] = DEFAULT_DAMAGE
-    probes: dict[Name, Point] = {}
+    probes: dict[Name, Probe] = {}
     follow_up: Annotated[Time, Field(ge=0)] = 20 * 60.0
     max_temperature_change: Annotated[float, Field(gt=0)] = 1.0
 

@@ -68,6 +68,13 @@ class Scenario(Section):
                         f"leak_routes.{name}.boundary: '{b}' is not a boundary of geometry "
                         f"'{self.geometry.kind}'; it has: {', '.join(sorted(boundaries))}"
                     )
+        for name, probe in (self.heat.probes if self.heat else {}).items():
+            b = getattr(probe, "boundary", None)
+            if b is not None and boundaries is not None and b not in boundaries:
+                raise ValueError(
+                    f"heat.probes.{name}.boundary: '{b}' is not a boundary of geometry "
+                    f"'{self.geometry.kind}'; it has: {', '.join(sorted(boundaries))}"
+                )
         regions = self.geometry.region_names()
         if regions is not None:
             for where, names in self._region_references():
