@@ -29,36 +29,13 @@ from sim.physics.curing import AgeCuring, CureKinetics
 from sim.state import State
 
 
-class AgeCuringComponent(Component):
-    """Cure factor of the cement's age, the same in every cell."""
+class CuringComponent(Component):
+    """What every curing component is built from: its law, the discretisation, the pore
+    volumes, the transport (to carry a cement property) and numerics.max_viscosity_change."""
 
     def __init__(
         self,
-        law: AgeCuring,
-        disc: Discretisation,
-        medium: PorousMedium,
-        transport: ImplicitUpwindTransport,
-        max_change: float,
-    ) -> None:
-        self.law = law
-        self.max_change = max_change
-
-    def bone_factor(self, state: State) -> np.ndarray | float:
-        """Cure factor of the cement in the bone (-)."""
-        return self.law.factor(state.age)
-
-    def max_step(self, state: State, dt: float) -> float:
-        if not state.flowing:  # the viscosity matters only while the cement flows
-            return dt
-        return change_limited(dt, lambda h: self.law.factor(state.age + h), self.max_change)
-
-
-class KineticCuringComponent(Component):
-    """Degree of cure carried with the cement and advanced by the cure kinetics."""
-
-    def __init__(
-        self,
-        law: CureKinetics,
+        law: AgeCuring | CureKinetics,
         disc: Discretisation,
         medium: PorousMedium,
         transport: ImplicitUpwindTransport,
@@ -69,7 +46,34 @@ class KineticCuringComponent(Component):
         self.pore_volume = medium.pore_volume
         self.transport = transport
         self.max_change = max_change
-        self.conversion = fem.Function(disc.V, name="degree_of_cure")
+
+    def bone_factor(self, state: State) -> np.ndarray | float:
+        """Cure factor of the cement in the bone (-): one value, or one per owned cell."""
+        raise NotImplementedError
+
+
+class AgeCuringComponent(CuringComponent):
+    """Cure factor of the cement's age, the same in every cell."""
+
+    law: AgeCuring
+
+    def bone_factor(self, state: State) -> np.ndarray | float:
+        return self.law.factor(state.age)
+
+    def max_step(self, state: State, dt: float) -> float:
+        if not state.flowing:  # the viscosity matters only while the cement flows
+            return dt
+        return change_limited(dt, lambda h: self.law.factor(state.age + h), self.max_change)
+
+
+class KineticCuringComponent(CuringComponent):
+    """Degree of cure carried with the cement and advanced by the cure kinetics."""
+
+    law: CureKinetics
+
+    def __init__(self, law: CureKinetics, *args: object) -> None:
+        super().__init__(law, *args)  # type: ignore[arg-type]
+        self.conversion = fem.Function(self.disc.V, name="degree_of_cure")
 
     def fields(self) -> list[OutputField]:
         return [OutputField("degree_of_cure", self.conversion, "point")]
@@ -131,10 +135,10 @@ class KineticCuringComponent(Component):
         self.conversion.x.scatter_forward()
 
 
-Curing = AgeCuringComponent | KineticCuringComponent
+Curing = CuringComponent
 
 #: the component of each curing law that needs more than its age (default AgeCuringComponent)
-CURING_COMPONENTS: dict[type, type[KineticCuringComponent]] = {CureKinetics: KineticCuringComponent}
+CURING_COMPONENTS: dict[type, type[CuringComponent]] = {CureKinetics: KineticCuringComponent}
 
 
 def curing_component(
@@ -146,4 +150,4 @@ def curing_component(
 ) -> Curing:
     """The curing component of a cement's curing law."""
     kind = CURING_COMPONENTS.get(type(cement.curing), AgeCuringComponent)
-    return kind(cement.curing, disc, medium, transport, max_change)  # type: ignore[arg-type]
+    return kind(cement.curing, disc, medium, transport, max_change)

@@ -75,6 +75,12 @@ class Scenario(Section):
                     f"heat.probes.{name}.boundary: '{b}' is not a boundary of geometry "
                     f"'{self.geometry.kind}'; it has: {', '.join(sorted(boundaries))}"
                 )
+            if b is None and self.geometry.contains(probe, 0.0) is False:  # type: ignore[arg-type]
+                mm = ", ".join(f"{1e3 * c:g}" for c in probe)  # type: ignore[union-attr]
+                raise ValueError(
+                    f"heat.probes.{name}: the point [{mm}] mm is not in the bone of geometry "
+                    f"'{self.geometry.kind}'"
+                )
         regions = self.geometry.region_names()
         if regions is not None:
             for where, names in self._region_references():

@@ -108,3 +108,35 @@ def test_fields_are_those_the_components_list():
     np.testing.assert_array_equal(owned, law.syringe_conversion(start))
     for pb in (age, kinetic):
         pb.destroy()
+
+
+def test_heat_probes_read_a_vertex_and_the_hottest_point_of_a_boundary():
+    pb = column()
+    sc = validate_scenario(
+        {
+            **pb.scenario.model_dump(exclude={"heat"}),
+            "heat": {
+                "cement_temperature": 333.15,
+                "boundary": {"kind": "insulated"},
+                "follow_up": 0.0,
+                "probes": {"vertex": "[2, 0, 0] mm", "outlet": {"boundary": "outlet"}},
+            },
+        }
+    )
+    pb = InjectionProblem(sc, build_mesh(sc, MPI.COMM_WORLD))
+    pb.initialise()
+    pb.run(lambda p: None)
+    heat = pb.optional[0]
+    t = heat.temperature.x.array
+    probes = heat.probe_temperatures()
+    x = pb.disc.x_owned
+    at_vertex = np.nonzero(np.linalg.norm(x - [0.002, 0.0, 0.0], axis=1) < 1e-12)[0]
+    found = MPI.COMM_WORLD.allgather([float(t[i]) for i in at_vertex])
+    assert probes["vertex"] == pytest.approx(next(v for part in found for v in part), rel=1e-14)
+    outlet = pb.disc.boundary_dofs(pb.tagged.facets("outlet"))
+    outlet = outlet[outlet < pb.disc.n_owned]
+    hottest = MPI.COMM_WORLD.allreduce(float(t[outlet].max(initial=-np.inf)), op=MPI.MAX)
+    assert probes["outlet"] == hottest
+    inlet_side = MPI.COMM_WORLD.allreduce(float(t[: pb.disc.n_owned].max()), op=MPI.MAX)
+    assert inlet_side > probes["vertex"] > sc.heat.body_temperature + 1.0 > probes["outlet"]
+    pb.destroy()

@@ -83,6 +83,14 @@ def test_defaults_and_units(default):
         ),
         ({"damage": {}}, ("heat", "damage", "at least one model")),
         ({"perfusion": -1e-3}, ("heat.perfusion", "greater than or equal to 0")),
+        (
+            {"probes": {"canal": {"boundary": "spinal_cord"}}},
+            ("heat.probes.canal.boundary", "spinal_cord", "posterior_wall"),
+        ),
+        (
+            {"probes": {"canal": "[-30, 0, 0] mm"}},
+            ("heat.probes.canal", "[-30, 0, 0] mm", "not in the bone"),
+        ),
     ],
 )
 def test_bad_thermal_input_names_the_field(default, heat, parts):
