@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import dolfinx
 import numpy as np
 from mpi4py import MPI
 
@@ -119,7 +118,9 @@ def cement_viscosity_range(pb: InjectionProblem, threshold: float = 0.5) -> tupl
 
 def outer_boundary_facets(pb: InjectionProblem) -> np.ndarray:
     """Local facets of the outer surface of the bone (needle cavities excluded)."""
-    facets = dolfinx.mesh.exterior_facet_indices(pb.disc.mesh.topology)
+    from dolfinx.mesh import exterior_facet_indices  # here: the sweep tools load this module
+
+    facets = exterior_facet_indices(pb.disc.mesh.topology)
     cavities = [pb.tagged.facets(n.name) for n in pb.needles if n.kind == "cavity"]
     if cavities:
         facets = np.setdiff1d(facets, np.concatenate(cavities))

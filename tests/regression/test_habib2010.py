@@ -35,7 +35,7 @@ def test_leaked_mass_orders_as_in_the_bench_experiment(scenarios):
     leaked = {}
     for case in PINNED:
         pb = run_conservative(load_scenario(scenarios / "habib2010" / f"{case}.yaml", COARSE))
-        assert pb.stop_reason() == "volume_reached"
+        assert pb.stepper.stop_reason() == "volume_reached"
         leaked[case] = 1e3 * DENSITY * measure.leaked(pb)
     print(leaked)
     masses = list(leaked.values())

@@ -167,7 +167,7 @@ def test_vein_openings_stay_above_the_venous_pressure(scenarios):
 
     def each(pb):
         for route in pb.routes:
-            p = pb.p.x.array[route.dofs].min(initial=np.inf)
+            p = pb.state.p.x.array[route.dofs].min(initial=np.inf)
             lowest[route.name] = min(lowest.get(route.name, np.inf), p)
 
     _, pb = simulate(sc, [], lambda p: None, each)
@@ -219,11 +219,11 @@ def test_threshold_opening_is_shut_below_and_open_above_its_reference(scenarios,
 
     def each(pb):
         route = measure.route(pb, "spinal_canal")
-        robin = pb.openings.robin
-        p = pb.p.x.array[route.dofs]
+        robin = pb.flow.openings.robin
+        p = pb.state.p.x.array[route.dofs]
         reference = robin.pressure[route.dofs]
         expected = np.where(p > reference, c * robin.area[route.dofs] * (p - reference), 0.0)
-        net_out = -pb.fluxes.divergence()[route.dofs]
+        net_out = -pb.flow.fluxes.divergence()[route.dofs]
         scale = sum(pb.state.rates) or 1.0
         np.testing.assert_allclose(net_out, expected, atol=1e-9 * scale)
         opened = pb.comm.allreduce(int(np.sum(p > reference)), op=MPI.SUM)

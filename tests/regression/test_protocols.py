@@ -74,7 +74,7 @@ def test_syringe_pressure_limit_and_time_limit_stop_the_injection(scenarios):
         [*COARSE_BALL, "injection.stop.max_syringe_pressure=0.98 MPa"],
     )
     _, pb = simulate(sc, [], lambda p: None)
-    assert pb.stop_reason() == "syringe_pressure_limit:needle"
+    assert pb.stepper.stop_reason() == "syringe_pressure_limit:needle"
     assert pb.state.syringe_pressures[0] >= 0.98e6
     assert 0.2 * ML < measure.injected(pb) < 5 * ML
     sc = load_scenario(
@@ -82,7 +82,7 @@ def test_syringe_pressure_limit_and_time_limit_stop_the_injection(scenarios):
         [*COARSE_BALL, "injection.stop.time_limit=30 s"],
     )
     _, pb = simulate(sc, [], lambda p: None)
-    assert pb.stop_reason() == "time_limit"
+    assert pb.stepper.stop_reason() == "time_limit"
     assert pb.state.t == pytest.approx(30.0, rel=1e-12)
     assert measure.injected(pb) == pytest.approx(30.0 * 3 * ML / 60, rel=1e-12)
 

@@ -34,6 +34,7 @@ def _one_needle(tip: list[float] | None = None, path: dict[str, str] | None = No
     """The metastasis scenario without its tumours, one needle of 2 mL (tip or path)."""
     data = yaml.safe_load((ANATOMY / "sacroplasty_metastasis.yaml").read_text())
     data["cement"] = copy.deepcopy(FAST)
+    del data["heat"]  # the flow only
     geo = data["geometry"]
     geo["mesh"] = dict(COARSE)
     geo["tumours"] = []
@@ -99,6 +100,7 @@ def test_shipped_sacroplasty_scenario_runs(name, as_shipped):
         data = yaml.safe_load(path.read_text())
         data["cement"] = copy.deepcopy(FAST)
         data["geometry"]["mesh"] = dict(COARSE)
+        data["heat"]["follow_up"] = "1 min"  # heat on, with a short follow-up
         scenario = validate_scenario(data, str(path))
     pb = _run(scenario)
     assert pb.injector.finished()
@@ -106,3 +108,9 @@ def test_shipped_sacroplasty_scenario_runs(name, as_shipped):
         assert needle.protocol.injected == pytest.approx(spec.total_volume, rel=1e-12)
     assert measure.fill_fraction(pb, "alae") > 0
     assert measure.leaked(pb) < 0.5 * sum(n.total_volume for n in scenario.injection.needles)
+    heat = pb.optional[0]
+    assert heat.energy_balance_error(pb.state) < 1e-10
+    # this cement has no exotherm and enters at 22 C: the roots and the canal can only cool
+    roots = heat.probe_temperatures()
+    assert set(roots) == {"s1_root_left", "s1_root_right", "s2_root_left", "s2_root_right", "canal"}
+    assert max(roots.values()) <= scenario.heat.body_temperature * (1 + 1e-12)
