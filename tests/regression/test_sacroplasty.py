@@ -111,6 +111,7 @@ def test_shipped_sacroplasty_scenario_runs(name, as_shipped):
     heat = pb.optional[0]
     assert heat.energy_balance_error(pb.state) < 1e-10
     # this cement has no exotherm and enters at 22 C: the roots and the canal can only cool
+    # (to within 1 uK: P1 conduction on tetrahedra is not monotone; measured 5e-10 K above)
     roots = heat.probe_temperatures()
     assert set(roots) == {"s1_root_left", "s1_root_right", "s2_root_left", "s2_root_right", "canal"}
-    assert max(roots.values()) <= scenario.heat.body_temperature * (1 + 1e-12)
+    assert max(roots.values()) <= scenario.heat.body_temperature + 1e-6
