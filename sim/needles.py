@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-from sim.physics.cannula import power_law_pressure_drop, tube_pressure_drop
-from sim.physics.rheology import Newtonian, PowerLaw, Rheology
+from sim.physics.cannula import cannula_pressure_drop
+from sim.physics.rheology import Rheology
 from sim.protocol import NeedleProtocol
 
 
@@ -42,37 +42,7 @@ class NeedleInlet:
         """Pressure drop (Pa) of cement of rheology `law` x `factor` at `rate` (m³/s)."""
         if rate <= 0.0:
             return 0.0
-        if isinstance(law, Newtonian):
-            mu = law.viscosity * factor
-            mu = mu if cap is None else min(mu, cap)
-            return power_law_pressure_drop(rate, self.length, self.radius, mu, 1.0)
-        if isinstance(law, PowerLaw):
-            # the cap acts only near the axis, where the shear rate vanishes; when it starts
-            # below a thousandth of the wall shear rate its effect on the drop is negligible
-            wall = (3 * law.n + 1) / law.n * rate / (np.pi * self.radius**3)
-            if cap is None or law.apparent_viscosity(np.array([1e-3 * wall]), factor)[0] < cap:
-                return power_law_pressure_drop(
-                    rate, self.length, self.radius, law.consistency * factor, law.n
-                )
-        effective = law if cap is None else _Capped(law, cap)
-        return tube_pressure_drop(rate, self.length, self.radius, effective, factor)
-
-
-@dataclass(frozen=True)
-class _Capped:
-    """A law whose apparent viscosity is capped at the set viscosity."""
-
-    law: Rheology
-    cap: float
-
-    @property
-    def flow_index(self) -> float:
-        return self.law.flow_index
-
-    def apparent_viscosity(
-        self, shear_rate: np.ndarray, factor: np.ndarray | float = 1.0
-    ) -> np.ndarray:
-        return np.minimum(self.law.apparent_viscosity(shear_rate, factor), self.cap)
+        return cannula_pressure_drop(law, rate, self.length, self.radius, factor, cap)
 
 
 def pressure_controlled_rate(

@@ -11,6 +11,7 @@ first reached the leak threshold. Volumes in m³, times in s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import singledispatch
 
 import numpy as np
 import ufl
@@ -22,7 +23,7 @@ from sim.flow.openings import Openings
 from sim.flow.pressure import Robin
 from sim.medium import PorousMedium
 from sim.scenario import Scenario
-from sim.scenario.leak_routes import OPEN_ROUTES, LeakRegion, Outlet, Vein
+from sim.scenario.leak_routes import LeakRegion, LeakRoute, Outlet, Resistive, Vein
 from sim.state import State
 
 
@@ -52,49 +53,99 @@ class LeakBoundaries:
     is_outlet: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
+class _Assembly:
+    """What the routes of a scenario contribute to the flow, gathered route by route: fixed-
+    pressure outlets, per local vertex the Robin conductance, reference pressure and whether
+    a threshold applies, each vein's (local vertices, geometric factor G in m³), and which
+    vertices a route has claimed (the first route wins)."""
+
+    def __init__(self, disc: Discretisation, medium: PorousMedium) -> None:
+        n_local = disc.n_local
+        self.disc = disc
+        self.medium = medium
+        self.bcs: list[fem.DirichletBC] = []
+        self.robin_tags: list[int] = []
+        self.veins: list[tuple[np.ndarray, float]] = []
+        self.fixed, self.reference = np.zeros(n_local), np.zeros(n_local)
+        self.thresholded = np.zeros(n_local, dtype=bool)
+        self.claimed = np.zeros(n_local, dtype=bool)
+
+    def claim(self, name: str, boundary: list[str]) -> tuple[Route, np.ndarray]:
+        """The route through the named boundaries and its local vertices not claimed before."""
+        disc = self.disc
+        facets = np.unique(np.concatenate([disc.tagged.facets(b) for b in boundary]))
+        dofs = disc.boundary_dofs(facets)
+        dofs = dofs[~self.claimed[dofs]]
+        self.claimed[dofs] = True
+        return Route(name, dofs[dofs < disc.n_owned]), dofs
+
+    def robin(self, spec: Resistive | Vein, dofs: np.ndarray) -> list[int]:
+        """Mark `dofs` as an opening of `spec` to its outside pressure; its boundary tags."""
+        tags = [self.disc.tagged.boundaries[b] for b in spec.boundary]
+        self.robin_tags += tags
+        self.reference[dofs] = spec.pressure + (spec.opening_pressure or 0.0)
+        self.thresholded[dofs] = spec.opening_pressure is not None
+        return tags
+
+    def openings(self) -> Openings | None:
+        """The Robin openings of every route gathered (None without any; collective)."""
+        if not self.robin_tags:
+            return None
+        disc = self.disc
+        area = disc.assemble_owned(ufl.TestFunction(disc.V) * disc.ds(tuple(self.robin_tags)))
+        robin = Robin(area, np.zeros(disc.n_local), self.reference)
+        is_open = np.ones(disc.n_local, bool)
+        return Openings(robin, self.fixed, self.veins, self.thresholded, is_open)
+
+
+@singledispatch
+def _add_route(spec: LeakRoute, name: str, parts: _Assembly) -> Route:
+    """Add a leak route of the scenario to `parts` and return its bookkeeping (collective).
+    One implementation per kind of route, registered below."""
+    raise TypeError(f"no leak route of kind {type(spec).__name__}")
+
+
+@_add_route.register
+def _(spec: Outlet, name: str, parts: _Assembly) -> Route:
+    route, dofs = parts.claim(name, spec.boundary)
+    disc = parts.disc
+    parts.bcs.append(fem.dirichletbc(fem.Constant(disc.mesh, spec.pressure), dofs, disc.V))
+    return route
+
+
+@_add_route.register
+def _(spec: Resistive, name: str, parts: _Assembly) -> Route:
+    route, dofs = parts.claim(name, spec.boundary)
+    parts.robin(spec, dofs)
+    parts.fixed[dofs] = spec.conductance
+    return route
+
+
+@_add_route.register
+def _(spec: Vein, name: str, parts: _Assembly) -> Route:
+    route, dofs = parts.claim(name, spec.boundary)
+    area = parts.disc.area(tuple(parts.robin(spec, dofs)))
+    parts.veins.append((dofs, spec.count * np.pi * spec.diameter**4 / (128 * spec.length * area)))
+    return route
+
+
+@_add_route.register
+def _(spec: LeakRegion, name: str, parts: _Assembly) -> Route:
+    disc = parts.disc
+    tags = tuple(disc.tagged.regions[r] for r in spec.regions)
+    pv = disc.region_volumes(parts.medium.porosity, tags)
+    return Route(name, np.zeros(0, dtype=np.int32), region_pore_volume=pv)
+
+
 def leak_boundaries(
     scenario: Scenario, disc: Discretisation, medium: PorousMedium
 ) -> LeakBoundaries:
-    """The leak routes of a scenario on a discretisation (collective)."""
-    routes: list[Route] = []
-    bcs: list[fem.DirichletBC] = []
-    n_local = disc.n_local
-    robin_tags: list[int] = []
-    veins: list[tuple[np.ndarray, float]] = []  # (local dofs, geometric factor m³)
-    fixed, reference = np.zeros(n_local), np.zeros(n_local)
-    thresholded = np.zeros(n_local, dtype=bool)
-    claimed = np.zeros(n_local, dtype=bool)
-    for name, spec in scenario.leak_routes.items():
-        if not isinstance(spec, OPEN_ROUTES):
-            continue
-        facets = np.unique(np.concatenate([disc.tagged.facets(b) for b in spec.boundary]))
-        dofs = disc.boundary_dofs(facets)
-        dofs = dofs[~claimed[dofs]]
-        claimed[dofs] = True
-        routes.append(Route(name, dofs[dofs < disc.n_owned]))
-        if isinstance(spec, Outlet):
-            bcs.append(fem.dirichletbc(fem.Constant(disc.mesh, spec.pressure), dofs, disc.V))
-            continue
-        tags = [disc.tagged.boundaries[b] for b in spec.boundary]
-        robin_tags += tags
-        if isinstance(spec, Vein):
-            area = disc.area(tuple(tags))
-            veins.append((dofs, spec.count * np.pi * spec.diameter**4 / (128 * spec.length * area)))
-        else:
-            fixed[dofs] = spec.conductance
-        reference[dofs] = spec.pressure + (spec.opening_pressure or 0.0)
-        thresholded[dofs] = spec.opening_pressure is not None
-    openings = None
-    if robin_tags:
-        area = disc.assemble_owned(ufl.TestFunction(disc.V) * disc.ds(tuple(robin_tags)))
-        robin = Robin(area, np.zeros(n_local), reference)
-        openings = Openings(robin, fixed, veins, thresholded, np.ones(n_local, bool))
-    for name, spec in scenario.leak_routes.items():
-        if isinstance(spec, LeakRegion):
-            tags = tuple(disc.tagged.regions[r] for r in spec.regions)
-            pv = disc.region_volumes(medium.porosity, tags)
-            routes.append(Route(name, np.zeros(0, dtype=np.int32), region_pore_volume=pv))
-    return LeakBoundaries(routes, bcs, openings, claimed[: disc.n_owned])
+    """The leak routes of a scenario on a discretisation (collective). Boundary routes claim
+    their vertices in scenario order; the routes list has the openings first, then regions."""
+    parts = _Assembly(disc, medium)
+    routes = [_add_route(spec, name, parts) for name, spec in scenario.leak_routes.items()]
+    routes.sort(key=lambda r: r.region_pore_volume is not None)  # stable: openings first
+    return LeakBoundaries(routes, parts.bcs, parts.openings(), parts.claimed[: disc.n_owned])
 
 
 class LeakAccounting(Component):

@@ -1,5 +1,8 @@
 """Pressure drop of cement flowing through the cannula (steady laminar tube flow).
 
+`cannula_pressure_drop` picks, by the type of the law, a closed form (Newtonian, power law)
+or the numerical integral for any other law.
+
 Power law (Newtonian for n = 1, K = mu), from the Rabinowitsch-Mooney relation:
 
     dp = (2 K L / R) [((3n + 1) / n) Q / (pi R^3)]^n
@@ -13,10 +16,12 @@ Units: Q m³/s, L and R m, dp Pa.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import singledispatch
 
 import numpy as np
 
-from sim.physics.rheology import Rheology
+from sim.physics.rheology import Newtonian, PowerLaw, Rheology
 
 
 def power_law_pressure_drop(
@@ -68,3 +73,52 @@ def tube_pressure_drop(
         else:
             hi = mid
     return 2.0 * 10.0 ** (0.5 * (lo + hi)) * length / radius
+
+
+@dataclass(frozen=True)
+class _Capped:
+    """A law whose apparent viscosity is capped at `cap` (Pa·s)."""
+
+    law: Rheology
+    cap: float
+
+    @property
+    def flow_index(self) -> float:
+        return self.law.flow_index
+
+    def apparent_viscosity(
+        self, shear_rate: np.ndarray, factor: np.ndarray | float = 1.0
+    ) -> np.ndarray:
+        return np.minimum(self.law.apparent_viscosity(shear_rate, factor), self.cap)
+
+
+@singledispatch
+def cannula_pressure_drop(
+    law: Rheology, rate: float, length: float, radius: float, factor: float, cap: float | None
+) -> float:
+    """Pressure drop (Pa) of cement of rheology `law` with consistency x `factor` and apparent
+    viscosity capped at `cap` (Pa·s, None: no cap) at `rate` (m³/s) through a tube of `length`
+    and `radius` (m). Any law: the numerical integral; closed forms are registered below."""
+    effective = law if cap is None else _Capped(law, cap)
+    return tube_pressure_drop(rate, length, radius, effective, factor)
+
+
+@cannula_pressure_drop.register
+def _(
+    law: Newtonian, rate: float, length: float, radius: float, factor: float, cap: float | None
+) -> float:
+    mu = law.viscosity * factor
+    mu = mu if cap is None else min(mu, cap)
+    return power_law_pressure_drop(rate, length, radius, mu, 1.0)
+
+
+@cannula_pressure_drop.register
+def _(
+    law: PowerLaw, rate: float, length: float, radius: float, factor: float, cap: float | None
+) -> float:
+    # the cap acts only near the axis, where the shear rate vanishes; when it starts below a
+    # thousandth of the wall shear rate its effect on the drop is negligible
+    wall = (3 * law.n + 1) / law.n * rate / (np.pi * radius**3)
+    if cap is None or law.apparent_viscosity(np.array([1e-3 * wall]), factor)[0] < cap:
+        return power_law_pressure_drop(rate, length, radius, law.consistency * factor, law.n)
+    return tube_pressure_drop(rate, length, radius, _Capped(law, cap), factor)

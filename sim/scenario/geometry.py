@@ -527,10 +527,9 @@ class SacrumGeometry(GeometryKind):
                     specs[: i + 1], shape, lesions, slabs, self.mesh.size_tip
                 )
             except ValueError as exc:
-                text = str(exc)
-                field = "entry" if text.startswith("entry") else "tip"
-                field = "name" if text.startswith("needle name") else field
-                raise ValueError(f"injection.needles.{i}.{field}: {text}") from None
+                field = getattr(exc, "field", None)  # a ShapeError names the needle's field
+                where = f"injection.needles.{i}" + (f".{field}" if field else "")
+                raise ValueError(f"{where}: {exc}") from None
 
     def boundary_names(self) -> set[str]:
         return sacrum_shape.boundary_names()

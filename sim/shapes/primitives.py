@@ -20,19 +20,33 @@ def side_sign(side: str) -> float:
     return 1.0 if side == "left" else -1.0
 
 
-def require(ok: bool, name: str, value: object, allowed: str) -> None:
-    """Raise ValueError naming the parameter, its value and the allowed range unless ``ok``."""
+class ShapeError(ValueError):
+    """A builder parameter out of range. `field` names the needle's field at fault ("name",
+    "tip", "entry") when the parameter belongs to a needle, so that the scenario can report
+    the error under injection.needles.<i>.<field>; None otherwise."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def require(ok: bool, name: str, value: object, allowed: str, field: str | None = None) -> None:
+    """Raise ShapeError naming the parameter, its value and the allowed range unless ``ok``
+    (`field`: the needle field at fault, see ShapeError)."""
     if not ok:
-        raise ValueError(f"{name} = {value!r} is out of range: must be {allowed}")
+        raise ShapeError(f"{name} = {value!r} is out of range: must be {allowed}", field)
 
 
-def finite_point(value: object, what: str, allowed: str = "3 finite numbers (m)") -> np.ndarray:
-    """`value` as a finite 3-vector, or ValueError naming `what`, the value and `allowed`."""
+def finite_point(
+    value: object, what: str, allowed: str = "3 finite numbers (m)", field: str | None = None
+) -> np.ndarray:
+    """`value` as a finite 3-vector, or ShapeError naming `what`, the value and `allowed`."""
     try:
         point = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         point = np.full(1, np.nan)
-    require(point.shape == (3,) and bool(np.all(np.isfinite(point))), what, value, allowed)
+    ok = point.shape == (3,) and bool(np.all(np.isfinite(point)))
+    require(ok, what, value, allowed, field)
     return point
 
 
@@ -75,9 +89,10 @@ def parse_needle(
         "needle name",
         name,
         f"a non-empty string other than {sorted(reserved)}",
+        field="name",
     )
-    require(name not in {n.name for n in earlier}, "needle name", name, "unique")
-    centre = finite_point(tip, f"tip of needle {name!r}")
+    require(name not in {n.name for n in earlier}, "needle name", name, "unique", field="name")
+    centre = finite_point(tip, f"tip of needle {name!r}", field="tip")
     require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
     return name, centre, radius, item[3] if len(item) == 4 else None
 
@@ -95,6 +110,7 @@ def require_cavities_apart(
             tuple(centre.tolist()),
             f"at least h_tip = {h_tip} m from the cavity of needle {other.name!r} "
             f"(gap is {gap:.6g} m)",
+            field="tip",
         )
 
 

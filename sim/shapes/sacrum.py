@@ -17,6 +17,7 @@ import numpy as np
 
 from sim.shapes.primitives import (
     NeedleTip,
+    ShapeError,
     distance_to_ellipse,
     finite_point,
     parse_needle,
@@ -703,17 +704,18 @@ def parse_needles(
                 if where != "inside the bone"
                 else f"its cavity comes within {clearance - radius:.6g} m of the bone boundary"
             )
-            raise ValueError(
+            raise ShapeError(
                 f"tip of needle {name!r} = {tuple(centre.tolist())!r} is out of range: must lie "
                 f"in bone (bodies, arch or alae; not in a foramen, the canal or the disc) with "
                 f"its cavity (radius {radius} m) at least h_tip = {h_tip} m from the boundary; "
-                f"{detail}"
+                f"{detail}",
+                field="tip",
             )
         _check_interfaces(name, centre, radius, shape, lesions, slabs, h_tip)
         require_cavities_apart(name, centre, radius, parsed, h_tip)
         start = None
         if entry is not None:
-            start = finite_point(entry, f"entry of needle {name!r}")
+            start = finite_point(entry, f"entry of needle {name!r}", field="entry")
             _check_path(name, start, centre, shape)
         parsed.append(NeedleTip(name, centre, radius, start))
     return parsed
@@ -742,6 +744,7 @@ def _check_interfaces(
             tuple(centre.tolist()),
             f"a cavity either crossing the boundary of {what} or clear of it by at least "
             f"h_tip/2 = {0.5 * h_tip} m (it is {gap:.6g} m from tangency)",
+            field="tip",
         )
 
 
@@ -761,7 +764,7 @@ def _check_path(name: str, entry: np.ndarray, tip: np.ndarray, shape: Shape) -> 
     what = f"entry of needle {name!r}"
     value = tuple(entry.tolist())
     length = float(np.linalg.norm(tip - entry))
-    require(length >= 2e-3, what, value, "at least 2 mm from the tip")
+    require(length >= 2e-3, what, value, "at least 2 mm from the tip", "entry")
     kind = _approach(entry, tip, shape)
     require(
         kind is not None,
@@ -770,6 +773,7 @@ def _check_path(name: str, entry: np.ndarray, tip: np.ndarray, shape: Shape) -> 
         f"a short_axis approach (within {_SHORT_AXIS_MAX_ANGLE} deg of the sacral "
         f"antero-posterior axis, from behind) or a long_axis approach (within "
         f"{_LONG_AXIS_MAX_ANGLE} deg of the sacral long axis, from caudal)",
+        "entry",
     )
     depth = shape.bone_sd(shape.to_local(entry))
     require(
@@ -777,6 +781,7 @@ def _check_path(name: str, entry: np.ndarray, tip: np.ndarray, shape: Shape) -> 
         what,
         value,
         f"on or outside the bone surface (it lies {depth:.6g} m deep)",
+        "entry",
     )
     n = max(20, math.ceil(length / 0.25e-3))
     points = [shape.to_local(entry + t * (tip - entry)) for t in np.linspace(0.0, 1.0, n + 1)]
@@ -789,13 +794,15 @@ def _check_path(name: str, entry: np.ndarray, tip: np.ndarray, shape: Shape) -> 
         what,
         value,
         f"on the dorsal side: a {kind} needle must enter through the posterior surface",
+        "entry",
     )
     skip = math.ceil(1e-3 / (length / n))  # the first mm: surface approximations
     for p, ok in zip(points[first + skip :], inside[first + skip :], strict=True):
         if not ok:
-            raise ValueError(
+            raise ShapeError(
                 f"{what} = {value!r} is out of range: the {kind} path from it to the tip must "
-                f"stay in bone once it has entered, but it passes {shape.locate(p)}"
+                f"stay in bone once it has entered, but it passes {shape.locate(p)}",
+                field="entry",
             )
 
 

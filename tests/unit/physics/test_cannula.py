@@ -16,7 +16,11 @@ import pytest
 
 from sim.needle import GAUGE_INNER_DIAMETER
 from sim.needles import pressure_controlled_rate
-from sim.physics.cannula import power_law_pressure_drop, tube_pressure_drop
+from sim.physics.cannula import (
+    cannula_pressure_drop,
+    power_law_pressure_drop,
+    tube_pressure_drop,
+)
 from sim.physics.rheology import CarreauYasuda, Cross, HerschelBulkley, Newtonian, PowerLaw
 
 LENGTH = 0.12  # m, the default cannula length
@@ -166,3 +170,29 @@ def test_nonlinear_cannula_balances_the_syringe_pressure() -> None:
     q = pressure_controlled_rate(syringe, tip0, r_bone, drop, None)
     assert q > 0
     assert tip0 + r_bone * q + drop(q) == pytest.approx(syringe, rel=1e-10)
+
+
+# --- the law picks its form ----------------------------------------------------------------
+
+
+def test_each_law_gets_its_closed_form_or_the_integral() -> None:
+    r, q = radius(11), 5e-8
+    assert cannula_pressure_drop(Newtonian(80.0), q, LENGTH, r, 2.0, None) == pytest.approx(
+        power_law_pressure_drop(q, LENGTH, r, 160.0, 1.0), rel=1e-14
+    )
+    pl = PowerLaw(300.0, 0.6)
+    assert cannula_pressure_drop(pl, q, LENGTH, r, 1.5, None) == pytest.approx(
+        power_law_pressure_drop(q, LENGTH, r, 450.0, 0.6), rel=1e-14
+    )
+    cross = Cross(500.0, 0.4, 3.0, 20.0)
+    assert cannula_pressure_drop(cross, q, LENGTH, r, 1.0, None) == pytest.approx(
+        tube_pressure_drop(q, LENGTH, r, cross), rel=1e-14
+    )
+
+
+def test_a_cap_below_the_whole_flow_curve_makes_any_law_newtonian_at_the_cap() -> None:
+    r, q, cap = radius(11), 5e-8, 5.0
+    newtonian = power_law_pressure_drop(q, LENGTH, r, cap, 1.0)
+    for law in (Newtonian(80.0), PowerLaw(3000.0, 0.6), Cross(500.0, 0.4, 3.0, 20.0)):
+        drop = cannula_pressure_drop(law, q, LENGTH, r, 1.0, cap)
+        assert drop == pytest.approx(newtonian, rel=1e-6), type(law).__name__
