@@ -71,8 +71,15 @@ class KineticCuringComponent(CuringComponent):
 
     law: CureKinetics
 
-    def __init__(self, law: CureKinetics, *args: object) -> None:
-        super().__init__(law, *args)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        law: CureKinetics,
+        disc: Discretisation,
+        medium: PorousMedium,
+        transport: ImplicitUpwindTransport,
+        max_change: float,
+    ) -> None:
+        super().__init__(law, disc, medium, transport, max_change)
         self.conversion = fem.Function(self.disc.V, name="degree_of_cure")
 
     def fields(self) -> list[OutputField]:

@@ -153,7 +153,8 @@ class HeatComponent(Component):
         disc, fx, n = self.disc, self.fx, self.disc.n_owned
         t_old = self.temperature.x.array[:n].copy()
         h_old, h_new = self._capacity(step.s_old), self._capacity(step.s_new)
-        f_col = self.medium.mobility.fractional(fx.to_columns(step.s_new), step.mu_columns)
+        s_col = fx.to_columns(step.s_new)
+        f_col = self.medium.mobility.fractional(s_col, step.mu_columns)
         c_col = f_col * self.rc_cement + (1.0 - f_col) * self.rc_marrow
         outflow = np.where(fx.flux > 0.0, fx.flux, 0.0)
         inflow = fx.flux - outflow
@@ -162,7 +163,7 @@ class HeatComponent(Component):
         reacted = 0.0 if state.reacted_volume is None else state.reacted_volume
         released = self.spec.cement.density * self.spec.cement.reaction_heat * reacted
         state.reacted_volume = None
-        s_cell = fx.to_columns(step.s_new)[disc.cell_dofs[: disc.n_cells]].mean(axis=1)
+        s_cell = s_col[disc.cell_dofs[: disc.n_cells]].mean(axis=1)
         values = fx.stiffness(self._conductivity(s_cell))
         values += inflow * c_col[fx.cols]
         values[fx.diagonal] += h_new / step.dt + c_col[:n] * out_sum + perfusion + self.bath
