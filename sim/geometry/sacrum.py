@@ -6,7 +6,7 @@ The upper three sacral segments with their lateral masses, the S1 and S2 neural 
 the sacral canal, the auricular (sacroiliac) surfaces and the L5-S1 disc on the S1 endplate:
 the bone a sacroplasty needle enters and the routes by which cement leaves it. It is made of
 a few ruled lofts with analytic cross-sections, so that an inside test
-(:func:`sacrum_contains`) exists without gmsh:
+(:func:`sim.shapes.sacrum.sacrum_contains`) exists without gmsh:
 
 - **bodies** S1, S2, S3: a stack of lofts between elliptic sections (semi-axes ``a``
   antero-posterior, ``b`` lateral) at the endplate, the S1/S2 and S2/S3 junctions and the
@@ -46,7 +46,8 @@ straight.
 
 Physical groups (each gmsh entity is in exactly one group of its dimension)
 ---------------------------------------------------------------------------
-Volumes (dim 3; tags :data:`VOLUME_GROUPS`, lesions from :data:`FIRST_LESION_TAG` on):
+Volumes (dim 3; tags :data:`~sim.shapes.sacrum.VOLUME_GROUPS`, lesions from
+:data:`~sim.shapes.sacrum.FIRST_LESION_TAG` on):
 
 - ``body_s1``, ``body_s2``, ``body_s3``: the vertebral bodies;
 - ``posterior_arch``: laminae and crest around the canal, S1-S3 (one region);
@@ -57,8 +58,8 @@ Volumes (dim 3; tags :data:`VOLUME_GROUPS`, lesions from :data:`FIRST_LESION_TAG
 - with their features: ``fracture_left``, ``fracture_right`` (alar fracture slabs) and one
   region per tumour and per alar void, named by the caller.
 
-Surfaces (dim 2; tags :data:`SURFACE_GROUPS`, needles from :data:`FIRST_NEEDLE_TAG` on), each
-a distinct leak route or wall:
+Surfaces (dim 2; tags :data:`~sim.shapes.sacrum.SURFACE_GROUPS`, needles from
+:data:`~sim.shapes.sacrum.FIRST_NEEDLE_TAG` on), each a distinct leak route or wall:
 
 - ``foramen_s{1,2}_{anterior,posterior}_{left,right}``: the wall of a foramen channel, split
   at mid-depth of the lateral mass: the anterior half leads to the anterior (pelvic) foramen,
@@ -126,15 +127,15 @@ Numbers without a source are design choices and say so.
   sacrum: a radiographic study", Orthopedics 1998; abstract).
 - ``disc_height`` 10 mm: design choice (the reference specimen has 8.3 mm between the L5
   and S1 bodies on the S1 axis).
-- needle paths (:func:`needle_path`): ``short_axis`` perpendicular to the dorsal alar surface
-  into the ala at S1 or S2, the classic posterior approach ("a perpendicular approach, often
-  with multiple needle placements at various levels in the sacral ala"), and ``long_axis``
-  from the dorsal surface of the lower lateral mass, between the sacroiliac joint and the
-  foramina, cranially along the ala (entry "at the midpoint between the inferior margin of
-  the sacroiliac joint and the lateral margin of the S3 neural foramen", cannula "directed
-  toward the mid portion of the S1 vertebral body on the lateral projection"): Smith DK,
-  Gilula LA 2006, "A previously unreported and novel approach to sacroplasty", ASSR
-  scientific paper (abstract).
+- needle paths (:func:`sim.shapes.sacrum.needle_path`): ``short_axis`` perpendicular to the
+  dorsal alar surface into the ala at S1 or S2, the classic posterior approach ("a
+  perpendicular approach, often with multiple needle placements at various levels in the
+  sacral ala"), and ``long_axis`` from the dorsal surface of the lower lateral mass, between
+  the sacroiliac joint and the foramina, cranially along the ala (entry "at the midpoint
+  between the inferior margin of the sacroiliac joint and the lateral margin of the S3 neural
+  foramen", cannula "directed toward the mid portion of the S1 vertebral body on the lateral
+  projection"): Smith DK, Gilula LA 2006, "A previously unreported and novel approach to
+  sacroplasty", ASSR scientific paper (abstract).
 
 Overall size (default shape): 86 x 106 x 81 mm (x, y, z), 158 cm^3 of bone and an 11 cm^3
 disc. The reference specimen (``shared/data/anatomy/lumbar_L1-L5_S1_artisynth``, a whole
@@ -184,55 +185,29 @@ from sim.geometry.gmsh_tools import (
     use_smallest_size,
 )
 from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
-from sim.shapes.primitives import NeedleTip, needle_specs, side_sign, validate_sizes
+from sim.shapes.primitives import NeedleTip, needle_tips, side_sign, validate_sizes
 from sim.shapes.sacrum import (
-    APPROACHES,
     BASE_REGIONS,
-    DEFAULTS,
     FIRST_LESION_TAG,
     FIRST_NEEDLE_TAG,
-    LEVELS,
-    SIDES,
     SURFACE_GROUPS,
     VOLUME_GROUPS,
     Ellipse,
     Ellipsoid,
+    FractureLine,
     Shape,
     Slab,
-    boundary_names,
+    checked_fractures,
+    checked_lesions,
+    checked_needles,
     checked_shape,
-    needle_path,
-    parse_fractures,
-    parse_lesions,
-    parse_needles,
-    region_names,
-    sacrum_contains,
 )
 
 if TYPE_CHECKING:
     from sim.scenario.geometry import SacrumGeometry
     from sim.scenario.injection import Needle
 
-__all__ = [
-    "APPROACHES",
-    "DEFAULTS",
-    "FIRST_LESION_TAG",
-    "FIRST_NEEDLE_TAG",
-    "LEVELS",
-    "SIDES",
-    "SURFACE_GROUPS",
-    "VOLUME_GROUPS",
-    "add_sacrum",
-    "boundary_names",
-    "checked_shape",
-    "mesh_sacrum",
-    "needle_path",
-    "parse_fractures",
-    "parse_lesions",
-    "parse_needles",
-    "region_names",
-    "sacrum_contains",
-]
+__all__ = ["add_sacrum", "mesh_sacrum"]
 
 _CHANNEL_EXTENSION = 5e-3  # foramen cones reach this far beyond the alar faces
 _OUTLET_SIZE_REACH = 3.0  # h_outlet up to this many h_outlet from an outlet
@@ -518,10 +493,10 @@ def _add_size_field(
 
 def add_sacrum(
     *,
-    needles: Sequence = (),
-    fracture_lines: Sequence | None = None,
-    tumours: Sequence | None = None,
-    alar_voids: Sequence | None = None,
+    needles: Sequence[NeedleTip] = (),
+    fracture_lines: Sequence[FractureLine] = (),
+    tumours: Sequence[Ellipsoid] = (),
+    alar_voids: Sequence[Ellipsoid] = (),
     h_tip: float = 0.4e-3,
     h_max: float = 4e-3,
     growth: float = 0.3,
@@ -536,10 +511,11 @@ def add_sacrum(
     Mesh.MeshSizeMax to ``h_max``. Does not mesh; the caller runs
     ``gmsh.model.mesh.generate(3)`` then ``gmsh.model.mesh.optimize("Netgen")``.
 
-    Shape parameters (``params``; lengths in m, defaults and sources in :data:`DEFAULTS` and
-    the module docstring): ``tilt`` (degrees from horizontal of the S1 endplate),
-    ``endplate_width``, ``endplate_depth``, ``segment_heights`` (S1, S2, S3 along the long
-    axis), ``sacral_width`` (between the auricular surfaces at the alar top),
+    Shape parameters (``params``; lengths in m, defaults and sources in
+    :data:`sim.shapes.sacrum.DEFAULTS` and the module docstring): ``tilt`` (degrees from
+    horizontal of the S1 endplate), ``endplate_width``, ``endplate_depth``,
+    ``segment_heights`` (S1, S2, S3 along the long axis), ``sacral_width`` (between the
+    auricular surfaces at the alar top),
     ``auricular_height``, ``disc_height``, ``foramen_offsets`` (S1, S2 channel axes from the
     midsagittal plane), ``anterior_foramen_radii`` and ``posterior_foramen_radii`` (S1, S2),
     ``canal_width`` and ``canal_depth`` (at S1).
@@ -547,25 +523,28 @@ def add_sacrum(
     Features:
 
     needles:
-        ``(name, tip, radius[, entry])`` per needle (global m): a spherical cavity of
-        ``radius`` at ``tip`` whose surface is the group ``name``. The cavity must lie in
-        bone (not in a foramen, the canal or the disc) at least ``h_tip`` from its boundary
-        and from other cavities, and either cross each internal surface (of the bodies, arch
-        and wing, whose faces also run inside other regions, of lesions and fracture slabs)
-        or stay ``h_tip/2`` clear of it. With ``entry`` (where the
-        needle enters the bone, or a point outside on the same line) the path must be a
-        ``short_axis`` approach (within 30 deg of the sacral antero-posterior axis) or a
-        ``long_axis`` one (within 35 deg of the sacral long axis, from caudal), enter through
-        the dorsal half of the sacrum and stay in bone from there to the tip.
+        A :class:`~sim.shapes.primitives.NeedleTip` per needle (global m): a spherical
+        cavity of its ``radius`` at its ``centre`` whose surface is the group named after
+        the needle. The cavity must lie in bone (not in a foramen, the canal or the disc) at
+        least ``h_tip`` from its boundary and from other cavities, and either cross each
+        internal surface (of the bodies, arch and wing, whose faces also run inside other
+        regions, of lesions and fracture slabs) or stay ``h_tip/2`` clear of it. With an
+        ``entry`` (where the needle enters the bone, or a point outside on the same line)
+        the path must be a ``short_axis`` approach (within 30 deg of the sacral
+        antero-posterior axis) or a ``long_axis`` one (within 35 deg of the sacral long axis,
+        from caudal), enter through the dorsal half of the sacrum and stay in bone from there
+        to the tip.
     fracture_lines:
-        ``(side, offset[, thickness[, length]])``: a vertical alar fracture, a slab
-        ``|y| in offset +- thickness/2`` (parallel to the auricular surfaces; thickness 1.5 mm
-        by default) from above the ala down to ``length`` below the endplate plane along the
-        long axis (default: the S2/S3 junction), region ``fracture_<side>``. It must lie
-        between the foramina and the auricular surface.
+        A :class:`~sim.shapes.sacrum.FractureLine` (side, offset, thickness, length) per
+        vertical alar fracture: a slab ``|y| in offset +- thickness/2`` (parallel to the
+        auricular surfaces; thickness 1.5 mm by default) from above the ala down to
+        ``length`` below the endplate plane along the long axis (default: the S2/S3
+        junction), region ``fracture_<side>``. It must lie between the foramina and the
+        auricular surface.
     tumours, alar_voids:
-        ``(name, centre, radii)``: an ellipsoid with semi-axes ``radii`` along global x, y,
-        z (m), region ``name``; its centre must lie in bone. Only its part in bone counts.
+        An :class:`~sim.shapes.sacrum.Ellipsoid` (name, centre, radii) per lesion: semi-axes
+        ``radii`` along global x, y, z (m), region ``name``; its centre must lie in bone.
+        Only its part in bone counts.
     h_tip, h_max, growth, h_outlet:
         Element sizes (m): ``h_tip`` at the cavities, growing by ``growth`` with distance to
         ``h_max``; ``h_outlet`` up to 3 ``h_outlet`` from the foramen channels and the S1
@@ -575,9 +554,9 @@ def add_sacrum(
     """
     shape = checked_shape(**params)
     validate_sizes(h_tip, h_max, growth, h_outlet)
-    lesions = parse_lesions(tumours, alar_voids, shape)
-    slabs = parse_fractures(fracture_lines, shape)
-    parsed = parse_needles(needles, shape, lesions, slabs, h_tip)
+    lesions = checked_lesions(tumours, alar_voids, shape)
+    slabs = checked_fractures(fracture_lines, shape)
+    parsed = checked_needles(needles, shape, lesions, slabs, h_tip)
 
     occ = gmsh.model.occ
     solids = _add_lofts(shape)
@@ -624,5 +603,5 @@ def mesh_sacrum(
 ) -> TaggedMesh:
     """The builder of the ``sacrum`` kind: :func:`add_sacrum` meshed by gmsh on rank 0 and
     distributed; written to `msh_path` when given."""
-    build = partial(add_sacrum, needles=needle_specs(needles), **geometry.builder_kwargs())
+    build = partial(add_sacrum, needles=needle_tips(needles), **geometry.builder_kwargs())
     return mesh_from_gmsh(build, comm, name, msh_path)

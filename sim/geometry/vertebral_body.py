@@ -24,15 +24,17 @@ cranial, axes as in ``shared/data/anatomy``. The origin is the centre of the ell
 - Split plane between the regions: ``x = a - target_fraction*depth``.
 
 Default dimensions: a mid-lumbar body about 45 mm wide, 35 mm deep and 28 mm high (kept as
-they were for backward compatibility). Per-level presets L1-L5 (:func:`lumbar_level_dimensions`)
-come from ``sim/data/anatomy/lumbar_levels.yaml``: width and posterior height from Panjabi MM
-et al. 1992, "Human lumbar vertebrae: quantitative three-dimensional anatomy", Spine
-17:299-306, Table 2 (read at second hand), depth an estimate; SOURCES.md there says how. The
+they were for backward compatibility). Per-level presets L1-L5
+(:func:`sim.shapes.vertebral_body.lumbar_level_dimensions`) come from
+``sim/data/anatomy/lumbar_levels.yaml``: width and posterior height from Panjabi MM et al.
+1992, "Human lumbar vertebrae: quantitative three-dimensional anatomy", Spine 17:299-306,
+Table 2 (read at second hand), depth an estimate; SOURCES.md there says how. The
 basivertebral foramen is a few mm across and sits at about mid-height of the posterior wall;
 lumbar segmental veins are 1-3 mm in diameter.
 
-Optional features (keyword arguments of :func:`add_vertebral_body`, None by default)
-------------------------------------------------------------------------------------
+Optional features (keyword arguments of :func:`add_vertebral_body`, None by default; the
+types are in sim.shapes.vertebral_features)
+------------------------------------------------------------------------------------------
 - ``cortical_shell``: the region ``cortex``, a shell of that thickness inside the lateral and
   posterior walls, from endplate to endplate (the endplates are their own cortex). Its inner
   boundary is the ellipse with both semi-axes reduced by the thickness, whose distance to
@@ -55,7 +57,8 @@ Optional features (keyword arguments of :func:`add_vertebral_body`, None by defa
 Each bone cell is in exactly one region: lesion, else cleft, else basivertebral_vein, else
 cortex, else anterior or posterior. A needle cavity may lie in a cleft or a lesion, not in
 the cortex.
-:func:`boundary_names` and :func:`region_names` give the group names for a set of features
+:func:`sim.shapes.vertebral_body.boundary_names` and
+:func:`~sim.shapes.vertebral_body.region_names` give the group names for a set of features
 before anything is built.
 
 Physical groups (names; each gmsh entity is in exactly one group of its dimension)
@@ -70,7 +73,7 @@ Physical groups (names; each gmsh entity is in exactly one group of its dimensio
 
 The interfaces between regions are internal and in no surface group. The physical tags are
 fixed: see :data:`VOLUME_GROUPS`, :data:`SURFACE_GROUPS`, :data:`OPTIONAL_VOLUME_GROUPS`,
-:data:`OPTIONAL_SURFACE_GROUPS` and :data:`FIRST_NEEDLE_TAG`.
+:data:`OPTIONAL_SURFACE_GROUPS` and :data:`FIRST_NEEDLE_TAG` in sim.shapes.vertebral_body.
 
 Meshing
 -------
@@ -96,10 +99,10 @@ h = thickness, so the cell count there grows like 1/thickness^2.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import gmsh
 import numpy as np
@@ -115,49 +118,36 @@ from sim.geometry.gmsh_tools import (
     use_smallest_size,
 )
 from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
-from sim.shapes.primitives import NeedleTip, needle_specs, side_sign, validate_sizes
+from sim.shapes.primitives import NeedleTip, needle_tips, side_sign, validate_sizes
 from sim.shapes.vertebral_body import (
     FIRST_NEEDLE_TAG,
-    LUMBAR_LEVELS_FILE,
     OPTIONAL_SURFACE_GROUPS,
     OPTIONAL_VOLUME_GROUPS,
     SURFACE_GROUPS,
     VOLUME_GROUPS,
     Body,
+    body_dims,
+    checked_needles,
+    core_dims,
+    validate_patches,
+)
+from sim.shapes.vertebral_features import (
+    BasivertebralVein,
     Cleft,
+    EndplateDefect,
     Features,
     Lesion,
+    PosteriorDefect,
     VeinChannel,
-    body_dims,
-    boundary_names,
     check_needles_clear_of_vein,
-    core_dims,
-    lumbar_level_dimensions,
-    parse_features,
-    parse_needles,
-    region_names,
-    validate_patches,
-    vertebral_body_contains,
+    checked_features,
 )
 
 if TYPE_CHECKING:
     from sim.scenario.geometry import VertebralBodyGeometry
     from sim.scenario.injection import Needle
 
-__all__ = [
-    "FIRST_NEEDLE_TAG",
-    "LUMBAR_LEVELS_FILE",
-    "OPTIONAL_SURFACE_GROUPS",
-    "OPTIONAL_VOLUME_GROUPS",
-    "SURFACE_GROUPS",
-    "VOLUME_GROUPS",
-    "add_vertebral_body",
-    "boundary_names",
-    "lumbar_level_dimensions",
-    "mesh_vertebral_body",
-    "region_names",
-    "vertebral_body_contains",
-]
+__all__ = ["add_vertebral_body", "mesh_vertebral_body"]
 
 #: the size is h_outlet up to this many h_outlet beyond the edge of an outlet patch
 _OUTLET_SIZE_REACH = 3.0
@@ -340,20 +330,22 @@ def _add_feature_tools(
     occ = gmsh.model.occ
     volumes: dict[str, list[tuple[int, int]]] = {}
     patches: dict[str, list[tuple[int, int]]] = {}
-    if features.posterior_defect is not None:
-        y, z, r = features.posterior_defect
+    wall_defect = features.posterior_defect
+    if wall_defect is not None:
+        y, z, r = wall_defect.y, wall_defect.z, wall_defect.radius
         patches["posterior_defect"] = [(2, occ.addDisk(
             body.x_wall, y, z, r, r, zAxis=[1.0, 0.0, 0.0], xAxis=[0.0, 1.0, 0.0]
         ))]  # fmt: skip
     if features.endplate_defect is not None:
-        side, x, y, r = features.endplate_defect
-        z = body.half_height if side == "upper" else -body.half_height
-        patches["endplate_defect"] = [(2, occ.addDisk(x, y, z, r, r))]
+        plate = features.endplate_defect
+        z = body.half_height if plate.side == "upper" else -body.half_height
+        r = plate.radius
+        patches["endplate_defect"] = [(2, occ.addDisk(plate.x, plate.y, z, r, r))]
     if features.cortex is not None:
         core = _add_core(body, features.cortex)
         disks = [foramen]
-        if features.posterior_defect is not None:
-            disks.append(features.posterior_defect)
+        if wall_defect is not None:
+            disks.append((wall_defect.y, wall_defect.z, wall_defect.radius))
         volumes["channel"] = _add_channels(core, body, features.cortex, disks, *veins)
         volumes["core"] = [(3, core)]
     if features.cleft is not None:
@@ -584,17 +576,17 @@ def add_vertebral_body(
     vein_radius: float = 1.5e-3,
     vein_x: float = 0.0,
     target_fraction: float = 2.0 / 3.0,
-    needles: Sequence[tuple],
+    needles: Sequence[NeedleTip],
     h_tip: float = 0.4e-3,
     h_max: float = 3e-3,
     growth: float = 0.3,
     h_outlet: float = 0.5e-3,
     cortical_shell: float | None = None,
-    posterior_defect: tuple[float, float, float] | None = None,
-    endplate_defect: tuple[str, float, float, float] | None = None,
-    cleft: Mapping[str, Any] | None = None,
-    lesion: Mapping[str, Any] | None = None,
-    basivertebral_vein: Mapping[str, Any] | None = None,
+    posterior_defect: PosteriorDefect | None = None,
+    endplate_defect: EndplateDefect | None = None,
+    cleft: Cleft | None = None,
+    lesion: Lesion | None = None,
+    basivertebral_vein: BasivertebralVein | None = None,
 ) -> None:
     """Build the vertebral body into the current gmsh model (gmsh initialised, model added).
 
@@ -623,9 +615,9 @@ def add_vertebral_body(
         The ``anterior`` region is the anterior ``target_fraction`` of the AP extent
         (x > a - target_fraction*depth); in (0, 1).
     needles:
-        ``(name, tip_xyz, radius)`` or ``(name, tip_xyz, radius, entry_xyz)`` per needle: a
-        spherical cavity of ``radius`` (the needle's inner radius) centred at ``tip_xyz`` is
-        removed from the bone and its surface is the group ``name``. The cavity must lie
+        A :class:`~sim.shapes.primitives.NeedleTip` per needle: a spherical cavity of its
+        ``radius`` (the needle's inner radius) centred at its ``centre`` is removed from the
+        bone and its surface is the group named after the needle. The cavity must lie
         inside the body (inside the trabecular core with a cortical shell) at least ``h_tip``
         from its boundary and from the other cavities, and either cross the split plane or
         stay clear of it by ``h_tip/2``. The entry point (outside the body; the shaft is not
@@ -648,35 +640,35 @@ def add_vertebral_body(
         outlet patches (foramen, veins, posterior defect) open through it: the bone under
         them is trabecular, not cortex.
     posterior_defect:
-        ``(y, z, radius)``: a disk on the posterior wall, the boundary group
-        ``posterior_defect`` (a breach into the spinal canal), ``h_outlet`` clear of the
-        wall's edges and of the basivertebral foramen.
+        A :class:`PosteriorDefect` (y, z, radius): a disk on the posterior wall, the boundary
+        group ``posterior_defect`` (a breach into the spinal canal), ``h_outlet`` clear of
+        the wall's edges and of the basivertebral foramen.
     endplate_defect:
-        ``("upper" | "lower", x, y, radius)``: a disk on that endplate, the boundary group
-        ``endplate_defect`` (a breach into the disc), over the trabecular core.
+        An :class:`EndplateDefect` (side "upper" or "lower", x, y, radius): a disk on that
+        endplate, the boundary group ``endplate_defect`` (a breach into the disc), over the
+        trabecular core.
     cleft:
-        ``{"centre": xyz, "normal": unit vector, "thickness": t, "radius": r}``: the region
-        ``cleft``, a slab of thickness t and radius r clipped to the body, meshed with
-        ``h <= t/2``.
+        A :class:`Cleft` (centre, unit normal, thickness t, radius r): the region ``cleft``,
+        a slab of thickness t and radius r clipped to the body, meshed with ``h <= t/2``.
     lesion:
-        ``{"centre": xyz, "radii": (rx, ry, rz)}``: the region ``lesion``, an axis-aligned
-        ellipsoid clipped to the body (its centre inside), meshed with a quarter of its
-        smallest semi-axis (at most ``h_max``).
+        A :class:`Lesion` (centre, radii along x, y, z): the region ``lesion``, an
+        axis-aligned ellipsoid clipped to the body (its centre inside), meshed with a quarter
+        of its smallest semi-axis (at most ``h_max``).
     basivertebral_vein:
-        ``{"radius": r, "length": L}``: the region ``basivertebral_vein``, a channel of
-        radius r (at most ``foramen_radius``) from the centre of the basivertebral foramen
-        along +x for L, meshed with ``h <= r/2``.
+        A :class:`BasivertebralVein` (radius r, length L): the region ``basivertebral_vein``,
+        a channel of radius r (at most ``foramen_radius``) from the centre of the
+        basivertebral foramen along +x for L, meshed with ``h <= r/2``.
     The regions are disjoint: lesion over cleft over basivertebral vein over cortex over
     anterior/posterior. A needle
-    cavity may lie in a cleft or lesion. :func:`boundary_names` and :func:`region_names` list
-    the groups a set of features gives.
+    cavity may lie in a cleft or lesion. :func:`sim.shapes.vertebral_body.boundary_names` and
+    :func:`~sim.shapes.vertebral_body.region_names` list the groups a set of features gives.
 
     Raises ValueError naming the parameter, its value and the allowed range for bad input.
     """
     body = body_dims(depth, width, height, posterior_flat, target_fraction)
     validate_sizes(h_tip, h_max, growth, h_outlet)
     validate_patches(body, foramen_radius, foramen_height, vein_radius, vein_x, h_outlet)
-    features = parse_features(
+    features = checked_features(
         body,
         cortical_shell=cortical_shell,
         posterior_defect=posterior_defect,
@@ -690,7 +682,7 @@ def add_vertebral_body(
         h_max=h_max,
     )
     core = None if features.cortex is None else core_dims(body, features.cortex)
-    parsed = parse_needles(needles, body, h_tip, core)
+    parsed = checked_needles(needles, body, h_tip, core)
     if features.basivertebral_vein is not None:
         check_needles_clear_of_vein(parsed, features.basivertebral_vein, h_tip)
 
@@ -727,11 +719,12 @@ def add_vertebral_body(
         ((vein_x, y_vein, 0.0), vein_radius),
     ]
     if features.posterior_defect is not None:
-        y, z, r = features.posterior_defect
-        outlets.append(((body.x_wall, y, z), r))
+        wall = features.posterior_defect
+        outlets.append(((body.x_wall, wall.y, wall.z), wall.radius))
     if features.endplate_defect is not None:
-        side, x, y, r = features.endplate_defect
-        outlets.append(((x, y, body.half_height * (1.0 if side == "upper" else -1.0)), r))
+        plate = features.endplate_defect
+        z = body.half_height * (1.0 if plate.side == "upper" else -1.0)
+        outlets.append(((plate.x, plate.y, z), plate.radius))
     extra = _feature_size_fields(features, regions, body, h_max, growth)
     _add_size_field(
         parsed, outlets, h_tip=h_tip, h_max=h_max, growth=growth, h_outlet=h_outlet, extra=extra
@@ -758,7 +751,7 @@ def mesh_vertebral_body(
         vein_radius=geometry.vein_radius,
         vein_x=geometry.vein_x,
         target_fraction=geometry.target_fraction,
-        needles=needle_specs(needles),
+        needles=needle_tips(needles),
         **geometry.mesh.builder_sizes(),
         **geometry.features(),
     )

@@ -23,7 +23,8 @@ from sim.scenario.injection import Name
 from sim.scenario.selectors import SelectorSpec
 from sim.shapes import sacrum as sacrum_shape
 from sim.shapes import vertebral_body as body_shape
-from sim.shapes.primitives import needle_specs, validate_sizes
+from sim.shapes import vertebral_features
+from sim.shapes.primitives import needle_tips, validate_sizes
 from sim.units import Dimension, Length, LengthUnit, Point, point_to_si, to_si
 
 if TYPE_CHECKING:
@@ -301,20 +302,28 @@ class VertebralBodyGeometry(GeometryKind):
         return data
 
     def features(self) -> dict[str, Any]:
-        """The optional features as keyword arguments of the gmsh builder."""
+        """The optional features as keyword arguments of the gmsh builder: the cortical shell
+        thickness (m) and the typed features of sim.shapes.vertebral_features (m)."""
         out: dict[str, Any] = {"cortical_shell": self.cortical_shell}
         if self.posterior_defect is not None:
             d = self.posterior_defect
-            out["posterior_defect"] = (d.y, d.z, d.radius)
+            out["posterior_defect"] = vertebral_features.PosteriorDefect(d.y, d.z, d.radius)
         if self.endplate_defect is not None:
             e = self.endplate_defect
-            out["endplate_defect"] = (e.side, e.x, e.y, e.radius)
+            out["endplate_defect"] = vertebral_features.EndplateDefect(e.side, e.x, e.y, e.radius)
         if self.cleft is not None:
-            out["cleft"] = self.cleft.model_dump()
+            c = self.cleft
+            out["cleft"] = vertebral_features.Cleft(
+                np.asarray(c.centre), np.asarray(c.normal), c.thickness, c.radius
+            )
         if self.lesion is not None:
-            out["lesion"] = self.lesion.model_dump()
+            lesion = self.lesion
+            out["lesion"] = vertebral_features.Lesion(
+                np.asarray(lesion.centre), np.asarray(lesion.radii)
+            )
         if self.basivertebral_vein is not None:
-            out["basivertebral_vein"] = self.basivertebral_vein.model_dump()
+            v = self.basivertebral_vein
+            out["basivertebral_vein"] = vertebral_features.BasivertebralVein(v.radius, v.length)
         return out
 
     def boundary_names(self) -> set[str]:
@@ -372,11 +381,6 @@ class FractureLine(Section):
     thickness: PositiveLength = 1.5e-3
     length: PositiveLength | None = None
 
-    def as_entry(self) -> tuple[Any, ...]:
-        """The ``(side, offset, thickness[, length])`` entry of the gmsh builder."""
-        entry = (self.side, self.offset, self.thickness)
-        return entry if self.length is None else (*entry, self.length)
-
 
 class NamedLesion(Lesion):
     """A lytic tumour or alar void: ellipsoid region `name` with semi-axes `radii` along x, y,
@@ -384,8 +388,9 @@ class NamedLesion(Lesion):
 
     name: Name
 
-    def as_entry(self) -> tuple[str, np.ndarray, np.ndarray]:
-        return (self.name, np.asarray(self.centre), np.asarray(self.radii))
+    def ellipsoid(self) -> sacrum_shape.Ellipsoid:
+        """The lesion as the sacrum builder takes it (m)."""
+        return sacrum_shape.Ellipsoid(self.name, np.asarray(self.centre), np.asarray(self.radii))
 
 
 class NeedlePath(Section):
@@ -460,16 +465,18 @@ class SacrumGeometry(GeometryKind):
         self._parsed()
         return self
 
-    def _parsed(self) -> tuple[Any, list[Any], list[Any]]:
+    def _parsed(
+        self,
+    ) -> tuple[sacrum_shape.Shape, list[sacrum_shape.Ellipsoid], list[sacrum_shape.Slab]]:
         """The builder's checked shape, lesions and fracture slabs (ValueError if bad)."""
         shape = _sacrum_shape(tuple(self.shape_params().items()))
         validate_sizes(**self.mesh.builder_sizes())
         features = self.features()
-        lesions = sacrum_shape.parse_lesions(features["tumours"], features["alar_voids"], shape)
+        lesions = sacrum_shape.checked_lesions(features["tumours"], features["alar_voids"], shape)
         slabs = []
         for k, line in enumerate(features["fracture_lines"]):  # one by one: name the bad one
             try:
-                slabs += sacrum_shape.parse_fractures([line], shape)
+                slabs += sacrum_shape.checked_fractures([line], shape)
             except ValueError as exc:
                 raise ValueError(f"fracture_lines.{k}: {exc}") from None
         return shape, lesions, slabs
@@ -492,11 +499,15 @@ class SacrumGeometry(GeometryKind):
         }
 
     def features(self) -> dict[str, Any]:
-        """Fracture lines, tumours and alar voids as keyword arguments of the builder."""
+        """Fracture lines, tumours and alar voids as keyword arguments of the builder: the
+        typed features of sim.shapes.sacrum (m)."""
         return {
-            "fracture_lines": [f.as_entry() for f in self.fracture_lines],
-            "tumours": [t.as_entry() for t in self.tumours],
-            "alar_voids": [v.as_entry() for v in self.alar_voids],
+            "fracture_lines": [
+                sacrum_shape.FractureLine(f.side, f.offset, f.thickness, f.length)
+                for f in self.fracture_lines
+            ],
+            "tumours": [t.ellipsoid() for t in self.tumours],
+            "alar_voids": [v.ellipsoid() for v in self.alar_voids],
         }
 
     def builder_kwargs(self) -> dict[str, Any]:
@@ -520,11 +531,11 @@ class SacrumGeometry(GeometryKind):
                 f"geometry.needle_paths: {unknown} name no needle; the needles are {names}"
             )
         shape, lesions, slabs = self._parsed()
-        specs = needle_specs(needles)
-        for i in range(len(specs)):
+        tips = needle_tips(needles)
+        for i in range(len(tips)):
             try:
-                sacrum_shape.parse_needles(
-                    specs[: i + 1], shape, lesions, slabs, self.mesh.size_tip
+                sacrum_shape.checked_needles(
+                    tips[: i + 1], shape, lesions, slabs, self.mesh.size_tip
                 )
             except ValueError as exc:
                 field = getattr(exc, "field", None)  # a ShapeError names the needle's field

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,7 +52,9 @@ def finite_point(
 
 @dataclass(frozen=True)
 class NeedleTip:
-    """A needle tip: the cavity (or source) centre and radius (m), the entry point if given."""
+    """A needle tip as the builders take it: its name (the group of its cavity), the cavity
+    (or source) centre and radius (m), and the entry point (m) if given, whose path to the
+    tip the anatomy builders check."""
 
     name: str
     centre: np.ndarray
@@ -60,30 +62,28 @@ class NeedleTip:
     entry: np.ndarray | None = None
 
 
-def needle_specs(needles: Sequence[Needle]) -> list[tuple[Any, ...]]:
-    """``(name, tip, inner radius[, entry])`` per scenario needle (m): the needles argument of
-    the gmsh anatomy builders, parsed by :func:`parse_needle`."""
+def needle_tips(needles: Sequence[Needle]) -> list[NeedleTip]:
+    """The tips of scenario needles, each with a tip (m): the centre is the needle's tip, the
+    radius its inner radius, the entry its entry point if given."""
     return [
-        (n.name, np.asarray(n.tip), n.inner_radius)
-        + ((np.asarray(n.entry),) if n.entry is not None else ())
+        NeedleTip(
+            n.name,
+            np.asarray(n.tip),
+            n.inner_radius,
+            None if n.entry is None else np.asarray(n.entry),
+        )
         for n in needles
     ]
 
 
-def parse_needle(
-    item: object, reserved: Collection[str], earlier: Sequence[NeedleTip]
-) -> tuple[str, np.ndarray, float, object]:
-    """Name, tip (m), radius (m) and raw entry point (None if not given) of one needle
-    ``(name, tip, radius[, entry])``: the name non-empty, not `reserved` and not one of the
-    `earlier` needles', the tip 3 finite numbers and the radius > 0 (ValueError otherwise)."""
-    require(
-        isinstance(item, Sequence) and len(item) in (3, 4),
-        "needle",
-        item,
-        "(name, tip, radius[, entry])",
-    )
-    assert isinstance(item, Sequence)
-    name, tip, radius = item[0], item[1], float(item[2])
+def checked_needle(
+    needle: NeedleTip, reserved: Collection[str], earlier: Sequence[NeedleTip]
+) -> NeedleTip:
+    """`needle` with its tip as 3 floats (m) and its radius a float (m), checked: the name
+    non-empty, not `reserved` and not one of the `earlier` needles', the tip 3 finite numbers
+    and the radius > 0 (ShapeError otherwise). The entry point is left as given: each
+    anatomy checks its path."""
+    name, radius = needle.name, float(needle.radius)
     require(
         isinstance(name, str) and name != "" and name not in reserved,
         "needle name",
@@ -92,9 +92,9 @@ def parse_needle(
         field="name",
     )
     require(name not in {n.name for n in earlier}, "needle name", name, "unique", field="name")
-    centre = finite_point(tip, f"tip of needle {name!r}", field="tip")
+    centre = finite_point(needle.centre, f"tip of needle {name!r}", field="tip")
     require(radius > 0.0, f"radius of needle {name!r}", radius, "> 0 m")
-    return name, centre, radius, item[3] if len(item) == 4 else None
+    return NeedleTip(name, centre, radius, needle.entry)
 
 
 def require_cavities_apart(

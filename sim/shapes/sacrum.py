@@ -18,9 +18,9 @@ import numpy as np
 from sim.shapes.primitives import (
     NeedleTip,
     ShapeError,
+    checked_needle,
     distance_to_ellipse,
     finite_point,
-    parse_needle,
     require,
     require_cavities_apart,
     side_sign,
@@ -38,14 +38,15 @@ __all__ = [
     "VOLUME_GROUPS",
     "Ellipse",
     "Ellipsoid",
+    "FractureLine",
     "Shape",
     "Slab",
     "boundary_names",
+    "checked_fractures",
+    "checked_lesions",
+    "checked_needles",
     "checked_shape",
     "needle_path",
-    "parse_fractures",
-    "parse_lesions",
-    "parse_needles",
     "region_names",
     "sacrum_contains",
 ]
@@ -543,16 +544,29 @@ def _check_consistency(shape: Shape, foramen_offsets: object) -> None:
 
 @dataclass(frozen=True)
 class Ellipsoid:
-    """A lesion: axis-aligned (global x, y, z) ellipsoid."""
+    """A lesion (tumour or alar void), the region ``name``: an axis-aligned ellipsoid with
+    its centre (m, global frame) and semi-axes ``radii`` (m) along global x, y, z."""
 
     name: str
-    kind: str  # "tumour" or "void"
-    centre: np.ndarray  # global
+    centre: np.ndarray
     radii: np.ndarray
 
     def sd(self, p_global: np.ndarray) -> float:
         """Signed distance to the ellipsoid surface, > 0 inside."""
         return _ellipsoid_sd(np.asarray(p_global, float) - self.centre, self.radii)
+
+
+@dataclass(frozen=True)
+class FractureLine:
+    """A vertical alar fracture as asked for: on the ``side`` ("left" or "right") ala, a slab
+    of ``thickness`` (m) whose mid-plane is ``offset`` (m) from the midsagittal plane, down
+    to ``length`` (m) below the endplate plane along the long axis (None: to the S2/S3
+    junction)."""
+
+    side: str
+    offset: float
+    thickness: float = _FRACTURE_THICKNESS
+    length: float | None = None
 
 
 @dataclass(frozen=True)
@@ -603,22 +617,17 @@ def _ellipsoid_sd(q: np.ndarray, radii: np.ndarray) -> float:
     return d if inside else -d
 
 
-def parse_lesions(
-    tumours: Sequence | None, voids: Sequence | None, shape: Shape
+def checked_lesions(
+    tumours: Sequence[Ellipsoid], voids: Sequence[Ellipsoid], shape: Shape
 ) -> list[Ellipsoid]:
-    """Check the tumour and alar-void ellipsoids (names, sizes, inside the bone, clear of the
-    foramina, canal and disc); ValueError naming the bad one."""
+    """The tumour and alar-void ellipsoids (centres and radii as floats, m), checked: names,
+    sizes, centres inside the bone (not in the foramina, canal or disc); ValueError naming
+    the bad one."""
     lesions: list[Ellipsoid] = []
     reserved = set(VOLUME_GROUPS) | set(SURFACE_GROUPS)
     for kind, entries, what in (("tumour", tumours, "tumours"), ("void", voids, "alar_voids")):
-        for entry in entries or ():
-            require(
-                isinstance(entry, Sequence) and len(entry) == 3,
-                what,
-                entry,
-                "(name, centre, radii) entries",
-            )
-            name, centre, radii = entry
+        for lesion in entries:
+            name = lesion.name
             require(
                 isinstance(name, str) and name != "" and name not in reserved,
                 f"{what} name",
@@ -626,12 +635,12 @@ def parse_lesions(
                 f"a non-empty string other than {sorted(reserved)}",
             )
             require(name not in {les.name for les in lesions}, f"{what} name", name, "unique")
-            c = finite_point(centre, f"centre of {kind} {name!r}")
-            r = np.asarray(radii, dtype=float)
+            c = finite_point(lesion.centre, f"centre of {kind} {name!r}")
+            r = np.asarray(lesion.radii, dtype=float)
             require(
                 r.shape == (3,) and bool(np.all(r > 0.0)),
                 f"radii of {kind} {name!r}",
-                radii,
+                lesion.radii,
                 "3 lengths > 0 m (along x, y, z)",
             )
             require(
@@ -640,24 +649,18 @@ def parse_lesions(
                 tuple(c.tolist()),
                 f"inside the bone (it is {shape.locate(shape.to_local(c))})",
             )
-            lesions.append(Ellipsoid(name, kind, c, r))
+            lesions.append(Ellipsoid(name, c, r))
     return lesions
 
 
-def parse_fractures(entries: Sequence | None, shape: Shape) -> list[Slab]:
-    """Check the vertical alar fracture lines (side, offset between the foramina and the
-    sacroiliac joint, thickness, length); ValueError naming the bad one."""
+def checked_fractures(lines: Sequence[FractureLine], shape: Shape) -> list[Slab]:
+    """The slabs of the vertical alar fracture lines, checked: side, offset between the
+    foramina and the sacroiliac joint, thickness, length (m); ValueError naming the bad
+    one."""
     slabs = []
-    for entry in entries or ():
-        require(
-            isinstance(entry, Sequence) and 2 <= len(entry) <= 4,
-            "fracture_lines",
-            entry,
-            "(side, offset[, thickness[, length]]) entries",
-        )
-        side, offset = entry[0], float(entry[1])
-        thickness = float(entry[2]) if len(entry) > 2 else _FRACTURE_THICKNESS
-        length = float(entry[3]) if len(entry) > 3 else -shape.levels[2]
+    for line in lines:
+        side, offset, thickness = line.side, float(line.offset), float(line.thickness)
+        length = -shape.levels[2] if line.length is None else float(line.length)
         require(side in SIDES, "fracture side", side, f"one of {SIDES}")
         require(thickness > 0.0, "fracture thickness", thickness, "> 0 m")
         require(
@@ -687,14 +690,20 @@ def parse_fractures(entries: Sequence | None, shape: Shape) -> list[Slab]:
     return slabs
 
 
-def parse_needles(
-    needles: Sequence, shape: Shape, lesions: list[Ellipsoid], slabs: list[Slab], h_tip: float
+def checked_needles(
+    needles: Sequence[NeedleTip],
+    shape: Shape,
+    lesions: list[Ellipsoid],
+    slabs: list[Slab],
+    h_tip: float,
 ) -> list[NeedleTip]:
-    """Validate the needles (tips, cavities, entry paths) and return them."""
+    """The needles, checked (tips, cavities, entry paths), with their tips and entry points
+    (if given) as 3 floats (m, global frame)."""
     reserved = set(VOLUME_GROUPS) | set(SURFACE_GROUPS) | {les.name for les in lesions}
-    parsed: list[NeedleTip] = []
-    for item in needles:
-        name, centre, radius, entry = parse_needle(item, reserved, parsed)
+    checked: list[NeedleTip] = []
+    for needle in needles:
+        tip = checked_needle(needle, reserved, checked)
+        name, centre, radius = tip.name, tip.centre, tip.radius
         local = shape.to_local(centre)
         clearance = shape.bone_sd(local)
         if clearance - radius < h_tip:
@@ -712,13 +721,13 @@ def parse_needles(
                 field="tip",
             )
         _check_interfaces(name, centre, radius, shape, lesions, slabs, h_tip)
-        require_cavities_apart(name, centre, radius, parsed, h_tip)
+        require_cavities_apart(name, centre, radius, checked, h_tip)
         start = None
-        if entry is not None:
-            start = finite_point(entry, f"entry of needle {name!r}", field="entry")
+        if tip.entry is not None:
+            start = finite_point(tip.entry, f"entry of needle {name!r}", field="entry")
             _check_path(name, start, centre, shape)
-        parsed.append(NeedleTip(name, centre, radius, start))
-    return parsed
+        checked.append(NeedleTip(name, centre, radius, start))
+    return checked
 
 
 def _check_interfaces(
@@ -868,15 +877,15 @@ def needle_path(
 
 
 def _feature_names(
-    needles: Sequence = (),
-    fracture_lines: Sequence | None = None,
-    tumours: Sequence | None = None,
-    alar_voids: Sequence | None = None,
+    needles: Sequence[NeedleTip] = (),
+    fracture_lines: Sequence[FractureLine] = (),
+    tumours: Sequence[Ellipsoid] = (),
+    alar_voids: Sequence[Ellipsoid] = (),
 ) -> tuple[list[str], list[str], list[str]]:
     """Names of needles, fracture regions and lesion regions (no validation)."""
-    fractures = sorted({f"fracture_{e[0]}" for e in fracture_lines or ()})
-    lesions = [e[0] for e in (tumours or ())] + [e[0] for e in (alar_voids or ())]
-    return [n[0] for n in needles], fractures, lesions
+    fractures = sorted({f"fracture_{line.side}" for line in fracture_lines})
+    lesions = [les.name for les in (*tumours, *alar_voids)]
+    return [n.name for n in needles], fractures, lesions
 
 
 def boundary_names(**features: Any) -> set[str]:

@@ -1,14 +1,14 @@
 """Analytic shape of the idealised lumbar vertebral body (no gmsh, no DOLFINx): its tag names,
-the inside test, the checks of its parameters, features and needles, and the per-level
-dimensions. The gmsh builder (sim.geometry.vertebral_body, whose docstring describes the body,
-its frame, features and groups) builds from them; the scenario schema validates with them.
-SI units (m).
+the inside test, the checks of its parameters and needles, and the per-level dimensions (its
+optional features are in sim.shapes.vertebral_features). The gmsh builder
+(sim.geometry.vertebral_body, whose docstring describes the body, its frame, features and
+groups) builds from them; the scenario schema validates with them. SI units (m).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,9 +18,9 @@ import numpy as np
 
 from sim.shapes.primitives import (
     NeedleTip,
+    checked_needle,
     distance_to_ellipse,
     finite_point,
-    parse_needle,
     require,
     require_cavities_apart,
 )
@@ -34,14 +34,12 @@ __all__ = [
     "SURFACE_GROUPS",
     "VOLUME_GROUPS",
     "Body",
-    "Features",
+    "body_clearance",
     "body_dims",
     "boundary_names",
-    "check_needles_clear_of_vein",
+    "checked_needles",
     "core_dims",
     "lumbar_level_dimensions",
-    "parse_features",
-    "parse_needles",
     "region_names",
     "validate_patches",
     "vertebral_body_contains",
@@ -94,63 +92,6 @@ class Body:
         return self.b * math.sqrt(max(0.0, 1.0 - (x / self.a) ** 2))
 
 
-@dataclass(frozen=True)
-class Cleft:
-    """A fracture cleft: a flat disk-shaped slab (all lengths in m, normal a unit vector)."""
-
-    centre: np.ndarray
-    normal: np.ndarray
-    thickness: float
-    radius: float
-
-    def x_half_extent(self) -> float:
-        """Half the extent of the slab along x (m)."""
-        nx = abs(float(self.normal[0]))
-        return self.radius * math.sqrt(max(0.0, 1.0 - nx * nx)) + 0.5 * self.thickness * nx
-
-    def size(self) -> float:
-        """Element size inside the slab (m): half its thickness."""
-        return 0.5 * self.thickness
-
-
-@dataclass(frozen=True)
-class Lesion:
-    """A lytic lesion: an axis-aligned ellipsoid (centre and semi-axes in m)."""
-
-    centre: np.ndarray
-    radii: np.ndarray
-
-    def size(self, h_max: float) -> float:
-        """Element size inside the lesion (m): a quarter of its smallest semi-axis."""
-        return min(h_max, 0.25 * float(self.radii.min()))
-
-
-@dataclass(frozen=True)
-class VeinChannel:
-    """A straight channel of ``radius`` (m) from ``start`` (m, on the posterior wall) along +x
-    for ``length`` (m)."""
-
-    start: np.ndarray
-    length: float
-    radius: float
-
-    def size(self) -> float:
-        """Element size inside the channel (m): half its radius."""
-        return 0.5 * self.radius
-
-
-@dataclass(frozen=True)
-class Features:
-    """The optional features of one body, validated (lengths in m)."""
-
-    cortex: float | None = None
-    posterior_defect: tuple[float, float, float] | None = None
-    endplate_defect: tuple[str, float, float, float] | None = None
-    cleft: Cleft | None = None
-    lesion: Lesion | None = None
-    basivertebral_vein: VeinChannel | None = None
-
-
 def body_dims(
     depth: float, width: float, height: float, posterior_flat: float, target_fraction: float
 ) -> Body:
@@ -172,7 +113,7 @@ def body_dims(
 # --- analytic inside test -------------------------------------------------------------------
 
 
-def _clearance(point: np.ndarray, body: Body) -> float:
+def body_clearance(point: np.ndarray, body: Body) -> float:
     """Signed distance (m) from ``point`` to the body surface: > 0 inside, < 0 outside.
 
     Inside, the body is the intersection of three convex sets (elliptic cylinder, half-space,
@@ -209,7 +150,7 @@ def vertebral_body_contains(
     if cortical_shell is not None:
         require(cortical_shell > 0.0, "cortical_shell", cortical_shell, "> 0 m")
         body = core_dims(body, cortical_shell)
-    return _clearance(finite_point(point, "point", "3 finite numbers"), body) >= margin
+    return body_clearance(finite_point(point, "point", "3 finite numbers"), body) >= margin
 
 
 # --- input validation -----------------------------------------------------------------------
@@ -259,28 +200,29 @@ def validate_patches(
     )
 
 
-def parse_needles(
-    needles: Sequence[tuple],
+def checked_needles(
+    needles: Sequence[NeedleTip],
     body: Body,
     h_tip: float,
     core: Body | None = None,
 ) -> list[NeedleTip]:
-    """Validate the needles and return them as `NeedleTip` records.
+    """The needles, checked, with their tips and entry points (if given) as 3 floats (m).
 
     With a cortical shell, ``core`` is the trabecular core inside it: the cavities must lie in
     the core, h_tip clear of the shell.
     """
-    require(len(needles) > 0, "needles", needles, "at least one (name, tip, radius)")
+    require(len(needles) > 0, "needles", needles, "at least one needle")
     reserved = (
         set(VOLUME_GROUPS) | set(SURFACE_GROUPS)
         | set(OPTIONAL_VOLUME_GROUPS) | set(OPTIONAL_SURFACE_GROUPS)
     )  # fmt: skip
-    parsed: list[NeedleTip] = []
-    for item in needles:
-        name, centre, radius, entry = parse_needle(item, reserved, parsed)
+    checked: list[NeedleTip] = []
+    for needle in needles:
+        tip = checked_needle(needle, reserved, checked)
+        name, centre, radius = tip.name, tip.centre, tip.radius
         inner = body if core is None else core
         where = "the body" if core is None else "the trabecular core (inside the cortical shell)"
-        clearance = _clearance(centre, inner)
+        clearance = body_clearance(centre, inner)
         require(
             clearance - radius >= h_tip,
             f"tip of needle {name!r}",
@@ -289,10 +231,10 @@ def parse_needles(
             f"from its boundary (cavity clearance is {clearance - radius:.6g} m)",
         )
         _check_split_clearance(name, centre, radius, body, h_tip)
-        require_cavities_apart(name, centre, radius, parsed, h_tip)
-        point = None if entry is None else _check_entry(name, entry, centre, body)
-        parsed.append(NeedleTip(name, centre, radius, point))
-    return parsed
+        require_cavities_apart(name, centre, radius, checked, h_tip)
+        entry = None if tip.entry is None else _check_entry(name, tip.entry, centre, body)
+        checked.append(NeedleTip(name, centre, radius, entry))
+    return checked
 
 
 def _check_entry(name: str, entry: object, tip: np.ndarray, body: Body) -> np.ndarray:
@@ -303,7 +245,7 @@ def _check_entry(name: str, entry: object, tip: np.ndarray, body: Body) -> np.nd
     """
     point = finite_point(entry, f"entry point of needle {name!r}")
     require(
-        _clearance(point, body) < 0.0,
+        body_clearance(point, body) < 0.0,
         f"entry point of needle {name!r}",
         tuple(point.tolist()),
         "outside the vertebral body (the needle enters the body from outside)",
@@ -311,7 +253,7 @@ def _check_entry(name: str, entry: object, tip: np.ndarray, body: Body) -> np.nd
     outside, inside = 0.0, 1.0  # path parameter: entry + s (tip - entry)
     for _ in range(60):
         s = 0.5 * (outside + inside)
-        if _clearance(point + s * (tip - point), body) >= 0.0:
+        if body_clearance(point + s * (tip - point), body) >= 0.0:
             inside = s
         else:
             outside = s
@@ -352,211 +294,6 @@ def core_dims(body: Body, thickness: float) -> Body:
         half_height=body.half_height,
         x_wall=body.x_wall + thickness,
         x_split=body.x_split,
-    )
-
-
-def _check_keys(value: object, name: str, keys: Sequence[str]) -> Mapping[str, Any]:
-    """``value`` as a mapping with exactly ``keys``, or ValueError naming what is wrong."""
-    require(isinstance(value, Mapping), name, value, f"a mapping with keys {list(keys)}")
-    assert isinstance(value, Mapping)
-    unknown = sorted(set(value) - set(keys))
-    missing = [k for k in keys if k not in value]
-    require(not unknown and not missing, name, dict(value),
-             f"exactly the keys {list(keys)} (unknown {unknown}, missing {missing})")  # fmt: skip
-    return value
-
-
-def parse_features(
-    body: Body,
-    *,
-    cortical_shell: float | None,
-    posterior_defect: Sequence[float] | None,
-    endplate_defect: Sequence[Any] | None,
-    cleft: Mapping[str, Any] | None,
-    lesion: Mapping[str, Any] | None,
-    basivertebral_vein: Mapping[str, Any] | None,
-    foramen_radius: float,
-    foramen_height: float,
-    h_outlet: float,
-    h_max: float,
-) -> Features:
-    """Validate the optional features (ValueError naming the feature, value and range)."""
-    shell = 0.0  # thickness of the cortical shell (m), 0 without one
-    if cortical_shell is not None:
-        shell = float(cortical_shell)
-        limit = 0.1 * min(body.a - body.x_wall, 2.0 * body.b)
-        require(0.0 < shell <= limit, "cortical_shell", cortical_shell,
-                 f"in (0, {limit:.6g}] m (a tenth of the depth or width)")  # fmt: skip
-    return Features(
-        cortex=None if cortical_shell is None else shell,
-        posterior_defect=_parse_posterior_defect(
-            posterior_defect, body, foramen_radius, foramen_height, h_outlet
-        ),
-        endplate_defect=_parse_endplate_defect(endplate_defect, body, shell, h_outlet),
-        cleft=_parse_cleft(cleft, body),
-        lesion=_parse_lesion(lesion, body, h_max),
-        basivertebral_vein=_parse_vein_channel(
-            basivertebral_vein, body, foramen_radius, foramen_height
-        ),
-    )
-
-
-def _parse_posterior_defect(
-    value: Sequence[float] | None,
-    body: Body,
-    foramen_radius: float,
-    foramen_height: float,
-    h_outlet: float,
-) -> tuple[float, float, float] | None:
-    """(y, z, radius) of a hole in the posterior wall, clear of the wall's edges and of the
-    basivertebral foramen by h_outlet."""
-    if value is None:
-        return None
-    require(
-        isinstance(value, Sequence) and len(value) == 3,
-        "posterior_defect", value, "(y, z, radius) in m",
-    )  # fmt: skip
-    y, z, r = (float(v) for v in value)
-    require(h_outlet <= r, "posterior_defect", tuple(value),
-             f"a radius >= h_outlet = {h_outlet} m")  # fmt: skip
-    y_max = body.wall_half_width - r - h_outlet
-    z_max = body.half_height - r - h_outlet
-    require(
-        abs(y) <= y_max and abs(z) <= z_max,
-        "posterior_defect",
-        tuple(value),
-        f"a disk on the posterior wall h_outlet = {h_outlet} m inside its edges: |y| <= "
-        f"{y_max:.6g} m and |z| <= {z_max:.6g} m for this radius",
-    )
-    gap = math.hypot(y, z - foramen_height) - r - foramen_radius
-    require(
-        gap >= h_outlet,
-        "posterior_defect",
-        tuple(value),
-        f"clear of the basivertebral foramen (centre (0, {foramen_height:.6g}) m, radius "
-        f"{foramen_radius} m) by at least h_outlet = {h_outlet} m (the gap is {gap:.6g} m)",
-    )
-    return y, z, r
-
-
-def _parse_endplate_defect(
-    value: Sequence[Any] | None, body: Body, shell: float, h_outlet: float
-) -> tuple[str, float, float, float] | None:
-    """("upper"|"lower", x, y, radius) of a patch on an endplate, over the trabecular core."""
-    if value is None:
-        return None
-    require(
-        isinstance(value, Sequence) and len(value) == 4 and value[0] in ("upper", "lower"),
-        "endplate_defect", value, '("upper" | "lower", x, y, radius) with x, y, radius in m',
-    )  # fmt: skip
-    side = str(value[0])
-    x, y, r = (float(v) for v in value[1:])
-    require(h_outlet <= r, "endplate_defect", tuple(value),
-             f"a radius >= h_outlet = {h_outlet} m")  # fmt: skip
-    inside = (x / body.a) ** 2 + (y / body.b) ** 2 <= 1.0
-    edge = min(distance_to_ellipse(x, y, body.a, body.b) if inside else -1.0, x - body.x_wall)
-    need = r + h_outlet + shell
-    require(
-        edge >= need,
-        "endplate_defect",
-        tuple(value),
-        f"a disk on the endplate at least h_outlet = {h_outlet} m inside its edge"
-        + (f" and inside the cortical shell ({shell} m)" if shell else "")
-        + f": its centre must be {need:.6g} m from the edge (it is {edge:.6g} m)",
-    )
-    return side, x, y, r
-
-
-def _parse_cleft(value: Mapping[str, Any] | None, body: Body) -> Cleft | None:
-    """A fracture cleft: centre inside the body, unit normal, thickness and radius > 0."""
-    if value is None:
-        return None
-    v = _check_keys(value, "cleft", ("centre", "normal", "thickness", "radius"))
-    centre = finite_point(v["centre"], "cleft centre", "3 finite numbers")
-    normal = finite_point(v["normal"], "cleft normal", "3 finite numbers")
-    length = float(np.linalg.norm(normal))
-    require(abs(length - 1.0) <= 1e-2, "cleft normal", v["normal"],
-             "a unit vector (length within 1 % of 1)")  # fmt: skip
-    thickness, radius = float(v["thickness"]), float(v["radius"])
-    require(thickness > 0.0, "cleft thickness", v["thickness"], "> 0 m")
-    require(radius >= thickness, "cleft radius", v["radius"],
-             f">= the thickness {thickness} m")  # fmt: skip
-    require(_clearance(centre, body) > 0.0, "cleft centre", tuple(centre.tolist()),
-             "inside the vertebral body")  # fmt: skip
-    cleft = Cleft(centre, normal / length, thickness, radius)
-    _check_region_split("cleft", float(centre[0]), cleft.x_half_extent(), body, cleft.size())
-    return cleft
-
-
-def _parse_lesion(value: Mapping[str, Any] | None, body: Body, h_max: float) -> Lesion | None:
-    """A lytic lesion: centre inside the body, three semi-axes > 0."""
-    if value is None:
-        return None
-    v = _check_keys(value, "lesion", ("centre", "radii"))
-    centre = finite_point(v["centre"], "lesion centre", "3 finite numbers")
-    radii = finite_point(v["radii"], "lesion radii", "3 finite numbers")
-    require(bool(np.all(radii > 0.0)), "lesion radii", v["radii"], "three lengths > 0 m")
-    require(_clearance(centre, body) > 0.0, "lesion centre", tuple(centre.tolist()),
-             "inside the vertebral body")  # fmt: skip
-    lesion = Lesion(centre, radii)
-    _check_region_split("lesion", float(centre[0]), float(radii[0]), body, lesion.size(h_max))
-    return lesion
-
-
-def _parse_vein_channel(
-    value: Mapping[str, Any] | None, body: Body, foramen_radius: float, foramen_height: float
-) -> VeinChannel | None:
-    """The basivertebral vein's channel: radius in (0, foramen_radius], length > 0 ending
-    inside the body (at least its radius short of the anterior apex), clear of the endplates
-    by its radius, and not ending within half its element size of the split plane."""
-    if value is None:
-        return None
-    v = _check_keys(value, "basivertebral_vein", ("radius", "length"))
-    radius, length = float(v["radius"]), float(v["length"])
-    require(0.0 < radius <= foramen_radius, "basivertebral_vein radius", v["radius"],
-             f"in (0, foramen_radius = {foramen_radius:.6g}] m")  # fmt: skip
-    reach = body.a - body.x_wall - radius
-    require(0.0 < length <= reach, "basivertebral_vein length", v["length"],
-             f"in (0, {reach:.6g}] m (the depth of the body less the radius)")  # fmt: skip
-    require(abs(foramen_height) + radius < body.half_height, "basivertebral_vein radius",
-             v["radius"], "a channel clear of the endplates at the foramen's height")  # fmt: skip
-    channel = VeinChannel(np.array([body.x_wall, 0.0, foramen_height]), length, radius)
-    end = body.x_wall + length
-    require(
-        abs(end - body.x_split) >= 0.5 * channel.size(),
-        "basivertebral_vein length",
-        v["length"],
-        f"a channel ending at least {0.5 * channel.size():.6g} m from the anterior/posterior "
-        f"split plane x = {body.x_split:.6g} m (it ends at x = {end:.6g} m)",
-    )
-    return channel
-
-
-def check_needles_clear_of_vein(
-    needles: list[NeedleTip], channel: VeinChannel, h_tip: float
-) -> None:
-    """Each needle cavity lies at least h_tip outside the vein's channel (a needle tip in the
-    vein is an intravascular injection, not a vertebroplasty)."""
-    x0 = float(channel.start[0])
-    for n in needles:
-        along = min(max(float(n.centre[0]), x0), x0 + channel.length)
-        axis = np.array([along, channel.start[1], channel.start[2]])
-        gap = float(np.linalg.norm(n.centre - axis)) - channel.radius - n.radius
-        require(gap >= h_tip, f"tip of needle {n.name!r}", tuple(n.centre.tolist()),
-                 f"a cavity at least h_tip = {h_tip:.6g} m clear of the basivertebral vein's "
-                 f"channel (the gap is {gap:.6g} m)")  # fmt: skip
-
-
-def _check_region_split(name: str, x: float, half: float, body: Body, size: float) -> None:
-    """Reject a cleft or lesion whose x-extent nearly touches the split plane (slivers)."""
-    gap = abs(abs(x - body.x_split) - half)
-    require(
-        gap >= 0.5 * size,
-        f"{name} centre",
-        x,
-        f"a {name} either crossing the anterior/posterior split plane x = {body.x_split:.6g} m "
-        f"or clear of it, by at least half its element size {0.5 * size:.6g} m (its x-extent "
-        f"is {gap:.6g} m from tangency)",
     )
 
 
@@ -614,7 +351,7 @@ def boundary_names(**features: Any) -> set[str]:
     args = _feature_arguments(features)
     names = set(SURFACE_GROUPS)
     names |= {n for n in OPTIONAL_SURFACE_GROUPS if args.get(n) is not None}
-    names |= {str(item[0]) for item in args.get("needles") or ()}
+    names |= {n.name for n in args.get("needles") or ()}
     return names
 
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from sim import measurements as measure
-from sim.geometry.sacrum import DEFAULTS, needle_path
 from sim.scenario import load_scenario, validate_scenario
+from sim.shapes.sacrum import DEFAULTS, needle_path
 
 from ..verification.conftest import run_conservative as _run
 

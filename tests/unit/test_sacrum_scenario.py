@@ -20,15 +20,15 @@ from mpi4py import MPI  # noqa: F401  (before anything that may import dolfinx)
 import numpy as np
 import pytest
 
-from sim.geometry.sacrum import (
+from sim.scenario import Scenario, load_scenario, validate_scenario
+from sim.scenario.geometry import SacrumGeometry
+from sim.shapes.sacrum import (
     DEFAULTS,
     SURFACE_GROUPS,
     VOLUME_GROUPS,
     needle_path,
     sacrum_contains,
 )
-from sim.scenario import Scenario, load_scenario, validate_scenario
-from sim.scenario.geometry import SacrumGeometry
 
 from .scenario_support import assert_mentions, invalid, read
 

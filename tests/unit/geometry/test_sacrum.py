@@ -17,7 +17,9 @@ import gmsh
 import numpy as np
 import pytest
 
-from sim.geometry.sacrum import (
+from sim.geometry.sacrum import add_sacrum
+from sim.shapes.primitives import NeedleTip
+from sim.shapes.sacrum import (
     APPROACHES,
     DEFAULTS,
     FIRST_LESION_TAG,
@@ -26,7 +28,8 @@ from sim.geometry.sacrum import (
     SIDES,
     SURFACE_GROUPS,
     VOLUME_GROUPS,
-    add_sacrum,
+    Ellipsoid,
+    FractureLine,
     boundary_names,
     needle_path,
     region_names,
@@ -114,13 +117,13 @@ def build(**kwargs) -> tuple[dict, dolfinx.io.gmsh.MeshData]:
     return build_on_root("sacrum", make)
 
 
-def paths(approach: str) -> list[tuple[str, np.ndarray, float, np.ndarray]]:
+def paths(approach: str) -> list[NeedleTip]:
     """One needle per side and level for ``approach``, with its entry point."""
     out = []
     for side in SIDES:
         for level in LEVELS:
             entry, tip = needle_path(approach, side, level)
-            out.append((f"{approach}_{side}_{level}", tip, RADIUS, entry))
+            out.append(NeedleTip(f"{approach}_{side}_{level}", tip, RADIUS, entry))
     return out
 
 
@@ -129,12 +132,12 @@ _, TIP_RIGHT_S1 = needle_path("short_axis", "right", "S1")
 LESIONS = {
     # a body tumour, an alar tumour around a needle tip and an alar void around another
     "tumours": [
-        ("tumour_body_s1", sacral(2e-3, 0.0, -15e-3), (8e-3, 9e-3, 7e-3)),
-        ("tumour_ala_left_s2", TIP_LEFT_S2, (8e-3, 8e-3, 8e-3)),
+        Ellipsoid("tumour_body_s1", sacral(2e-3, 0.0, -15e-3), np.array([8e-3, 9e-3, 7e-3])),
+        Ellipsoid("tumour_ala_left_s2", TIP_LEFT_S2, np.array([8e-3, 8e-3, 8e-3])),
     ],
-    "alar_voids": [("void_ala_right_s1", TIP_RIGHT_S1, (6e-3, 5e-3, 7e-3))],
+    "alar_voids": [Ellipsoid("void_ala_right_s1", TIP_RIGHT_S1, np.array([6e-3, 5e-3, 7e-3]))],
 }
-FRACTURES = [("left", 0.037, 3e-3, 0.03), ("right", 0.037, 3e-3, 0.03)]
+FRACTURES = [FractureLine("left", 0.037, 3e-3, 0.03), FractureLine("right", 0.037, 3e-3, 0.03)]
 
 CASES = {
     "default": {},
@@ -179,12 +182,12 @@ def test_tags_follow_the_fixed_numbering(case):
         assert measured["tag"][name] == VOLUME_GROUPS[name]
     for name in SURFACE_GROUPS:
         assert measured["tag"][name] == SURFACE_GROUPS[name]
-    lesions = [e[0] for e in features.get("tumours", [])]
-    lesions += [e[0] for e in features.get("alar_voids", [])]
+    lesions = [e.name for e in features.get("tumours", [])]
+    lesions += [e.name for e in features.get("alar_voids", [])]
     for k, name in enumerate(lesions):
         assert measured["tag"][name] == FIRST_LESION_TAG + k
-    for k, (name, *_rest) in enumerate(features.get("needles", [])):
-        assert measured["tag"][name] == FIRST_NEEDLE_TAG + k
+    for k, needle in enumerate(features.get("needles", [])):
+        assert measured["tag"][needle.name] == FIRST_NEEDLE_TAG + k
 
 
 def test_min_quality_after_netgen(case):
@@ -244,9 +247,9 @@ def test_left_is_plus_y(case):
 
 def test_needle_cavities_have_the_sphere_area(case):
     _, features, measured, _ = case
-    for name, _tip, radius, *_entry in features.get("needles", []):
-        area = 4.0 * math.pi * radius**2
-        assert measured["measure"][name] == pytest.approx(area, rel=0.15), name
+    for needle in features.get("needles", []):
+        area = 4.0 * math.pi * needle.radius**2
+        assert measured["measure"][needle.name] == pytest.approx(area, rel=0.15), needle.name
 
 
 def test_foramina_and_joints_are_sized_like_the_defaults(case):
@@ -295,12 +298,12 @@ def test_contains_simple_points():
 
 
 def test_names_follow_the_features():
-    needles = [("a", np.zeros(3), 1e-3), ("b", np.zeros(3), 1e-3)]
+    needles = [NeedleTip("a", np.zeros(3), 1e-3), NeedleTip("b", np.zeros(3), 1e-3)]
     assert boundary_names() == set(SURFACE_GROUPS)
     assert boundary_names(needles=needles) == set(SURFACE_GROUPS) | {"a", "b"}
     base = set(VOLUME_GROUPS) - {"fracture_left", "fracture_right"}
     assert region_names() == base
-    assert region_names(fracture_lines=[("left", 0.037)], **LESIONS) == base | {
+    assert region_names(fracture_lines=[FractureLine("left", 0.037)], **LESIONS) == base | {
         "fracture_left", "tumour_body_s1", "tumour_ala_left_s2", "void_ala_right_s1"}  # fmt: skip
 
 
@@ -315,7 +318,7 @@ def test_names_follow_the_features():
 )
 def test_tip_outside_bone_is_rejected_naming_the_needle(gmsh_model, tip, where):
     with pytest.raises(ValueError, match=rf"needle 'probe'.*{where}"):
-        add_sacrum(**COARSE, needles=[("probe", tip, RADIUS)])
+        add_sacrum(**COARSE, needles=[NeedleTip("probe", tip, RADIUS)])
 
 
 def test_entry_through_a_foramen_is_rejected(gmsh_model):
@@ -323,14 +326,14 @@ def test_entry_through_a_foramen_is_rejected(gmsh_model):
     tip = sacral(-12e-3, -24.5e-3, -15e-3)
     entry = sacral(-25e-3, -24.5e-3, -68e-3)
     with pytest.raises(ValueError, match=r"needle 'probe'.*foramen"):
-        add_sacrum(**COARSE, needles=[("probe", tip, RADIUS, entry)])
+        add_sacrum(**COARSE, needles=[NeedleTip("probe", tip, RADIUS, entry)])
 
 
 def test_entry_that_is_no_approach_is_rejected(gmsh_model):
     _, tip = needle_path("short_axis", "left", "S1")
     lateral = tip + np.array([0.0, -0.05, 0.0])  # from the side, through the SI joint
     with pytest.raises(ValueError, match=r"needle 'probe'.*short_axis.*long_axis"):
-        add_sacrum(**COARSE, needles=[("probe", tip, RADIUS, lateral)])
+        add_sacrum(**COARSE, needles=[NeedleTip("probe", tip, RADIUS, lateral)])
 
 
 @pytest.mark.parametrize(
@@ -339,10 +342,10 @@ def test_entry_that_is_no_approach_is_rejected(gmsh_model):
         ({"tilt": 95.0}, "tilt"),
         ({"foramen_offsets": (0.012, 0.021)}, "foramen_offsets"),
         ({"auricular_height": 0.09}, "auricular_height"),
-        ({"fracture_lines": [("left", 0.026)]}, "fracture offset"),
-        ({"fracture_lines": [("middle", 0.037)]}, "fracture side"),
-        ({"tumours": [("t", sacral(0.0, 0.0, 5e-3), (5e-3, 5e-3, 5e-3))]}, "tumour 't'"),
-        ({"needles": [("disc_top", TIP_RIGHT_S1, RADIUS)]}, "needle name"),
+        ({"fracture_lines": [FractureLine("left", 0.026)]}, "fracture offset"),
+        ({"fracture_lines": [FractureLine("middle", 0.037)]}, "fracture side"),
+        ({"tumours": [Ellipsoid("t", sacral(0.0, 0.0, 5e-3), np.full(3, 5e-3))]}, "tumour 't'"),
+        ({"needles": [NeedleTip("disc_top", TIP_RIGHT_S1, RADIUS)]}, "needle name"),
     ],
 )
 def test_invalid_input_raises_naming_the_parameter(gmsh_model, change, named):

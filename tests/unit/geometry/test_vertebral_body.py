@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 from mpi4py import MPI  # before dolfinx
 
@@ -23,16 +24,24 @@ import gmsh
 import numpy as np
 import pytest
 
-from sim.geometry.vertebral_body import (
+from sim.geometry.vertebral_body import add_vertebral_body
+from sim.shapes.primitives import NeedleTip
+from sim.shapes.vertebral_body import (
     OPTIONAL_SURFACE_GROUPS,
     OPTIONAL_VOLUME_GROUPS,
     SURFACE_GROUPS,
     VOLUME_GROUPS,
-    add_vertebral_body,
     boundary_names,
     lumbar_level_dimensions,
     region_names,
     vertebral_body_contains,
+)
+from sim.shapes.vertebral_features import (
+    BasivertebralVein,
+    Cleft,
+    EndplateDefect,
+    Lesion,
+    PosteriorDefect,
 )
 
 from .conftest import build_on_root
@@ -46,6 +55,7 @@ TARGET_FRACTION = 2.0 / 3.0
 COARSE = {"h_tip": 0.6e-3, "h_max": 4e-3, "growth": 0.3, "h_outlet": 0.5e-3}
 RADIUS = 1.195e-3  # 11 G needle inner radius (m)
 TIP = np.array([2e-3, -6e-3, 0.0])  # transpedicular-like, right of the midline (m)
+NEEDLE = NeedleTip("needle", TIP, RADIUS)
 
 A = BODY["depth"] / (1.0 + BODY["posterior_flat"])  # x semi-axis of the ellipse (m)
 B = BODY["width"] / 2.0  # y semi-axis (m)
@@ -124,7 +134,7 @@ def one_needle() -> tuple[dict, dolfinx.io.gmsh.MeshData]:
     def make() -> dict:
         add_vertebral_body(
             **BODY, **PATCHES, **COARSE,
-            target_fraction=TARGET_FRACTION, needles=[("needle", TIP, RADIUS)],
+            target_fraction=TARGET_FRACTION, needles=[NEEDLE],
         )  # fmt: skip
         generate()
         return measure_mesh()
@@ -218,15 +228,15 @@ def test_two_needles_bipedicular(gmsh_model):
     if COMM.rank != ROOT:
         pytest.skip("gmsh-only test, runs on rank 0")
     needles = [
-        ("needle_right", np.array([X_SPLIT + 0.4e-3, -6e-3, 0.0]), RADIUS),  # crosses the split
-        ("needle_left", np.array([2e-3, 6e-3, 1e-3]), RADIUS),
+        NeedleTip("needle_right", np.array([X_SPLIT + 0.4e-3, -6e-3, 0.0]), RADIUS),  # splits
+        NeedleTip("needle_left", np.array([2e-3, 6e-3, 1e-3]), RADIUS),
     ]
     add_vertebral_body(**BODY, **COARSE, needles=needles)
     generate()
     measured = measure_mesh()
-    for name, _, r in needles:
-        assert measured["names"][name] == 2
-        assert measured["measure"][name] == pytest.approx(4.0 * math.pi * r**2, rel=0.05)
+    for n in needles:
+        assert measured["names"][n.name] == 2
+        assert measured["measure"][n.name] == pytest.approx(4.0 * math.pi * n.radius**2, rel=0.05)
     assert "needle" not in measured["names"]
     assert measured["min_sicn"] > 0.1
 
@@ -272,27 +282,30 @@ def test_contains_margin_matches_brute_force_distance():
         ({"posterior_flat": 1.5}, "posterior_flat"),
         ({"target_fraction": 1.2}, "target_fraction"),
         ({"foramen_radius": 20e-3}, "foramen_radius"),
-        ({"needles": [("needle", np.array([A - 1e-3, 0.0, 0.0]), RADIUS)]}, "needle"),
-        ({"needles": [("needle", np.array([X_SPLIT + RADIUS, 0.0, 0.0]), RADIUS)]}, "split"),
+        ({"needles": [NeedleTip("needle", np.array([A - 1e-3, 0.0, 0.0]), RADIUS)]}, "needle"),
+        (
+            {"needles": [NeedleTip("needle", np.array([X_SPLIT + RADIUS, 0.0, 0.0]), RADIUS)]},
+            "split",
+        ),
     ],
 )
 def test_invalid_input_raises_naming_the_parameter(gmsh_model, change, named):
-    kwargs = {**BODY, **COARSE, "needles": [("needle", TIP, RADIUS)], **change}
+    kwargs = {**BODY, **COARSE, "needles": [NEEDLE], **change}
     with pytest.raises(ValueError, match=named):
         add_vertebral_body(**kwargs)
 
 
 # --- optional features -----------------------------------------------------------------------
 
-CLEFT = {"centre": (5e-3, 0.0, 3e-3), "normal": (0.0, 0.0, 1.0), "thickness": 1.5e-3,
-         "radius": 8e-3}  # fmt: skip
-LESION = {"centre": (6e-3, 5e-3, -4e-3), "radii": (7e-3, 6e-3, 5e-3)}
-VEIN = {"radius": 1e-3, "length": 10e-3}
+Z_AXIS = np.array([0.0, 0.0, 1.0])
+CLEFT = Cleft(centre=np.array([5e-3, 0.0, 3e-3]), normal=Z_AXIS, thickness=1.5e-3, radius=8e-3)
+LESION = Lesion(centre=np.array([6e-3, 5e-3, -4e-3]), radii=np.array([7e-3, 6e-3, 5e-3]))
+VEIN = BasivertebralVein(radius=1e-3, length=10e-3)
 SHELL = 1.5e-3  # cortical shell thickness (m): coarse, to keep the test fast
 FEATURES = {
     "cortical_shell": {"cortical_shell": SHELL},
-    "posterior_defect": {"posterior_defect": (6e-3, 4e-3, 2e-3)},
-    "endplate_defect": {"endplate_defect": ("upper", 3e-3, 4e-3, 3e-3)},
+    "posterior_defect": {"posterior_defect": PosteriorDefect(y=6e-3, z=4e-3, radius=2e-3)},
+    "endplate_defect": {"endplate_defect": EndplateDefect("upper", x=3e-3, y=4e-3, radius=3e-3)},
     "cleft": {"cleft": CLEFT},
     "lesion": {"lesion": LESION},
     "basivertebral_vein": {"basivertebral_vein": VEIN},
@@ -301,8 +314,8 @@ ALL_FEATURES = {key: value for case in FEATURES.values() for key, value in case.
 # the needle's cavity inside a lesion that overlaps a cleft (lesion wins), with a shell
 IN_REGIONS = {
     "cortical_shell": SHELL,
-    "cleft": {"centre": tuple(TIP), "normal": (0.0, 0.0, 1.0), "thickness": 1.5e-3, "radius": 8e-3},
-    "lesion": {"centre": tuple(TIP), "radii": (5e-3, 5e-3, 4e-3)},
+    "cleft": Cleft(centre=TIP, normal=Z_AXIS, thickness=1.5e-3, radius=8e-3),
+    "lesion": Lesion(centre=TIP, radii=np.array([5e-3, 5e-3, 4e-3])),
 }
 CASES = {**FEATURES, "all": ALL_FEATURES, "needle_in_regions": IN_REGIONS}
 PATCHES_ON_WALLS = ["basivertebral_foramen", "segmental_vein_left", "segmental_vein_right"]
@@ -356,7 +369,7 @@ def _measured_case(kwargs: dict) -> dict:
     """Coarse body with one needle and the features ``kwargs`` in the current gmsh model,
     meshed and measured, with the time it took (s)."""
     start = time.perf_counter()
-    add_vertebral_body(**BODY, **PATCHES, **COARSE, needles=[("needle", TIP, RADIUS)],
+    add_vertebral_body(**BODY, **PATCHES, **COARSE, needles=[NEEDLE],
                        **kwargs)  # fmt: skip
     generate()
     measured = measure_features()
@@ -398,7 +411,7 @@ def case(request: pytest.FixtureRequest) -> tuple[str, dict, dict]:
 
 def test_feature_groups_match_the_names_known_before_meshing(case):
     _, kwargs, measured = case
-    needles = [("needle", TIP, RADIUS)]
+    needles = [NEEDLE]
     surfaces = {n for n, dim in measured["names"].items() if dim == 2}
     volumes = {n for n, dim in measured["names"].items() if dim == 3}
     assert surfaces == boundary_names(**kwargs, needles=needles)
@@ -426,20 +439,20 @@ def test_feature_sizes(case):
     name, kwargs, measured = case
     area = measured["measure"]
     if "posterior_defect" in kwargs:
-        r = kwargs["posterior_defect"][2]
+        r = kwargs["posterior_defect"].radius
         assert area["posterior_defect"] == pytest.approx(math.pi * r * r, rel=0.05)
     if "endplate_defect" in kwargs:
-        r = kwargs["endplate_defect"][3]
+        r = kwargs["endplate_defect"].radius
         assert area["endplate_defect"] == pytest.approx(math.pi * r * r, rel=0.05)
     if name in ("cleft", "all"):  # fully inside the body and clear of the lesion
-        t, r = CLEFT["thickness"], CLEFT["radius"]
+        t, r = CLEFT.thickness, CLEFT.radius
         assert area["cleft"] == pytest.approx(math.pi * r * r * t, rel=0.05)
     if "lesion" in kwargs:
-        a, b, c = kwargs["lesion"]["radii"]
+        a, b, c = kwargs["lesion"].radii
         cavity = sphere_volume(RADIUS) if name == "needle_in_regions" else 0.0
         assert area["lesion"] == pytest.approx(4.0 / 3.0 * math.pi * a * b * c - cavity, rel=0.03)
     if "basivertebral_vein" in kwargs:  # the channel opens into the foramen
-        r, length = VEIN["radius"], VEIN["length"]
+        r, length = VEIN.radius, VEIN.length
         assert area["basivertebral_vein"] == pytest.approx(math.pi * r * r * length, rel=0.05)
         assert "basivertebral_vein" in measured["next_to"]["basivertebral_foramen"]
 
@@ -461,7 +474,7 @@ def test_cortical_shell_is_resolved_and_open_under_the_outlets(case):
 
 def test_all_features_dolfinx_conversion(all_features):
     measured, data = all_features
-    names = boundary_names(**ALL_FEATURES, needles=[("needle", TIP, RADIUS)])
+    names = boundary_names(**ALL_FEATURES, needles=[NEEDLE])
     regions = region_names(**ALL_FEATURES)
     assert set(data.physical_groups) == names | regions
     assert COMM.allreduce(data.mesh.topology.index_map(3).size_local, op=MPI.SUM) == (
@@ -486,7 +499,7 @@ def test_default_call_keeps_the_old_tags(one_needle):
     assert set(measured["names"]) == {*old, "needle"}
     assert boundary_names() == set(SURFACE_GROUPS)
     assert region_names() == set(VOLUME_GROUPS)
-    assert boundary_names(needles=[("needle", TIP, RADIUS)], **BODY) == {*SURFACE_GROUPS, "needle"}
+    assert boundary_names(needles=[NEEDLE], **BODY) == {*SURFACE_GROUPS, "needle"}
 
 
 # --- lumbar level presets --------------------------------------------------------------------
@@ -502,7 +515,7 @@ def test_level_preset_meshes_with_every_tag(gmsh_model, level):
     assert 0.018 < dims["height"] < 0.035
     if COMM.rank != ROOT:
         pytest.skip("gmsh-only test, runs on rank 0")
-    add_vertebral_body(**dims, **LEVEL_SIZES, needles=[("needle", TIP, RADIUS)])
+    add_vertebral_body(**dims, **LEVEL_SIZES, needles=[NEEDLE])
     generate()
     measured = measure_mesh()
     assert set(measured["names"]) == set(ALL_GROUPS)
@@ -528,7 +541,7 @@ ENTRY_POSTERIOR = np.array([-60e-3, -30e-3, 0.0])  # right transpedicular (m)
 def test_transpedicular_entry_is_accepted(gmsh_model):
     if COMM.rank != ROOT:
         pytest.skip("gmsh-only test, runs on rank 0")
-    add_vertebral_body(**BODY, **COARSE, needles=[("needle", TIP, RADIUS, ENTRY_POSTERIOR)])
+    add_vertebral_body(**BODY, **COARSE, needles=[replace(NEEDLE, entry=ENTRY_POSTERIOR)])
     assert gmsh.model.getPhysicalGroups(2)
 
 
@@ -541,7 +554,7 @@ def test_transpedicular_entry_is_accepted(gmsh_model):
     ],
 )
 def test_invalid_entry_path_names_the_needle(gmsh_model, entry, message):
-    needles = [("right_needle", TIP, RADIUS, np.array(entry))]
+    needles = [NeedleTip("right_needle", TIP, RADIUS, np.array(entry))]
     with pytest.raises(ValueError, match=message):
         add_vertebral_body(**BODY, **COARSE, needles=needles)
 
@@ -549,37 +562,36 @@ def test_invalid_entry_path_names_the_needle(gmsh_model, entry, message):
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"posterior_defect": (3e-3, 0.0, 1.5e-3)}, "basivertebral foramen"),  # overlap
-        ({"posterior_defect": (13e-3, 0.0, 2e-3)}, "posterior_defect"),  # off the wall
-        ({"endplate_defect": ("middle", 0.0, 0.0, 2e-3)}, "endplate_defect"),
-        ({"endplate_defect": ("upper", 18e-3, 0.0, 3e-3)}, "endplate_defect"),  # off the plate
-        ({"cleft": {**CLEFT, "radius_mm": 3}}, "cleft"),
-        ({"cleft": {**CLEFT, "normal": (0.0, 0.0, 2.0)}}, "cleft normal"),
-        ({"cleft": {**CLEFT, "centre": (0.0, 0.0, 20e-3)}}, "cleft centre"),
-        ({"lesion": {**LESION, "centre": (30e-3, 0.0, 0.0)}}, "lesion centre"),
-        ({"lesion": {**LESION, "radii": (1e-3, 0.0, 1e-3)}}, "lesion radii"),
+        ({"posterior_defect": PosteriorDefect(3e-3, 0.0, 1.5e-3)}, "basivertebral foramen"),
+        ({"posterior_defect": PosteriorDefect(13e-3, 0.0, 2e-3)}, "posterior_defect"),  # off wall
+        ({"endplate_defect": EndplateDefect("middle", 0.0, 0.0, 2e-3)}, "endplate_defect"),
+        ({"endplate_defect": EndplateDefect("upper", 18e-3, 0.0, 3e-3)}, "endplate_defect"),
+        ({"cleft": replace(CLEFT, normal=np.array([0.0, 0.0, 2.0]))}, "cleft normal"),
+        ({"cleft": replace(CLEFT, centre=np.array([0.0, 0.0, 20e-3]))}, "cleft centre"),
+        ({"lesion": replace(LESION, centre=np.array([30e-3, 0.0, 0.0]))}, "lesion centre"),
+        ({"lesion": replace(LESION, radii=np.array([1e-3, 0.0, 1e-3]))}, "lesion radii"),
         ({"cortical_shell": -1e-3}, "cortical_shell"),
-        ({"basivertebral_vein": {**VEIN, "radius": 3e-3}}, "basivertebral_vein radius"),
-        ({"basivertebral_vein": {**VEIN, "length": 40e-3}}, "basivertebral_vein length"),
-        ({"basivertebral_vein": {**VEIN, "length": 11.67e-3}}, "split plane"),
+        ({"basivertebral_vein": replace(VEIN, radius=3e-3)}, "basivertebral_vein radius"),
+        ({"basivertebral_vein": replace(VEIN, length=40e-3)}, "basivertebral_vein length"),
+        ({"basivertebral_vein": replace(VEIN, length=11.67e-3)}, "split plane"),
         (
             {
                 "basivertebral_vein": VEIN,
-                "needles": [("needle", np.array([-9e-3, 1e-3, 0.0]), RADIUS)],
+                "needles": [NeedleTip("needle", np.array([-9e-3, 1e-3, 0.0]), RADIUS)],
             },
             "clear of the basivertebral vein",
         ),
         (
             {
                 "cortical_shell": 3e-3,
-                "needles": [("needle", np.array([2e-3, -18e-3, 0.0]), RADIUS)],
+                "needles": [NeedleTip("needle", np.array([2e-3, -18e-3, 0.0]), RADIUS)],
             },
             "trabecular core",
         ),
     ],
 )
 def test_invalid_feature_raises_naming_it(gmsh_model, change, named):
-    kwargs = {**BODY, **COARSE, "needles": [("needle", TIP, RADIUS)], **change}
+    kwargs = {**BODY, **COARSE, "needles": [NEEDLE], **change}
     with pytest.raises(ValueError, match=named):
         add_vertebral_body(**kwargs)
 
