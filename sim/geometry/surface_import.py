@@ -50,6 +50,7 @@ curves) lie.
 from __future__ import annotations
 
 import logging
+import lzma
 import math
 import time
 import warnings
@@ -67,6 +68,7 @@ from scipy.spatial import cKDTree
 from sim.geometry.gmsh_tools import math_field, point_distance, threshold_field, use_smallest_size
 from sim.geometry.tagged_mesh import MeshError, TaggedMesh, _distribute
 from sim.shapes.primitives import NeedleTip
+from sim.shapes.surface_files import known_names, surface_format, uncompressed
 
 __all__ = [
     "BONE_SIZE_RANGE",
@@ -105,8 +107,6 @@ _TYPICAL_SIZE_RANGE = (1e-2, 0.3)
 _FALLBACK_ANGLES = (60.0, 90.0, 180.0)
 #: locations listed in an error message
 _MAX_LOCATIONS = 3
-
-_SUFFIXES = (".stl", ".obj", ".ply", ".vtk", ".vtu", ".msh", ".xdmf", ".xmf")
 
 
 class SurfaceError(MeshError):
@@ -223,8 +223,9 @@ def read_surface(path: str | Path, length_unit_factor: float) -> Surface:
     """Read a triangulated surface; coordinates are multiplied by `length_unit_factor` to m.
 
     Formats by suffix: .stl, .obj, .ply, .vtk, .vtu, .msh, .xdmf/.xmf (see the module
-    docstring). Raises SurfaceError if the file is missing, of an unknown kind, unreadable
-    or holds no triangles; ValueError for a factor that is not positive and finite.
+    docstring), each also compressed (.gz, .xz: sim.shapes.surface_files). Raises
+    SurfaceError if the file is missing, of an unknown kind, unreadable, damaged or holds no
+    triangles; ValueError for a factor that is not positive and finite.
     """
     path = Path(path)
     factor = float(length_unit_factor)
@@ -232,15 +233,16 @@ def read_surface(path: str | Path, length_unit_factor: float) -> Surface:
         raise ValueError(f"length_unit_factor = {length_unit_factor!r}: must be > 0 and finite")
     if not path.is_file():
         raise SurfaceError(f"surface file '{path}' does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in _SUFFIXES:
-        raise SurfaceError(
-            f"'{path}': unknown surface format {path.suffix!r} (known: {', '.join(_SUFFIXES)})"
-        )
-    if suffix == ".obj":
-        points, triangles = _read_obj(path)
-    else:
-        points, triangles = _read_meshio(path)
+    suffix = surface_format(path)
+    if suffix is None:
+        raise SurfaceError(f"'{path}': unknown surface format (known: {known_names()})")
+    try:
+        with uncompressed(path) as plain:
+            points, triangles = _read_obj(plain) if suffix == ".obj" else _read_meshio(plain)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise SurfaceError(f"cannot decompress '{path}': {exc}") from exc
+    except SurfaceError as exc:  # name the file the user gave, not the decompressed copy
+        raise SurfaceError(str(exc).replace(str(plain), str(path))) from exc
     if len(triangles) == 0:
         raise SurfaceError(f"'{path}' holds no triangles")
     return Surface(points * factor, triangles, factor)

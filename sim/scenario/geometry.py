@@ -24,6 +24,7 @@ from sim.scenario.selectors import SelectorSpec
 from sim.shapes import sacrum as sacrum_shape
 from sim.shapes import vertebral_body as body_shape
 from sim.shapes.primitives import needle_specs, validate_sizes
+from sim.shapes.surface_files import known_names, surface_format
 from sim.units import Dimension, Length, LengthUnit, Point, point_to_si, to_si
 
 if TYPE_CHECKING:
@@ -608,9 +609,6 @@ class MeshFileGeometry(GeometryKind):
         return {n.name for n in needles if n.tip is None}
 
 
-SURFACE_SUFFIXES = (".stl", ".obj", ".ply", ".vtk", ".vtu", ".msh", ".xdmf")
-
-
 class SurfaceSizing(Section):
     """Element sizes of an imported surface's volume mesh (m)."""
 
@@ -640,10 +638,8 @@ class SurfaceFileGeometry(GeometryKind):
     @field_validator("path")
     @classmethod
     def _readable(cls, v: Path) -> Path:
-        if v.suffix.lower() not in SURFACE_SUFFIXES:
-            raise ValueError(
-                f"{str(v)!r}: surfaces are read from {', '.join(SURFACE_SUFFIXES)} files"
-            )
+        if surface_format(v) is None:
+            raise ValueError(f"{str(v)!r}: surfaces are read from {known_names()} files")
         if not v.is_file():
             raise ValueError(f"surface file {str(v)!r} does not exist")
         return v

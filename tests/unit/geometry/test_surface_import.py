@@ -3,11 +3,13 @@
 
 The file readers run on every rank (each in its own tmp_path); gmsh meshing happens on rank
 0 only and the dolfinx conversion is collective. Runs serially and under ``mpirun -n 2``.
-The anatomy tests read ../shared/data/anatomy and skip when it is absent.
+The anatomy tests read the surfaces shipped in meshes/.
 """
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import math
 import time
 from pathlib import Path
@@ -36,11 +38,10 @@ from sim.geometry.surface_import import (
     winding_number,
 )
 from sim.geometry.tagged_mesh import MeshError
+from sim.shapes.surface_files import uncompressed
 
 COMM = MPI.COMM_WORLD
-ANATOMY = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "anatomy"
-LUMBAR = ANATOMY / "lumbar_L1-L5_S1_artisynth"
-needs_anatomy = pytest.mark.skipif(not LUMBAR.is_dir(), reason=f"no anatomy data in {ANATOMY}")
+LUMBAR = Path(__file__).resolve().parents[3] / "meshes" / "anatomy" / "lumbar_L1-L5_S1_artisynth"
 
 RADIUS = 1.195e-3  # 11 G needle inner radius (m)
 H_MIN = 0.5e-3  # <= RADIUS / 2
@@ -373,13 +374,42 @@ def test_needle_problems_are_reported() -> None:
         )
 
 
+@pytest.mark.parametrize(("kind", "compression"), [("stl-binary", "gz"), ("obj-v/vt/vn", "xz")])
+def test_compressed_files_read_as_their_contents(
+    tmp_path: Path, kind: str, compression: str
+) -> None:
+    name, write = WRITERS[kind]
+    plain = tmp_path / name
+    write(plain, 1.0)
+    packed = tmp_path / f"{name}.{compression}"
+    opener = gzip.open if compression == "gz" else lzma.open
+    with opener(packed, "wb") as f:
+        f.write(plain.read_bytes())
+    a, b = read_surface(plain, 1e-3), read_surface(packed, 1e-3)
+    np.testing.assert_array_equal(a.points, b.points)
+    np.testing.assert_array_equal(a.triangles, b.triangles)
+
+
+def test_a_damaged_compressed_file_is_named(tmp_path: Path) -> None:
+    name, write = WRITERS["obj-v/vt/vn"]
+    plain = tmp_path / name
+    write(plain, 1.0)
+    packed = tmp_path / f"{name}.xz"
+    packed.write_bytes(lzma.compress(plain.read_bytes())[:-40])  # cut short
+    with pytest.raises(SurfaceError, match=f"cannot decompress '{packed}'"):
+        read_surface(packed, 1.0)
+    zipped = tmp_path / f"{name}.zip"
+    zipped.write_bytes(b"PK")
+    with pytest.raises(SurfaceError, match=r"unknown surface format \(known: .stl.*\.xz\)"):
+        read_surface(zipped, 1.0)
+
+
 # --- real anatomy -----------------------------------------------------------------------------
 
 
-@needs_anatomy
 @pytest.mark.parametrize(
     ("name", "genus", "volume_cm3"),
-    [("L1_body.obj", 0, 43.5), ("S1_Schrumpfverpacken.obj", 11, 245.0)],
+    [("L1_body.obj.xz", 0, 43.5), ("S1_Schrumpfverpacken.obj.xz", 11, 245.0)],
 )
 def test_anatomy_surfaces(name: str, genus: int, volume_cm3: float) -> None:
     _, report = import_surface(LUMBAR / name, 1.0)
@@ -393,11 +423,10 @@ def test_anatomy_surfaces(name: str, genus: int, volume_cm3: float) -> None:
     assert message is not None and "probably in m " in message
 
 
-@needs_anatomy
 def test_meshio_failure_on_schrumpfverpacken_is_handled() -> None:
-    path = LUMBAR / "S1_Schrumpfverpacken.obj"
-    with pytest.raises(ValueError, match="obj:vn"):
-        meshio.read(path)
+    path = LUMBAR / "S1_Schrumpfverpacken.obj.xz"
+    with uncompressed(path) as plain, pytest.raises(ValueError, match="obj:vn"):
+        meshio.read(plain)
     surface = read_surface(path, 1.0)
     assert len(surface.triangles) == 26550
 
@@ -423,9 +452,8 @@ def _mesh_anatomy(name: str, h_max: float, tip: np.ndarray | None) -> tuple:
     return tagged, report, tip
 
 
-@needs_anatomy
 def test_l1_body_volume_mesh_with_needle() -> None:
-    tagged, report, tip = _mesh_anatomy("L1_body.obj", 2.5e-3, None)
+    tagged, report, tip = _mesh_anatomy("L1_body.obj.xz", 2.5e-3, None)
     assert tagged.info["min_sicn"] > 0.1
     assert mesh_volume(tagged.mesh) == pytest.approx(report.volume, rel=0.01)
     small, large = tip_cell_sizes(tagged.mesh, tip, RADIUS)
@@ -434,10 +462,9 @@ def test_l1_body_volume_mesh_with_needle() -> None:
     assert far > 1.5e-3  # coarse away from the tip
 
 
-@needs_anatomy
 def test_sacrum_volume_mesh_with_needle_in_the_ala() -> None:
     tip = np.array([-21.4e-3, -40.0e-3, -13.1e-3])  # left ala of S1, ~11 mm from the cortex
-    tagged, report, _ = _mesh_anatomy("S1_Schrumpfverpacken.obj", 4e-3, tip)
+    tagged, report, _ = _mesh_anatomy("S1_Schrumpfverpacken.obj.xz", 4e-3, tip)
     assert tagged.info["min_sicn"] > 0.1
     assert mesh_volume(tagged.mesh) == pytest.approx(report.volume, rel=0.02)
     small, _ = tip_cell_sizes(tagged.mesh, tip, RADIUS)
