@@ -34,8 +34,9 @@ from sim.geometry.selectors import (
     outward_facet_normals,
     tag_mesh,
 )
-from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG, import_surface, mesh_surface_volume
+from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG, mesh_surface_volume
 from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
+from sim.shapes.surface import import_surface
 
 COMM = MPI.COMM_WORLD
 L1 = (

@@ -13,7 +13,7 @@ from mpi4py import MPI  # noqa: F401  (before dolfinx, which the importer loads)
 # isort: split
 import pytest
 
-from sim.geometry.surface_import import import_surface, plausible_unit
+from sim.shapes.surface import import_surface, plausible_unit
 
 FOLDER = Path(__file__).resolve().parents[3] / "meshes" / "anatomy" / "lumbar_L1-L5_S1_artisynth"
 

@@ -1,5 +1,5 @@
-"""Unit tests of surface import, cleaning, checks, the unit trap and volume meshing
-(sim.geometry.surface_import).
+"""Unit tests of surface reading, cleaning, checks and the unit trap (sim.shapes.surface) and
+of volume meshing (sim.geometry.surface_import).
 
 The file readers run on every rank (each in its own tmp_path); gmsh meshing happens on rank
 0 only and the dolfinx conversion is collective. Runs serially and under ``mpirun -n 2``.
@@ -23,22 +23,22 @@ import meshio
 import numpy as np
 import pytest
 
-from sim.geometry.surface_import import (
-    BONE_TAG,
-    SURFACE_TAG,
+from sim.errors import MeshError
+from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG, mesh_surface_volume
+from sim.shapes.surface import (
     Surface,
     SurfaceError,
     check,
     clean,
     closest_points_on_triangles,
+    fill_holes,
     import_surface,
-    mesh_surface_volume,
+    keep_largest_shell,
     plausible_unit,
     read_surface,
+    uncompressed,
     winding_number,
 )
-from sim.geometry.tagged_mesh import MeshError
-from sim.shapes.surface_files import uncompressed
 
 COMM = MPI.COMM_WORLD
 LUMBAR = Path(__file__).resolve().parents[3] / "meshes" / "anatomy" / "lumbar_L1-L5_S1_artisynth"
@@ -203,7 +203,58 @@ def test_reader_errors(tmp_path: Path) -> None:
         read_surface(bad, 0.0)
 
 
+def test_truncated_stl_files_are_named_as_truncated(tmp_path: Path) -> None:
+    _, write = WRITERS["stl-binary"]
+    whole = tmp_path / "whole.stl"
+    write(whole, 1.0)
+    cut = tmp_path / "cut.stl"
+    cut.write_bytes(whole.read_bytes()[:-30])
+    with pytest.raises(
+        SurfaceError,
+        match=r"damaged binary STL: 654 bytes, expected 684 bytes for the 12 triangles",
+    ):
+        read_surface(cut, 1.0)
+    _, write = WRITERS["stl-ascii"]
+    write(whole, 1.0)
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
+    with pytest.raises(SurfaceError, match="truncated ASCII STL"):
+        read_surface(cut, 1.0)
+    ply = tmp_path / "cube.ply"
+    WRITERS["ply"][1](ply, 1.0)
+    cut_ply = tmp_path / "cut.ply"
+    cut_ply.write_bytes(ply.read_bytes()[:-20])
+    with pytest.raises(SurfaceError, match=r"cannot read .*cut.ply' as PLY \(truncated, damaged"):
+        read_surface(cut_ply, 1.0)
+
+
 # --- cleaning and checks ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", [[0, 6], [4, 10]])
+def test_small_holes_are_filled_and_large_ones_left(missing: list[int]) -> None:
+    # one face of the unit cube removed: a square hole with a rim of 4 (planar: exact fill)
+    keep = np.setdiff1d(np.arange(12), missing)
+    holed = clean(Surface(CUBE_POINTS, CUBE_TRIS[keep]))
+    assert check(holed, strict=False).open_edges == 4
+    same, filled = fill_holes(holed, 3.9)
+    assert filled == 0 and same is holed
+    closed, filled = fill_holes(holed, 4.1)
+    report = check(clean(closed))
+    assert filled == 1 and report.genus == 0
+    assert report.volume == pytest.approx(1.0, rel=1e-12)
+    assert report.area == pytest.approx(6.0, rel=1e-12)
+
+
+def test_the_largest_shell_is_kept() -> None:
+    small = Surface(CUBE_POINTS * 0.5 + 3.0, CUBE_TRIS)
+    pieces = Surface(
+        np.concatenate([small.points, CUBE_POINTS]), np.concatenate([CUBE_TRIS, CUBE_TRIS + 8])
+    )
+    assert check(pieces).n_components == 2
+    kept = keep_largest_shell(clean(pieces))
+    report = check(kept)
+    assert report.n_components == 1 and report.volume == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_array_equal(report.bbox_min, [0.0, 0.0, 0.0])
 
 
 def test_inside_out_cube_is_detected_and_flipped() -> None:
