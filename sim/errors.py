@@ -5,3 +5,7 @@ closed). Raised on every MPI rank; the command line reports them as invalid inpu
 
 class InputError(Exception):
     """Bad input found while building or reading the mesh or mapping data onto it."""
+
+
+class MeshError(InputError, RuntimeError):
+    """A mesh could not be built or read, or lacks a tag the scenario names."""

@@ -58,8 +58,9 @@ from mpi4py import MPI
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG, closest_points_on_triangles
+from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG
 from sim.geometry.tagged_mesh import MeshError, TaggedMesh
+from sim.shapes.surface import closest_points_on_triangles
 
 __all__ = [
     "Box",

@@ -12,9 +12,8 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.geometry.selectors import tag_mesh
-from sim.geometry.surface_import import import_surface, mesh_surface_volume, plausible_unit
-from sim.geometry.tagged_mesh import MeshError, TaggedMesh
-from sim.units import metres_per
+from sim.geometry.surface_import import mesh_surface_volume
+from sim.geometry.tagged_mesh import TaggedMesh
 
 if TYPE_CHECKING:
     from sim.scenario.geometry import SurfaceFileGeometry
@@ -28,13 +27,10 @@ def mesh_surface_file(
     comm: MPI.Comm,
     msh_path: Path | None,
 ) -> TaggedMesh:
-    """The builder of the ``surface_file`` kind: read and check the surface (every rank:
-    errors are raised everywhere), mesh it on rank 0 refined around the needle tips, then name
-    boundaries and regions by the selectors; written to `msh_path` when given."""
-    surface, report = import_surface(geometry.path, metres_per(geometry.length_unit))
-    message = plausible_unit(report)
-    if message is not None:
-        raise MeshError(f"geometry.length_unit: {message}")
+    """The builder of the ``surface_file`` kind: the surface read and checked by the scenario
+    (on every rank), meshed on rank 0 refined around the needle tips, its boundaries and
+    regions named by the selectors; written to `msh_path` when given."""
+    surface, _ = geometry.surface()  # checked when the scenario was validated
     tips = [(n.name, np.asarray(n.tip), n.inner_radius) for n in needles]
     tagged = mesh_surface_volume(
         surface,

@@ -13,16 +13,12 @@ import numpy as np
 from dolfinx.io import gmsh as gmshio
 from mpi4py import MPI
 
-from sim.errors import InputError
+from sim.errors import MeshError
 from sim.units import metres_per
 
 if TYPE_CHECKING:
     from sim.scenario.geometry import MeshFileGeometry
     from sim.scenario.injection import Needle
-
-
-class MeshError(InputError, RuntimeError):
-    """A mesh could not be built or read, or lacks a tag the scenario names."""
 
 
 @dataclass

@@ -25,7 +25,17 @@ from sim.shapes import sacrum as sacrum_shape
 from sim.shapes import vertebral_body as body_shape
 from sim.shapes import vertebral_features
 from sim.shapes.primitives import needle_tips, validate_sizes
-from sim.units import Dimension, Length, LengthUnit, Point, point_to_si, to_si
+from sim.shapes.surface import (
+    Surface,
+    SurfaceError,
+    SurfaceReport,
+    import_surface,
+    known_names,
+    plausible_unit,
+    signed_clearance,
+    surface_format,
+)
+from sim.units import Dimension, Length, LengthUnit, Point, metres_per, point_to_si, to_si
 
 if TYPE_CHECKING:
     from sim.scenario.injection import Needle
@@ -619,15 +629,24 @@ class MeshFileGeometry(GeometryKind):
         return {n.name for n in needles if n.tip is None}
 
 
-SURFACE_SUFFIXES = (".stl", ".obj", ".ply", ".vtk", ".vtu", ".msh", ".xdmf")
-
-
 class SurfaceSizing(Section):
     """Element sizes of an imported surface's volume mesh (m)."""
 
     size_tip: PositiveLength = 0.5e-3
     size_max: PositiveLength = 2.5e-3
     growth: Annotated[float, Field(gt=0, le=2)] = 0.3
+
+
+@cache
+def _opened_surface(
+    path: Path,
+    version: tuple[int, int],
+    factor: float,
+    largest_shell: bool,
+    max_hole_rim: float | None,
+) -> tuple[Surface, SurfaceReport]:
+    """import_surface, once per file, version (mtime, size), unit and repair choices."""
+    return import_surface(path, factor, largest_shell=largest_shell, max_hole_rim=max_hole_rim)
 
 
 class SurfaceFileGeometry(GeometryKind):
@@ -637,13 +656,22 @@ class SurfaceFileGeometry(GeometryKind):
     length_unit: of the file's coordinates (a size implausible for a bone in that unit is an
     error); boundaries / regions: named by geometric selectors (sim.scenario.selectors); the
     rest of the surface is ``surface``, the rest of the volume ``bone``. Needles inject as a
-    source around their tips (no cavity is meshed).
+    source around their tips (no cavity is meshed). keep_largest_shell: keep only the piece
+    enclosing the largest volume (e.g. a sacrum exported with its coccyx) instead of refusing
+    a file of several pieces. fill_holes: close holes whose rim is at most this long (m) with
+    a fan of triangles (export or segmentation gaps); larger holes stay an error.
+
+    The surface is opened when the scenario is validated: unreadable, open, non-manifold or
+    several-piece surfaces, an implausible size for `length_unit` and needle tips outside the
+    bone are errors of `cementsim validate`, before any mesh is built.
     """
 
     builder: ClassVar[str] = "sim.geometry.surface_file:mesh_surface_file"
     kind: Literal["surface_file"]
     path: Path
     length_unit: LengthUnit
+    keep_largest_shell: bool = False
+    fill_holes: PositiveLength | None = None
     mesh: SurfaceSizing = SurfaceSizing()
     boundaries: dict[str, SelectorSpec] = {}
     regions: dict[str, SelectorSpec] = {}
@@ -651,13 +679,46 @@ class SurfaceFileGeometry(GeometryKind):
     @field_validator("path")
     @classmethod
     def _readable(cls, v: Path) -> Path:
-        if v.suffix.lower() not in SURFACE_SUFFIXES:
-            raise ValueError(
-                f"{str(v)!r}: surfaces are read from {', '.join(SURFACE_SUFFIXES)} files"
-            )
+        if surface_format(v) is None:
+            raise ValueError(f"{str(v)!r}: surfaces are read from {known_names()} files")
         if not v.is_file():
             raise ValueError(f"surface file {str(v)!r} does not exist")
         return v
+
+    @model_validator(mode="after")
+    def _opened(self) -> SurfaceFileGeometry:
+        try:
+            _, report = self.surface()
+        except SurfaceError as exc:
+            hint = ""
+            if "not closed" in str(exc) and self.fill_holes is None:
+                hint = " (fill_holes: LENGTH closes holes whose rim is at most that long)"
+            raise ValueError(f"path: {exc}{hint}") from None
+        if report.n_components != 1:
+            raise ValueError(
+                f"path: {str(self.path)!r} holds {report.n_components} separate pieces; the "
+                "bone must be one closed surface (keep_largest_shell: true keeps the piece "
+                "enclosing the largest volume)"
+            )
+        message = plausible_unit(report)
+        if message is not None:
+            raise ValueError(f"length_unit: {message}")
+        return self
+
+    def surface(self) -> tuple[Surface, SurfaceReport]:
+        """The surface in metres, cleaned and checked, and its report (SurfaceError if it is
+        unreadable, open, non-manifold or self-inconsistent). Read once per file version."""
+        stat = self.path.stat()
+        return _opened_surface(
+            self.path.resolve(),
+            (stat.st_mtime_ns, stat.st_size),
+            metres_per(self.length_unit),
+            self.keep_largest_shell,
+            self.fill_holes,
+        )
+
+    def contains(self, point: Point3, margin: float) -> bool | None:
+        return signed_clearance(self.surface()[0], np.asarray(point, dtype=float)) >= margin
 
     def boundary_names(self) -> set[str]:
         return set(self.boundaries) | {"surface"}

@@ -192,8 +192,11 @@ def describe_error(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
             f"{where}.{ctx.get('discriminator', 'kind').strip(chr(39))}: {ctx.get('tag')!r} is "
             f"not known; allowed: {ctx.get('expected_tags')}"
         )
-    if where == "(top level)" and re.match(r"^[A-Za-z_][\w.]*: ", msg):
+    named = re.match(r"^([A-Za-z_][\w.]*): ", msg)
+    if where == "(top level)" and named:
         return msg  # a check across sections that names its own field
+    if named and named.group(1).split(".")[0] in _allowed_keys(loc, data):
+        return f"{where}.{msg}"  # a check of a section that names the field within it
     msg = msg.replace("Input should be ", "must be ")
     shown = raw if raw is not _MISSING else error.get("input")
     if isinstance(shown, str | int | float) and not isinstance(shown, bool):

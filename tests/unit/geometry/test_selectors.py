@@ -3,7 +3,7 @@
 A gmsh box [0, 2] x [0, 1] x [0, 1] made of two unit cubes (so the mesh conforms to x = 1)
 is built on rank 0 and distributed; box, plane and plane-side selections are then exact and
 sphere, ellipsoid and patch selections agree with the exact measures within the
-discretisation. The L1 body tests read ../shared/data/anatomy and skip when it is absent.
+discretisation. The L1 body tests read the surface shipped in meshes/.
 Runs serially and under ``mpirun -n 2``.
 """
 
@@ -34,12 +34,18 @@ from sim.geometry.selectors import (
     outward_facet_normals,
     tag_mesh,
 )
-from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG, import_surface, mesh_surface_volume
+from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG, mesh_surface_volume
 from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
+from sim.shapes.surface import import_surface
 
 COMM = MPI.COMM_WORLD
-ANATOMY = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "anatomy"
-L1 = ANATOMY / "lumbar_L1-L5_S1_artisynth" / "L1_body.obj"
+L1 = (
+    Path(__file__).resolve().parents[3]
+    / "meshes"
+    / "anatomy"
+    / "lumbar_L1-L5_S1_artisynth"
+    / "L1_body.obj.xz"
+)
 H = 0.08  # mesh size of the box (m, unitless here)
 
 
@@ -62,8 +68,6 @@ def box() -> TaggedMesh:
 
 @pytest.fixture(scope="module")
 def l1() -> TaggedMesh:
-    if not L1.is_file():
-        pytest.skip(f"no anatomy data in {ANATOMY}")
     surface, _ = import_surface(L1, 1.0)
     return mesh_surface_volume(surface, COMM, h_max=2e-3, h_min=1e-3, name="L1")
 

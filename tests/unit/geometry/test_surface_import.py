@@ -1,13 +1,15 @@
-"""Unit tests of surface import, cleaning, checks, the unit trap and volume meshing
-(sim.geometry.surface_import).
+"""Unit tests of surface reading, cleaning, checks and the unit trap (sim.shapes.surface) and
+of volume meshing (sim.geometry.surface_import).
 
 The file readers run on every rank (each in its own tmp_path); gmsh meshing happens on rank
 0 only and the dolfinx conversion is collective. Runs serially and under ``mpirun -n 2``.
-The anatomy tests read ../shared/data/anatomy and skip when it is absent.
+The anatomy tests read the surfaces shipped in meshes/.
 """
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import math
 import time
 from pathlib import Path
@@ -21,26 +23,25 @@ import meshio
 import numpy as np
 import pytest
 
-from sim.geometry.surface_import import (
-    BONE_TAG,
-    SURFACE_TAG,
+from sim.errors import MeshError
+from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG, mesh_surface_volume
+from sim.shapes.surface import (
     Surface,
     SurfaceError,
     check,
     clean,
     closest_points_on_triangles,
+    fill_holes,
     import_surface,
-    mesh_surface_volume,
+    keep_largest_shell,
     plausible_unit,
     read_surface,
+    uncompressed,
     winding_number,
 )
-from sim.geometry.tagged_mesh import MeshError
 
 COMM = MPI.COMM_WORLD
-ANATOMY = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "anatomy"
-LUMBAR = ANATOMY / "lumbar_L1-L5_S1_artisynth"
-needs_anatomy = pytest.mark.skipif(not LUMBAR.is_dir(), reason=f"no anatomy data in {ANATOMY}")
+LUMBAR = Path(__file__).resolve().parents[3] / "meshes" / "anatomy" / "lumbar_L1-L5_S1_artisynth"
 
 RADIUS = 1.195e-3  # 11 G needle inner radius (m)
 H_MIN = 0.5e-3  # <= RADIUS / 2
@@ -202,7 +203,58 @@ def test_reader_errors(tmp_path: Path) -> None:
         read_surface(bad, 0.0)
 
 
+def test_truncated_stl_files_are_named_as_truncated(tmp_path: Path) -> None:
+    _, write = WRITERS["stl-binary"]
+    whole = tmp_path / "whole.stl"
+    write(whole, 1.0)
+    cut = tmp_path / "cut.stl"
+    cut.write_bytes(whole.read_bytes()[:-30])
+    with pytest.raises(
+        SurfaceError,
+        match=r"damaged binary STL: 654 bytes, expected 684 bytes for the 12 triangles",
+    ):
+        read_surface(cut, 1.0)
+    _, write = WRITERS["stl-ascii"]
+    write(whole, 1.0)
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
+    with pytest.raises(SurfaceError, match="truncated ASCII STL"):
+        read_surface(cut, 1.0)
+    ply = tmp_path / "cube.ply"
+    WRITERS["ply"][1](ply, 1.0)
+    cut_ply = tmp_path / "cut.ply"
+    cut_ply.write_bytes(ply.read_bytes()[:-20])
+    with pytest.raises(SurfaceError, match=r"cannot read .*cut.ply' as PLY \(truncated, damaged"):
+        read_surface(cut_ply, 1.0)
+
+
 # --- cleaning and checks ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", [[0, 6], [4, 10]])
+def test_small_holes_are_filled_and_large_ones_left(missing: list[int]) -> None:
+    # one face of the unit cube removed: a square hole with a rim of 4 (planar: exact fill)
+    keep = np.setdiff1d(np.arange(12), missing)
+    holed = clean(Surface(CUBE_POINTS, CUBE_TRIS[keep]))
+    assert check(holed, strict=False).open_edges == 4
+    same, filled = fill_holes(holed, 3.9)
+    assert filled == 0 and same is holed
+    closed, filled = fill_holes(holed, 4.1)
+    report = check(clean(closed))
+    assert filled == 1 and report.genus == 0
+    assert report.volume == pytest.approx(1.0, rel=1e-12)
+    assert report.area == pytest.approx(6.0, rel=1e-12)
+
+
+def test_the_largest_shell_is_kept() -> None:
+    small = Surface(CUBE_POINTS * 0.5 + 3.0, CUBE_TRIS)
+    pieces = Surface(
+        np.concatenate([small.points, CUBE_POINTS]), np.concatenate([CUBE_TRIS, CUBE_TRIS + 8])
+    )
+    assert check(pieces).n_components == 2
+    kept = keep_largest_shell(clean(pieces))
+    report = check(kept)
+    assert report.n_components == 1 and report.volume == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_array_equal(report.bbox_min, [0.0, 0.0, 0.0])
 
 
 def test_inside_out_cube_is_detected_and_flipped() -> None:
@@ -373,13 +425,42 @@ def test_needle_problems_are_reported() -> None:
         )
 
 
+@pytest.mark.parametrize(("kind", "compression"), [("stl-binary", "gz"), ("obj-v/vt/vn", "xz")])
+def test_compressed_files_read_as_their_contents(
+    tmp_path: Path, kind: str, compression: str
+) -> None:
+    name, write = WRITERS[kind]
+    plain = tmp_path / name
+    write(plain, 1.0)
+    packed = tmp_path / f"{name}.{compression}"
+    opener = gzip.open if compression == "gz" else lzma.open
+    with opener(packed, "wb") as f:
+        f.write(plain.read_bytes())
+    a, b = read_surface(plain, 1e-3), read_surface(packed, 1e-3)
+    np.testing.assert_array_equal(a.points, b.points)
+    np.testing.assert_array_equal(a.triangles, b.triangles)
+
+
+def test_a_damaged_compressed_file_is_named(tmp_path: Path) -> None:
+    name, write = WRITERS["obj-v/vt/vn"]
+    plain = tmp_path / name
+    write(plain, 1.0)
+    packed = tmp_path / f"{name}.xz"
+    packed.write_bytes(lzma.compress(plain.read_bytes())[:-40])  # cut short
+    with pytest.raises(SurfaceError, match=f"cannot decompress '{packed}'"):
+        read_surface(packed, 1.0)
+    zipped = tmp_path / f"{name}.zip"
+    zipped.write_bytes(b"PK")
+    with pytest.raises(SurfaceError, match=r"unknown surface format \(known: .stl.*\.xz\)"):
+        read_surface(zipped, 1.0)
+
+
 # --- real anatomy -----------------------------------------------------------------------------
 
 
-@needs_anatomy
 @pytest.mark.parametrize(
     ("name", "genus", "volume_cm3"),
-    [("L1_body.obj", 0, 43.5), ("S1_Schrumpfverpacken.obj", 11, 245.0)],
+    [("L1_body.obj.xz", 0, 43.5), ("S1_Schrumpfverpacken.obj.xz", 11, 245.0)],
 )
 def test_anatomy_surfaces(name: str, genus: int, volume_cm3: float) -> None:
     _, report = import_surface(LUMBAR / name, 1.0)
@@ -393,11 +474,10 @@ def test_anatomy_surfaces(name: str, genus: int, volume_cm3: float) -> None:
     assert message is not None and "probably in m " in message
 
 
-@needs_anatomy
 def test_meshio_failure_on_schrumpfverpacken_is_handled() -> None:
-    path = LUMBAR / "S1_Schrumpfverpacken.obj"
-    with pytest.raises(ValueError, match="obj:vn"):
-        meshio.read(path)
+    path = LUMBAR / "S1_Schrumpfverpacken.obj.xz"
+    with uncompressed(path) as plain, pytest.raises(ValueError, match="obj:vn"):
+        meshio.read(plain)
     surface = read_surface(path, 1.0)
     assert len(surface.triangles) == 26550
 
@@ -423,9 +503,8 @@ def _mesh_anatomy(name: str, h_max: float, tip: np.ndarray | None) -> tuple:
     return tagged, report, tip
 
 
-@needs_anatomy
 def test_l1_body_volume_mesh_with_needle() -> None:
-    tagged, report, tip = _mesh_anatomy("L1_body.obj", 2.5e-3, None)
+    tagged, report, tip = _mesh_anatomy("L1_body.obj.xz", 2.5e-3, None)
     assert tagged.info["min_sicn"] > 0.1
     assert mesh_volume(tagged.mesh) == pytest.approx(report.volume, rel=0.01)
     small, large = tip_cell_sizes(tagged.mesh, tip, RADIUS)
@@ -434,10 +513,9 @@ def test_l1_body_volume_mesh_with_needle() -> None:
     assert far > 1.5e-3  # coarse away from the tip
 
 
-@needs_anatomy
 def test_sacrum_volume_mesh_with_needle_in_the_ala() -> None:
     tip = np.array([-21.4e-3, -40.0e-3, -13.1e-3])  # left ala of S1, ~11 mm from the cortex
-    tagged, report, _ = _mesh_anatomy("S1_Schrumpfverpacken.obj", 4e-3, tip)
+    tagged, report, _ = _mesh_anatomy("S1_Schrumpfverpacken.obj.xz", 4e-3, tip)
     assert tagged.info["min_sicn"] > 0.1
     assert mesh_volume(tagged.mesh) == pytest.approx(report.volume, rel=0.02)
     small, _ = tip_cell_sizes(tagged.mesh, tip, RADIUS)
