@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from mpi4py import MPI
 
 from sim.geometry.selectors import tag_mesh
 from sim.geometry.surface_import import mesh_surface_volume
 from sim.geometry.tagged_mesh import TaggedMesh
+from sim.shapes.primitives import needle_tips
 
 if TYPE_CHECKING:
     from sim.scenario.geometry import SurfaceFileGeometry
@@ -31,13 +31,12 @@ def mesh_surface_file(
     (on every rank), meshed on rank 0 refined around the needle tips, its boundaries and
     regions named by the selectors; written to `msh_path` when given."""
     surface, _ = geometry.surface()  # checked when the scenario was validated
-    tips = [(n.name, np.asarray(n.tip), n.inner_radius) for n in needles]
     tagged = mesh_surface_volume(
         surface,
         comm,
         h_max=geometry.mesh.size_max,
         h_min=geometry.mesh.size_tip,
-        needles=tips,
+        needles=needle_tips(needles),
         growth=geometry.mesh.growth,
         name=name,
         msh_path=msh_path,

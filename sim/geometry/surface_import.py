@@ -5,7 +5,7 @@ remeshed and filled with tetrahedra::
 
     surface, report = import_surface("L1_body.obj.xz", length_unit_factor=1.0)
     tagged = mesh_surface_volume(surface, comm, h_max=2.5e-3, h_min=0.5e-3,
-                                 needles=[("left", tip, 1.195e-3)], growth=0.3)
+                                 needles=[NeedleTip("left", tip, 1.195e-3)], growth=0.3)
 
 or, inside a gmsh model of one's own, :func:`add_surface_volume` (geometry, size field and
 physical groups, no meshing; like :func:`sim.geometry.vertebral_body.add_vertebral_body`).
@@ -67,7 +67,7 @@ def add_surface_volume(
     *,
     h_max: float,
     h_min: float,
-    needles: Sequence[tuple[str, np.ndarray, float]] = (),
+    needles: Sequence[NeedleTip] = (),
     growth: float = 0.3,
     remesh: bool = True,
     feature_angle: float = 40.0,
@@ -110,7 +110,7 @@ def add_surface_volume(
             f"the surface has {report.n_components} separate shells; only a single closed "
             "shell can be meshed"
         )
-    parsed = _check_needles(needles, surface, h_min)
+    _check_needles(needles, surface, h_min)
 
     if remesh:
         surfaces = _reparametrised(surface, feature_angle)
@@ -121,7 +121,7 @@ def add_surface_volume(
     gmsh.model.geo.synchronize()
     gmsh.model.addPhysicalGroup(3, [volume], BONE_TAG, "bone")
     gmsh.model.addPhysicalGroup(2, surfaces, SURFACE_TAG, "surface")
-    _add_size_field(parsed, h_max=h_max, h_min=h_min, growth=growth, reach=refine_radii)
+    _add_size_field(needles, h_max=h_max, h_min=h_min, growth=growth, reach=refine_radii)
 
 
 def _check_sizes(
@@ -139,16 +139,11 @@ def _check_sizes(
             raise ValueError(f"{name} = {value!r} is out of range: must be {allowed}")
 
 
-def _check_needles(
-    needles: Sequence[tuple[str, np.ndarray, float]], surface: Surface, h_min: float
-) -> list[NeedleTip]:
-    """The needles as records, each checked: radius > 0 and at least 2 h_min, tip inside the
-    surface at least one radius from it (ValueError naming the needle otherwise)."""
-    parsed = []
+def _check_needles(needles: Sequence[NeedleTip], surface: Surface, h_min: float) -> None:
+    """Each needle checked: radius > 0 and at least 2 h_min, tip inside the surface at least
+    one radius from it (ValueError naming the needle otherwise). Entry points are not used."""
     for needle in needles:
-        name, tip, radius = needle[:3]  # further items (e.g. an entry point) are not used
-        tip = np.asarray(tip, dtype=np.float64).reshape(3)
-        radius = float(radius)
+        name, tip, radius = needle.name, needle.centre, needle.radius
         if not radius > 0:
             raise ValueError(f"needle '{name}': radius = {radius!r} must be > 0 m")
         if h_min > radius / 2:
@@ -158,8 +153,6 @@ def _check_needles(
                 "volumes"
             )
         check_tip(surface, name, tip, radius)
-        parsed.append(NeedleTip(name, tip, radius))
-    return parsed
 
 
 def _add_discrete(surface: Surface) -> int:
@@ -223,7 +216,7 @@ def mesh_surface_volume(
     *,
     h_max: float,
     h_min: float,
-    needles: Sequence[tuple[str, np.ndarray, float]] = (),
+    needles: Sequence[NeedleTip] = (),
     growth: float = 0.3,
     remesh: bool = True,
     name: str = "surface",

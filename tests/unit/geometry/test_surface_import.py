@@ -25,6 +25,7 @@ import pytest
 
 from sim.errors import MeshError
 from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG, mesh_surface_volume
+from sim.shapes.primitives import NeedleTip
 from sim.shapes.surface import (
     Surface,
     SurfaceError,
@@ -386,7 +387,7 @@ def test_cube_volume_mesh_with_needle(remesh: bool) -> None:
         COMM,
         h_max=2e-3,
         h_min=H_MIN,
-        needles=[("n", tip, RADIUS)],
+        needles=[NeedleTip("n", tip, RADIUS)],
         growth=0.3,
         remesh=remesh,
     )
@@ -405,7 +406,7 @@ def test_needle_problems_are_reported() -> None:
             COMM,
             h_max=2e-3,
             h_min=H_MIN,
-            needles=[("out", np.array([0.02, 0.005, 0.005]), RADIUS)],
+            needles=[NeedleTip("out", np.array([0.02, 0.005, 0.005]), RADIUS)],
         )
     with pytest.raises(MeshError, match=r"needle 'wall'.*less than the needle radius"):
         mesh_surface_volume(
@@ -413,7 +414,7 @@ def test_needle_problems_are_reported() -> None:
             COMM,
             h_max=2e-3,
             h_min=H_MIN,
-            needles=[("wall", np.array([0.5e-3, 0.005, 0.005]), RADIUS)],
+            needles=[NeedleTip("wall", np.array([0.5e-3, 0.005, 0.005]), RADIUS)],
         )
     with pytest.raises(MeshError, match=r"h_min .* at most half"):
         mesh_surface_volume(
@@ -421,7 +422,7 @@ def test_needle_problems_are_reported() -> None:
             COMM,
             h_max=2e-3,
             h_min=1e-3,
-            needles=[("coarse", np.array([0.005, 0.005, 0.005]), RADIUS)],
+            needles=[NeedleTip("coarse", np.array([0.005, 0.005, 0.005]), RADIUS)],
         )
 
 
@@ -491,7 +492,7 @@ def _mesh_anatomy(name: str, h_max: float, tip: np.ndarray | None) -> tuple:
         COMM,
         h_max=h_max,
         h_min=H_MIN,
-        needles=[("needle", tip, RADIUS)],
+        needles=[NeedleTip("needle", tip, RADIUS)],
         growth=0.3,
         name=name,
     )
