@@ -47,6 +47,7 @@ must call with the same selectors in the same order.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -61,6 +62,8 @@ from scipy.sparse.csgraph import connected_components
 from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG
 from sim.geometry.tagged_mesh import MeshError, TaggedMesh
 from sim.shapes.surface import closest_points_on_triangles
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Box",
@@ -94,6 +97,7 @@ class _Entities:
     kind: str  # "facet" or "cell"
     points: np.ndarray  # (k, 3) facet midpoints or cell centroids
     owned: np.ndarray  # (k,) bool
+    sizes: np.ndarray  # (k,) facet areas (m²) or cell volumes (m³)
     normals: np.ndarray | None = None  # (k, 3) unit outward normals (facets)
     corners: np.ndarray | None = None  # (k, 3, 3) vertex coordinates (facets)
     keys: np.ndarray | None = None  # (k, 3) sorted global vertex indices (facets)
@@ -105,6 +109,11 @@ class _Entities:
     def count(self, mask: np.ndarray) -> int:
         """Global number of selected entities (each counted on its owner)."""
         return int(self.comm.allreduce(int(np.count_nonzero(mask & self.owned)), op=MPI.SUM))
+
+    def measure(self, mask: np.ndarray) -> float:
+        """Global area (m²) or volume (m³) of the selected entities."""
+        local = float(self.sizes[mask & self.owned].sum())
+        return float(self.comm.allreduce(local, op=MPI.SUM))
 
     def global_min(self, values: np.ndarray) -> float:
         local = float(values.min()) if len(values) else math.inf
@@ -525,6 +534,10 @@ def _facet_entities(mesh: dolfinx.mesh.Mesh, facets: np.ndarray) -> _Entities:
         kind="facet",
         points=corners.mean(axis=1),
         owned=facets < topology.index_map(2).size_local,
+        sizes=0.5
+        * np.linalg.norm(
+            np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1
+        ),
         normals=normals,
         corners=corners,
         keys=keys.astype(np.int64),
@@ -533,11 +546,14 @@ def _facet_entities(mesh: dolfinx.mesh.Mesh, facets: np.ndarray) -> _Entities:
 
 def _cell_entities(mesh: dolfinx.mesh.Mesh, cells: np.ndarray) -> _Entities:
     nodes = dolfinx.mesh.entities_to_geometry(mesh, 3, np.asarray(cells, dtype=np.int32))
+    x = mesh.geometry.x[nodes]  # (k, 4, 3): tetrahedra
+    edges = x[:, 1:] - x[:, :1]
     return _Entities(
         comm=mesh.comm,
         kind="cell",
-        points=mesh.geometry.x[nodes].mean(axis=1),
+        points=x.mean(axis=1),
         owned=cells < mesh.topology.index_map(3).size_local,
+        sizes=np.abs(np.linalg.det(edges)) / 6.0,
     )
 
 
@@ -627,9 +643,20 @@ def _apply(
         values[take] = tag
         free &= ~take
         taken_by.append((name, take))
+        if not problems:
+            _log_selection(kind, name, ents, take)
     if problems:
         raise SelectorError("; ".join(problems))
     return values, names
+
+
+def _log_selection(kind: str, name: str, ents: _Entities, take: np.ndarray) -> None:
+    """Log what a selector took: how many entities, their area (mm²) or volume (mm³)."""
+    count, measure = ents.count(take), ents.measure(take)
+    if kind == "facet":
+        log.info("boundary '%s': %d facets, %.4g mm²", name, count, measure * 1e6)
+    else:
+        log.info("region '%s': %d cells, %.4g mm³", name, count, measure * 1e9)
 
 
 def _explain(

@@ -703,6 +703,12 @@ class SurfaceFileGeometry(GeometryKind):
         message = plausible_unit(report)
         if message is not None:
             raise ValueError(f"length_unit: {message}")
+        surface, _ = self.surface()
+        for name, spec in self.boundaries.items():
+            try:
+                spec.check_on(surface)
+            except ValueError as exc:
+                raise ValueError(f"boundaries.{name}.{exc}") from None
         return self
 
     def surface(self) -> tuple[Surface, SurfaceReport]:

@@ -17,9 +17,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
+import numpy as np
 from pydantic import Field
 
 from sim.scenario.base import Section
+from sim.shapes.surface import Surface, landmark_candidates
 from sim.units import Length, Point
 
 if TYPE_CHECKING:
@@ -41,6 +43,10 @@ class _Spec(Section):
 
     def _build(self, geo: ModuleType, within: Any) -> Selector:
         raise NotImplementedError
+
+    def check_on(self, surface: Surface) -> None:
+        """ValueError (starting with the field at fault) unless the selector is well defined
+        on the input surface (m); by default nothing to check."""
 
 
 class PlaneSpec(_Spec):
@@ -75,14 +81,40 @@ class NormalSpec(_Spec):
 
 class NearestPatchSpec(_Spec):
     """The connected patch of boundary within `radius` of the boundary point nearest to
-    `landmark`."""
+    `landmark`. The landmark must lie within `max_distance` of the surface, and no other
+    part of the surface may come within `margin` of its nearest distance (then which patch
+    is nearest would depend on the remeshing): both checked on the input surface."""
 
     kind: Literal["nearest_patch"]
     landmark: Point
     radius: Annotated[Length, Field(gt=0)]
+    max_distance: Annotated[Length, Field(gt=0)] = 10e-3
+    margin: Annotated[Length, Field(gt=0)] = 1e-3
+
+    def check_on(self, surface: Surface) -> None:
+        landmark = np.asarray(self.landmark, dtype=float)
+        found = landmark_candidates(surface, landmark, self.margin)
+        nearest = found[0]
+        if nearest.distance > self.max_distance:
+            raise ValueError(
+                f"landmark: {_mm(landmark)} is {nearest.distance * 1e3:.3g} mm from the surface "
+                f"(nearest point {_mm(nearest.point)}), farther than max_distance "
+                f"{self.max_distance * 1e3:.3g} mm: put it on or just outside the patch meant"
+            )
+        if len(found) > 1:
+            parts = "; ".join(f"{_mm(c.point)} at {c.distance * 1e3:.3g} mm" for c in found[:3])
+            raise ValueError(
+                f"landmark: {_mm(landmark)} is ambiguous: {len(found)} separate parts of the "
+                f"surface come within margin {self.margin * 1e3:.3g} mm of its nearest distance "
+                f"({parts}); move it closer to the patch meant"
+            )
 
     def _build(self, geo: ModuleType, within: Any) -> Selector:
         return geo.NearestPatch(landmark=self.landmark, radius=self.radius, within=within)
+
+
+def _mm(point: np.ndarray) -> str:
+    return "[" + ", ".join(f"{1e3 * x:.1f}" for x in point) + "] mm"
 
 
 class SphereSpec(_Spec):

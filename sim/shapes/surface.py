@@ -857,6 +857,40 @@ def keep_largest_shell(surface: Surface) -> Surface:
     return Surface(surface.points[used], index[kept], surface.length_unit_factor)
 
 
+@dataclass(frozen=True)
+class LandmarkCandidate:
+    """A separate part of a surface that comes nearly as close to a landmark as the nearest
+    point: its nearest point (m) and that point's distance from the landmark (m)."""
+
+    point: np.ndarray
+    distance: float
+
+
+def landmark_candidates(
+    surface: Surface, landmark: np.ndarray, margin: float
+) -> list[LandmarkCandidate]:
+    """The parts of the surface within `margin` (m) of the smallest distance to `landmark`,
+    nearest first: the triangles that close are grouped into vertex-connected pieces and each
+    piece gives its nearest point. One candidate: the nearest patch is well defined; more:
+    which patch is nearest depends on small changes of the surface (remeshing)."""
+    a, b, c = surface.corners()
+    q = closest_points_on_triangles(landmark, a, b, c)
+    d = np.linalg.norm(q - landmark, axis=1)
+    close = np.flatnonzero(d <= d.min() + margin)
+    tris = surface.triangles[close]
+    n = len(surface.points)
+    rows = np.repeat(tris[:, 0], 2)
+    graph = coo_matrix((np.ones(len(rows)), (rows, tris[:, 1:].ravel())), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    piece = labels[tris[:, 0]]
+    out = []
+    for label in np.unique(piece):
+        members = close[piece == label]
+        best = members[int(np.argmin(d[members]))]
+        out.append(LandmarkCandidate(q[best], float(d[best])))
+    return sorted(out, key=lambda cand: cand.distance)
+
+
 def signed_clearance(surface: Surface, point: np.ndarray) -> float:
     """Distance (m) from `point` to a closed surface: positive inside, negative outside (by
     the winding number)."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from mpi4py import MPI
 
 from sim import measurements as measure
+from sim.geometry.selectors import outward_facet_normals
 from sim.scenario import load_scenario
 
 from ..verification.conftest import run_conservative
@@ -38,3 +41,15 @@ def test_real_sacrum_bilateral(scenarios):
     pb = run_conservative(sc)
     assert [n.protocol.injected for n in pb.needles] == pytest.approx([1e-6, 1e-6], rel=1e-12)
     assert measure.route(pb, "cortical_veins").marrow_out > 0
+    # the disc route opens through the S1 endplate: a patch facing cranially at its height
+    facets = pb.tagged.facets("s1_endplate")
+    normals, _, corners = outward_facet_normals(pb.tagged.mesh, facets)
+    owned = facets < pb.tagged.mesh.topology.index_map(2).size_local
+    edges = corners[:, 1:] - corners[:, :1]
+    area = 0.5 * np.linalg.norm(np.cross(edges[:, 0], edges[:, 1]), axis=1) * owned
+    height = corners.mean(axis=1)[:, 2]
+    sums = pb.comm.allreduce(np.append(area @ normals, [area @ height, area.sum()]), op=MPI.SUM)
+    normal, z, total = sums[:3] / sums[4], sums[3] / sums[4], sums[4]
+    print(f"s1_endplate: mean normal {normal}, height {z * 1e3:.2f} mm, {total * 1e6:.1f} mm2")
+    assert normal[2] > 0.8 and abs(z - 8e-3) < 3e-3
+    assert total == pytest.approx(np.pi * 12e-3**2, rel=0.25)  # a gently curved disc of 12 mm

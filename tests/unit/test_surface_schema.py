@@ -97,3 +97,40 @@ def test_a_damaged_file_is_named(tmp_path: Path) -> None:
     stl = tmp_path / "short.stl"
     stl.write_bytes(b"\0" * 80 + (100).to_bytes(4, "little") + b"\0" * 60)
     assert_mentions(invalid(scenario(stl)), "geometry.path:", "damaged binary STL")
+
+
+SACRUM = read(ROOT / "scenarios" / "anatomy" / "sacroplasty_real_sacrum.yaml")
+SACRUM_FILE = (
+    ROOT / "meshes" / "anatomy" / "lumbar_L1-L5_S1_artisynth" / "S1_Schrumpfverpacken.obj.xz"
+)
+
+
+def sacrum_with_landmark(**patch: Any) -> dict[str, Any]:
+    data = copy.deepcopy(SACRUM)
+    data["geometry"]["path"] = str(SACRUM_FILE)
+    data["geometry"]["boundaries"]["s1_endplate"].update(patch)
+    return data
+
+
+def test_a_landmark_far_from_the_surface_is_refused() -> None:
+    # the landmark the shipped sacroplasty once had: 21.9 mm above the endplate
+    message = invalid(sacrum_with_landmark(landmark="[-10, 0, 30] mm"))
+    assert_mentions(
+        message,
+        "geometry.boundaries.s1_endplate.landmark:",
+        "21.9 mm from the surface",
+        "[-19.8, -14.6, 17.0] mm",
+        "farther than max_distance 10 mm",
+    )
+
+
+def test_a_landmark_nearly_as_close_to_two_patches_is_ambiguous() -> None:
+    message = invalid(sacrum_with_landmark(landmark="[-10, 0, 30] mm", max_distance="30 mm"))
+    assert_mentions(
+        message,
+        "geometry.boundaries.s1_endplate.landmark:",
+        "is ambiguous: 3 separate parts",
+        "[-19.8, -14.6, 17.0] mm at 21.9 mm",
+        "[-11.3, 0.3, 8.1] mm at 21.9 mm",
+    )
+    validate_scenario(sacrum_with_landmark(landmark="[-11, 0, 10] mm"), "test")  # 1.9 mm above
