@@ -1,11 +1,15 @@
-"""Run one point of a sweep in its own process: `[mpirun -n M] python -m sim run BASE --set ...`.
+"""Run one point of a sweep: on one rank in a persistent worker process (sim.sweep.server,
+one per thread of the caller, started on first use and again after it died), on M ranks in
+its own process `mpirun -n M python -m sim run BASE --set ...`.
 
 A finished run (summary.json present) is never run again. Every attempt is recorded in the
 run's attempts.json (exit code, seconds, host, and the tail of the error output when it
 failed); after the last retry the run is marked failed (failed.json), which does not stop
 the other runs. A lock file keeps two workers from running the same point at once (a task
-resubmitted after its worker was lost), and the run process dies with the worker that
-started it, so a killed worker leaves no orphan writing into the folder.
+resubmitted after its worker was lost), and the run process dies with the thread that
+started it (Linux parent-death signal), so a killed worker leaves no orphan writing into the
+folder. A point that crashes or outlives its timeout takes its worker process with it; the
+next point starts a new one.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import fcntl
 import json
 import os
 import platform
+import selectors
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sim.outputs.summary import write_json_atomic
 from sim.sweep.store import BUSY, DONE, FAILED, run_dir
@@ -112,18 +119,11 @@ def _attempts(
     start = time.perf_counter()
     for attempt in range(1, retries + 2):
         t0 = time.perf_counter()
-        try:
-            done = subprocess.run(
-                _die_with_parent(cmd, python),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=env,
-                check=False,
-            )
-            code, err = done.returncode, (done.stderr + done.stdout)[-TAIL:]
-        except subprocess.TimeoutExpired:
-            code, err = -1, f"timed out after {timeout:g} s"
+        if ranks == 1:
+            request = {"base": base, "out": str(out), "overrides": overrides}
+            code, err = _server(python, env).run(request, timeout)
+        else:
+            code, err = _process(cmd, python, env, timeout)
         ok = code == 0 and (out / "summary.json").is_file()
         history.append(
             {
@@ -153,6 +153,80 @@ def _attempts(
     }
     write_json_atomic(out / "failed.json", failure)
     return failure
+
+
+def _process(cmd: list[str], python: str, env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run `cmd` in its own process; its exit code (-1: timed out) and the tail of its output."""
+    try:
+        done = subprocess.run(
+            _die_with_parent(cmd, python),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return -1, f"timed out after {timeout:g} s"
+    return done.returncode, (done.stderr + done.stdout)[-TAIL:]
+
+
+class _Server:
+    """A `python -m sim.sweep.server` process: requests on its stdin, answers on its stdout,
+    everything else it prints in a temporary file (the tail is reported if it dies)."""
+
+    def __init__(self, python: str, env: dict[str, str]) -> None:
+        self.log: IO[bytes] = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            _die_with_parent([python, "-m", "sim.sweep.server"], python),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            text=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def run(self, request: dict[str, Any], timeout: float) -> tuple[int, str]:
+        """The exit code (-1: timed out) and output tail of one point; a worker that dies
+        or times out is ended, and its exit code and last words are the point's."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            return self._died()
+        with selectors.DefaultSelector() as wait:
+            wait.register(self.process.stdout, selectors.EVENT_READ)
+            if not wait.select(timeout):
+                self.process.kill()
+                self.process.wait()
+                return -1, f"timed out after {timeout:g} s"
+        line = self.process.stdout.readline()
+        if not line:
+            return self._died()
+        answer = json.loads(line)
+        return int(answer["exit_code"]), str(answer["output"])
+
+    def _died(self) -> tuple[int, str]:
+        code = self.process.wait()
+        self.log.seek(0)
+        return code, self.log.read().decode(errors="replace")[-TAIL:]
+
+
+_servers = threading.local()
+
+
+def _server(python: str, env: dict[str, str]) -> _Server:
+    """This thread's worker process for `python`, started if there is none alive."""
+    if not hasattr(_servers, "by_python"):
+        _servers.by_python = {}
+    server: _Server | None = _servers.by_python.get(python)
+    if server is None or not server.alive():
+        server = _servers.by_python[python] = _Server(python, env)
+    return server
 
 
 def last_error(sweep_dir: Path, run_id: str) -> str:

@@ -55,17 +55,30 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().split()[3])
+    except OSError:
+        return None
+
+
+def _holds_a_run_lock(pid: int, out: Path) -> bool:
+    """Whether process `pid` has a point of this sweep locked (runs it)."""
+    runs = str(out / "runs")
+    try:
+        targets = [os.readlink(fd) for fd in (Path("/proc") / str(pid) / "fd").iterdir()]
+    except OSError:
+        return False
+    return any(t.startswith(runs) and t.endswith(".lock") for t in targets)
+
+
 def _worker_running_a_point(workers: set[int], out: Path, driver: subprocess.Popen) -> int:
-    """Wait until one of the `workers` (pids) has a live run process of this sweep; its pid."""
+    """Wait until one of the `workers` (pids) runs a point of this sweep; its pid."""
     deadline = time.monotonic() + WAIT
     while True:
-        for pid in _processes_mentioning(str(out / "runs")):
-            try:
-                parent = int((Path("/proc") / str(pid) / "stat").read_text().split()[3])
-            except OSError:
-                continue
-            if parent in workers:
-                return parent
+        for pid in workers:
+            if _holds_a_run_lock(pid, out):
+                return pid
         assert driver.poll() is None, driver.communicate()
         assert time.monotonic() < deadline, f"no worker started a point in {WAIT} s"
         time.sleep(0.05)
@@ -174,11 +187,13 @@ def test_interrupted_sweep_resumes_and_records_the_failing_point(tmp_path: Path)
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _wait_for_summaries(out, 2, first)
+    servers = [p for p in _processes_mentioning("sim.sweep.server") if _parent(p) == first.pid]
+    assert len(servers) == 2  # one persistent worker process per pool thread
     first.kill()  # the driver and its worker threads; their run processes must follow
     first.wait()
     killed_at = time.time()
     deadline = time.monotonic() + 30
-    while _processes_mentioning(str(out)):
+    while _processes_mentioning(str(out)) or any(Path(f"/proc/{p}").exists() for p in servers):
         assert time.monotonic() < deadline, "run processes outlived the killed sweep"
         time.sleep(0.2)
     before = {k: (out / "runs" / k / "summary.json").stat().st_mtime for k in summaries(out)}

@@ -1,0 +1,63 @@
+"""A sweep worker process that imports cementsim once and runs many points.
+
+`python -m sim.sweep.server` reads one JSON request per line on its standard input,
+``{"base": SCENARIO, "out": RUN_DIR, "overrides": ["key=value", ...]}``, runs it exactly as
+``cementsim run SCENARIO --out RUN_DIR --quiet --set ...`` would (the same command-line
+entry point, in this process), and answers one JSON line ``{"exit_code": int, "output":
+str}`` with the tail of what the run printed. It ends at the end of its input.
+
+Starting Python, DOLFINx and PETSc costs 2-5 s per process; a sweep of small points paid it
+for every point. The answer goes out on a private copy of the original standard output:
+file descriptor 1 is pointed at standard error, so that nothing a library prints at C level
+can corrupt the protocol. sim.sweep.worker starts and feeds these processes.
+"""
+
+from __future__ import annotations
+
+from mpi4py import MPI  # noqa: F401  (loads libmpi before dolfinx does; see README)
+
+# isort: split
+import io
+import json
+import os
+import sys
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+from typing import TextIO
+
+from sim.cli import main
+
+#: characters of a run's printed output sent back
+TAIL = 4000
+
+
+def run_request(request: dict[str, object]) -> dict[str, object]:
+    """Run one point as the command line would; its exit code and the tail of its output."""
+    argv = ["run", str(request["base"]), "--out", str(request["out"]), "--quiet"]
+    for override in request.get("overrides", []):  # type: ignore[attr-defined]
+        argv += ["--set", str(override)]
+    printed = io.StringIO()
+    with redirect_stdout(printed), redirect_stderr(printed):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except Exception:  # a failed point must not end the worker
+            traceback.print_exc()
+            code = 1
+    return {"exit_code": code, "output": printed.getvalue()[-TAIL:]}
+
+
+def serve(requests: TextIO, answers: TextIO) -> None:
+    """Answer every request line until the input ends."""
+    for line in requests:
+        if line.strip():
+            answers.write(json.dumps(run_request(json.loads(line))) + "\n")
+            answers.flush()
+
+
+if __name__ == "__main__":
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    serve(sys.stdin, protocol)
