@@ -1,0 +1,65 @@
+"""The persistent sweep worker (sim.sweep.server, driven by sim.sweep.worker): points run
+in-process exactly as the command line runs them, and a point that hangs or kills its worker
+is reported with its exit code and output while the next point gets a new worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sim.sweep.server import run_request
+from sim.sweep.worker import _server
+from tests.sweep.conftest import SPHERE
+
+pytestmark = pytest.mark.serial
+
+QUICK = [
+    "geometry.mesh.size_tip=1 mm",
+    "geometry.mesh.size_max=12 mm",
+    "injection.needles.0.volume=0.1 mL",
+    "output.fields=false",
+    "output.plots=false",
+    "output.fluoroscopy=false",
+    "output.report=false",
+]
+
+
+def test_a_request_runs_like_the_command_line(tmp_path: Path) -> None:
+    bad = run_request(
+        {"base": str(SPHERE), "out": str(tmp_path / "a"), "overrides": ["bone.porosity=2"]}
+    )
+    assert bad["exit_code"] == 2 and "bone.porosity" in str(bad["output"])
+    assert not (tmp_path / "a" / "summary.json").exists()
+    good = run_request({"base": str(SPHERE), "out": str(tmp_path / "b"), "overrides": QUICK})
+    assert good["exit_code"] == 0, good["output"]
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["injected_volume_m3"] == pytest.approx(1e-7, rel=1e-12)
+
+
+def test_a_hung_or_killed_worker_is_replaced(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = _server(sys.executable, env)
+    request = {"base": str(SPHERE), "out": str(tmp_path / "slow"), "overrides": QUICK}
+    code, output = first.run(request, timeout=0.05)  # still importing: times out
+    assert (code, output) == (-1, "timed out after 0.05 s") and not first.alive()
+    second = _server(sys.executable, env)
+    assert second is not first and second.alive()
+    killer = threading.Timer(1.0, lambda: os.kill(second.process.pid, signal.SIGKILL))
+    killer.start()
+    start = time.monotonic()
+    code, _ = second.run({**request, "out": str(tmp_path / "killed")}, timeout=60)
+    killer.join()
+    assert code == -signal.SIGKILL and time.monotonic() - start < 30
+    third = _server(sys.executable, env)
+    assert third is not second
+    code, output = third.run({**request, "out": str(tmp_path / "done")}, timeout=120)
+    assert code == 0, output
+    assert (tmp_path / "done" / "summary.json").is_file()
+    assert _server(sys.executable, env) is third  # kept for the next point
