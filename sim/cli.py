@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(exc))
         return EXIT_INVALID
     if args.command == "validate":
+        for warning in scenario.warnings():
+            _say(f"warning: {warning}")
         _say(f"{args.scenario}: valid scenario '{scenario.name}'")
         return 0
     return _with_mpi(args, scenario)

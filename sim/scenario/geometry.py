@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sim.scenario.base import Section
+from sim.scenario.frames import Angle, FrameName, Transform, to_project
 from sim.scenario.injection import Name
 from sim.scenario.selectors import SelectorSpec
 from sim.shapes import sacrum as sacrum_shape
@@ -31,11 +32,12 @@ from sim.shapes.surface import (
     SurfaceReport,
     import_surface,
     known_names,
+    mirror_asymmetry,
     plausible_unit,
     signed_clearance,
     surface_format,
 )
-from sim.units import Dimension, Length, LengthUnit, Point, metres_per, point_to_si, to_si
+from sim.units import Length, LengthUnit, Point, metres_per, point_to_si
 
 if TYPE_CHECKING:
     from sim.scenario.injection import Needle
@@ -81,6 +83,10 @@ class GeometryKind(Section):
     def cavity_margin(self) -> float:
         """How far (m) beyond the needle's inner radius a tip must keep from the surface."""
         return 0.0
+
+    def warnings(self) -> list[str]:
+        """What is valid but doubtful about the geometry (printed by validate, logged by run)."""
+        return []
 
     def check_needles(self, needles: Sequence[Needle]) -> None:
         """ValueError naming the field unless the needles fit the geometry: by default every
@@ -356,11 +362,6 @@ class VertebralBodyGeometry(GeometryKind):
     def cavity_margin(self) -> float:
         """One element at the tip: the builder keeps the cavity h_tip inside the body."""
         return self.mesh.size_tip
-
-
-ANGLE = Dimension("an angle", "[]", "40 deg")
-Angle = Annotated[float, BeforeValidator(lambda v: to_si(v, ANGLE))]
-"""An angle in radians; written with a unit ("40 deg") or as a plain number in radians."""
 
 
 def _sacrum_default(key: str) -> Any:
@@ -642,11 +643,19 @@ def _opened_surface(
     path: Path,
     version: tuple[int, int],
     factor: float,
+    affine: tuple[float, ...],
     largest_shell: bool,
     max_hole_rim: float | None,
 ) -> tuple[Surface, SurfaceReport]:
-    """import_surface, once per file, version (mtime, size), unit and repair choices."""
-    return import_surface(path, factor, largest_shell=largest_shell, max_hole_rim=max_hole_rim)
+    """import_surface, once per file, version (mtime, size), unit, placement (the 4 x 4
+    affine map into the project frame, flattened) and repair choices."""
+    return import_surface(
+        path,
+        factor,
+        affine=np.reshape(affine, (4, 4)),
+        largest_shell=largest_shell,
+        max_hole_rim=max_hole_rim,
+    )
 
 
 class SurfaceFileGeometry(GeometryKind):
@@ -659,7 +668,10 @@ class SurfaceFileGeometry(GeometryKind):
     source around their tips (no cavity is meshed). keep_largest_shell: keep only the piece
     enclosing the largest volume (e.g. a sacrum exported with its coccyx) instead of refusing
     a file of several pieces. fill_holes: close holes whose rim is at most this long (m) with
-    a fan of triangles (export or segmentation gaps); larger holes stay an error.
+    a fan of triangles (export or segmentation gaps); larger holes stay an error. frame and
+    transform bring the file's coordinates into the project frame (sim.scenario.frames);
+    everything else (selectors, needles, fluoroscopy, anisotropy axes) is in the project
+    frame, and a surface whose plane of mirror symmetry is not normal to y gets a warning.
 
     The surface is opened when the scenario is validated: unreadable, open, non-manifold or
     several-piece surfaces, an implausible size for `length_unit` and needle tips outside the
@@ -670,6 +682,8 @@ class SurfaceFileGeometry(GeometryKind):
     kind: Literal["surface_file"]
     path: Path
     length_unit: LengthUnit
+    frame: FrameName = "project"
+    transform: Transform | None = None
     keep_largest_shell: bool = False
     fill_holes: PositiveLength | None = None
     mesh: SurfaceSizing = SurfaceSizing()
@@ -719,9 +733,25 @@ class SurfaceFileGeometry(GeometryKind):
             self.path.resolve(),
             (stat.st_mtime_ns, stat.st_size),
             metres_per(self.length_unit),
+            tuple(to_project(self.frame, self.transform).ravel()),
             self.keep_largest_shell,
             self.fill_holes,
         )
+
+    def warnings(self) -> list[str]:
+        """A warning when the surface looks mirror-symmetric across a plane other than the
+        midsagittal one (normal to y): probably not in the project frame."""
+        asymmetry = mirror_asymmetry(self.surface()[0])
+        best = int(np.argmin(asymmetry))
+        if best == 1 or asymmetry[best] >= 0.5 * asymmetry[1]:
+            return []
+        return [
+            f"geometry: the surface is most nearly mirror-symmetric across the plane normal to "
+            f"{'xyz'[best]} ({asymmetry[best]:.1%} of its size off) rather than the midsagittal "
+            f"plane normal to y ({asymmetry[1]:.1%}): it is probably not in the project frame "
+            "(+x anterior, +y left, +z cranial); give geometry.frame (LPS, RAS) or "
+            "geometry.transform"
+        ]
 
     def contains(self, point: Point3, margin: float) -> bool | None:
         return signed_clearance(self.surface()[0], np.asarray(point, dtype=float)) >= margin

@@ -104,7 +104,7 @@ class Scenario(Section):
         """What is valid but doubtful (logged at the start of a run)."""
         het = self.bone.heterogeneity
         warning = None if het is None else het.resolution_warning(self.geometry.cell_size_range())
-        return [] if warning is None else [warning]
+        return self.geometry.warnings() + ([] if warning is None else [warning])
 
     def _region_references(self) -> list[tuple[str, list[str]]]:
         """(field, region names) of every section that names regions."""

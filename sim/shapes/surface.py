@@ -768,15 +768,20 @@ def import_surface(
     path: str | Path,
     length_unit_factor: float,
     tol: float = 1e-9,
+    affine: np.ndarray | None = None,
     largest_shell: bool = False,
     max_hole_rim: float | None = None,
 ) -> tuple[Surface, SurfaceReport]:
-    """read_surface + clean (+ keep_largest_shell, + fill_holes up to `max_hole_rim` m) +
-    check (strict): a closed, manifold, outward surface and its report.
+    """read_surface (+ moved by the 4 x 4 `affine`, in m) + clean (+ keep_largest_shell,
+    + fill_holes up to `max_hole_rim` m) + check (strict): a closed, manifold, outward
+    surface and its report.
 
     The unit check (:func:`plausible_unit`) is left to the caller.
     """
-    surface = clean(read_surface(path, length_unit_factor), tol)
+    surface = read_surface(path, length_unit_factor)
+    if affine is not None and not np.array_equal(affine, np.eye(4)):
+        surface.points = surface.points @ affine[:3, :3].T + affine[:3, 3]
+    surface = clean(surface, tol)  # also orients outward again after a mirroring
     if max_hole_rim is not None:
         surface, filled = fill_holes(surface, max_hole_rim)
         if filled:
@@ -889,6 +894,27 @@ def landmark_candidates(
         best = members[int(np.argmin(d[members]))]
         out.append(LandmarkCandidate(q[best], float(d[best])))
     return sorted(out, key=lambda cand: cand.distance)
+
+
+def mirror_asymmetry(surface: Surface) -> np.ndarray:
+    """How far the surface is from mirror symmetry across the plane through its centroid
+    normal to x, y and z: the area-weighted mean distance from each reflected triangle
+    centroid to the nearest centroid, over the largest extent (-). About 0.5 % to 1 % across
+    the midsagittal plane of the shipped vertebrae and sacrum, 2 % to 13 % across the others.
+    """
+    a, b, c = surface.corners()
+    centroids = (a + b + c) / 3.0
+    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    middle = area @ centroids / area.sum()
+    tree = cKDTree(centroids)
+    size = float(np.ptp(surface.points, axis=0).max())
+    out = np.empty(3)
+    for k in range(3):
+        mirrored = centroids.copy()
+        mirrored[:, k] = 2.0 * middle[k] - mirrored[:, k]
+        distance, _ = tree.query(mirrored)
+        out[k] = area @ distance / area.sum() / size
+    return out
 
 
 def signed_clearance(surface: Surface, point: np.ndarray) -> float:
