@@ -70,6 +70,12 @@ class TaggedMesh:
         """Multiply all coordinates by `factor` (e.g. 1e-3 for a mesh written in mm)."""
         self.mesh.geometry.x[:] *= factor
 
+    def move(self, affine: np.ndarray) -> None:
+        """Map all coordinates (m) by the 4 x 4 `affine` (into the project frame)."""
+        if not np.array_equal(affine, np.eye(4)):
+            x = self.mesh.geometry.x
+            x[:] = x @ affine[:3, :3].T + affine[:3, 3]
+
     def cell_quality(self) -> np.ndarray:
         """Radius ratio 3 r_in / r_circ of each owned cell (1 for a regular tetrahedron)."""
         tdim = 3
@@ -131,9 +137,11 @@ def read_mesh_file(
     comm: MPI.Comm,
     msh_path: Path | None,
 ) -> TaggedMesh:
-    """The builder of the ``mesh_file`` kind: the file read and scaled to metres."""
+    """The builder of the ``mesh_file`` kind: the file read, scaled to metres and moved into
+    the project frame."""
     tagged = read_msh(geometry.path, comm)
     tagged.scale(metres_per(geometry.length_unit))
+    tagged.move(geometry.to_project())
     return tagged
 
 

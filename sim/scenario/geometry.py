@@ -608,13 +608,20 @@ class MeshFileGeometry(GeometryKind):
     """A tetrahedral mesh read from a gmsh ``.msh`` file with named physical groups.
 
     `length_unit` is the unit of the file's coordinates (e.g. ``mm``); coordinates are scaled
-    to metres on reading. Boundary and region names are the physical group names.
+    to metres on reading, then moved by `frame` and `transform` into the project frame
+    (sim.scenario.frames). Boundary and region names are the physical group names.
     """
 
     builder: ClassVar[str] = "sim.geometry.tagged_mesh:read_mesh_file"
     kind: Literal["mesh_file"]
     path: Path
     length_unit: LengthUnit = Field(description="unit of the file's coordinates, e.g. 'mm'")
+    frame: FrameName = "project"
+    transform: Transform | None = None
+
+    def to_project(self) -> np.ndarray:
+        """The 4 x 4 affine map from the file (in m) into the project frame."""
+        return to_project(self.frame, self.transform)
 
     @field_validator("path")
     @classmethod

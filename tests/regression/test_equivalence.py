@@ -17,6 +17,7 @@ from mpi4py import MPI
 from sim.outputs.report import _headline
 from sim.run import run_scenario
 from sim.scenario import load_scenario, validate_scenario
+from sim.scenario.frames import FRAMES
 
 #: summary entries that describe the machine, not the physics
 NOT_PHYSICS = {"wall_time_s", "timings_s", "mpi_ranks", "scenario"}
@@ -102,8 +103,9 @@ def test_scenario_in_mm_ml_mpas_gives_the_si_answer(shared_tmp_path):
     assert_same_numbers(a, b, rtol=1e-12)
 
 
-def _write_msh(path: Path, scale: float) -> None:
-    """A ball mesh (radius 20 mm) written with coordinates multiplied by `scale`."""
+def _write_msh(path: Path, scale: float, shift: float = 0.0) -> None:
+    """A ball mesh (radius 20 mm) written with coordinates multiplied by `scale`, its centre
+    moved by `shift` (in the written units) along the file's x axis."""
     from sim.geometry.ball import add_ball
 
     gmsh.initialize(interruptible=False)
@@ -119,36 +121,48 @@ def _write_msh(path: Path, scale: float) -> None:
             growth=0.4,
         )
         gmsh.model.mesh.generate(3)
-        if scale != 1.0:
-            gmsh.model.mesh.affineTransform([scale, 0, 0, 0, 0, scale, 0, 0, 0, 0, scale, 0])
+        if scale != 1.0 or shift != 0.0:
+            gmsh.model.mesh.affineTransform([scale, 0, 0, shift, 0, scale, 0, 0, 0, 0, scale, 0])
         gmsh.write(str(path))
     finally:
         gmsh.finalize()
 
 
 def test_mesh_file_in_mm_gives_the_answer_of_the_mesh_in_m(shared_tmp_path):
+    """Also a mesh in DICOM LPS coordinates whose ball is centred 10 mm to the patient's left
+    (file x), brought back by frame: LPS and a translation of -10 mm along project y: the
+    same answer (the tip at the origin would be 14 mm off-centre with the frame ignored)."""
     comm = MPI.COMM_WORLD
     if comm.rank == 0:
         _write_msh(shared_tmp_path / "ball_m.msh", 1.0)
         _write_msh(shared_tmp_path / "ball_mm.msh", 1000.0)
+        _write_msh(shared_tmp_path / "ball_lps.msh", 1000.0, shift=10.0)
     comm.barrier()
     summaries = []
-    for unit in ("m", "mm"):
+    placed = {"frame": "LPS", "transform": {"translate": "[0, -10, 0] mm"}}
+    for name, unit, placement in (("m", "m", {}), ("mm", "mm", {}), ("lps", "mm", placed)):
         data = {
             **SI,
-            "name": f"file_{unit}",
+            "name": f"file_{name}",
             "geometry": {
                 "kind": "mesh_file",
-                "path": str(shared_tmp_path / f"ball_{unit}.msh"),
+                "path": str(shared_tmp_path / f"ball_{name}.msh"),
                 "length_unit": unit,
+                **placement,
             },
             "injection": {
                 **SI["injection"],
                 "needles": [{**SI["injection"]["needles"][0], "tip": [0, 0, 0]}],
             },
         }
-        summaries.append(run_scenario(validate_scenario(data), shared_tmp_path / unit, comm))
-    assert_same_numbers(*summaries, rtol=1e-6)
+        summaries.append(run_scenario(validate_scenario(data), shared_tmp_path / name, comm))
+    assert_same_numbers(summaries[0], summaries[1], rtol=1e-6)
+    # the LPS mesh is the ball turned by 90 degrees about z: directions turn with it
+    turn = FRAMES["LPS"]
+    for key, matrix in (("centre_m", turn), ("extent_m", np.abs(turn))):
+        vector, turned = summaries[0]["cloud"].pop(key), summaries[2]["cloud"].pop(key)
+        assert turned == pytest.approx(matrix @ vector, rel=1e-6, abs=1e-12), key
+    assert_same_numbers(summaries[0], summaries[2], rtol=1e-6)
 
 
 @pytest.mark.serial
