@@ -578,14 +578,19 @@ def _where(points: np.ndarray) -> str:
     return ", ".join(shown) + " mm" + more
 
 
-def _components(cells: np.ndarray, n_points: int) -> int:
-    """Number of connected components of the cells (sharing vertices) that use any point."""
+def _piece_of_cells(cells: np.ndarray, n_points: int) -> np.ndarray:
+    """The label of the connected piece (cells sharing vertices) of each cell."""
     k = cells.shape[1]
     rows = np.repeat(cells[:, 0], k - 1)
     cols = cells[:, 1:].ravel()
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_points, n_points))
     _, labels = connected_components(graph, directed=False)
-    return len(np.unique(labels[np.unique(cells)]))
+    return labels[cells[:, 0]]
+
+
+def _components(cells: np.ndarray, n_points: int) -> int:
+    """Number of connected components of the cells (sharing vertices) that use any point."""
+    return len(np.unique(_piece_of_cells(cells, n_points)))
 
 
 def _nonmanifold_vertices(tris: np.ndarray, n_points: int) -> np.ndarray:
@@ -849,10 +854,7 @@ def keep_largest_shell(surface: Surface) -> Surface:
     cavities inside it; the report of a cleaned surface counts the pieces (n_components)."""
     tris = surface.triangles
     n = len(surface.points)
-    rows = np.repeat(tris[:, 0], 2)
-    graph = coo_matrix((np.ones(len(rows)), (rows, tris[:, 1:].ravel())), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    piece = labels[tris[:, 0]]
+    piece = _piece_of_cells(tris, n)
     a, b, c = surface.corners()
     volume = np.bincount(piece, np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0)
     kept = tris[piece == int(np.argmax(np.abs(volume)))]
@@ -882,12 +884,7 @@ def landmark_candidates(
     q = closest_points_on_triangles(landmark, a, b, c)
     d = np.linalg.norm(q - landmark, axis=1)
     close = np.flatnonzero(d <= d.min() + margin)
-    tris = surface.triangles[close]
-    n = len(surface.points)
-    rows = np.repeat(tris[:, 0], 2)
-    graph = coo_matrix((np.ones(len(rows)), (rows, tris[:, 1:].ravel())), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    piece = labels[tris[:, 0]]
+    piece = _piece_of_cells(surface.triangles[close], len(surface.points))
     out = []
     for label in np.unique(piece):
         members = close[piece == label]
