@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python benchmarks/sweep_throughput.py [--workers 2] [--points 8]
 Each executor runs the same coarse sphere points (the shipped example sweep, viscosity x rate,
-outputs off) into a fresh folder through `cementsim sweep run`; start-up of Python, DOLFINx and
-the mesh per run is included, as on a cluster. Prints one table; nothing is asserted.
+outputs off) into a fresh folder through `cementsim sweep run`; the start-up of the sweep's
+worker processes (Python, DOLFINx, PETSc: once per worker, sim.sweep.server) and the mesh of
+each run are included, as on a cluster. Prints one table; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def main() -> None:
     print(f"sweep throughput, {args.points} coarse sphere runs, {args.workers} workers ({folder})")
     print(
         f"{'executor':10s} {'runs':>5s} {'wall s':>8s} {'runs/h':>8s} {'speed-up':>9s} "
-        f"{'run s':>7s} {'process s':>10s}"
+        f"{'run s':>7s} {'attempt s':>10s}"
     )
     for name, n, wall, per_hour, inside, process in rows:
         print(
@@ -95,8 +96,8 @@ def main() -> None:
             f"{inside:7.2f} {process:10.2f}"
         )
     print(
-        "run s: median wall time inside a run; process s: median time of its process "
-        "(interpreter, imports, mesh, run, outputs)"
+        "run s: median wall time inside a run; attempt s: median time of a point as its "
+        "worker saw it (mesh, run, outputs; the worker's start-up for its first point)"
     )
 
 
