@@ -15,7 +15,7 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.ct.density import permeability_tensor as axial_tensor
-from sim.ct.volume import read_ct, sample_cells
+from sim.ct.volume import VOXEL_SIZE_RANGE, read_ct, sample_cells
 from sim.errors import InputError
 from sim.geometry.tagged_mesh import TaggedMesh
 from sim.scenario.bone_ct import CTSection
@@ -84,6 +84,13 @@ def _apply_ct(
     comm = tagged.comm
     cells = _cells_of(tagged, ct.regions, len(porosity))
     volume = read_ct(ct.file, ct.length_factor, ct.voxel_size, ct.origin)
+    lo, hi = VOXEL_SIZE_RANGE
+    if not (lo <= volume.voxel_size.min() and volume.voxel_size.max() <= hi):
+        raise CTMappingError(
+            f"bone.ct: voxel size {[f'{v:.3g}' for v in volume.voxel_size]} m is not that of a "
+            f"CT image ({lo:g} to {hi:g} m); check bone.ct.length_unit "
+            f"({ct.length_unit!r}) or voxel_size (a plain number is in metres)"
+        )
     x = _vertices(tagged, cells)
     if len(cells):
         volume = volume.crop(x.reshape(-1, 3).min(axis=0), x.reshape(-1, 3).max(axis=0))

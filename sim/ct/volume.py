@@ -58,6 +58,10 @@ def _vector3(value: npt.ArrayLike, name: str) -> np.ndarray:
     return v
 
 
+#: voxel sizes (m) of CT images: micro-CT of bone from about 1 um, clinical CT up to 10 mm
+VOXEL_SIZE_RANGE = (1e-6, 1e-2)
+
+
 @dataclass
 class CTVolume:
     """A CT image in HU on a regular grid placed in space (lengths in m).
@@ -191,9 +195,10 @@ def read_ct(
 ) -> CTVolume:
     """Read a CT volume from NIfTI (.nii, .nii.gz), NumPy (.npy) or HDF5 (.h5, .hdf5).
 
-    length_unit_factor: metres per file length unit (1e-3 for mm), applied to every length,
-    from the file or passed here. voxel_size (scalar or 3) and origin (3, centre of voxel
-    (0, 0, 0)): required for .npy; for the other formats they replace the file's values.
+    length_unit_factor: metres per file length unit (1e-3 for mm), applied to the lengths
+    read from the file. voxel_size (scalar or 3) and origin (3, centre of voxel (0, 0, 0)),
+    in metres (not scaled: the scenario converts what the user wrote): required for .npy;
+    for the other formats they replace the file's values.
     NIfTI: the affine chosen by nibabel (sform or qform) gives spacing, direction and origin;
     scaling (scl_slope/scl_inter) is applied; trailing singleton dimensions are dropped.
     HDF5: dataset `hu` (3-D), attributes `voxel_size`, `origin`, optional `direction` (3x3,
@@ -221,21 +226,24 @@ def read_ct(
     values, file_voxel, file_origin, direction = readers[suffix](
         path, need_voxel_size=voxel_size is None, need_origin=origin is None
     )
-    vs = voxel_size if voxel_size is not None else file_voxel
-    org = origin if origin is not None else file_origin
+
+    def metres(
+        given: npt.ArrayLike | None, from_file: npt.ArrayLike | None, name: str
+    ) -> np.ndarray | None:
+        if given is not None:
+            return _vector3(given, name)
+        return None if from_file is None else _vector3(from_file, name) * length_unit_factor
+
+    vs = metres(voxel_size, file_voxel, "voxel_size")
+    org = metres(origin, file_origin, "origin")
     missing = [name for name, v in (("voxel_size", vs), ("origin", org)) if v is None]
     if missing:
         raise CTFileError(
             f"{path}: a {suffix} file holds only the voxel values; pass {' and '.join(missing)} "
-            "(in the file's length unit, scaled by length_unit_factor) to read_ct"
+            "(m) to read_ct"
         )
     try:
-        return CTVolume(
-            values,
-            _vector3(vs, "voxel_size") * length_unit_factor,
-            _vector3(org, "origin") * length_unit_factor,
-            direction,
-        )
+        return CTVolume(values, vs, org, direction)
     except ValueError as err:
         raise CTFileError(f"{path}: {err}") from err
 

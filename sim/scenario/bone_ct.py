@@ -3,7 +3,8 @@
     bone:
       ct:
         file: spine_ct.nii.gz      # .nii/.nii.gz (nibabel), .npy (give voxel_size, origin), .h5
-        length_unit: mm            # unit of the file's coordinates
+        length_unit: mm            # unit of the lengths in the file (voxel_size and origin
+                                   # given here are in metres unless written with a unit)
         calibration: {slope: 0.7, intercept: -9.0}   # BMD = slope HU + intercept, mg/cm³
         tissue_mineral_density: 1240 kg/m^3           # BV/TV = BMD / TMD
         porosity_limits: [0.05, 0.98]
@@ -35,6 +36,7 @@ from sim.ct.density import (
     DEFAULT_TISSUE_MINERAL_DENSITY,
     CTMapping,
 )
+from sim.ct.volume import VOXEL_SIZE_RANGE
 from sim.scenario.base import Section
 from sim.units import LengthUnit, Point, metres_per
 
@@ -111,6 +113,15 @@ class CTSection(Section):
             raise ValueError("reading NIfTI needs nibabel: pip install 'cementsim[ct]'")
         if suffix == ".npy" and (self.voxel_size is None or self.origin is None):
             raise ValueError("a .npy volume needs voxel_size and origin")
+        lo, hi = VOXEL_SIZE_RANGE
+        if self.voxel_size is not None and not (
+            lo <= min(self.voxel_size) <= max(self.voxel_size) <= hi
+        ):
+            raise ValueError(
+                f"voxel_size: {[f'{v:.3g}' for v in self.voxel_size]} m is not that of a CT "
+                f"image ({lo:g} to {hi:g} m); a plain number is in metres: write e.g. "
+                "'[19.5, 19.5, 19.5] um' or '[0.5, 0.5, 1] mm'"
+            )
         lo, hi = self.porosity_limits
         if not 0 < lo < hi < 1:
             raise ValueError(f"porosity_limits must satisfy 0 < min < max < 1, got {[lo, hi]}")

@@ -10,7 +10,8 @@ from mpi4py import MPI
 from sim import measurements as measure
 from sim.cli import main
 from sim.ct.synthetic import osteoporotic_vertebra
-from sim.scenario import load_scenario
+from sim.ct.volume import read_ct
+from sim.scenario import ScenarioError, load_scenario
 
 from ..verification.conftest import run_conservative
 
@@ -68,3 +69,36 @@ def test_ct_that_misses_the_bone_is_an_input_error(scenarios, shared_tmp_path, c
     if MPI.COMM_WORLD.rank == 0:
         err = capsys.readouterr().err
         assert "bone.ct" in err and "outside the CT volume" in err and "Traceback" not in err
+
+
+def test_a_voxel_size_written_with_a_unit_is_taken_as_written(scenarios):
+    """Once scaled by the file's length unit a second time (19.5 um became 19.5 nm); a plain
+    number is in metres, and a size no CT image has is an error naming the field."""
+    path = scenarios / "anatomy" / "vertebroplasty_L1_ct.yaml"
+    micro = ["bone.ct.length_unit=mm", "bone.ct.voxel_size=[19.5, 19.5, 19.5] um"]
+    ct = load_scenario(path, micro).bone.ct
+    volume = read_ct(ct.file, ct.length_factor, ct.voxel_size, ct.origin)
+    np.testing.assert_allclose(volume.voxel_size, 19.5e-6, rtol=1e-12)
+    with pytest.raises(ScenarioError, match=r"bone\.ct\.voxel_size: \['0\.5', '0\.5', '0\.5'\] m"):
+        load_scenario(path, ["bone.ct.voxel_size=[0.5, 0.5, 0.5]"])
+
+
+def test_a_ct_file_read_in_the_wrong_length_unit_is_an_input_error(
+    scenarios, shared_tmp_path, capsys
+):
+    code = main(
+        [
+            "run",
+            str(scenarios / "anatomy" / "vertebroplasty_L1_ct.yaml"),
+            "--out",
+            str(shared_tmp_path / "um"),
+            "--quiet",
+            *("--set", "geometry.mesh.size_tip=2 mm", "--set", "geometry.mesh.size_max=6 mm"),
+            *("--set", "bone.ct.length_unit=um"),  # the file is in metres
+        ]
+    )
+    assert code == 2
+    assert not (shared_tmp_path / "um" / "summary.json").exists()
+    if MPI.COMM_WORLD.rank == 0:
+        err = capsys.readouterr().err
+        assert "is not that of a CT image" in err and "bone.ct.length_unit ('um')" in err
