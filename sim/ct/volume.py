@@ -189,16 +189,18 @@ def _suffix(path: Path) -> str:
 
 def read_ct(
     path: str | Path,
-    length_unit_factor: float = 1.0,
+    length_unit_factor: float | None = None,
     voxel_size: npt.ArrayLike | None = None,
     origin: npt.ArrayLike | None = None,
 ) -> CTVolume:
     """Read a CT volume from NIfTI (.nii, .nii.gz), NumPy (.npy) or HDF5 (.h5, .hdf5).
 
     length_unit_factor: metres per file length unit (1e-3 for mm), applied to the lengths
-    read from the file. voxel_size (scalar or 3) and origin (3, centre of voxel (0, 0, 0)),
-    in metres (not scaled: the scenario converts what the user wrote): required for .npy;
-    for the other formats they replace the file's values.
+    read from the file; None: the unit the file declares (a NIfTI header's xyz unit), else
+    metres. A factor that contradicts the file's declared unit is a CTFileError.
+    voxel_size (scalar or 3) and origin (3, centre of voxel (0, 0, 0)), in metres (not
+    scaled: the scenario converts what the user wrote): required for .npy; for the other
+    formats they replace the file's values.
     NIfTI: the affine chosen by nibabel (sform or qform) gives spacing, direction and origin;
     scaling (scl_slope/scl_inter) is applied; trailing singleton dimensions are dropped.
     HDF5: dataset `hu` (3-D), attributes `voxel_size`, `origin`, optional `direction` (3x3,
@@ -206,7 +208,9 @@ def read_ct(
     Raises FileNotFoundError, CTFileError (bad content), or ImportError (NIfTI without nibabel).
     """
     path = Path(path)
-    if not (np.isfinite(length_unit_factor) and length_unit_factor > 0.0):
+    if length_unit_factor is not None and not (
+        np.isfinite(length_unit_factor) and length_unit_factor > 0.0
+    ):
         raise ValueError(f"length_unit_factor must be > 0, got {length_unit_factor}")
     if not path.is_file():
         raise FileNotFoundError(f"CT file not found: {path}")
@@ -226,6 +230,14 @@ def read_ct(
     values, file_voxel, file_origin, direction = readers[suffix](
         path, need_voxel_size=voxel_size is None, need_origin=origin is None
     )
+    declared = _declared_unit(path) if suffix.startswith(".nii") else None
+    if length_unit_factor is None:
+        length_unit_factor = 1.0 if declared is None else declared[1]
+    elif declared is not None and not np.isclose(declared[1], length_unit_factor, rtol=1e-12):
+        raise CTFileError(
+            f"{path}: its header gives lengths in {declared[0]}, but the length unit asked for "
+            f"is {length_unit_factor:g} m: leave bone.ct.length_unit out or make it agree"
+        )
 
     def metres(
         given: npt.ArrayLike | None, from_file: npt.ArrayLike | None, name: str
@@ -323,6 +335,16 @@ def _import_nibabel():
             "which is not installed: `pip install nibabel` (or convert the volume to .h5/.npy)"
         ) from err
     return nibabel
+
+
+#: NIfTI xyz units (nibabel's names) -> metres
+_NIFTI_UNITS = {"meter": 1.0, "mm": 1e-3, "micron": 1e-6}
+
+
+def _declared_unit(path: Path) -> tuple[str, float] | None:
+    """The length unit a NIfTI header declares (name, metres), None if 'unknown'."""
+    name = _import_nibabel().load(str(path)).header.get_xyzt_units()[0]
+    return (name, _NIFTI_UNITS[name]) if name in _NIFTI_UNITS else None
 
 
 def _read_nifti(path: Path, **_: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

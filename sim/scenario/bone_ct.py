@@ -3,7 +3,8 @@
     bone:
       ct:
         file: spine_ct.nii.gz      # .nii/.nii.gz (nibabel), .npy (give voxel_size, origin), .h5
-        length_unit: mm            # unit of the lengths in the file (voxel_size and origin
+        length_unit: mm            # unit of the lengths in the file (default: the unit a
+                                   # NIfTI header declares, else m; voxel_size and origin
                                    # given here are in metres unless written with a unit)
         calibration: {slope: 0.7, intercept: -9.0}   # BMD = slope HU + intercept, mg/cm³
         tissue_mineral_density: 1240 kg/m^3           # BV/TV = BMD / TMD
@@ -88,7 +89,7 @@ class CTSection(Section):
     """A CT volume and the chain that turns its Hounsfield units into bone properties."""
 
     file: Path
-    length_unit: LengthUnit = "m"
+    length_unit: LengthUnit | None = None
     voxel_size: Point | None = None
     origin: Point | None = None
     calibration: Calibration = Calibration()
@@ -129,8 +130,10 @@ class CTSection(Section):
         return self
 
     @property
-    def length_factor(self) -> float:
-        return metres_per(self.length_unit)
+    def length_factor(self) -> float | None:
+        """Metres per length unit of the file; None: the unit the file declares (NIfTI),
+        else metres."""
+        return None if self.length_unit is None else metres_per(self.length_unit)
 
     def mapping(self) -> CTMapping:
         """The HU -> properties chain (sim.ct.density.CTMapping)."""

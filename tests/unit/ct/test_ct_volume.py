@@ -182,6 +182,14 @@ def test_nifti_round_trip(shared_tmp_path: Path) -> None:
     for name in ("ct.nii", "ct.nii.gz"):
         path = write_on_root(shared_tmp_path / name, write_ct_nifti, vol)  # lengths in mm
         assert_same_volume(read_ct(path, length_unit_factor=1e-3), vol)
+        # the header says mm: read so without being told, and a contradiction is an error
+        assert_same_volume(read_ct(path), vol)
+        with pytest.raises(CTFileError, match="its header gives lengths in mm, but"):
+            read_ct(path, length_unit_factor=1.0)
+    unknown = write_on_root(
+        shared_tmp_path / "unknown.nii", lambda p, v: write_ct_nifti(p, v, length_unit=0.5e-3), vol
+    )
+    assert_same_volume(read_ct(unknown, length_unit_factor=0.5e-3), vol)  # unit unknown: as told
 
 
 def test_nifti_without_nibabel_says_how_to_install(
