@@ -194,7 +194,7 @@ def test_unknown_ct_region_is_caught_like_the_others(tmp_path: Path) -> None:
     data = copy.deepcopy(VERTEBROPLASTY)
     data["bone"]["ct"] = {
         "file": str(tmp_path / "ct.npy"),
-        "voxel_size": [1, 1, 1],
+        "voxel_size": "[1, 1, 1] mm",
         "origin": [0, 0, 0],
         "regions": ["middle"],
     }
