@@ -83,7 +83,7 @@ def _apply_ct(
     """Map the CT volume onto the cells of ct.regions (all cells by default), in place."""
     comm = tagged.comm
     cells = _cells_of(tagged, ct.regions, len(porosity))
-    volume = read_ct(ct.file, ct.length_factor, ct.voxel_size, ct.origin)
+    volume = read_ct(ct.file, ct.length_factor, ct.voxel_size, ct.origin, ct.axis_order)
     lo, hi = VOXEL_SIZE_RANGE
     if not (lo <= volume.voxel_size.min() and volume.voxel_size.max() <= hi):
         raise CTMappingError(

@@ -192,6 +192,7 @@ def read_ct(
     length_unit_factor: float | None = None,
     voxel_size: npt.ArrayLike | None = None,
     origin: npt.ArrayLike | None = None,
+    axis_order: str = "xyz",
 ) -> CTVolume:
     """Read a CT volume from NIfTI (.nii, .nii.gz), NumPy (.npy) or HDF5 (.h5, .hdf5).
 
@@ -200,7 +201,9 @@ def read_ct(
     metres. A factor that contradicts the file's declared unit is a CTFileError.
     voxel_size (scalar or 3) and origin (3, centre of voxel (0, 0, 0)), in metres (not
     scaled: the scenario converts what the user wrote): required for .npy; for the other
-    formats they replace the file's values.
+    formats they replace the file's values. axis_order (.npy only): the axes the array's
+    three indices run along, e.g. "zyx" for a stack of slices saved as array[z, y, x]
+    (TIFF stacks, many image tools); voxel_size and origin stay (x, y, z).
     NIfTI: the affine chosen by nibabel (sform or qform) gives spacing, direction and origin;
     scaling (scl_slope/scl_inter) is applied; trailing singleton dimensions are dropped.
     HDF5: dataset `hu` (3-D), attributes `voxel_size`, `origin`, optional `direction` (3x3,
@@ -230,6 +233,14 @@ def read_ct(
     values, file_voxel, file_origin, direction = readers[suffix](
         path, need_voxel_size=voxel_size is None, need_origin=origin is None
     )
+    if sorted(axis_order) != ["x", "y", "z"]:
+        raise ValueError(f"axis_order must be a permutation of 'xyz', got {axis_order!r}")
+    if axis_order != "xyz":
+        if suffix != ".npy":
+            raise CTFileError(
+                f"{path}: axis_order applies to .npy arrays; the file places its axes"
+            )
+        values = np.transpose(values, [axis_order.index(a) for a in "xyz"])
     declared = _declared_unit(path) if suffix.startswith(".nii") else None
     if length_unit_factor is None:
         length_unit_factor = 1.0 if declared is None else declared[1]

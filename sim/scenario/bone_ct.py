@@ -2,7 +2,8 @@
 
     bone:
       ct:
-        file: spine_ct.nii.gz      # .nii/.nii.gz (nibabel), .npy (give voxel_size, origin), .h5
+        file: spine_ct.nii.gz      # .nii/.nii.gz (nibabel), .npy (give voxel_size, origin
+                                   # and, for array[z, y, x], axis_order: zyx), .h5
         length_unit: mm            # unit of the lengths in the file (default: the unit a
                                    # NIfTI header declares, else m; voxel_size and origin
                                    # given here are in metres unless written with a unit)
@@ -92,6 +93,7 @@ class CTSection(Section):
     length_unit: LengthUnit | None = None
     voxel_size: Point | None = None
     origin: Point | None = None
+    axis_order: Literal["xyz", "xzy", "yxz", "yzx", "zxy", "zyx"] = "xyz"
     calibration: Calibration = Calibration()
     tissue_mineral_density: Positive = DEFAULT_TISSUE_MINERAL_DENSITY
     porosity_limits: tuple[float, float] = (DEFAULT_POROSITY_MIN, DEFAULT_POROSITY_MAX)
@@ -114,6 +116,11 @@ class CTSection(Section):
             raise ValueError("reading NIfTI needs nibabel: pip install 'cementsim[ct]'")
         if suffix == ".npy" and (self.voxel_size is None or self.origin is None):
             raise ValueError("a .npy volume needs voxel_size and origin")
+        if suffix != ".npy" and self.axis_order != "xyz":
+            raise ValueError(
+                f"axis_order: {self.axis_order!r} applies to .npy arrays only; a {suffix} file "
+                "places its own axes"
+            )
         lo, hi = VOXEL_SIZE_RANGE
         if self.voxel_size is not None and not (
             lo <= min(self.voxel_size) <= max(self.voxel_size) <= hi

@@ -81,6 +81,8 @@ def test_a_voxel_size_written_with_a_unit_is_taken_as_written(scenarios):
     np.testing.assert_allclose(volume.voxel_size, 19.5e-6, rtol=1e-12)
     with pytest.raises(ScenarioError, match=r"bone\.ct\.voxel_size: \['0\.5', '0\.5', '0\.5'\] m"):
         load_scenario(path, ["bone.ct.voxel_size=[0.5, 0.5, 0.5]"])
+    with pytest.raises(ScenarioError, match=r"bone\.ct\.axis_order: 'zyx' applies to \.npy"):
+        load_scenario(path, ["bone.ct.axis_order=zyx"])
 
 
 def test_a_ct_file_read_in_the_wrong_length_unit_is_an_input_error(

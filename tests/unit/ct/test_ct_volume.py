@@ -176,6 +176,19 @@ def test_npy_round_trip_needs_the_geometry(shared_tmp_path: Path) -> None:
         read_ct(path, voxel_size=1e-3)
 
 
+@pytest.mark.parametrize("order", ["zyx", "yzx"])
+def test_npy_in_another_axis_order(shared_tmp_path: Path, order: str) -> None:
+    vol, _, _ = linear_volume()  # a field that changes along x, y and z differently
+    stored = np.transpose(vol.values, ["xyz".index(a) for a in order])  # array[order]
+    path = write_on_root(shared_tmp_path / f"ct_{order}.npy", lambda p: np.save(p, stored))
+    back = read_ct(path, voxel_size=vol.voxel_size, origin=vol.origin, axis_order=order)
+    assert_same_volume(back, vol)
+    wrong = read_ct(path, voxel_size=vol.voxel_size, origin=vol.origin)
+    assert wrong.values.shape != vol.values.shape  # (7, 6, 5) read as (5, 6, 7) or (6, 5, 7)
+    with pytest.raises(ValueError, match="permutation of 'xyz'"):
+        read_ct(path, voxel_size=vol.voxel_size, origin=vol.origin, axis_order="xxz")
+
+
 def test_nifti_round_trip(shared_tmp_path: Path) -> None:
     pytest.importorskip("nibabel")
     vol, _, _ = linear_volume(ROTATION)
