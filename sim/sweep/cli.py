@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -81,20 +82,25 @@ def load_sweep(path: Path) -> SweepSpec:
 def main(args: argparse.Namespace) -> int:
     from sim.scenario import ScenarioError
     from sim.sweep.plan import PlanError
+    from sim.sweep.store import NotASweepError
 
     try:
         if args.sweep_command == "plan":
             return _plan(args)
         if args.sweep_command == "run":
             return _run(args)
-    except (ScenarioError, PlanError) as exc:
-        print(f"error: {exc}")
+        if args.sweep_command == "status":
+            return _status(args.sweep_dir)
+        if args.sweep_command == "collect":
+            return _collect(args.sweep_dir)
+        return _run_one(args.sweep_dir, args.run_id)
+    except (ScenarioError, PlanError, NotASweepError) as exc:
+        _error(str(exc))
         return EXIT_INVALID
-    if args.sweep_command == "status":
-        return _status(args.sweep_dir)
-    if args.sweep_command == "collect":
-        return _collect(args.sweep_dir)
-    return _run_one(args.sweep_dir, args.run_id)
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -152,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         results = execute(sweep_dir, spec.base, plan.runs, executor, report, not args.no_wait)
     except ExecutorError as exc:
-        print(f"error: {exc}")
+        _error(str(exc))
         return 1
     state = status(sweep_dir)
     record_session(
@@ -215,11 +221,7 @@ def _collect(sweep_dir: Path) -> int:
     from sim.sweep.report import write_sweep_report
     from sim.sweep.store import read_plan
 
-    try:
-        read_plan(sweep_dir)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}")
-        return EXIT_INVALID
+    read_plan(sweep_dir)  # NotASweepError for a folder that is not a sweep
     paths = write_sweep_report(sweep_dir)
     analysis = json.loads((sweep_dir / "analysis.json").read_text())
     for warning in analysis.get("warnings", []):
@@ -236,7 +238,7 @@ def _run_one(sweep_dir: Path, run_id: str) -> int:
     plan = read_plan(sweep_dir)
     run = next((r for r in planned_runs(sweep_dir) if r.id == run_id), None)
     if run is None:
-        print(f"error: {run_id} is not a run of {sweep_dir}")
+        _error(f"{run_id} is not a run of {sweep_dir}")
         return EXIT_INVALID
     ex = plan.get("executor", {})
     result = run_point(

@@ -72,10 +72,14 @@ def write_plan(sweep_dir: Path, plan: Plan, sweep_file: Path, executor: dict[str
     )
 
 
+class NotASweepError(FileNotFoundError):
+    """A folder given as a sweep folder holds no plan.json."""
+
+
 def read_plan(sweep_dir: Path) -> dict[str, Any]:
     path = sweep_dir / "plan.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{sweep_dir} is not a sweep directory (no plan.json)")
+        raise NotASweepError(f"{sweep_dir} is not a sweep directory (no plan.json)")
     return json.loads(path.read_text())
 
 

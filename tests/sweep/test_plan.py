@@ -282,3 +282,27 @@ def test_the_readme_example_plans(tmp_path: Path) -> None:
     for r in plan.runs:
         assert r.si[RATE] == pytest.approx(r.si[VOLUME] / 80)
         assert r.si[VISCOSITY] * r.si[RATE] < 5e-6
+
+
+@pytest.mark.parametrize("command", [["status"], ["collect"], ["run-one", "r0001"]])
+def test_a_folder_that_is_not_a_sweep_is_invalid_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    from sim.cli import main
+
+    code = main(["sweep", command[0], str(tmp_path / "nowhere"), *command[1:]])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err == f"error: {tmp_path / 'nowhere'} is not a sweep directory (no plan.json)\n"
+
+
+def test_an_invalid_sweep_file_is_reported_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sim.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nbase: nowhere.yaml\naxes: []\n")
+    code = main(["sweep", "plan", str(bad)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.startswith("error: ")
