@@ -15,7 +15,7 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.ct.density import permeability_tensor as axial_tensor
-from sim.ct.volume import VOXEL_SIZE_RANGE, read_ct, sample_cells
+from sim.ct.volume import VOXEL_SIZE_RANGE, average_cells, read_ct, sample_cells
 from sim.errors import InputError
 from sim.geometry.tagged_mesh import TaggedMesh
 from sim.scenario.bone_ct import CTSection
@@ -95,6 +95,8 @@ def _apply_ct(
     if len(cells):
         volume = volume.crop(x.reshape(-1, 3).min(axis=0), x.reshape(-1, 3).max(axis=0))
     hu = sample_cells(volume, x, n_points=ct.quadrature_points, outside="nan")
+    if ct.sampling == "average":
+        hu = average_cells(volume, x, hu)
     inside = np.isfinite(hu)
     outside = comm.allreduce(int(np.sum(~inside)), op=MPI.SUM)
     if outside and ct.outside == "error":

@@ -15,8 +15,11 @@
         regions: [anterior, posterior]                # where the CT applies (default: all)
         outside: error                                # or fallback: keep bone.porosity/...
 
-HU -> BMD -> BV/TV -> porosity -> axial permeability (sim.ct.density), sampled at four
-points per cell. The defaults and their sources are in sim/ct/density.py.
+HU -> BMD -> BV/TV -> porosity -> axial permeability (sim.ct.density), from each cell's
+mean HU: by default the mean over the voxels whose centres lie in the cell (`sampling:
+average`; a cell smaller than a voxel takes the trilinear samples at its quadrature points),
+or the trilinear samples alone (`sampling: points`, `quadrature_points` 1 or 4). The defaults
+and their sources are in sim/ct/density.py.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class CTSection(Section):
     porosity_limits: tuple[float, float] = (DEFAULT_POROSITY_MIN, DEFAULT_POROSITY_MAX)
     permeability: PermeabilityLaw = KozenyCarman(law="kozeny_carman")
     anisotropy: Anisotropy = Anisotropy()
+    sampling: Literal["average", "points"] = "average"
     quadrature_points: Literal[1, 4] = 4
     outside: Literal["error", "fallback"] = "error"
     regions: list[str] | None = None

@@ -40,7 +40,7 @@ def test_synthetic_ct_reproduces_porosity_and_permeability_on_the_mesh(scenarios
         volume = synthetic_ct((44, 24, 24), 0.5e-3, (-0.5e-3, -0.5e-3, -0.5e-3), field, mapping)
         write_ct_h5(path, volume)
     MPI.COMM_WORLD.barrier()
-    _, pb = _column_problem(scenarios, [f"bone.ct={{file: {path}}}"])
+    _, pb = _column_problem(scenarios, [f"bone.ct={{file: {path}, sampling: points}}"])
     n = pb.disc.n_cells
     centroid = pb.disc.V.tabulate_dof_coordinates()[pb.disc.cell_dofs[:n]].mean(axis=1)
     expected = field(centroid[:, 0], centroid[:, 1], centroid[:, 2])
@@ -67,7 +67,8 @@ def test_heterogeneity_multiplies_the_ct_bone_volume_fraction(scenarios, shared_
         f"trend: [{{axis: [1, 0, 0], change: {change}}}]}}"
     )
     sc, pb = _column_problem(
-        scenarios, [f"bone.ct={{file: {path}}}", f"bone.heterogeneity={heterogeneity}"]
+        scenarios,
+        [f"bone.ct={{file: {path}, sampling: points}}", f"bone.heterogeneity={heterogeneity}"],
     )
     n = pb.disc.n_cells
     centroid = cell_centroids(pb.disc.V.tabulate_dof_coordinates()[pb.disc.cell_dofs[:n]])
@@ -97,7 +98,7 @@ def test_ct_that_misses_the_mesh_is_an_error(scenarios, shared_tmp_path):
         write_ct_h5(path, volume)
     MPI.COMM_WORLD.barrier()
     with pytest.raises(CTMappingError, match="outside the CT volume"):
-        _column_problem(scenarios, [f"bone.ct={{file: {path}}}"])
+        _column_problem(scenarios, [f"bone.ct={{file: {path}, sampling: points}}"])
 
 
 @pytest.mark.parametrize("ratio", [0.78, 0.5])

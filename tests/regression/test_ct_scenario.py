@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+
 import h5py
 import numpy as np
 import pytest
+import yaml
 from mpi4py import MPI
 
 from sim import measurements as measure
 from sim.cli import main
 from sim.ct.synthetic import osteoporotic_vertebra
 from sim.ct.volume import read_ct
-from sim.scenario import ScenarioError, load_scenario
+from sim.run import run_scenario
+from sim.scenario import ScenarioError, load_scenario, validate_scenario
 
+from ..conftest import REPO
 from ..verification.conftest import run_conservative
 
 COARSE = ["geometry.mesh.size_tip=1 mm", "geometry.mesh.size_max=4 mm"]
@@ -28,9 +33,10 @@ def test_the_shipped_ct_volume_is_the_generator_output(scenarios):
 
 
 def test_ct_scenario_maps_the_lesion_and_runs_conservatively(scenarios):
+    # trilinear samples at 4 points: exact for the generator's linear porosity field
     scenario = load_scenario(
         scenarios / "anatomy" / "vertebroplasty_L1_ct.yaml",
-        [*COARSE, "injection.needles.0.volume=1 mL"],
+        [*COARSE, "injection.needles.0.volume=1 mL", "bone.ct.sampling=points"],
     )
     pb = run_conservative(scenario)
     n = pb.disc.n_cells
@@ -104,3 +110,51 @@ def test_a_ct_file_read_in_the_wrong_length_unit_is_an_input_error(
     if MPI.COMM_WORLD.rank == 0:
         err = capsys.readouterr().err
         assert "is not that of a CT image" in err and "bone.ct.length_unit ('um')" in err
+
+
+def _trabecular_block(n: int, seed: int = 7) -> np.ndarray:
+    """HU of a binary trabecular-like block (n^3 voxels): smoothed noise thresholded to a
+    bone volume fraction of about 0.2, bone 1784 HU (BV/TV 1 under the default calibration),
+    marrow 0 HU."""
+    from scipy.ndimage import gaussian_filter
+
+    noise = gaussian_filter(np.random.default_rng(seed).standard_normal((n, n, n)), 1.5)
+    return np.where(noise > np.quantile(noise, 0.8), 1784.0, 0.0)
+
+
+@pytest.mark.serial
+def test_a_micro_ct_and_its_block_average_give_the_same_tip_pressure(tmp_path):
+    """A 0.1 mm micro-CT of a 16 mm ball of bone and the same image averaged over 4 x 4 x 4
+    voxel blocks: averaged over each cell's voxels, the tip pressures agree within 10 % (0.2 %
+    measured); sampled at points (one voxel's worth of bone or marrow each) they differ by 30 %."""
+    fine = _trabecular_block(160)
+    coarse = fine.reshape(40, 4, 40, 4, 40, 4).mean(axis=(1, 3, 5))
+    np.save(tmp_path / "fine.npy", fine)
+    np.save(tmp_path / "coarse.npy", coarse)
+    base = yaml.safe_load(
+        (REPO / "scenarios" / "verification" / "sphere_newtonian.yaml").read_text()
+    )
+    base["geometry"] = {
+        "kind": "ball",
+        "radius": "8 mm",
+        "mesh": {"size_tip": "0.4 mm", "size_max": "2 mm", "growth": 0.3},
+    }
+    base["injection"]["needles"][0]["volume"] = "0.05 mL"
+    base["output"] = {"fields": False, "plots": False, "fluoroscopy": False, "report": False}
+    pressures = {}
+    for name, voxel in (("fine", 0.1), ("coarse", 0.4)):
+        for sampling in ("average", "points"):
+            data = copy.deepcopy(base)
+            data["bone"]["ct"] = {
+                "file": str(tmp_path / f"{name}.npy"),
+                "voxel_size": f"[{voxel}, {voxel}, {voxel}] mm",
+                "origin": f"[{voxel / 2 - 8}, {voxel / 2 - 8}, {voxel / 2 - 8}] mm",
+                "sampling": sampling,
+            }
+            summary = run_scenario(
+                validate_scenario(data), tmp_path / f"{name}_{sampling}", MPI.COMM_SELF
+            )
+            pressures[name, sampling] = summary["tip_pressure_max_pa"]
+    assert pressures["fine", "average"] == pytest.approx(pressures["coarse", "average"], rel=0.1)
+    # measured: 5.382e4 against 5.393e4 Pa averaged, 6.01e4 against 8.54e4 Pa point-sampled
+    assert abs(pressures["fine", "points"] / pressures["coarse", "points"] - 1.0) > 0.25

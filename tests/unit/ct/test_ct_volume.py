@@ -25,6 +25,7 @@ from sim.ct import (
     write_ct_nifti,
     write_ct_npy,
 )
+from sim.ct.volume import average_cells
 
 COMM = MPI.COMM_WORLD
 ROTATION = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90 deg about z
@@ -259,3 +260,26 @@ def test_bad_files_give_clear_errors(shared_tmp_path: Path) -> None:
         read_ct(d / "missing.h5")
     with pytest.raises(ValueError, match="length_unit_factor"):
         read_ct(d / "no_origin.h5", length_unit_factor=0.0)
+
+
+def test_cell_averages_are_the_means_of_the_voxels_inside() -> None:
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(3)
+    vol = CTVolume(rng.uniform(0, 1000, (20, 18, 16)), [1e-3, 1.2e-3, 0.9e-3], [0, 0, 0])
+    cells = rng.uniform([1e-3, 1e-3, 1e-3], [18e-3, 19e-3, 13e-3], (30, 4, 3))
+    cells[0] = [
+        [5e-3, 5e-3, 5e-3],
+        [5.3e-3, 5e-3, 5e-3],
+        [5e-3, 5.3e-3, 5e-3],
+        [5e-3, 5e-3, 5.3e-3],
+    ]
+    sampled = sample_cells(vol, cells)
+    averaged = average_cells(vol, cells, sampled)
+    x, y, z = vol.voxel_centres()
+    centres = np.stack([x.ravel(), y.ravel(), z.ravel()], axis=1)
+    for c, cell in enumerate(cells):
+        inside = Delaunay(cell).find_simplex(centres) >= 0  # an independent inclusion test
+        expected = vol.values.ravel()[inside].mean() if inside.any() else sampled[c]
+        assert averaged[c] == pytest.approx(expected, rel=1e-12), c
+    assert averaged[0] == sampled[0]  # smaller than a voxel: no centre inside, the samples
