@@ -87,6 +87,15 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def by_parameters(sweep_dir: Path) -> dict[str, dict[str, Any]]:
+    """Summary of every finished run of a sweep, by its parameter values (SI)."""
+    plan = json.loads((sweep_dir / "plan.json").read_text())
+    done = summaries(sweep_dir)
+    return {
+        json.dumps(r["si"], sort_keys=True): done[r["id"]] for r in plan["runs"] if r["id"] in done
+    }
+
+
 def assert_same_results(a: Path, b: Path, rel: float = 1e-9) -> None:
     """Two sweep folders hold the same runs (ids) with the same summary numbers (to `rel`:
     1e-6 between runs on different numbers of MPI ranks)."""
