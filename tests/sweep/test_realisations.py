@@ -155,10 +155,10 @@ def test_sweep_plan_exits_with_2_before_anything_runs(
 ) -> None:
     missing_seed = write_sweep(tmp_path, "a", set=SET, realisations={"count": 4})
     assert main(argparse.Namespace(sweep_command="plan", sweep_file=missing_seed)) == EXIT_INVALID
-    assert "missing seed in a sweep over realisations" in capsys.readouterr().out
+    assert "missing seed in a sweep over realisations" in capsys.readouterr().err
     no_section = sweep_file(tmp_path, "b", set={"output.fields": False})
     assert main(argparse.Namespace(sweep_command="plan", sweep_file=no_section)) == EXIT_INVALID
-    assert "needs bone.heterogeneity in the base scenario" in capsys.readouterr().out
+    assert "needs bone.heterogeneity in the base scenario" in capsys.readouterr().err
 
 
 def test_every_design_point_runs_on_the_same_distinct_reproducible_seeds(tmp_path: Path) -> None:
