@@ -10,14 +10,15 @@ from typing import Any
 from mpi4py import MPI
 
 from sim import measurements as measure
+from sim.components.base import Figure
 from sim.geometry import build_mesh
 from sim.mpi_logging import log_to_file
 from sim.outputs.fields import FieldWriter
 from sim.outputs.imaging import FluoroscopyRecorder
 from sim.outputs.paraview import write_paraview_script
-from sim.outputs.plots import ML, plot_midplanes, plot_series
+from sim.outputs.plots import ML, RunPlots, plot_midplanes, plot_series
 from sim.outputs.quantities import standard_quantities
-from sim.outputs.report import write_report
+from sim.outputs.report import write_report, write_report_parts
 from sim.outputs.rundir import prepare_run_directory, versions, write_provenance
 from sim.outputs.summary import build_summary, write_json_atomic
 from sim.outputs.timeseries import TimeSeries
@@ -26,10 +27,6 @@ from sim.progress import ProgressBar
 from sim.scenario import Scenario
 
 log = logging.getLogger(__name__)
-
-
-#: vertex fields drawn as sections through the needle tip at the end of a run: label, file
-SECTIONS = {"temperature_peak": ("peak temperature (K)", "temperature_midplanes.png")}
 
 
 def snapshot_volumes(total: float, count: int) -> list[float]:
@@ -129,15 +126,14 @@ def _time_loop(
     t0 = time.perf_counter()
     if comm.rank == 0:
         series.write_hdf5(run_dir / "results.h5")
+    figures: list[Figure] = []
     if scenario.output.plots:
         if comm.rank == 0:
             plot_series(series, run_dir)
         t1 = time.perf_counter()
         plot_midplanes(problem, run_dir / "saturation_midplanes.png")
-        for field in problem.stepper.fields():
-            if field.name in SECTIONS:
-                label, name = SECTIONS[field.name]
-                plot_midplanes(problem, run_dir / name, field=field, limits=None, label=label)
+        plots = RunPlots(problem, series, run_dir)
+        figures = [f for c in problem.stepper.components for f in c.figures(plots)]
         log.info("plots: %.2f s, slices %.2f s", t1 - t0, time.perf_counter() - t1)
     if fields is not None and comm.rank == 0:
         write_paraview_script(run_dir)
@@ -148,8 +144,10 @@ def _time_loop(
     problem.timings.output += time.perf_counter() - t0
     summary = build_summary(problem, series, time.perf_counter() - start, stop_reason)
     log.info("timings (s): %s; wall %.2f s", summary["timings_s"], summary["wall_time_s"])
+    rows = [r for c in problem.stepper.components for r in c.report_rows(summary)]
     problem.destroy()
     if comm.rank == 0:
+        write_report_parts(run_dir, rows, figures)
         write_json_atomic(run_dir / "summary.json", summary)
         if scenario.output.report:
             write_report(run_dir)

@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 __all__ = [
     "Conductance",
+    "Dimension",
     "Dimensionless",
     "FlowRate",
     "Length",
@@ -32,6 +33,7 @@ __all__ = [
     "Time",
     "Viscosity",
     "Volume",
+    "quantity",
     "to_si",
 ]
 
@@ -70,17 +72,6 @@ CONDUCTANCE = Dimension(
 TEMPERATURE = Dimension("a temperature", "[temperature]", "37 degC")
 DIMENSIONLESS = Dimension("a dimensionless number", "[]", "0.9")
 DENSITY = Dimension("a density", "[mass]/[length]**3", "1100 kg/m^3")
-SPECIFIC_HEAT = Dimension(
-    "a specific heat capacity", "[length]**2/[time]**2/[temperature]", "1450 J/(kg*K)"
-)
-CONDUCTIVITY = Dimension(
-    "a thermal conductivity", "[mass]*[length]/[time]**3/[temperature]", "0.2 W/(m*K)"
-)
-SPECIFIC_ENERGY = Dimension("an energy per mass", "[length]**2/[time]**2", "110 J/g")
-HEAT_TRANSFER = Dimension(
-    "a heat transfer coefficient", "[mass]/[time]**3/[temperature]", "500 W/(m^2*K)"
-)
-RATE = Dimension("a rate (per time)", "1/[time]", "6e-4 1/s")
 
 
 def _canonical(x: float) -> float:
@@ -139,7 +130,8 @@ def to_si(value: Any, dim: Dimension) -> float:
     return _finite(magnitude, value, dim)
 
 
-def _quantity(dim: Dimension) -> BeforeValidator:
+def quantity(dim: Dimension) -> BeforeValidator:
+    """The validator that reads a number (SI) or a string with units of `dim` into SI."""
     return BeforeValidator(lambda v: to_si(v, dim))
 
 
@@ -162,23 +154,18 @@ def point_to_si(value: Any) -> tuple[float, float, float]:
     return (x, y, z)
 
 
-Length = Annotated[float, _quantity(LENGTH)]
-Volume = Annotated[float, _quantity(VOLUME)]
-Time = Annotated[float, _quantity(TIME)]
-Pressure = Annotated[float, _quantity(PRESSURE)]
-Viscosity = Annotated[float, _quantity(VISCOSITY), Field(gt=0)]
-Permeability = Annotated[float, _quantity(PERMEABILITY), Field(gt=0)]
-FlowRate = Annotated[float, _quantity(FLOW_RATE)]
-Conductance = Annotated[float, _quantity(CONDUCTANCE)]
-Temperature = Annotated[float, _quantity(TEMPERATURE)]
-Dimensionless = Annotated[float, _quantity(DIMENSIONLESS)]
+Length = Annotated[float, quantity(LENGTH)]
+Volume = Annotated[float, quantity(VOLUME)]
+Time = Annotated[float, quantity(TIME)]
+Pressure = Annotated[float, quantity(PRESSURE)]
+Viscosity = Annotated[float, quantity(VISCOSITY), Field(gt=0)]
+Permeability = Annotated[float, quantity(PERMEABILITY), Field(gt=0)]
+FlowRate = Annotated[float, quantity(FLOW_RATE)]
+Conductance = Annotated[float, quantity(CONDUCTANCE)]
+Temperature = Annotated[float, quantity(TEMPERATURE)]
+Dimensionless = Annotated[float, quantity(DIMENSIONLESS)]
 Point = Annotated[tuple[float, float, float], BeforeValidator(point_to_si)]
-Density = Annotated[float, _quantity(DENSITY), Field(gt=0)]
-SpecificHeat = Annotated[float, _quantity(SPECIFIC_HEAT), Field(gt=0)]
-Conductivity = Annotated[float, _quantity(CONDUCTIVITY), Field(gt=0)]
-SpecificEnergy = Annotated[float, _quantity(SPECIFIC_ENERGY), Field(ge=0)]
-HeatTransfer = Annotated[float, _quantity(HEAT_TRANSFER), Field(gt=0)]
-PerTime = Annotated[float, _quantity(RATE), Field(ge=0)]
+Density = Annotated[float, quantity(DENSITY), Field(gt=0)]
 
 
 def metres_per(unit: str) -> float:

@@ -5,18 +5,23 @@ initial state (`initialise`), may cap the step size (`max_step`), and acts at tw
 step: after the transport (with what the transport of the step used and produced,
 `StepData`) and after the flow has been solved for the new state. It may add time-series
 columns (`columns`) and summary entries (`summary`). The stepper calls the components in the
-order it was given them.
+order it was given them. At the end of a run it may draw figures (`figures`) and add rows to
+the report's results table (`report_rows`), so that nothing outside the component needs to
+know it exists.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from dolfinx import fem
 
 from sim.state import State
+
+if TYPE_CHECKING:
+    from sim.outputs.plots import RunPlots
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,16 @@ class OutputField:
     name: str
     function: fem.Function
     location: Literal["point", "cell"]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure a component adds to the run report: its file in the run folder, its caption,
+    and whether it spans the page width."""
+
+    file: str
+    caption: str
+    wide: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,15 @@ class Component:
     def summary(self, state: State) -> dict[str, object]:
         """Entries this component adds to the run summary at the end (collective)."""
         return {}
+
+    def figures(self, plots: RunPlots) -> list[Figure]:
+        """Draw this component's figures into the run folder at the end of a run (collective;
+        `plots` draws curves on rank 0 and sections on all ranks) and list them."""
+        return []
+
+    def report_rows(self, summary: dict[str, Any]) -> list[tuple[str, str]]:
+        """(label, value) rows this component adds to the report, from the run's summary."""
+        return []
 
     def follow_up(self) -> float:
         """How long (s) the run should go on after the injection ends, without flow (the

@@ -28,7 +28,7 @@ integral per Arrhenius model (sim.physics.thermal_damage). Units: SI (K, J, W, s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dolfinx
 import numpy as np
@@ -38,10 +38,11 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 if TYPE_CHECKING:
+    from sim.outputs.plots import RunPlots
     from sim.problem import InjectionProblem
 
 from sim import measurements as measure
-from sim.components.base import Component, OutputField, StepData
+from sim.components.base import Component, Figure, OutputField, StepData
 from sim.discretisation import Discretisation
 from sim.flow.box_flux import BoxFluxes
 from sim.medium import PorousMedium
@@ -269,6 +270,41 @@ class HeatComponent(Component):
             "probe_temperature_max_k": probes,
             "heat_balance_rel_error": self._series_max["heat_balance_rel_error"],
         }
+
+    def figures(self, plots: RunPlots) -> list[Figure]:
+        probes = {f"probe {k}": f"temperature_k.{k}" for k in self.spec.probes}
+        curves = Figure("temperature_vs_time.png", "Temperature (highest, and at the probes)")
+        plots.against_time(
+            {"highest": "temperature_max_k", **probes},
+            1.0,
+            "temperature (K)",
+            "Temperature",
+            curves.file,
+        )
+        sections = Figure(
+            "temperature_midplanes.png", "Peak temperature, sections through the needle tip", True
+        )
+        peak = OutputField("temperature_peak", self.peak, "point")
+        plots.sections(peak, "peak temperature (K)", sections.file)
+        return [curves, sections]
+
+    def report_rows(self, summary: dict[str, Any]) -> list[tuple[str, str]]:
+        rows = []
+        for region, peak in summary["temperature_max_k"].items():
+            dose = summary["thermal_dose_cem43_min"][region]
+            above = summary["time_above_45c_s"][region]
+            rows.append(
+                (
+                    f"Peak temperature ({region})",
+                    f"{peak - CELSIUS:.1f} °C; CEM43 {dose:.3g} min; above 45 °C {above:.0f} s",
+                )
+            )
+        for probe, peak in summary["probe_temperature_max_k"].items():
+            rows.append((f"Peak temperature at {probe}", f"{peak - CELSIUS:.1f} °C"))
+        for model, volume in summary["necrosis_volume_m3"].items():
+            rows.append((f"Necrosis ({model})", f"{volume / 1e-6:.3g} mL of tissue"))
+        rows.append(("Heat balance error", f"{summary['heat_balance_rel_error']:.1e}"))
+        return rows
 
     def maximum(self) -> float:
         """Largest temperature now (K)."""

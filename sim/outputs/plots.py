@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,18 +114,29 @@ def plot_series(series: TimeSeries, folder: Path) -> None:
         folder / "viscosity_vs_time.png",
         log_scale=True,
     )
-    temperatures = {
-        f"probe {n}": f"temperature_k.{n}" for n in series.columns_starting("temperature_k")
-    }
-    if "temperature_max_k" in series.columns:
-        plot_against_time(
-            series,
-            {"highest": "temperature_max_k", **temperatures},
-            1.0,
-            "temperature (K)",
-            "Temperature",
-            folder / "temperature_vs_time.png",
-        )
+
+
+@dataclass(frozen=True)
+class RunPlots:
+    """What a component draws its figures with at the end of a run: the problem, its time
+    series and the run folder (files are named relative to it)."""
+
+    problem: InjectionProblem
+    series: TimeSeries
+    folder: Path
+
+    def against_time(
+        self, columns: dict[str, str], scale: float, ylabel: str, title: str, file: str
+    ) -> None:
+        """Time-series columns (label: column) against time (rank 0 draws; see
+        plot_against_time)."""
+        if self.problem.comm.rank == 0:
+            plot_against_time(self.series, columns, scale, ylabel, title, self.folder / file)
+
+    def sections(self, field: OutputField, label: str, file: str) -> None:
+        """Sections of a vertex field through the needle tip, coloured over the field's
+        range (collective; see plot_midplanes)."""
+        plot_midplanes(self.problem, self.folder / file, field=field, limits=None, label=label)
 
 
 def plot_midplanes(

@@ -5,14 +5,19 @@ is no script, so the page opens anywhere, offline, and can be mailed as one file
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from sim.outputs.summary import write_text_atomic
+
+if TYPE_CHECKING:
+    from sim.components.base import Figure
 
 ML = 1e-6
 #: syringe pressures above this are beyond what hands deliver (Krebs et al. 2005: peaks of
@@ -30,9 +35,9 @@ FIGURES = (
     ("pressure_vs_time.png", "Syringe and tip pressure against time", False),
     ("leakage_vs_volume.png", "Leakage per route", False),
     ("viscosity_vs_time.png", "Cement viscosity", False),
-    ("temperature_vs_time.png", "Temperature (highest, and at the probes)", False),
-    ("temperature_midplanes.png", "Peak temperature, sections through the needle tip", True),
 )
+#: the rows and figures the run's components add (Component.report_rows, .figures)
+PARTS = "report_parts.json"
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 3, unit: str = "") -> str:
@@ -74,7 +79,14 @@ def table_html(rows: list[tuple[str, str]]) -> str:
     return f"<table>{body}</table>"
 
 
-def _headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
+def results_rows(run_dir: Path) -> list[tuple[str, str]]:
+    """The report's results table of a finished run: the headline numbers, the components'
+    rows (see write_report_parts) and the run's bookkeeping."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return _headline(summary, _read_parts(run_dir)[0])
+
+
+def _headline(summary: dict[str, Any], parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
     rows = [
         ("Stop reason", summary.get("stop_reason", "—")),
         ("Injected", _fmt(summary["injected_volume_m3"], ML, 4, "mL")),
@@ -118,7 +130,7 @@ def _headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             ("Sphericity", f"{cloud['sphericity']:.3f}"),
         ]
-    rows += _thermal(summary)
+    rows += parts
     rows += [
         ("Mass balance error", f"{summary['mass_balance_rel_error']:.1e}"),
         (
@@ -130,26 +142,22 @@ def _headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _thermal(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    """Rows of the heat component's results (none without heat)."""
-    if "temperature_max_k" not in summary:
-        return []
-    rows = []
-    for region, peak in summary["temperature_max_k"].items():
-        dose = summary["thermal_dose_cem43_min"][region]
-        above = summary["time_above_45c_s"][region]
-        rows.append(
-            (
-                f"Peak temperature ({region})",
-                f"{peak - 273.15:.1f} °C; CEM43 {dose:.3g} min; above 45 °C {above:.0f} s",
-            )
-        )
-    for probe, peak in summary["probe_temperature_max_k"].items():
-        rows.append((f"Peak temperature at {probe}", f"{peak - 273.15:.1f} °C"))
-    for model, volume in summary["necrosis_volume_m3"].items():
-        rows.append((f"Necrosis ({model})", _fmt(volume, ML, 3, "mL of tissue")))
-    rows.append(("Heat balance error", f"{summary['heat_balance_rel_error']:.1e}"))
-    return rows
+def write_report_parts(
+    run_dir: Path, rows: list[tuple[str, str]], figures: Sequence[Figure]
+) -> None:
+    """Keep the components' report rows and figures with the run (for write_report)."""
+    parts = {"rows": rows, "figures": [dataclasses.asdict(f) for f in figures]}
+    write_text_atomic(run_dir / PARTS, json.dumps(parts, indent=1, ensure_ascii=False))
+
+
+def _read_parts(run_dir: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str, bool]]]:
+    """The components' rows and (file, caption, wide) figures of a run (none if it kept none)."""
+    path = run_dir / PARTS
+    if not path.is_file():
+        return [], []
+    parts = json.loads(path.read_text())
+    figures = [(f["file"], f["caption"], f["wide"]) for f in parts["figures"]]
+    return [(label, value) for label, value in parts["rows"]], figures
 
 
 def image_tag(path: Path) -> str:
@@ -184,7 +192,7 @@ def write_report(run_dir: Path) -> Path:
     figures = "".join(
         f'<figure class="{"wide" if wide else ""}">{image_tag(run_dir / name)}'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        for name, caption, wide in FIGURES
+        for name, caption, wide in [*FIGURES, *_read_parts(run_dir)[1]]
         if (run_dir / name).is_file()
     )
     page = f"""<!DOCTYPE html>
@@ -194,7 +202,7 @@ def write_report(run_dir: Path) -> Path:
 <h1>{html.escape(summary["scenario"])}</h1>
 <p class="sub">{html.escape(scenario.get("description", "") or "")}</p>
 <h2>Warnings</h2>{warn_html}
-<h2>Results</h2>{table_html(_headline(summary))}
+<h2>Results</h2>{table_html(results_rows(run_dir))}
 <h2>Figures</h2>{figures}
 <h2>Scenario (resolved, SI units)</h2>
 <details><summary>show</summary><pre>{html.escape(scenario_text)}</pre></details>

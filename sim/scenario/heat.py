@@ -23,24 +23,34 @@ all other values in SI.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from sim.physics.curing import GAS_CONSTANT
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
-from sim.units import (
-    Conductivity,
-    Density,
-    HeatTransfer,
-    PerTime,
-    Point,
-    SpecificEnergy,
-    SpecificHeat,
-    Temperature,
-    Time,
+from sim.units import Density, Dimension, Point, Temperature, Time, quantity
+
+SPECIFIC_HEAT = Dimension(
+    "a specific heat capacity", "[length]**2/[time]**2/[temperature]", "1450 J/(kg*K)"
 )
+CONDUCTIVITY = Dimension(
+    "a thermal conductivity", "[mass]*[length]/[time]**3/[temperature]", "0.2 W/(m*K)"
+)
+SPECIFIC_ENERGY = Dimension("an energy per mass", "[length]**2/[time]**2", "110 J/g")
+HEAT_TRANSFER = Dimension(
+    "a heat transfer coefficient", "[mass]/[time]**3/[temperature]", "500 W/(m^2*K)"
+)
+RATE = Dimension("a rate (per time)", "1/[time]", "6e-4 1/s")
+SpecificHeat = Annotated[float, quantity(SPECIFIC_HEAT), Field(gt=0)]
+Conductivity = Annotated[float, quantity(CONDUCTIVITY), Field(gt=0)]
+SpecificEnergy = Annotated[float, quantity(SPECIFIC_ENERGY), Field(ge=0)]
+HeatTransfer = Annotated[float, quantity(HEAT_TRANSFER), Field(gt=0)]
+PerTime = Annotated[float, quantity(RATE), Field(ge=0)]
+
+if TYPE_CHECKING:
+    from sim.scenario.geometry import GeometryKind
 
 Kelvin = Annotated[Temperature, Field(gt=0)]
 
@@ -181,6 +191,23 @@ class Heat(Section):
         if not self.damage:
             raise ValueError("damage: give at least one model (or leave it out for the defaults)")
         return self
+
+    def check_geometry(self, geometry: GeometryKind, where: str) -> None:
+        """Each probe's boundary exists, or its point lies in the bone."""
+        boundaries = geometry.boundary_names()
+        for name, probe in self.probes.items():
+            if isinstance(probe, SurfaceProbe):
+                if boundaries is not None and probe.boundary not in boundaries:
+                    raise ValueError(
+                        f"{where}.probes.{name}.boundary: '{probe.boundary}' is not a boundary "
+                        f"of geometry '{geometry.kind}'; it has: {', '.join(sorted(boundaries))}"
+                    )
+            elif geometry.contains(probe, 0.0) is False:
+                mm = ", ".join(f"{1e3 * c:g}" for c in probe)
+                raise ValueError(
+                    f"{where}.probes.{name}: the point [{mm}] mm is not in the bone of geometry "
+                    f"'{geometry.kind}'"
+                )
 
     def injected_temperature(self, syringe_temperature: float | None) -> float:
         """Temperature (K) of the cement entering the bone: cement_temperature, else the

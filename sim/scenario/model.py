@@ -68,19 +68,10 @@ class Scenario(Section):
                         f"leak_routes.{name}.boundary: '{b}' is not a boundary of geometry "
                         f"'{self.geometry.kind}'; it has: {', '.join(sorted(boundaries))}"
                     )
-        for name, probe in (self.heat.probes if self.heat else {}).items():
-            b = getattr(probe, "boundary", None)
-            if b is not None and boundaries is not None and b not in boundaries:
-                raise ValueError(
-                    f"heat.probes.{name}.boundary: '{b}' is not a boundary of geometry "
-                    f"'{self.geometry.kind}'; it has: {', '.join(sorted(boundaries))}"
-                )
-            if b is None and self.geometry.contains(probe, 0.0) is False:  # type: ignore[arg-type]
-                mm = ", ".join(f"{1e3 * c:g}" for c in probe)  # type: ignore[union-attr]
-                raise ValueError(
-                    f"heat.probes.{name}: the point [{mm}] mm is not in the bone of geometry "
-                    f"'{self.geometry.kind}'"
-                )
+        for where in type(self).model_fields:
+            section = getattr(self, where)
+            if isinstance(section, Section):
+                section.check_geometry(self.geometry, where)
         regions = self.geometry.region_names()
         if regions is not None:
             for where, names in self._region_references():
