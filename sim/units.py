@@ -21,6 +21,7 @@ import pint
 from pydantic import AfterValidator, BeforeValidator, Field
 
 __all__ = [
+    "Angle",
     "Conductance",
     "Dimension",
     "Dimensionless",
@@ -70,6 +71,7 @@ CONDUCTANCE = Dimension(
     "1e-9 m/(Pa*s)",
 )
 TEMPERATURE = Dimension("a temperature", "[temperature]", "37 degC")
+ANGLE = Dimension("an angle", "[]", "40 deg")
 DIMENSIONLESS = Dimension("a dimensionless number", "[]", "0.9")
 DENSITY = Dimension("a density", "[mass]/[length]**3", "1100 kg/m^3")
 
@@ -163,6 +165,8 @@ Permeability = Annotated[float, quantity(PERMEABILITY), Field(gt=0)]
 FlowRate = Annotated[float, quantity(FLOW_RATE)]
 Conductance = Annotated[float, quantity(CONDUCTANCE)]
 Temperature = Annotated[float, quantity(TEMPERATURE)]
+#: an angle in radians; written with a unit ("40 deg") or as a plain number in radians
+Angle = Annotated[float, quantity(ANGLE)]
 Dimensionless = Annotated[float, quantity(DIMENSIONLESS)]
 Point = Annotated[tuple[float, float, float], BeforeValidator(point_to_si)]
 Density = Annotated[float, quantity(DENSITY), Field(gt=0)]

@@ -15,13 +15,13 @@ file, scaled to metres, lands at  translate + R_n ... R_1 F (M_frame x).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import BeforeValidator, field_validator
+from pydantic import field_validator
 
 from sim.scenario.base import Section
-from sim.units import Dimension, Point, to_si
+from sim.units import Angle, Point
 
 #: x_project = FRAMES[name] @ x_frame
 FRAMES: dict[str, np.ndarray] = {
@@ -31,10 +31,6 @@ FRAMES: dict[str, np.ndarray] = {
 }
 FRAMES["scanner"] = FRAMES["LPS"]
 FrameName = Literal["project", "LPS", "RAS", "scanner"]
-
-ANGLE = Dimension("an angle", "[]", "40 deg")
-Angle = Annotated[float, BeforeValidator(lambda v: to_si(v, ANGLE))]
-"""An angle in radians; written with a unit ("40 deg") or as a plain number in radians."""
 
 
 class Rotation(Section):

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sim.scenario.base import Section
-from sim.scenario.frames import Angle, FrameName, Transform, to_project
+from sim.scenario.frames import FrameName, Transform, to_project
 from sim.scenario.injection import Name
 from sim.scenario.selectors import SelectorSpec
 from sim.shapes import sacrum as sacrum_shape
@@ -37,7 +37,7 @@ from sim.shapes.surface import (
     signed_clearance,
     surface_format,
 )
-from sim.units import Length, LengthUnit, Point, metres_per, point_to_si
+from sim.units import Angle, Length, LengthUnit, Point, metres_per, point_to_si
 
 if TYPE_CHECKING:
     from sim.scenario.injection import Needle
@@ -645,6 +645,11 @@ class SurfaceSizing(Section):
     growth: Annotated[float, Field(gt=0, le=2)] = 0.3
 
 
+#: what opens a surface file: path, version (mtime, size), metres per file unit, the
+#: flattened 4 x 4 affine map into the project frame, keep_largest_shell, fill_holes
+_Opening = tuple[Path, tuple[int, int], float, tuple[float, ...], bool, float | None]
+
+
 @cache
 def _opened_surface(
     path: Path,
@@ -663,6 +668,12 @@ def _opened_surface(
         largest_shell=largest_shell,
         max_hole_rim=max_hole_rim,
     )
+
+
+@cache
+def _surface_asymmetry(*opening: Any) -> np.ndarray:
+    """mirror_asymmetry of an opened surface, once per opening (see _opened_surface)."""
+    return mirror_asymmetry(_opened_surface(*opening)[0])
 
 
 class SurfaceFileGeometry(GeometryKind):
@@ -732,11 +743,9 @@ class SurfaceFileGeometry(GeometryKind):
                 raise ValueError(f"boundaries.{name}.{exc}") from None
         return self
 
-    def surface(self) -> tuple[Surface, SurfaceReport]:
-        """The surface in metres, cleaned and checked, and its report (SurfaceError if it is
-        unreadable, open, non-manifold or self-inconsistent). Read once per file version."""
+    def _opening(self) -> _Opening:
         stat = self.path.stat()
-        return _opened_surface(
+        return (
             self.path.resolve(),
             (stat.st_mtime_ns, stat.st_size),
             metres_per(self.length_unit),
@@ -745,10 +754,15 @@ class SurfaceFileGeometry(GeometryKind):
             self.fill_holes,
         )
 
+    def surface(self) -> tuple[Surface, SurfaceReport]:
+        """The surface in metres, cleaned and checked, and its report (SurfaceError if it is
+        unreadable, open, non-manifold or self-inconsistent). Read once per file version."""
+        return _opened_surface(*self._opening())
+
     def warnings(self) -> list[str]:
         """A warning when the surface looks mirror-symmetric across a plane other than the
         midsagittal one (normal to y): probably not in the project frame."""
-        asymmetry = mirror_asymmetry(self.surface()[0])
+        asymmetry = _surface_asymmetry(*self._opening())
         best = int(np.argmin(asymmetry))
         if best == 1 or asymmetry[best] >= 0.5 * asymmetry[1]:
             return []
