@@ -171,9 +171,12 @@ figcaption{color:#555;font-size:.9rem} pre{background:#f6f6f6;padding:1rem;overf
 """
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write run_dir/report.html from the files of a finished run; return its path."""
-    summary = json.loads((run_dir / "summary.json").read_text())
+def write_report(run_dir: Path, summary: dict[str, Any] | None = None) -> Path:
+    """Write run_dir/report.html from the files of a run and its summary (by default read
+    from run_dir/summary.json; a run passes it, since it writes summary.json after the
+    report); return its path."""
+    if summary is None:
+        summary = json.loads((run_dir / "summary.json").read_text())
     scenario_text = (run_dir / "scenario.resolved.yaml").read_text()
     scenario = yaml.safe_load(scenario_text)
     versions = json.loads((run_dir / "versions.json").read_text())
