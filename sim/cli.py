@@ -1,7 +1,8 @@
 """Command line: ``cementsim validate|run|mesh SCENARIO``.
 
-Exit codes: 0 success; 2 invalid input (scenario, overrides, missing or mistagged mesh),
-with a message naming the field, the value and what is allowed; 1 a run that failed.
+Exit codes: 0 success; 2 invalid input (scenario, overrides, missing or mistagged mesh, an
+unusable `--out` or `--results-root`, a results folder locked by another run), with a message
+naming the field, the value and what is allowed; 1 a run that failed.
 """
 
 from __future__ import annotations
@@ -97,28 +98,54 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"warning: {warning}")
         _say(f"{args.scenario}: valid scenario '{scenario.name}'")
         return 0
-    return _with_mpi(args, scenario)
+    out = _output_folder(args, scenario)
+    if out is None:
+        return EXIT_INVALID
+    return _with_mpi(args, scenario, out)
 
 
-def _with_mpi(args: argparse.Namespace, scenario: Any) -> int:
+def _output_folder(args: argparse.Namespace, scenario: Any) -> Path | None:
+    """The folder `run` or `mesh` writes, or None (after a message) if it cannot be written.
+
+    Checked before DOLFINx is imported, so that a bad path costs no time and no traceback.
+    """
+    from sim.outputs.rundir import ALLOWED, default_run_directory, unusable_reason
+
+    if args.out is not None:
+        option, value, out = "--out", args.out, args.out
+    else:
+        option, value = "--results-root", args.results_root
+        out = default_run_directory(scenario, args.results_root)
+    reason = unusable_reason(out, replaces=args.command == "run")
+    if reason is None:
+        return out
+    allowed = ALLOWED if option == "--out" else "a folder in which folders can be created"
+    what = "" if out == value else f" (results folder {out})"
+    _error(f"{option} {value}{what}: {reason}; {option} must be {allowed}")
+    return None
+
+
+def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
     from mpi4py import MPI
 
-    from sim.errors import InputError
+    from sim.errors import InputError, RunFolderError
     from sim.mpi_logging import configure
-    from sim.outputs.rundir import default_run_directory
+    from sim.outputs.rundir import failed_folder
 
     comm = MPI.COMM_WORLD
     configure(
         logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         all_ranks=getattr(args, "log_all_ranks", False),
     )
-    out = args.out or default_run_directory(scenario, args.results_root)
     try:
         if args.command == "mesh":
             return _mesh(scenario, out, comm)
         from sim.run import run_scenario
 
         summary = run_scenario(scenario, out, comm, source=args.scenario, progress=not args.quiet)
+    except RunFolderError as exc:  # raised on every rank, before anything is written
+        _error(str(exc))
+        return EXIT_INVALID
     except InputError as exc:  # raised on every rank: a clean input error
         _error(f"{args.scenario}: {exc}")
         return EXIT_INVALID
@@ -126,7 +153,9 @@ def _with_mpi(args: argparse.Namespace, scenario: Any) -> int:
         # an error on one rank would leave the others waiting in a collective call forever
         traceback.print_exc()
         print(
-            f"error on rank {comm.rank}: the run failed (no summary.json was written)",
+            f"error on rank {comm.rank}: the run failed; {out} is as it was; partial results "
+            f"(no summary.json) are in {failed_folder(out)} or, if the run was aborted, in "
+            f".{out.name}.staging-* beside it",
             file=sys.stderr,
             flush=True,
         )

@@ -1,6 +1,7 @@
 """The base of errors in the user's input that show only once the mesh exists (a mesh file
 without a tag the scenario names, a CT volume that misses the bone, a surface that is not
-closed). Raised on every MPI rank; the command line reports them as invalid input (exit 2)."""
+closed) or once a run claims its results folder (locked by another run, not a folder, not
+writable). Raised on every MPI rank; the command line reports them as invalid input (exit 2)."""
 
 
 class InputError(Exception):
@@ -9,3 +10,8 @@ class InputError(Exception):
 
 class MeshError(InputError, RuntimeError):
     """A mesh could not be built or read, or lacks a tag the scenario names."""
+
+
+class RunFolderError(InputError):
+    """A run's results folder cannot be written: another run holds its lock, or the path is
+    not a place where a results folder can be created or replaced."""

@@ -41,10 +41,11 @@ def configure(level: int = logging.INFO, all_ranks: bool = False) -> None:
 
 
 def log_to_file(path: Path) -> logging.Handler | None:
-    """Also log the `sim` package to `path` (rank 0); returns the handler to remove later."""
+    """Also log the `sim` package to `path` (rank 0; a new file, an existing one is
+    overwritten); returns the handler to remove later."""
     if MPI.COMM_WORLD.rank != 0:
         return None
-    handler = logging.FileHandler(path)
+    handler = logging.FileHandler(path, mode="w")
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(logging.INFO)
     logger = logging.getLogger("sim")

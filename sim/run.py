@@ -1,4 +1,5 @@
-"""One run = one results directory: set up, time loop, outputs, summary (written last)."""
+"""One run = one results directory: set up, time loop, outputs, summary (written last), in a
+staging folder that replaces the results directory when the run is complete (RunFolder)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from sim.outputs.paraview import write_paraview_script
 from sim.outputs.plots import ML, RunPlots, plot_midplanes, plot_series
 from sim.outputs.quantities import standard_quantities
 from sim.outputs.report import write_report, write_report_parts
-from sim.outputs.rundir import prepare_run_directory, versions, write_provenance
+from sim.outputs.rundir import RunFolder, versions, write_provenance
 from sim.outputs.summary import build_summary, write_json_atomic
 from sim.outputs.timeseries import TimeSeries
 from sim.problem import InjectionProblem
@@ -43,34 +44,40 @@ def run_scenario(
 ) -> dict[str, Any]:
     """Run a scenario into `run_dir` and return its summary (on every rank).
 
-    summary.json is written last and atomically: a failed or interrupted run has none.
+    The run holds the lock of `run_dir` and writes into a staging folder beside it, with
+    summary.json last; the complete folder then replaces `run_dir` (sim.outputs.rundir.
+    RunFolder). A failed or interrupted run leaves `run_dir` as it was and its partial
+    results, without summary.json, in ``<run_dir>.failed``. Raises RunFolderError (on every
+    rank, before writing anything) when another run holds the lock.
     progress: show a progress bar (rank 0, terminals only).
     """
     start = time.perf_counter()
-    if comm.rank == 0:
-        prepare_run_directory(run_dir)
-        write_provenance(run_dir, scenario, source)
-    comm.barrier()
-    handler = log_to_file(run_dir / "run.log")
-    try:
-        log.info("cementsim run of '%s' into %s on %d rank(s)", scenario.name, run_dir, comm.size)
-        log.info("versions: %s", versions())
-        for warning in scenario.warnings():
-            log.warning(warning)
-        tagged = build_mesh(scenario, comm, msh_path=run_dir / "mesh.msh")
-        problem = InjectionProblem(scenario, tagged)
-        problem.initialise()
-        log.info(
-            "mesh: %d cells, %d vertices",
-            tagged.num_cells_global(),
-            problem.disc.V.dofmap.index_map.size_global,
-        )
-        with ProgressBar(measure.total_volume(problem), progress) as bar:
-            summary = _time_loop(problem, run_dir, start, bar)
-    finally:
-        if handler is not None:
-            logging.getLogger("sim").removeHandler(handler)
-            handler.close()
+    with RunFolder(run_dir, comm) as staging:
+        if comm.rank == 0:
+            write_provenance(staging, scenario, source)
+        comm.barrier()
+        handler = log_to_file(staging / "run.log")
+        try:
+            log.info(
+                "cementsim run of '%s' into %s on %d rank(s)", scenario.name, run_dir, comm.size
+            )
+            log.info("versions: %s", versions())
+            for warning in scenario.warnings():
+                log.warning(warning)
+            tagged = build_mesh(scenario, comm, msh_path=staging / "mesh.msh")
+            problem = InjectionProblem(scenario, tagged)
+            problem.initialise()
+            log.info(
+                "mesh: %d cells, %d vertices",
+                tagged.num_cells_global(),
+                problem.disc.V.dofmap.index_map.size_global,
+            )
+            with ProgressBar(measure.total_volume(problem), progress) as bar:
+                summary = _time_loop(problem, staging, start, bar)
+        finally:
+            if handler is not None:
+                logging.getLogger("sim").removeHandler(handler)
+                handler.close()
     return summary
 
 
@@ -148,8 +155,7 @@ def _time_loop(
     problem.destroy()
     if comm.rank == 0:
         write_report_parts(run_dir, rows, figures)
-        write_json_atomic(run_dir / "summary.json", summary)
         if scenario.output.report:
-            write_report(run_dir)
-    comm.barrier()
+            write_report(run_dir, summary)
+        write_json_atomic(run_dir / "summary.json", summary)  # last: the run is complete
     return summary

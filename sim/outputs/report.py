@@ -79,10 +79,9 @@ def table_html(rows: list[tuple[str, str]]) -> str:
     return f"<table>{body}</table>"
 
 
-def results_rows(run_dir: Path) -> list[tuple[str, str]]:
-    """The report's results table of a finished run: the headline numbers, the components'
-    rows (see write_report_parts) and the run's bookkeeping."""
-    summary = json.loads((run_dir / "summary.json").read_text())
+def results_rows(run_dir: Path, summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The report's results table of a run with this summary: the headline numbers, the
+    components' rows (see write_report_parts) and the run's bookkeeping."""
     return _headline(summary, _read_parts(run_dir)[0])
 
 
@@ -179,9 +178,12 @@ figcaption{color:#555;font-size:.9rem} pre{background:#f6f6f6;padding:1rem;overf
 """
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write run_dir/report.html from the files of a finished run; return its path."""
-    summary = json.loads((run_dir / "summary.json").read_text())
+def write_report(run_dir: Path, summary: dict[str, Any] | None = None) -> Path:
+    """Write run_dir/report.html from the files of a run and its summary (by default read
+    from run_dir/summary.json; a run passes it, since it writes summary.json after the
+    report); return its path."""
+    if summary is None:
+        summary = json.loads((run_dir / "summary.json").read_text())
     scenario_text = (run_dir / "scenario.resolved.yaml").read_text()
     scenario = yaml.safe_load(scenario_text)
     versions = json.loads((run_dir / "versions.json").read_text())
@@ -202,7 +204,7 @@ def write_report(run_dir: Path) -> Path:
 <h1>{html.escape(summary["scenario"])}</h1>
 <p class="sub">{html.escape(scenario.get("description", "") or "")}</p>
 <h2>Warnings</h2>{warn_html}
-<h2>Results</h2>{table_html(results_rows(run_dir))}
+<h2>Results</h2>{table_html(results_rows(run_dir, summary))}
 <h2>Figures</h2>{figures}
 <h2>Scenario (resolved, SI units)</h2>
 <details><summary>show</summary><pre>{html.escape(scenario_text)}</pre></details>

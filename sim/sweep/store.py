@@ -6,6 +6,7 @@ SWEEP_DIR/plan.json         every run: index, id, parameters (as written and in 
 SWEEP_DIR/provenance.json   versions, host, start and end times, executor, per session
 SWEEP_DIR/runs/ID/          the run's results (summary.json when it finished),
                             attempts.json (every failed attempt), failed.json (gave up)
+SWEEP_DIR/runs/ID.failed/   partial results of the point's last failed attempt
 """
 
 from __future__ import annotations

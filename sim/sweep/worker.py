@@ -5,7 +5,8 @@ its own process `mpirun -n M python -m sim run BASE --set ...`.
 A finished run (summary.json present) is never run again. Every attempt is recorded in the
 run's attempts.json (exit code, seconds, host, and the tail of the error output when it
 failed); after the last retry the run is marked failed (failed.json), which does not stop
-the other runs. A lock file keeps two workers from running the same point at once (a task
+the other runs. A lock file beside the point's folder (``runs/.ID.point.lock``: each run
+replaces the whole folder) keeps two workers from running the same point at once (a task
 resubmitted after its worker was lost), and the run process dies with the thread that
 started it (Linux parent-death signal), so a killed worker leaves no orphan writing into the
 folder. A point that crashes or outlives its timeout takes its worker process with it; the
@@ -87,7 +88,7 @@ def run_point(
     if (out / "summary.json").is_file():
         return {"id": run_id, "status": DONE, "attempts": 0, "seconds": 0.0, "skipped": True}
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:
+    with open(out.parent / f".{run_id}.point.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

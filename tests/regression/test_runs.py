@@ -131,11 +131,13 @@ def test_needle_near_the_posterior_wall_leaks_through_the_foramen(scenarios, sha
     )
 
 
-def test_a_failed_run_leaves_no_summary(scenarios, shared_tmp_path, monkeypatch):
-    out = shared_tmp_path / "failed"
+def test_a_failed_run_leaves_the_earlier_run_as_it_was(scenarios, shared_tmp_path, monkeypatch):
+    out = shared_tmp_path / "run"
+    earlier = {"summary.json": "{}", "scenario.resolved.yaml": "name: earlier\n", "x.png": "x"}
     if MPI.COMM_WORLD.rank == 0:
         out.mkdir()
-        (out / "summary.json").write_text("{}")  # a stale summary from an earlier run
+        for name, text in earlier.items():
+            (out / name).write_text(text)
     MPI.COMM_WORLD.barrier()
     from sim.stepper import Stepper
 
@@ -149,8 +151,13 @@ def test_a_failed_run_leaves_no_summary(scenarios, shared_tmp_path, monkeypatch)
     monkeypatch.setattr(Stepper, "advance", failing)
     with pytest.raises(RuntimeError, match="simulated failure"):
         run(scenarios, out, [])
-    assert not (out / "summary.json").exists()
-    assert (out / "timeseries.csv").exists()  # partial results stay for inspection
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    assert {p.name: p.read_text() for p in out.iterdir()} == earlier
+    failed = shared_tmp_path / "run.failed"
+    assert (failed / "timeseries.csv").exists()  # partial results stay for inspection
+    assert not (failed / "summary.json").exists()
+    assert {p.name for p in shared_tmp_path.iterdir()} == {"run", "run.failed", ".run.lock"}
 
 
 def test_every_shipped_scenario_validates(scenarios):

@@ -53,10 +53,12 @@ def cementsim(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[s
 
 
 def summaries(sweep_dir: Path) -> dict[str, dict[str, Any]]:
-    """Summary of every finished run of a sweep, by run id."""
+    """Summary of every finished run of a sweep, by run id (not the hidden staging folders
+    of runs about to finish)."""
     return {
         p.parent.name: json.loads(p.read_text())
         for p in sorted((sweep_dir / "runs").glob("*/summary.json"))
+        if not p.parent.name.startswith(".")
     }
 
 

@@ -6,6 +6,7 @@ printed by rank 0 only). Subprocess tests are marked serial.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -278,3 +279,52 @@ def test_validate_cement_preset_with_an_override(capsys: pytest.CaptureFixture[s
     if ROOT:
         assert "valid scenario 'sphere_newtonian'" in out
     assert err == ""
+
+
+#: calls sim.cli.main on each argument list of argv[1] (JSON); prints the exit codes, the
+#: error messages and whether DOLFINx was imported
+CHECK_OUT = """
+import contextlib, io, json, sys
+from sim.cli import main
+answers = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        answers.append((main(argv), err.getvalue()))
+print(json.dumps({"answers": answers, "dolfinx": "dolfinx" in sys.modules}))
+"""
+
+
+@pytest.mark.serial
+def test_an_unusable_out_is_refused_before_dolfinx_is_imported(tmp_path: Path) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "chapter1.tex").write_text("mine")
+    cases = [  # option, value, what the message says, command
+        ("--out", a_file, "it is an existing file", "run"),
+        ("--out", a_file / "run", f"{a_file} is a file, not a folder", "run"),
+        ("--out", Path("/proc/cementsim-run"), "no folder can be created in /proc", "run"),
+        ("--out", foreign, "other contents than a results folder", "run"),
+        ("--out", a_file, "it is an existing file", "mesh"),
+        ("--results-root", a_file, f"{a_file} is a file, not a folder", "run"),
+    ]
+    argvs = [[command, str(SPHERE), option, str(value)] for option, value, _, command in cases]
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK_OUT, json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for (option, value, reason, _), (code, err) in zip(cases, result["answers"], strict=True):
+        assert code == 2, err
+        assert err.startswith(f"error: {option} {value}"), err
+        assert reason in err and f"{option} must be" in err, err
+    assert not result["dolfinx"]
+    assert {p.name for p in tmp_path.iterdir()} == {"notes.txt", "thesis"}  # nothing written
+    assert {p.name for p in foreign.iterdir()} == {"chapter1.tex"}
