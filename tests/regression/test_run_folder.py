@@ -27,6 +27,7 @@ QUICK = [
 #: what a QUICK run writes with fields, fluoroscopy and report off
 BARE = {
     "mesh.msh",
+    "report_parts.json",
     "results.h5",
     "run.log",
     "scenario.input.yaml",
