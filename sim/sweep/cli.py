@@ -138,9 +138,11 @@ def _run(args: argparse.Namespace) -> int:
     write_plan(sweep_dir, plan, args.sweep_file, executor.model_dump())
     record_session(sweep_dir, "start", executor=executor.model_dump())
     total, start = len(plan.runs), time.perf_counter()
-    done = [len(status(sweep_dir)["done"])]
+    before = status(sweep_dir)
+    done = [len(before["done"])]
+    corrupt = f", {len(before['corrupt'])} to run again (corrupt)" if before["corrupt"] else ""
     print(
-        f"sweep '{spec.name}': {total} runs, {done[0]} already done, executor "
+        f"sweep '{spec.name}': {total} runs, {done[0]} already done{corrupt}, executor "
         f"{executor.kind} -> {sweep_dir.resolve()}",
         flush=True,
     )
@@ -167,12 +169,8 @@ def _run(args: argparse.Namespace) -> int:
         seconds=time.perf_counter() - start,
         **{k: len(v) for k, v in state.items()},
     )
-    print(
-        f"done {len(state['done'])}, failed {len(state['failed'])}, pending "
-        f"{len(state['pending'])} ({len(results)} run now, "
-        f"{time.perf_counter() - start:.1f} s)"
-    )
-    return 0 if not state["failed"] and not state["pending"] else 1
+    print(f"{_counts(state)} ({len(results)} run now, {time.perf_counter() - start:.1f} s)")
+    return 0 if len(state["done"]) == total else 1
 
 
 def _executor(spec: SweepSpec, args: argparse.Namespace) -> Executor:
@@ -203,17 +201,26 @@ def _executor(spec: SweepSpec, args: argparse.Namespace) -> Executor:
         ) from None
 
 
+def _counts(state: dict[str, list[str]]) -> str:
+    """'done 4, failed 1, pending 1' (and the corrupt runs when there are any)."""
+    corrupt = f", corrupt {len(state['corrupt'])}" if state["corrupt"] else ""
+    return (
+        f"done {len(state['done'])}, failed {len(state['failed'])}{corrupt}, "
+        f"pending {len(state['pending'])}"
+    )
+
+
 def _status(sweep_dir: Path) -> int:
-    from sim.sweep.store import status
+    from sim.sweep.store import point_state, run_dir, status
     from sim.sweep.worker import last_error
 
     state = status(sweep_dir)
-    print(
-        f"{sweep_dir}: done {len(state['done'])}, failed {len(state['failed'])}, "
-        f"pending {len(state['pending'])}"
-    )
+    print(f"{sweep_dir}: {_counts(state)}")
     for run_id in state["failed"]:
         print(f"  failed {run_id}: {last_error(sweep_dir, run_id).strip()[-200:]}")
+    for run_id in state["corrupt"]:
+        problem = point_state(run_dir(sweep_dir, run_id)).problem
+        print(f"  corrupt {run_id} (run again by `cementsim sweep run`): {problem[-200:]}")
     return 0
 
 
@@ -225,7 +232,7 @@ def _collect(sweep_dir: Path) -> int:
     paths = write_sweep_report(sweep_dir)
     analysis = json.loads((sweep_dir / "analysis.json").read_text())
     for warning in analysis.get("warnings", []):
-        print(f"warning: {warning}")
+        print(f"warning: {warning}", file=sys.stderr)
     for kind, path in paths.items():
         print(f"{kind:>12}: {path.resolve()}")
     return 0

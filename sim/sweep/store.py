@@ -6,6 +6,10 @@ SWEEP_DIR/plan.json         every run: index, id, parameters (as written and in 
 SWEEP_DIR/provenance.json   versions, host, start and end times, executor, per session
 SWEEP_DIR/runs/ID/          the run's results (summary.json when it finished),
                             attempts.json (every failed attempt), failed.json (gave up)
+
+A run is done when its summary.json reads as a run summary (read_summary); one whose
+summary.json does not (empty, cut short, not JSON, without the numbers the collector reads)
+is corrupt: reported by status, skipped by collect and run again by the next session.
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sim.outputs.summary import write_json_atomic
 from sim.sweep.plan import Plan, PlannedRun
 from sim.sweep.spec import REALISATION_PARAMETER
 
-DONE, FAILED, PENDING, BUSY = "done", "failed", "pending", "busy"
+DONE, FAILED, PENDING, BUSY, CORRUPT = "done", "failed", "pending", "busy", "corrupt"
 
 
 def run_dir(sweep_dir: Path, run_id: str) -> Path:
@@ -87,18 +93,97 @@ def planned_runs(sweep_dir: Path) -> list[PlannedRun]:
     return [PlannedRun(**r) for r in read_plan(sweep_dir)["runs"]]
 
 
+class SummaryShape(BaseModel):
+    """The part of a run's summary.json (sim.outputs.summary.build_summary) that collecting a
+    sweep reads beyond flattening it: the injected volume, the leaked volume in total and by
+    route, the leak threshold, and the injected volume at each route's first leak (null: no
+    leak). Numbers must be JSON numbers; the other keys of a summary pass unchecked."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    injected_volume_m3: float
+    leaked_volume_total_m3: float
+    leak_threshold_m3: float
+    leaked_volume_m3: dict[str, float]
+    injected_volume_at_first_leak_m3: dict[str, float | None]
+
+
+#: what json.loads returns, as JSON calls it
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+
+
+class CorruptSummaryError(ValueError):
+    """A summary.json that does not read as a run summary; the message says why."""
+
+
+def read_summary(folder: Path) -> dict[str, Any]:
+    """The summary.json of run folder `folder`, checked against SummaryShape;
+    CorruptSummaryError if it cannot be read, is empty, is not a JSON object or lacks what
+    the collector reads (FileNotFoundError if there is none)."""
+    path = folder / "summary.json"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptSummaryError(f"summary.json cannot be read: {exc}") from None
+    if not text.strip():
+        raise CorruptSummaryError("summary.json is empty")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CorruptSummaryError(f"summary.json is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CorruptSummaryError(
+            f"summary.json holds {_JSON_KINDS[type(data)]}, not an object of results"
+        )
+    try:
+        SummaryShape.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:3]]
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise CorruptSummaryError(
+            f"summary.json is not a complete run summary: {'; '.join(problems)}{more}"
+        ) from None
+    return data
+
+
+@dataclass(frozen=True)
+class PointState:
+    """Where a run stands: its status, its summary when done, why it is corrupt when so."""
+
+    status: str
+    summary: dict[str, Any] | None = None
+    problem: str = ""
+
+
+def point_state(folder: Path) -> PointState:
+    """The state of the run whose results folder is `folder`: done (a valid summary.json),
+    corrupt (a summary.json that is not valid), failed (failed.json) or pending."""
+    try:
+        return PointState(DONE, summary=read_summary(folder))
+    except FileNotFoundError:
+        pass
+    except CorruptSummaryError as exc:
+        return PointState(CORRUPT, problem=str(exc))
+    return PointState(FAILED if (folder / "failed.json").is_file() else PENDING)
+
+
 def status_of(sweep_dir: Path, run_id: str) -> str:
-    folder = run_dir(sweep_dir, run_id)
-    if (folder / "summary.json").is_file():
-        return DONE
-    if (folder / "failed.json").is_file():
-        return FAILED
-    return PENDING
+    return point_state(run_dir(sweep_dir, run_id)).status
 
 
 def status(sweep_dir: Path) -> dict[str, list[str]]:
-    """Run ids by status."""
-    out: dict[str, list[str]] = {DONE: [], FAILED: [], PENDING: []}
+    """Run ids by status (done, corrupt, failed, pending)."""
+    out: dict[str, list[str]] = {DONE: [], CORRUPT: [], FAILED: [], PENDING: []}
     for run in planned_runs(sweep_dir):
         out[status_of(sweep_dir, run.id)].append(run.id)
     return out
