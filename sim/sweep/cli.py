@@ -81,6 +81,7 @@ def load_sweep(path: Path) -> SweepSpec:
 
 def main(args: argparse.Namespace) -> int:
     from sim.scenario import ScenarioError
+    from sim.sweep.executors import ScriptValueError
     from sim.sweep.plan import PlanError
     from sim.sweep.store import NotASweepError
 
@@ -94,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
         if args.sweep_command == "collect":
             return _collect(args.sweep_dir)
         return _run_one(args.sweep_dir, args.run_id)
-    except (ScenarioError, PlanError, NotASweepError) as exc:
+    except (ScenarioError, PlanError, NotASweepError, ScriptValueError) as exc:
         _error(str(exc))
         return EXIT_INVALID
 
@@ -154,7 +155,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  [{done[0]}/{total}] {result['id']} {result['status']}{tail}", flush=True)
 
     if args.write_script:
-        script = write_array_script(sweep_dir, pending_runs(sweep_dir, plan.runs), executor)
+        todo = pending_runs(sweep_dir, plan.runs)
+        if not todo:
+            print("every run is done: no array script written")
+            return 0
+        script = write_array_script(sweep_dir, todo, executor)
         print(f"wrote {script.resolve()}: submit it with `sbatch {script}`")
         return 0
     try:

@@ -29,16 +29,9 @@ from sim.sweep.store import (
     status,
     write_plan,
 )
-from tests.sweep.conftest import REPO, cementsim, write_sweep
+from tests.sweep.conftest import cementsim, recorded_summary, write_sweep
 
 pytestmark = pytest.mark.serial
-
-RECORDED = REPO / "tests" / "regression" / "data" / "shipped_summaries.json"
-
-
-def recorded_summary() -> dict[str, Any]:
-    """The summary of the sphere verification case, as recorded from a real run."""
-    return json.loads(RECORDED.read_text())["verification/sphere_newtonian.yaml"]
 
 
 def without(key: str) -> str:
