@@ -8,12 +8,15 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from sim.scenario.loader import describe_error, read_yaml
 from sim.sweep.spec import Executor, SweepSpec
+
+if TYPE_CHECKING:
+    from sim.sweep.plan import Plan
 
 EXIT_INVALID = 2
 JOBQUEUE_OPTIONS = (
@@ -83,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     from sim.scenario import ScenarioError
     from sim.sweep.executors import ScriptValueError
     from sim.sweep.plan import PlanError
-    from sim.sweep.store import NotASweepError
+    from sim.sweep.store import NotASweepError, SweepBusyError
 
     try:
         if args.sweep_command == "plan":
@@ -95,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
         if args.sweep_command == "collect":
             return _collect(args.sweep_dir)
         return _run_one(args.sweep_dir, args.run_id)
-    except (ScenarioError, PlanError, NotASweepError, ScriptValueError) as exc:
+    except (ScenarioError, PlanError, NotASweepError, ScriptValueError, SweepBusyError) as exc:
         _error(str(exc))
         return EXIT_INVALID
 
@@ -128,14 +131,36 @@ def _shown(value: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.sweep.executors import ExecutorError, execute, pending_runs, write_array_script
+    """`sweep run`: plan, then run the pending points while holding the sweep folder's lock
+    (a second `sweep run` on the same folder is refused, exit 2)."""
+    from sim.scenario import ScenarioError
     from sim.sweep.plan import make_plan
-    from sim.sweep.store import record_session, status, write_plan
+    from sim.sweep.store import sweep_lock
 
     spec = load_sweep(args.sweep_file)
     executor = _executor(spec, args)
     plan = make_plan(spec)
     sweep_dir = args.out or Path("results") / "sweeps" / spec.name
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScenarioError(
+            "command line",
+            [f"sweep folder {str(sweep_dir)!r} cannot be created: {exc.strerror}"],
+            "options",
+        ) from None
+    with sweep_lock(sweep_dir):
+        return _session(args, spec, plan, executor, sweep_dir)
+
+
+def _session(
+    args: argparse.Namespace, spec: SweepSpec, plan: Plan, executor: Executor, sweep_dir: Path
+) -> int:
+    """One session of `sweep run` in its (locked) folder: record the plan, run what is
+    pending, report."""
+    from sim.sweep.executors import ExecutorError, execute, pending_runs, write_array_script
+    from sim.sweep.store import record_session, status, write_plan
+
     write_plan(sweep_dir, plan, args.sweep_file, executor.model_dump())
     record_session(sweep_dir, "start", executor=executor.model_dump())
     total, start = len(plan.runs), time.perf_counter()
@@ -175,6 +200,9 @@ def _run(args: argparse.Namespace) -> int:
         **{k: len(v) for k, v in state.items()},
     )
     print(f"{_counts(state)} ({len(results)} run now, {time.perf_counter() - start:.1f} s)")
+    if args.no_wait:  # submitted, nothing failed: the array runs the rest
+        print(f"follow the array with `cementsim sweep status {sweep_dir}`")
+        return 0
     return 0 if len(state["done"]) == total else 1
 
 

@@ -6,6 +6,7 @@ SWEEP_DIR/plan.json         every run: index, id, parameters (as written and in 
 SWEEP_DIR/provenance.json   versions, host, start and end times, executor, per session
 SWEEP_DIR/runs/ID/          the run's results (summary.json when it finished),
                             attempts.json (every failed attempt), failed.json (gave up)
+SWEEP_DIR/.sweep.lock       held (flock) by the `sweep run` working on the folder
 
 A run is done when its summary.json reads as a run summary (read_summary); one whose
 summary.json does not (empty, cut short, not JSON, without the numbers the collector reads)
@@ -14,11 +15,15 @@ is corrupt: reported by status, skipped by collect and run again by the next ses
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -76,6 +81,33 @@ def write_plan(sweep_dir: Path, plan: Plan, sweep_file: Path, executor: dict[str
             "executor": executor,
         },
     )
+
+
+class SweepBusyError(RuntimeError):
+    """Another `cementsim sweep run` holds the sweep folder's lock."""
+
+
+@contextmanager
+def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Hold SWEEP_DIR/.sweep.lock for a session of `sweep run` (an flock, released when the
+    process ends however it ends); SweepBusyError, naming the holder, if another process
+    holds it. The folder must exist."""
+    path = sweep_dir / ".sweep.lock"
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise SweepBusyError(
+                f"another `cementsim sweep run` is working on {sweep_dir} ({holder} holds "
+                f"its lock {path}); wait for it to end, and follow it with `cementsim sweep "
+                f"status {sweep_dir}`"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} on {platform.node()}\n")
+        lock.flush()
+        yield
 
 
 class NotASweepError(FileNotFoundError):
