@@ -71,7 +71,15 @@ def load_sweep(path: Path) -> SweepSpec:
     """Read and validate a sweep file (base path relative to the file)."""
     from sim.scenario import ScenarioError
 
-    data = read_yaml(path, "sweep")
+    if path.is_dir():
+        problem = "a folder, not a sweep file"
+        if (path / "sweep.yaml").is_file():
+            problem += f" (this sweep folder holds its sweep file as {path / 'sweep.yaml'})"
+        raise ScenarioError(str(path), [problem], "sweep")
+    try:
+        data = read_yaml(path, "sweep")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), [f"cannot be read as text: {exc}"], "sweep") from None
     if isinstance(data.get("base"), str):
         base = Path(data["base"])
         data["base"] = str(base if base.is_absolute() else (path.parent / base).resolve())

@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.outputs.summary import write_json_atomic
 from sim.sweep.plan import Plan, PlannedRun
@@ -111,14 +111,70 @@ def sweep_lock(sweep_dir: Path) -> Iterator[None]:
 
 
 class NotASweepError(FileNotFoundError):
-    """A folder given as a sweep folder holds no plan.json."""
+    """A folder given as a sweep folder holds no plan.json, or one that cannot be read."""
+
+
+class _PlanRun(BaseModel):
+    """One run of plan.json (sim.sweep.plan.PlannedRun); its id names its folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+    params: dict[str, Any]
+    si: dict[str, float]
+    overrides: list[str] = []
+
+
+class _PlanSampling(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    method: str
+    seed: int
+
+
+class _PlanReport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    metric: str
+    map: list[str] | None
+    leak_threshold: float | None
+
+
+class _PlanFile(BaseModel):
+    """What the sweep commands read of plan.json (write_plan writes it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    base: str
+    parameters: list[str]
+    sampled: list[str]
+    log_scale: list[str]
+    sampling: _PlanSampling
+    report: _PlanReport
+    design: list[Any] | None
+    runs: list[_PlanRun]
 
 
 def read_plan(sweep_dir: Path) -> dict[str, Any]:
+    """The sweep's plan.json; NotASweepError if there is none or it cannot be read as one."""
     path = sweep_dir / "plan.json"
     if not path.is_file():
         raise NotASweepError(f"{sweep_dir} is not a sweep directory (no plan.json)")
-    return json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+        _PlanFile.model_validate(data)
+    except (OSError, ValueError, RecursionError) as exc:  # ValidationError is a ValueError
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, ValidationError):
+            e = exc.errors()[0]
+            reason = f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}"
+        raise NotASweepError(
+            f"{sweep_dir}: plan.json cannot be read as a sweep plan ({reason}); "
+            f"`cementsim sweep run SWEEP_FILE --out {sweep_dir}` writes it again"
+        ) from None
+    return data
 
 
 def planned_runs(sweep_dir: Path) -> list[PlannedRun]:
@@ -255,9 +311,18 @@ def installed_versions() -> dict[str, str]:
 
 
 def record_session(sweep_dir: Path, event: str, **details: Any) -> None:
-    """Append a start or end record to provenance.json (versions at the start)."""
+    """Append a start or end record to provenance.json (versions at the start). One that
+    cannot be read is kept as provenance.json.corrupt and a new one started."""
     path = sweep_dir / "provenance.json"
-    data = json.loads(path.read_text()) if path.is_file() else {"sessions": []}
+    data: dict[str, Any] = {"sessions": []}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("sessions"), list):
+                raise ValueError("no list of sessions")
+        except (OSError, ValueError, RecursionError):
+            os.replace(path, path.with_name("provenance.json.corrupt"))
+            data = {"sessions": []}
     entry: dict[str, Any] = {
         "event": event,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
