@@ -58,7 +58,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="slurm_array: only write SWEEP_DIR/array.sbatch, to submit by hand",
     )
-    status = commands.add_parser("status", help="how many runs are done, failed, pending")
+    status = commands.add_parser("status", help="how many runs are done, failed, corrupt, pending")
     status.add_argument("sweep_dir", type=Path)
     collect = commands.add_parser("collect", help="one table (CSV, HDF5, Parquet) and a report")
     collect.add_argument("sweep_dir", type=Path)
