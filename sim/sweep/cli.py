@@ -8,12 +8,15 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from sim.scenario.loader import describe_error, read_yaml
 from sim.sweep.spec import Executor, SweepSpec
+
+if TYPE_CHECKING:
+    from sim.sweep.plan import Plan
 
 EXIT_INVALID = 2
 JOBQUEUE_OPTIONS = (
@@ -55,7 +58,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="slurm_array: only write SWEEP_DIR/array.sbatch, to submit by hand",
     )
-    status = commands.add_parser("status", help="how many runs are done, failed, pending")
+    status = commands.add_parser("status", help="how many runs are done, failed, corrupt, pending")
     status.add_argument("sweep_dir", type=Path)
     collect = commands.add_parser("collect", help="one table (CSV, HDF5, Parquet) and a report")
     collect.add_argument("sweep_dir", type=Path)
@@ -68,7 +71,15 @@ def load_sweep(path: Path) -> SweepSpec:
     """Read and validate a sweep file (base path relative to the file)."""
     from sim.scenario import ScenarioError
 
-    data = read_yaml(path, "sweep")
+    if path.is_dir():
+        problem = "a folder, not a sweep file"
+        if (path / "sweep.yaml").is_file():
+            problem += f" (this sweep folder holds its sweep file as {path / 'sweep.yaml'})"
+        raise ScenarioError(str(path), [problem], "sweep")
+    try:
+        data = read_yaml(path, "sweep")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), [f"cannot be read as text: {exc}"], "sweep") from None
     if isinstance(data.get("base"), str):
         base = Path(data["base"])
         data["base"] = str(base if base.is_absolute() else (path.parent / base).resolve())
@@ -81,8 +92,9 @@ def load_sweep(path: Path) -> SweepSpec:
 
 def main(args: argparse.Namespace) -> int:
     from sim.scenario import ScenarioError
+    from sim.sweep.executors import ScriptValueError
     from sim.sweep.plan import PlanError
-    from sim.sweep.store import NotASweepError
+    from sim.sweep.store import NotASweepError, SweepBusyError
 
     try:
         if args.sweep_command == "plan":
@@ -94,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
         if args.sweep_command == "collect":
             return _collect(args.sweep_dir)
         return _run_one(args.sweep_dir, args.run_id)
-    except (ScenarioError, PlanError, NotASweepError) as exc:
+    except (ScenarioError, PlanError, NotASweepError, ScriptValueError, SweepBusyError) as exc:
         _error(str(exc))
         return EXIT_INVALID
 
@@ -127,20 +139,44 @@ def _shown(value: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.sweep.executors import ExecutorError, execute, pending_runs, write_array_script
+    """`sweep run`: plan, then run the pending points while holding the sweep folder's lock
+    (a second `sweep run` on the same folder is refused, exit 2)."""
+    from sim.scenario import ScenarioError
     from sim.sweep.plan import make_plan
-    from sim.sweep.store import record_session, status, write_plan
+    from sim.sweep.store import sweep_lock
 
     spec = load_sweep(args.sweep_file)
     executor = _executor(spec, args)
     plan = make_plan(spec)
     sweep_dir = args.out or Path("results") / "sweeps" / spec.name
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScenarioError(
+            "command line",
+            [f"sweep folder {str(sweep_dir)!r} cannot be created: {exc.strerror}"],
+            "options",
+        ) from None
+    with sweep_lock(sweep_dir):
+        return _session(args, spec, plan, executor, sweep_dir)
+
+
+def _session(
+    args: argparse.Namespace, spec: SweepSpec, plan: Plan, executor: Executor, sweep_dir: Path
+) -> int:
+    """One session of `sweep run` in its (locked) folder: record the plan, run what is
+    pending, report."""
+    from sim.sweep.executors import ExecutorError, execute, pending_runs, write_array_script
+    from sim.sweep.store import record_session, status, write_plan
+
     write_plan(sweep_dir, plan, args.sweep_file, executor.model_dump())
     record_session(sweep_dir, "start", executor=executor.model_dump())
     total, start = len(plan.runs), time.perf_counter()
-    done = [len(status(sweep_dir)["done"])]
+    before = status(sweep_dir)
+    done = [len(before["done"])]
+    corrupt = f", {len(before['corrupt'])} to run again (corrupt)" if before["corrupt"] else ""
     print(
-        f"sweep '{spec.name}': {total} runs, {done[0]} already done, executor "
+        f"sweep '{spec.name}': {total} runs, {done[0]} already done{corrupt}, executor "
         f"{executor.kind} -> {sweep_dir.resolve()}",
         flush=True,
     )
@@ -152,7 +188,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  [{done[0]}/{total}] {result['id']} {result['status']}{tail}", flush=True)
 
     if args.write_script:
-        script = write_array_script(sweep_dir, pending_runs(sweep_dir, plan.runs), executor)
+        todo = pending_runs(sweep_dir, plan.runs)
+        if not todo:
+            print("every run is done: no array script written")
+            return 0
+        script = write_array_script(sweep_dir, todo, executor)
         print(f"wrote {script.resolve()}: submit it with `sbatch {script}`")
         return 0
     try:
@@ -167,12 +207,11 @@ def _run(args: argparse.Namespace) -> int:
         seconds=time.perf_counter() - start,
         **{k: len(v) for k, v in state.items()},
     )
-    print(
-        f"done {len(state['done'])}, failed {len(state['failed'])}, pending "
-        f"{len(state['pending'])} ({len(results)} run now, "
-        f"{time.perf_counter() - start:.1f} s)"
-    )
-    return 0 if not state["failed"] and not state["pending"] else 1
+    print(f"{_counts(state)} ({len(results)} run now, {time.perf_counter() - start:.1f} s)")
+    if args.no_wait:  # submitted, nothing failed: the array runs the rest
+        print(f"follow the array with `cementsim sweep status {sweep_dir}`")
+        return 0
+    return 0 if len(state["done"]) == total else 1
 
 
 def _executor(spec: SweepSpec, args: argparse.Namespace) -> Executor:
@@ -203,17 +242,26 @@ def _executor(spec: SweepSpec, args: argparse.Namespace) -> Executor:
         ) from None
 
 
+def _counts(state: dict[str, list[str]]) -> str:
+    """'done 4, failed 1, pending 1' (and the corrupt runs when there are any)."""
+    corrupt = f", corrupt {len(state['corrupt'])}" if state["corrupt"] else ""
+    return (
+        f"done {len(state['done'])}, failed {len(state['failed'])}{corrupt}, "
+        f"pending {len(state['pending'])}"
+    )
+
+
 def _status(sweep_dir: Path) -> int:
-    from sim.sweep.store import status
+    from sim.sweep.store import point_state, run_dir, status
     from sim.sweep.worker import last_error
 
     state = status(sweep_dir)
-    print(
-        f"{sweep_dir}: done {len(state['done'])}, failed {len(state['failed'])}, "
-        f"pending {len(state['pending'])}"
-    )
+    print(f"{sweep_dir}: {_counts(state)}")
     for run_id in state["failed"]:
         print(f"  failed {run_id}: {last_error(sweep_dir, run_id).strip()[-200:]}")
+    for run_id in state["corrupt"]:
+        problem = point_state(run_dir(sweep_dir, run_id)).problem
+        print(f"  corrupt {run_id} (run again by `cementsim sweep run`): {problem[-200:]}")
     return 0
 
 
@@ -225,7 +273,7 @@ def _collect(sweep_dir: Path) -> int:
     paths = write_sweep_report(sweep_dir)
     analysis = json.loads((sweep_dir / "analysis.json").read_text())
     for warning in analysis.get("warnings", []):
-        print(f"warning: {warning}")
+        print(f"warning: {warning}", file=sys.stderr)
     for kind, path in paths.items():
         print(f"{kind:>12}: {path.resolve()}")
     return 0

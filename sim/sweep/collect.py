@@ -1,8 +1,9 @@
 """Collect a sweep into one table: every parameter and every summary metric per run.
 
 SWEEP_DIR/results.csv, results.h5 (group `runs`, one dataset per column) and
-results.parquet (when pyarrow is installed). Failed and pending runs are rows too, with
-their status and the metrics left empty (NaN), so that nothing silently disappears.
+results.parquet (when pyarrow is installed). Failed, corrupt and pending runs are rows too,
+with their status, the metrics left empty (NaN) and the error (or why the summary.json of a
+corrupt run does not count), so that nothing silently disappears.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import h5py
 import numpy as np
 
 from sim.outputs.summary import write_text_atomic
-from sim.sweep.store import DONE, planned_runs, run_dir, status_of
+from sim.sweep.store import CORRUPT, planned_runs, point_state, run_dir
 from sim.sweep.worker import last_error
 
 
@@ -43,18 +44,20 @@ def table(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
     metric_columns: list[str] = []
     parameter_columns: list[str] = []
     for run in planned_runs(sweep_dir):
-        state = status_of(sweep_dir, run.id)
-        row: dict[str, Any] = {"run": run.id, "index": run.index, "status": state}
+        state = point_state(run_dir(sweep_dir, run.id))
+        row: dict[str, Any] = {"run": run.id, "index": run.index, "status": state.status}
         for name, value in run.params.items():
             row[name] = run.si.get(name, value)
             if name not in parameter_columns:
                 parameter_columns.append(name)
-        if state == DONE:
-            summary = flatten(json.loads((run_dir(sweep_dir, run.id) / "summary.json").read_text()))
+        if state.summary is not None:
+            summary = flatten(state.summary)
             for name in summary:
                 if name not in metric_columns:
                     metric_columns.append(name)
             row.update({f"summary.{k}": v for k, v in summary.items()})
+        elif state.status == CORRUPT:
+            row["error"] = state.problem
         else:
             row["error"] = last_error(sweep_dir, run.id)[-300:]
         rows.append(row)

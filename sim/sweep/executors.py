@@ -7,6 +7,7 @@ crashed run cannot take the sweep down; finished points are skipped.
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -143,29 +144,63 @@ def _jobqueue_cluster(ex: Executor, logs: Path) -> Any:
 
 
 # ----------------------------------------------------------------------------- job arrays
+class ScriptValueError(ValueError):
+    """A value that cannot be written into array.sbatch (invalid input: exit 2)."""
+
+
+#: what a path may not hold in an #SBATCH line: sbatch splits the line at white space and
+#: reads quotes, backslashes and '#' itself (no shell quoting), SLURM reads '%' in file names
+#: as a pattern; control characters (a newline ends the line) and undecodable bytes
+_UNSAFE_IN_DIRECTIVE = re.compile(r"[\s\"'\\#%\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _directive_path(sweep_dir: Path) -> str:
+    """The sweep folder's path as it goes into an #SBATCH option; ScriptValueError if it
+    cannot."""
+    text = str(sweep_dir)
+    bad = _UNSAFE_IN_DIRECTIVE.search(text)
+    if bad:
+        raise ScriptValueError(
+            f"sweep folder {text!r}: its path goes into '#SBATCH --output=' of array.sbatch, "
+            f"which cannot hold {bad.group()!r} (nor white space, quotes, backslashes, '#', "
+            "'%' or control characters); choose another folder (--out)"
+        )
+    return text
+
+
+def _job_name(sweep_dir: Path) -> str:
+    """cementsim-FOLDER with every character SLURM job names may not safely hold replaced."""
+    return "cementsim-" + re.sub(r"[^A-Za-z0-9_.+-]", "_", sweep_dir.name)[:64]
+
+
 def write_array_script(sweep_dir: Path, todo: list[PlannedRun], ex: Executor) -> Path:
-    """SWEEP_DIR/array.sbatch: one array task per pending run (ids in array_runs.txt)."""
-    (sweep_dir / "array_runs.txt").write_text("".join(f"{r.id}\n" for r in todo))
-    (sweep_dir / "logs").mkdir(exist_ok=True)
+    """SWEEP_DIR/array.sbatch: one array task per pending run (ids in array_runs.txt).
+
+    The #SBATCH values are checked (the executor's by sim.sweep.spec.JobQueue, the folder's
+    path here) rather than quoted, as sbatch does not read them as shell words; every word
+    of the shell lines is quoted with shlex.quote."""
+    folder = _directive_path(sweep_dir)
     q = ex.jobqueue
     lines = [
         "#!/bin/bash",
-        f"#SBATCH --job-name=cementsim-{sweep_dir.name}",
+        f"#SBATCH --job-name={_job_name(sweep_dir)}",
         f"#SBATCH --array=0-{len(todo) - 1}",
         f"#SBATCH --ntasks=1 --cpus-per-task={max(q.cores, ex.ranks_per_run)}",
         f"#SBATCH --mem={q.memory}",
         f"#SBATCH --time={q.walltime}",
-        f"#SBATCH --output={sweep_dir / 'logs'}/array-%A_%a.out",
+        f"#SBATCH --output={folder}/logs/array-%A_%a.out",
         *([f"#SBATCH --partition={q.queue}"] if q.queue else []),
         *([f"#SBATCH --account={q.account}"] if q.account else []),
         "set -euo pipefail",
         "export OMP_NUM_THREADS=1",
-        f'RUN_ID=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {shlex.quote(str(sweep_dir))}'
-        "/array_runs.txt)",
+        f'RUN_ID=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" '
+        f"{shlex.quote(str(sweep_dir / 'array_runs.txt'))})",
         f"exec {shlex.quote(sys.executable)} -m sim sweep run-one "
         f'{shlex.quote(str(sweep_dir))} "$RUN_ID"',
         "",
     ]
+    (sweep_dir / "array_runs.txt").write_text("".join(f"{r.id}\n" for r in todo))
+    (sweep_dir / "logs").mkdir(exist_ok=True)
     script = sweep_dir / "array.sbatch"
     script.write_text("\n".join(lines))
     return script

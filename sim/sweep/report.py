@@ -18,6 +18,7 @@ import csv
 import html
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from sim.sweep.leak_probability import (
     versus,
 )
 from sim.sweep.spec import CEMENT_AGE, LeakProbabilityReport, written_unit
-from sim.sweep.store import DONE, read_plan, run_dir
+from sim.sweep.store import CORRUPT, DONE, FAILED, PENDING, read_plan, run_dir
 
 #: the analysis.json entry of the leak probability over bone realisations
 REALISATIONS_KEY = "leak_probability_over_realisations"
@@ -99,14 +100,26 @@ def _metrics(columns: Columns) -> list[str]:
     return [c for c in columns if c.startswith("summary.") and columns[c].dtype == float]
 
 
-def _curves(sweep_dir: Path, rows: list[dict[str, Any]], colour_by: str | None) -> list[Any]:
+def _curves(
+    sweep_dir: Path, rows: list[dict[str, Any]], colour_by: str | None, notes: list[str]
+) -> list[Any]:
+    """Every finished run's fill and leaked volume against injected volume, from its
+    timeseries.csv; a run whose table cannot be read is left out and named in `notes`."""
     curves = []
+    unreadable = []
     for row in rows:
         path = run_dir(sweep_dir, row["run"]) / "timeseries.csv"
         if row["status"] != DONE or not path.is_file():
             continue
-        data = np.genfromtxt(path, delimiter=",", names=True, deletechars="")
-        names = data.dtype.names or ()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy warns about an empty file
+                data = np.genfromtxt(path, delimiter=",", names=True, deletechars="", ndmin=1)
+            names = data.dtype.names or ()
+            injected = data["injected_volume_m3"]
+        except (OSError, ValueError, IndexError):
+            unreadable.append(row["run"])
+            continue
         ys = {n: data[n] for n in names if n.startswith("fill_fraction.")}
         leaks = [n for n in names if n.startswith("leaked_volume_m3.")]
         if leaks:
@@ -115,9 +128,14 @@ def _curves(sweep_dir: Path, rows: list[dict[str, Any]], colour_by: str | None) 
         curves.append(
             (
                 float(value) if isinstance(value, int | float) else np.nan,
-                data["injected_volume_m3"],
+                injected,
                 ys,
             )
+        )
+    if unreadable:
+        notes.append(
+            f"fill_vs_volume.png leaves out {len(unreadable)} run(s) whose timeseries.csv "
+            f"cannot be read: {', '.join(unreadable)}"
         )
     return curves
 
@@ -143,9 +161,18 @@ def write_sweep_report(sweep_dir: Path) -> dict[str, Path]:
     analysis: dict[str, Any] = {
         "runs": len(rows),
         "done": int(done.sum()),
-        "failed": int((columns["status"] == "failed").sum()),
-        "pending": int((~done & (columns["status"] != "failed")).sum()),
+        "failed": int((columns["status"] == FAILED).sum()),
+        "corrupt": int((columns["status"] == CORRUPT).sum()),
+        "pending": int((columns["status"] == PENDING).sum()),
     }
+    corrupt = [r for r in rows if r["status"] == CORRUPT]
+    if corrupt:
+        shown = "; ".join(f"{r['run']}: {r['error']}" for r in corrupt[:10])
+        analysis["warnings"] = [
+            f"{len(corrupt)} corrupt run(s) skipped, whose summary.json does not count "
+            f"(`cementsim sweep run` runs them again): {shown}"
+            + (f"; and {len(corrupt) - 10} more" if len(corrupt) > 10 else "")
+        ]
     figures: list[tuple[str, str]] = []
     numeric = _numeric_parameters(plan, columns)
     if analysis["done"]:
@@ -171,7 +198,10 @@ def write_sweep_report(sweep_dir: Path) -> dict[str, Path]:
                 "probability": np.where(np.isnan(m.probability), None, m.probability).tolist(),
             }
             figures.append(("leak_map.png", f"Leak probability and volume: {axes[0]} × {axes[1]}"))
-        curves = _curves(sweep_dir, rows, axes[0] if axes else None)
+        notes: list[str] = []
+        curves = _curves(sweep_dir, rows, axes[0] if axes else None, notes)
+        if notes:
+            analysis.setdefault("warnings", []).extend(notes)
         if curves and axes:
             paths["curves"] = sweep_dir / "fill_vs_volume.png"
             plot_curves(
@@ -642,7 +672,8 @@ def _page(
         ("Runs", f"{analysis['runs']} ({plan['sampling']['method']} design)"),
         (
             "Finished / failed / pending",
-            f"{analysis['done']} / {analysis['failed']} / {analysis['pending']}",
+            f"{analysis['done']} / {analysis['failed']} / {analysis['pending']}"
+            + (f" (and {analysis['corrupt']} corrupt)" if analysis["corrupt"] else ""),
         ),
         ("Parameters", ", ".join(plan["parameters"])),
     ]
@@ -658,12 +689,13 @@ def _page(
     notes = "".join(
         f'<div class="warn">{html.escape(w)}</div>' for w in analysis.get("warnings", [])
     )
-    failed = [r for r in rows if r["status"] == "failed"]
+    failed = [r for r in rows if r["status"] in (FAILED, CORRUPT)]
     failures = "".join(
-        f'<div class="warn">run {html.escape(r["run"])}: '
+        f'<div class="warn">run {html.escape(r["run"])} ({r["status"]}): '
         f"<pre>{html.escape(str(r.get('error', ''))[-600:])}</pre></div>"
         for r in failed
     )
+    failures_title = "Failed and corrupt runs" if analysis["corrupt"] else "Failed runs"
     images = _figures_html(sweep_dir, figures)
     shown = {k: v for k, v in analysis.items() if k != REALISATIONS_KEY}
     return f"""<!DOCTYPE html>
@@ -673,7 +705,7 @@ def _page(
 <h1>Sweep {html.escape(plan["name"])}</h1>
 <p class="sub">base scenario {html.escape(plan["base"])}</p>
 <h2>Summary</h2>{table_html(headline)}{notes}
-{"<h2>Failed runs</h2>" + failures if failed else ""}
+{f"<h2>{failures_title}</h2>" + failures if failed else ""}
 <h2>Figures</h2>{images or "<p>No finished run yet.</p>"}
 {realisations}
 <h2>Analysis</h2><pre>{html.escape(json.dumps(shown, indent=1))}</pre>

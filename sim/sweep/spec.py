@@ -278,16 +278,75 @@ class Realisations(Section):
         return data
 
 
+def _job_value(pattern: str, allowed: str) -> AfterValidator:
+    """A check that a job setting matches `pattern` in full; the error says what is
+    allowed. These values go into #SBATCH and #PBS lines, which are not shell words that
+    could be quoted: a space, a quote, a '#' or a newline would change the script."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"must be {allowed}")
+        return value
+
+    return AfterValidator(check)
+
+
+#: a partition/queue, account or network interface name
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}"
+Memory = Annotated[
+    str,
+    _job_value(
+        r"[1-9][0-9]{0,8}[KkMmGgTt][Bb]?",
+        "a whole number with a unit K, M, G or T, optionally followed by B (what both SLURM "
+        "and dask-jobqueue read), e.g. 4G, 4GB, 500M",
+    ),
+]
+Walltime = Annotated[
+    str,
+    _job_value(
+        r"[0-9]{1,6}(:[0-5][0-9]){0,2}|[0-9]{1,4}-[0-9]{1,2}(:[0-5][0-9]){0,2}",
+        "a time limit as minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS "
+        "(e.g. 90, 02:00:00, 1-12:00:00)",
+    ),
+]
+Queue = Annotated[
+    str,
+    _job_value(
+        rf"{_NAME}(@{_NAME})?(,{_NAME}(@{_NAME})?)*",
+        "a partition or queue name of letters, digits and _ . + - (several separated by "
+        "commas; PBS queue@server allowed), without spaces, quotes, '#' or line breaks",
+    ),
+]
+Account = Annotated[
+    str,
+    _job_value(
+        _NAME,
+        "an account name of letters, digits and _ . + - (at most 64 characters), without "
+        "spaces, quotes, '#' or line breaks",
+    ),
+]
+Interface = Annotated[
+    str,
+    _job_value(
+        r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}",
+        "a network interface name such as ib0, eth0 or enp1s0f0",
+    ),
+]
+
+
 class JobQueue(Section):
-    """Resources of one cluster job (dask-jobqueue) or array task."""
+    """Resources of one cluster job (dask-jobqueue) or array task. Every text value is
+    checked against what SLURM and PBS accept, so that none can break the job script it is
+    written into (a newline in a partition name would add a line to array.sbatch)."""
 
     cores: Annotated[int, Field(ge=1)] = 1
-    memory: str = "2GB"
-    walltime: str = "01:00:00"
-    queue: str | None = None
-    account: str | None = None
+    memory: Memory = "2GB"
+    walltime: Walltime = "01:00:00"
+    queue: Queue | None = None
+    account: Account | None = None
     jobs: Annotated[int, Field(ge=1)] = 2
-    interface: str | None = None
+    interface: Interface | None = None
 
 
 class Executor(Section):

@@ -2,15 +2,16 @@
 one per thread of the caller, started on first use and again after it died), on M ranks in
 its own process `mpirun -n M python -m sim run BASE --set ...`.
 
-A finished run (summary.json present) is never run again. Every attempt is recorded in the
-run's attempts.json (exit code, seconds, host, and the tail of the error output when it
-failed); after the last retry the run is marked failed (failed.json), which does not stop
-the other runs. A lock file beside the point's folder (``runs/.ID.point.lock``: each run
-replaces the whole folder) keeps two workers from running the same point at once (a task
-resubmitted after its worker was lost), and the run process dies with the thread that
-started it (Linux parent-death signal), so a killed worker leaves no orphan writing into the
-folder. A point that crashes or outlives its timeout takes its worker process with it; the
-next point starts a new one.
+A finished run (a valid summary.json, sim.sweep.store.read_summary) is never run again; a
+corrupt summary.json is reported and the point run again (its attempt replaces the folder).
+Every attempt is recorded in the run's attempts.json (exit code, seconds, host, and the tail
+of the error output when it failed); after the last retry the run is marked failed
+(failed.json), which does not stop the other runs. A lock file beside the point's folder
+(``runs/.ID.point.lock``: each run replaces the whole folder) keeps two workers from running
+the same point at once (a task resubmitted after its worker was lost), and the run process
+dies with the thread that started it (Linux parent-death signal), so a killed worker leaves
+no orphan writing into the folder. A point that crashes or outlives its timeout takes its
+worker process with it; the next point starts a new one.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sim.outputs.summary import write_json_atomic
-from sim.sweep.store import BUSY, DONE, FAILED, run_dir
+from sim.sweep.store import BUSY, CORRUPT, DONE, FAILED, point_state, run_dir
 
 TAIL = 4000  # characters of error output kept per failed attempt
 PR_SET_PDEATHSIG = 1
@@ -66,8 +67,13 @@ _GUARD = (
 
 
 def _history(out: Path) -> list[dict[str, Any]]:
+    """The recorded attempts of a point (none if attempts.json is missing or unreadable)."""
     path = out / "attempts.json"
-    return json.loads(path.read_text())["attempts"] if path.is_file() else []
+    try:
+        attempts = json.loads(path.read_text())["attempts"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return attempts if isinstance(attempts, list) else []
 
 
 def run_point(
@@ -85,16 +91,20 @@ def run_point(
     status is done, failed, or busy (another live worker holds the point's lock).
     """
     out = run_dir(Path(sweep_dir), run_id)
-    if (out / "summary.json").is_file():
-        return {"id": run_id, "status": DONE, "attempts": 0, "seconds": 0.0, "skipped": True}
+    skipped = {"id": run_id, "status": DONE, "attempts": 0, "seconds": 0.0, "skipped": True}
+    if point_state(out).status == DONE:
+        return skipped
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{run_id}.point.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return {"id": run_id, "status": BUSY, "attempts": 0, "seconds": 0.0}
-        if (out / "summary.json").is_file():  # finished while we waited for the lock
-            return {"id": run_id, "status": DONE, "attempts": 0, "seconds": 0.0, "skipped": True}
+        state = point_state(out).status
+        if state == DONE:  # finished while we waited for the lock
+            return skipped
+        if state == CORRUPT:  # kept for a look, out of the way of the new run
+            os.replace(out / "summary.json", out / "summary.json.corrupt")
         return _attempts(out, base, run_id, overrides, ranks, retries, timeout, python)
 
 
@@ -125,7 +135,11 @@ def _attempts(
             code, err = _server(python, env).run(request, timeout)
         else:
             code, err = _process(cmd, python, env, timeout)
-        ok = code == 0 and (out / "summary.json").is_file()
+        state = point_state(out)
+        ok = code == 0 and state.status == DONE
+        if code == 0 and not ok:
+            problem = state.problem or "wrote no summary.json"
+            err = f"the run ended without error but {problem}\n{err}"
         history.append(
             {
                 "status": DONE if ok else FAILED,
@@ -233,4 +247,9 @@ def _server(python: str, env: dict[str, str]) -> _Server:
 def last_error(sweep_dir: Path, run_id: str) -> str:
     """The recorded error of a failed run (empty if none)."""
     path = run_dir(sweep_dir, run_id) / "failed.json"
-    return json.loads(path.read_text())["error"] if path.is_file() else ""
+    if not path.is_file():
+        return ""
+    try:
+        return str(json.loads(path.read_text())["error"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"(failed.json cannot be read: {exc})"

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 SWEEPS = REPO / "scenarios" / "sweeps"
 SPHERE_SWEEP = SWEEPS / "sphere_viscosity_rate.yaml"
 SPHERE = REPO / "scenarios" / "verification" / "sphere_newtonian.yaml"
+RECORDED = REPO / "tests" / "regression" / "data" / "shipped_summaries.json"
 #: summary numbers that must agree between executors (deterministic runs)
 COMPARED = (
     "tip_pressure_max_pa",
@@ -38,6 +39,11 @@ def write_sweep(folder: Path, name: str = "test_sweep", **changes: Any) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def recorded_summary() -> dict[str, Any]:
+    """The summary of the sphere verification case, as recorded from a real run."""
+    return json.loads(RECORDED.read_text())["verification/sphere_newtonian.yaml"]
 
 
 def cementsim(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

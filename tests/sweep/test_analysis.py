@@ -51,10 +51,14 @@ def fake_sweep(tmp_path: Path) -> Path:
             {
                 "scenario": "sphere",
                 "tip_pressure_max_pa": 1e3 * v * q / 3e-8,
+                "injected_volume_m3": 1e-6,
                 "leaked_volume_m3": {"far_field": leak},
                 "leaked_volume_total_m3": leak,
                 "leak_threshold_m3": THRESHOLD,
                 "first_leak_time_s": {"far_field": None if leak <= THRESHOLD else 10.0},
+                "injected_volume_at_first_leak_m3": {
+                    "far_field": None if leak <= THRESHOLD else 0.5e-6
+                },
                 "cloud": {"extent_m": [0.01, 0.02, 0.03]},
             },
         )
