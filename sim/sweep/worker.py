@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sim.outputs.summary import write_json_atomic
-from sim.sweep.store import BUSY, CORRUPT, DONE, FAILED, point_state, run_dir
+from sim.sweep.store import BUSY, DONE, FAILED, point_state, run_dir
 
 TAIL = 4000  # characters of error output kept per failed attempt
 PR_SET_PDEATHSIG = 1
@@ -103,8 +103,6 @@ def run_point(
         state = point_state(out).status
         if state == DONE:  # finished while we waited for the lock
             return skipped
-        if state == CORRUPT:  # kept for a look, out of the way of the new run
-            os.replace(out / "summary.json", out / "summary.json.corrupt")
         return _attempts(out, base, run_id, overrides, ranks, retries, timeout, python)
 
 
