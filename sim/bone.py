@@ -15,11 +15,12 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.ct.density import permeability_tensor as axial_tensor
-from sim.ct.volume import VOXEL_SIZE_RANGE, average_cells, read_ct, sample_cells
+from sim.ct.volume import VOXEL_SIZE_RANGE, CTVolume, average_cells, read_ct, sample_cells
 from sim.errors import InputError
 from sim.geometry.tagged_mesh import TaggedMesh
 from sim.scenario.bone_ct import CTSection
 from sim.scenario.bone_heterogeneity import Heterogeneity
+from sim.scenario.frames import to_project
 from sim.scenario.materials import AnisotropicPermeability, Bone
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def _apply_ct(
     comm = tagged.comm
     cells = _cells_of(tagged, ct.regions, len(porosity))
     volume = read_ct(ct.file, ct.length_factor, ct.voxel_size, ct.origin, ct.axis_order)
+    volume = volume.placed(to_project(ct.frame_or_default, ct.transform))
     lo, hi = VOXEL_SIZE_RANGE
     if not (lo <= volume.voxel_size.min() and volume.voxel_size.max() <= hi):
         raise CTMappingError(
@@ -94,6 +96,10 @@ def _apply_ct(
     x = _vertices(tagged, cells)
     if len(cells):
         volume = volume.crop(x.reshape(-1, 3).min(axis=0), x.reshape(-1, 3).max(axis=0))
+    if ct.threshold is not None:
+        volume = volume.segmented(ct.threshold)
+    elif ct.image == "bone_fraction":
+        _check_fractions(comm, volume, ct)
     hu = sample_cells(volume, x, n_points=ct.quadrature_points, outside="nan")
     if ct.sampling == "average":
         hu = average_cells(volume, x, hu)
@@ -107,6 +113,18 @@ def _apply_ct(
     phi, k = ct.mapping().properties(hu[inside])
     porosity[cells[inside]] = phi
     permeability[cells[inside]] = k
+
+
+def _check_fractions(comm: MPI.Comm, volume: CTVolume, ct: CTSection) -> None:
+    """Bone-fraction values lie in [0, 1] (within 1e-6), on every rank's part."""
+    lo = comm.allreduce(float(volume.values.min()), op=MPI.MIN)
+    hi = comm.allreduce(float(volume.values.max()), op=MPI.MAX)
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise CTMappingError(
+            f"bone.ct.image: bone_fraction, but {ct.file} holds values from {lo:.4g} to "
+            f"{hi:.4g} under the mesh; bone volume fractions lie in [0, 1] (CT numbers: "
+            "image: hu; grey values: image: segmented with a threshold)"
+        )
 
 
 def _apply_heterogeneity(

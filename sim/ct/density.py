@@ -359,6 +359,8 @@ class CTMapping:
     (power_coefficient m², power_exponent) or "log_linear" (log_linear_intercept,
     log_linear_slope); the law gives the permeability along the principal axis.
     anisotropy_ratio: k_transverse / k_axial; principal_axis: the axis (normalised).
+    image: what the values are: "hu" (CT numbers, the whole chain) or "bone_fraction" (BV/TV
+    itself, e.g. the cell means of a segmented micro-CT; the calibration is not used).
     See the module docstring for the sources and what each default is.
     """
 
@@ -376,6 +378,7 @@ class CTMapping:
     log_linear_slope: float = DEFAULT_LOG_LINEAR_SLOPE
     anisotropy_ratio: float = DEFAULT_ANISOTROPY_RATIO
     principal_axis: tuple[float, float, float] = field(default=DEFAULT_PRINCIPAL_AXIS)
+    image: Literal["hu", "bone_fraction"] = "hu"
 
     def __post_init__(self) -> None:
         problems = []
@@ -420,7 +423,9 @@ class CTMapping:
         return hu_to_bmd(hu, self.hu_slope, self.hu_intercept)
 
     def bone_volume_fraction(self, hu: ArrayLike) -> np.ndarray:
-        """BV/TV (-) of CT numbers, unclipped."""
+        """BV/TV (-) of CT numbers (or of bone fractions, which are that), unclipped."""
+        if self.image == "bone_fraction":
+            return _as_float_array(hu)
         return bmd_to_bone_volume_fraction(self.bmd(hu), self.tissue_mineral_density)
 
     def porosity(self, hu: ArrayLike) -> np.ndarray:

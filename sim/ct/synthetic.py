@@ -214,3 +214,57 @@ def write_ct_nifti(path: str | Path, volume: CTVolume, length_unit: float = 1e-3
     image.set_qform(affine, code=1)
     nibabel.save(image, str(path))
     return path
+
+
+def write_ct_tiff(path: str | Path, volume: CTVolume) -> Path:
+    """Write the values as a multi-page TIFF, one page per k (array[k, j, i]); a TIFF has no
+    room for geometry: read back with read_ct(path, voxel_size=..., origin=...)."""
+    import tifffile
+
+    path = Path(path)
+    tifffile.imwrite(path, np.ascontiguousarray(np.transpose(volume.values, (2, 1, 0))))
+    return path
+
+
+def write_ct_dicom(
+    folder: str | Path, volume: CTVolume, slope: float = 1.0, intercept: float = -1024.0
+) -> Path:
+    """Write the volume as a DICOM series of CT slices (one file per k, int16 pixels with
+    HU = pixel * slope + intercept), taking its world coordinates as the patient frame (LPS)
+    in metres (written in mm). Read back with read_ct(folder). The i and j directions must be
+    perpendicular (they become the slices' row and column cosines)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    axes = np.eye(3) if volume.direction is None else volume.direction
+    if abs(float(axes[:, 0] @ axes[:, 1])) > 1e-9:
+        raise ValueError("DICOM slices need perpendicular i and j directions")
+    stored = np.rint((np.asarray(volume.values, dtype=float) - intercept) / slope)
+    if stored.min() < -32768 or stored.max() > 32767:
+        raise ValueError("the values do not fit int16 pixels with this slope and intercept")
+    study, series = generate_uid(), generate_uid()
+    mm = 1e3
+    for k in range(volume.shape[2]):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.Modality, ds.InstanceNumber = "CT", k + 1
+        ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
+        ds.PixelSpacing = [float(volume.voxel_size[1] * mm), float(volume.voxel_size[0] * mm)]
+        ds.SliceThickness = float(volume.voxel_size[2] * mm)
+        ds.ImageOrientationPatient = [float(c) for c in (*axes[:, 0], *axes[:, 1])]
+        position = volume.world_coordinates([0.0, 0.0, float(k)]) * mm
+        ds.ImagePositionPatient = [float(c) for c in position]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T.astype("<i2")).tobytes()
+        ds.save_as(folder / f"slice_{k:04d}.dcm", enforce_file_format=True)
+    return folder

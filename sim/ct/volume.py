@@ -10,8 +10,9 @@ direction a 3x3 matrix whose columns are the unit world directions of the i, j a
 
 Readers: NIfTI (.nii, .nii.gz; needs the optional package nibabel; the affine gives spacing,
 direction and origin, in the file's length unit, usually mm), NumPy (.npy; the array only:
-voxel_size and origin must be given) and HDF5 (.h5, .hdf5: dataset `hu`, attributes
-`voxel_size`, `origin` and optionally `direction` on the file root or on the dataset).
+voxel_size and origin must be given), HDF5 (.h5, .hdf5: dataset `hu`, attributes
+`voxel_size`, `origin` and optionally `direction` on the file root or on the dataset), TIFF
+stacks and DICOM series (sim.ct.series; tifffile, pydicom).
 `length_unit_factor` converts every length (read from the file or passed in) to metres:
 1e-3 for a NIfTI file in mm.
 
@@ -154,6 +155,24 @@ class CTVolume:
         world = self.world_coordinates(corners)
         return world.min(axis=0), world.max(axis=0)
 
+    def placed(self, affine: np.ndarray) -> CTVolume:
+        """The volume moved by a rigid 4 x 4 map of world coordinates (rotation, flips,
+        translation in m), e.g. from the scanner's frame into the project frame."""
+        a = np.asarray(affine, dtype=float)
+        direction = np.eye(3) if self.direction is None else self.direction
+        return CTVolume(
+            self.values,
+            self.voxel_size.copy(),
+            a[:3, :3] @ self.origin + a[:3, 3],
+            a[:3, :3] @ direction,
+        )
+
+    def segmented(self, threshold: float) -> CTVolume:
+        """The bone mask: 1 where the value is at least `threshold`, else 0 (its cell means
+        are bone volume fractions)."""
+        mask = (self.values >= threshold).astype(np.float32)
+        return CTVolume(mask, self.voxel_size.copy(), self.origin.copy(), self.direction)
+
     def crop(self, lower: npt.ArrayLike, upper: npt.ArrayLike, margin: int = 1) -> CTVolume:
         """The sub-volume covering the world box [lower, upper] (m) plus `margin` voxels.
 
@@ -179,12 +198,39 @@ class CTVolume:
 # ---------------------------------------------------------------- reading
 
 
-def _suffix(path: Path) -> str:
+def ct_format(path: Path) -> str | None:
+    """The kind of CT source at `path`: ".nii", ".nii.gz", ".npy", ".h5", ".hdf5", ".tif"
+    (a TIFF file or a folder of TIFF slices) or "dicom" (a folder of DICOM slices); None if
+    unknown."""
+    from sim.ct.series import is_dicom_series, is_tiff
+
+    if path.is_dir():
+        if is_dicom_series(path):
+            return "dicom"
+        return ".tif" if is_tiff(path) else None
     name = path.name.lower()
     for s in (".nii.gz", ".nii", ".npy", ".h5", ".hdf5"):
         if name.endswith(s):
             return s
-    return path.suffix.lower()
+    return ".tif" if is_tiff(path) else None
+
+
+def unknown_source(path: Path) -> str:
+    """What to say of a CT source of unknown kind."""
+    what = "folder" if path.is_dir() else f"file type {path.suffix.lower()!r}"
+    hint = "; a DICOM series is read from the folder of its slices" * (
+        path.suffix.lower() == ".dcm"
+    )
+    return (
+        f"{path}: unknown CT {what}; supported: .nii, .nii.gz (nibabel), .npy, .h5/.hdf5, "
+        f".tif/.tiff stacks or a folder of TIFF slices, a folder of DICOM slices{hint}"
+    )
+
+
+#: the order of a format's array indices when the scenario gives none
+NATURAL_AXIS_ORDER = {".npy": "xyz", ".tif": "zyx"}
+#: the length unit of a format's placement when the file itself does not say (name, metres)
+FORMAT_UNIT = {"dicom": ("mm", 1e-3)}
 
 
 def read_ct(
@@ -192,22 +238,24 @@ def read_ct(
     length_unit_factor: float | None = None,
     voxel_size: npt.ArrayLike | None = None,
     origin: npt.ArrayLike | None = None,
-    axis_order: str = "xyz",
+    axis_order: str | None = None,
 ) -> CTVolume:
-    """Read a CT volume from NIfTI (.nii, .nii.gz), NumPy (.npy) or HDF5 (.h5, .hdf5).
+    """Read a CT volume: NIfTI (.nii, .nii.gz), NumPy (.npy), HDF5 (.h5, .hdf5), a TIFF stack
+    (a multi-page .tif/.tiff or a folder of slices) or a DICOM series (a folder of slices).
 
     length_unit_factor: metres per file length unit (1e-3 for mm), applied to the lengths
-    read from the file; None: the unit the file declares (a NIfTI header's xyz unit), else
-    metres. A factor that contradicts the file's declared unit is a CTFileError.
+    read from the file; None: the unit the file declares (a NIfTI header's xyz unit; DICOM:
+    mm), else metres. A factor that contradicts the file's declared unit is a CTFileError.
     voxel_size (scalar or 3) and origin (3, centre of voxel (0, 0, 0)), in metres (not
-    scaled: the scenario converts what the user wrote): required for .npy; for the other
-    formats they replace the file's values. axis_order (.npy only): the axes the array's
-    three indices run along, e.g. "zyx" for a stack of slices saved as array[z, y, x]
-    (TIFF stacks, many image tools); voxel_size and origin stay (x, y, z).
+    scaled: the scenario converts what the user wrote): required for .npy and TIFF; for the
+    other formats they replace the file's values. axis_order (.npy and TIFF only): the axes
+    the array's three indices run along; default "xyz" for .npy and "zyx" for TIFF
+    (array[slice, row, column]); voxel_size and origin stay (x, y, z).
     NIfTI: the affine chosen by nibabel (sform or qform) gives spacing, direction and origin;
     scaling (scl_slope/scl_inter) is applied; trailing singleton dimensions are dropped.
     HDF5: dataset `hu` (3-D), attributes `voxel_size`, `origin`, optional `direction` (3x3,
-    columns = world directions of i, j, k) on the file root or on `hu`.
+    columns = world directions of i, j, k) on the file root or on `hu`. DICOM: see
+    sim.ct.series (coordinates in the patient frame, LPS).
     Raises FileNotFoundError, CTFileError (bad content), or ImportError (NIfTI without nibabel).
     """
     path = Path(path)
@@ -215,33 +263,33 @@ def read_ct(
         np.isfinite(length_unit_factor) and length_unit_factor > 0.0
     ):
         raise ValueError(f"length_unit_factor must be > 0, got {length_unit_factor}")
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"CT file not found: {path}")
-    suffix = _suffix(path)
+    kind = ct_format(path)
     readers = {
         ".nii": _read_nifti,
         ".nii.gz": _read_nifti,
         ".npy": _read_npy,
         ".h5": _read_h5,
         ".hdf5": _read_h5,
+        ".tif": _read_tiff,
+        "dicom": _read_dicom,
     }
-    if suffix not in readers:
-        raise CTFileError(
-            f"{path}: unknown CT file type {suffix!r}; "
-            "supported: .nii, .nii.gz (nibabel), .npy, .h5/.hdf5"
-        )
-    values, file_voxel, file_origin, direction = readers[suffix](
+    if kind is None:
+        raise CTFileError(unknown_source(path))
+    values, file_voxel, file_origin, direction = readers[kind](
         path, need_voxel_size=voxel_size is None, need_origin=origin is None
     )
-    if sorted(axis_order) != ["x", "y", "z"]:
-        raise ValueError(f"axis_order must be a permutation of 'xyz', got {axis_order!r}")
-    if axis_order != "xyz":
-        if suffix != ".npy":
-            raise CTFileError(
-                f"{path}: axis_order applies to .npy arrays; the file places its axes"
-            )
-        values = np.transpose(values, [axis_order.index(a) for a in "xyz"])
-    declared = _declared_unit(path) if suffix.startswith(".nii") else None
+    order = axis_order or NATURAL_AXIS_ORDER.get(kind, "xyz")
+    if sorted(order) != ["x", "y", "z"]:
+        raise ValueError(f"axis_order must be a permutation of 'xyz', got {order!r}")
+    if axis_order is not None and kind not in NATURAL_AXIS_ORDER:
+        raise CTFileError(
+            f"{path}: axis_order applies to .npy arrays and TIFF stacks; the file places its axes"
+        )
+    if order != "xyz":
+        values = np.transpose(values, [order.index(a) for a in "xyz"])
+    declared = _declared_unit(path) if kind.startswith(".nii") else FORMAT_UNIT.get(kind)
     if length_unit_factor is None:
         length_unit_factor = 1.0 if declared is None else declared[1]
     elif declared is not None and not np.isclose(declared[1], length_unit_factor, rtol=1e-12):
@@ -262,13 +310,60 @@ def read_ct(
     missing = [name for name, v in (("voxel_size", vs), ("origin", org)) if v is None]
     if missing:
         raise CTFileError(
-            f"{path}: a {suffix} file holds only the voxel values; pass {' and '.join(missing)} "
-            "(m) to read_ct"
+            f"{path}: a {kind} source holds only the voxel values; pass "
+            f"{' and '.join(missing)} (m) to read_ct"
         )
     try:
         return CTVolume(values, vs, org, direction)
     except ValueError as err:
         raise CTFileError(f"{path}: {err}") from err
+
+
+def peek_ct(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and value type of a CT source without reading its values (None for a DICOM
+    series, whose values are HU by construction); CTFileError if unreadable."""
+    kind = ct_format(path)
+    try:
+        if kind == ".npy":
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            return array.shape, array.dtype
+        if kind in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                if "hu" not in f:
+                    raise CTFileError(f"{path}: no dataset 'hu' (the CT numbers)")
+                return f["hu"].shape, f["hu"].dtype
+        if kind is not None and kind.startswith(".nii"):
+            header = _import_nibabel().load(str(path)).header
+            return tuple(header.get_data_shape()), header.get_data_dtype()
+        if kind == ".tif":
+            import tifffile
+
+            files = sorted(p for p in path.iterdir()) if path.is_dir() else [path]
+            files = [p for p in files if p.suffix.lower() in (".tif", ".tiff")]
+            with tifffile.TiffFile(files[0]) as tif:
+                series = tif.series[0]
+                shape = series.shape if len(files) == 1 else (len(files), *series.shape)
+                return tuple(shape), series.dtype
+    except CTFileError:
+        raise
+    except Exception as err:  # each reader raises its own types for broken files
+        raise CTFileError(f"{path}: not a readable {kind} file ({err})") from err
+    return None
+
+
+def _read_tiff(path: Path, **_: bool) -> tuple[np.ndarray, None, None, None]:
+    from sim.ct.series import read_tiff
+
+    return _check_values(path, read_tiff(path)), None, None, None
+
+
+def _read_dicom(path: Path, **_: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sim.ct.series import read_dicom_series
+
+    values, voxel, origin, direction = read_dicom_series(path)
+    return _check_values(path, values), voxel, origin, direction
 
 
 def _check_values(path: Path, values: np.ndarray) -> np.ndarray:

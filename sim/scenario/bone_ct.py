@@ -3,10 +3,18 @@
     bone:
       ct:
         file: spine_ct.nii.gz      # .nii/.nii.gz (nibabel), .npy (give voxel_size, origin
-                                   # and, for array[z, y, x], axis_order: zyx), .h5
+                                   # and, for array[z, y, x], axis_order: zyx), .h5, a
+                                   # TIFF stack (.tif, or a folder of slices; voxel_size
+                                   # and origin; array[slice, row, column]) or a folder
+                                   # holding one DICOM series
         length_unit: mm            # unit of the lengths in the file (default: the unit a
-                                   # NIfTI header declares, else m; voxel_size and origin
-                                   # given here are in metres unless written with a unit)
+                                   # NIfTI header declares, mm for DICOM, else m;
+                                   # voxel_size and origin given here are in metres unless
+                                   # written with a unit)
+        image: hu                  # or bone_fraction (values are BV/TV) or segmented
+        threshold: 90              # segmented: grey value from which a voxel is bone
+        frame: LPS                 # the file's frame (default: LPS for DICOM, else
+        transform: {...}           # project), then a transform, as for surface files
         calibration: {slope: 0.7, intercept: -9.0}   # BMD = slope HU + intercept, mg/cm³
         tissue_mineral_density: 1240 kg/m^3           # BV/TV = BMD / TMD
         porosity_limits: [0.05, 0.98]
@@ -15,6 +23,8 @@
         regions: [anterior, posterior]                # where the CT applies (default: all)
         outside: error                                # or fallback: keep bone.porosity/...
 
+`image: segmented` turns a grey micro-CT into a bone mask (value >= threshold), whose cell
+means are the cells' BV/TV; `bone_fraction` reads BV/TV from the values directly. Otherwise:
 HU -> BMD -> BV/TV -> porosity -> axial permeability (sim.ct.density), from each cell's
 mean HU: by default the mean over the voxels whose centres lie in the cell (`sampling:
 average`; a cell smaller than a voxel takes the trilinear samples at its quadrature points),
@@ -28,6 +38,7 @@ import importlib.util
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from sim.ct.density import (
@@ -41,8 +52,16 @@ from sim.ct.density import (
     DEFAULT_TISSUE_MINERAL_DENSITY,
     CTMapping,
 )
-from sim.ct.volume import VOXEL_SIZE_RANGE
+from sim.ct.volume import (
+    NATURAL_AXIS_ORDER,
+    VOXEL_SIZE_RANGE,
+    CTFileError,
+    ct_format,
+    peek_ct,
+    unknown_source,
+)
 from sim.scenario.base import Section
+from sim.scenario.frames import FrameName, Transform
 from sim.units import LengthUnit, Point, metres_per
 
 Positive = Annotated[float, Field(gt=0)]
@@ -96,7 +115,11 @@ class CTSection(Section):
     length_unit: LengthUnit | None = None
     voxel_size: Point | None = None
     origin: Point | None = None
-    axis_order: Literal["xyz", "xzy", "yxz", "yzx", "zxy", "zyx"] = "xyz"
+    axis_order: Literal["xyz", "xzy", "yxz", "yzx", "zxy", "zyx"] | None = None
+    image: Literal["hu", "bone_fraction", "segmented"] = "hu"
+    threshold: float | None = None
+    frame: FrameName | None = None
+    transform: Transform | None = None
     calibration: Calibration = Calibration()
     tissue_mineral_density: Positive = DEFAULT_TISSUE_MINERAL_DENSITY
     porosity_limits: tuple[float, float] = (DEFAULT_POROSITY_MIN, DEFAULT_POROSITY_MAX)
@@ -109,22 +132,26 @@ class CTSection(Section):
 
     @model_validator(mode="after")
     def _readable(self) -> CTSection:
-        suffix = "".join(self.file.suffixes[-2:]) if self.file.suffix == ".gz" else self.file.suffix
-        if suffix not in (".nii", ".nii.gz", ".npy", ".h5", ".hdf5"):
-            raise ValueError(
-                f"file {str(self.file)!r}: CT volumes are read from .nii, .nii.gz, .npy or .h5"
-            )
-        if not self.file.is_file():
-            raise ValueError(f"CT file {str(self.file)!r} does not exist")
-        if suffix.startswith(".nii") and importlib.util.find_spec("nibabel") is None:
+        if not self.file.exists():
+            raise ValueError(f"file: CT file {str(self.file)!r} does not exist")
+        kind = ct_format(self.file)
+        if kind is None:
+            raise ValueError(f"file: {unknown_source(self.file)}")
+        if kind.startswith(".nii") and importlib.util.find_spec("nibabel") is None:
             raise ValueError("reading NIfTI needs nibabel: pip install 'cementsim[ct]'")
-        if suffix == ".npy" and (self.voxel_size is None or self.origin is None):
-            raise ValueError("a .npy volume needs voxel_size and origin")
-        if suffix != ".npy" and self.axis_order != "xyz":
+        if kind in (".npy", ".tif") and (self.voxel_size is None or self.origin is None):
+            raise ValueError(f"a {kind} volume needs voxel_size and origin")
+        if kind not in NATURAL_AXIS_ORDER and self.axis_order is not None:
             raise ValueError(
-                f"axis_order: {self.axis_order!r} applies to .npy arrays only; a {suffix} file "
-                "places its own axes"
+                f"axis_order: {self.axis_order!r} applies to .npy arrays and TIFF stacks only; "
+                f"a {kind} source places its own axes"
             )
+        if (self.image == "segmented") != (self.threshold is not None):
+            raise ValueError(
+                "threshold: give it with image: segmented (the grey value from which a voxel is "
+                f"bone), and only then; image is {self.image!r}"
+            )
+        self._plausible_values()
         lo, hi = VOXEL_SIZE_RANGE
         if self.voxel_size is not None and not (
             lo <= min(self.voxel_size) <= max(self.voxel_size) <= hi
@@ -139,6 +166,33 @@ class CTSection(Section):
             raise ValueError(f"porosity_limits must satisfy 0 < min < max < 1, got {[lo, hi]}")
         self.mapping()  # every other problem, named
         return self
+
+    def _plausible_values(self) -> None:
+        """A 3-D image whose value type fits `image` (read from the header only)."""
+        try:
+            peeked = peek_ct(self.file)
+        except CTFileError as err:
+            raise ValueError(f"file: {err}") from None
+        if peeked is None:
+            return
+        shape, dtype = peeked
+        while len(shape) > 3 and shape[-1] == 1:
+            shape = shape[:-1]
+        if len(shape) != 3:
+            raise ValueError(f"file: {str(self.file)!r} holds an array of shape {shape}, not 3-D")
+        if self.image == "hu" and (dtype == np.uint8 or dtype == np.bool_):
+            raise ValueError(
+                f"image: 'hu', but {str(self.file)!r} holds {dtype} values (grey levels or a "
+                "mask, not CT numbers): give image: segmented with a threshold, or "
+                "bone_fraction"
+            )
+
+    @property
+    def frame_or_default(self) -> FrameName:
+        """The file's frame: as given, else LPS for a DICOM series, else the project frame."""
+        if self.frame is not None:
+            return self.frame
+        return "LPS" if ct_format(self.file) == "dicom" else "project"
 
     @property
     def length_factor(self) -> float | None:
@@ -168,5 +222,6 @@ class CTSection(Section):
             law=law.law,
             anisotropy_ratio=self.anisotropy.ratio,
             principal_axis=self.anisotropy.axis,
+            image="hu" if self.image == "hu" else "bone_fraction",
             **extra,  # type: ignore[arg-type]
         )

@@ -1,0 +1,136 @@
+"""Image stacks and series: TIFF stacks (tifffile) and DICOM series (pydicom).
+
+TIFF: one multi-page file, or a folder of single-page slices (sorted by name), read as
+array[slice, row, column]: the stack order "zyx" (sim.ct.volume.read_ct turns it into
+(x, y, z) unless told another axis order). A TIFF holds no reliable placement: voxel_size
+and origin come from the scenario. Typical for micro-CT (8- or 16-bit grey values).
+
+DICOM: a folder holding one series of single-frame CT slices. Slices are ordered along the
+normal of ImageOrientationPatient by ImagePositionPatient; values are
+pixel * RescaleSlope + RescaleIntercept (HU); voxel (i, j, k) = (column, row, slice), with
+spacing (PixelSpacing[1], PixelSpacing[0], slice distance), direction columns (row cosine,
+column cosine, slice normal) and origin the first slice's position, all in DICOM patient
+coordinates: LPS, millimetres. Files that are not DICOM or hold no image are skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sim.ct.volume import CTFileError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+#: relative spread of slice distances accepted as one regular grid
+SLICE_SPACING_TOLERANCE = 0.01
+
+
+def is_tiff(path: Path) -> bool:
+    """A TIFF file, or a folder holding TIFF slices."""
+    if path.is_dir():
+        return any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir())
+    return path.suffix.lower() in TIFF_SUFFIXES
+
+
+def read_tiff(path: Path) -> np.ndarray:
+    """The stack array[slice, row, column] of a multi-page TIFF or a folder of slices."""
+    import tifffile
+
+    files = (
+        sorted(p for p in path.iterdir() if p.suffix.lower() in TIFF_SUFFIXES)
+        if path.is_dir()
+        else path
+    )
+    try:
+        values = np.asarray(tifffile.imread(files))
+    except (tifffile.TiffFileError, ValueError, OSError) as err:
+        raise CTFileError(f"{path}: not a readable TIFF stack ({err})") from err
+    if values.ndim == 2:
+        raise CTFileError(
+            f"{path}: a single 2-D image of {values.shape[0]} x {values.shape[1]} pixels; a CT "
+            "volume needs a stack (a multi-page TIFF or a folder of slices)"
+        )
+    if values.ndim != 3:
+        raise CTFileError(
+            f"{path}: TIFF data of shape {values.shape}; a CT stack is 3-D grey values (one "
+            "sample per pixel, not colour)"
+        )
+    return values
+
+
+def read_dicom_series(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(values[i, j, k] in HU, voxel size (mm), origin (mm), direction) of the DICOM series in
+    the folder `path`, in patient coordinates (LPS)."""
+    slices = _image_slices(path)
+    series = {str(ds.get("SeriesInstanceUID", "")) for ds in slices}
+    if len(series) > 1:
+        raise CTFileError(
+            f"{path}: holds {len(series)} DICOM series; put one series in its own folder"
+        )
+    if any(int(ds.get("NumberOfFrames", 1)) > 1 for ds in slices):
+        raise CTFileError(
+            f"{path}: multi-frame (enhanced) DICOM is not read; export the series as "
+            "single-frame slices"
+        )
+    try:
+        cosines = np.array([ds.ImageOrientationPatient for ds in slices], dtype=float)
+        positions = np.array([ds.ImagePositionPatient for ds in slices], dtype=float)
+        spacing = np.array([ds.PixelSpacing for ds in slices], dtype=float)
+    except AttributeError as err:
+        raise CTFileError(f"{path}: a slice lacks its placement ({err})") from err
+    if np.ptp(cosines, axis=0).max() > 1e-4 or np.ptp(spacing, axis=0).max() > 1e-6:
+        raise CTFileError(f"{path}: the slices differ in orientation or pixel spacing")
+    row, column = cosines[0, :3], cosines[0, 3:]
+    normal = np.cross(row, column)
+    order = np.argsort(positions @ normal)
+    distance = np.diff(positions[order] @ normal)
+    if len(slices) > 1 and (
+        distance.min() <= 0.0
+        or np.ptp(distance) > SLICE_SPACING_TOLERANCE * float(np.mean(distance))
+    ):
+        raise CTFileError(
+            f"{path}: slice distances {distance.min():.4g} to {distance.max():.4g} mm are not "
+            "one regular grid (duplicate, missing or unevenly spaced slices)"
+        )
+    dz = float(np.mean(distance)) if len(slices) > 1 else float(spacing[0].min())
+    try:
+        images = [_hounsfield(slices[k]) for k in order]
+        values = np.stack(images, axis=0)  # [slice, row, column]
+    except ValueError as err:
+        raise CTFileError(f"{path}: the slices do not stack into one volume ({err})") from err
+    voxel = np.array([spacing[0, 1], spacing[0, 0], dz])
+    direction = np.column_stack([row, column, normal])
+    return np.transpose(values, (2, 1, 0)), voxel, positions[order[0]], direction
+
+
+def _image_slices(path: Path) -> list:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if not path.is_dir():
+        raise CTFileError(f"{path}: a DICOM series is read from a folder of slices")
+    slices = []
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        try:
+            ds = pydicom.dcmread(file)
+        except (InvalidDicomError, OSError, EOFError, ValueError):
+            continue
+        if "PixelData" in ds:
+            slices.append(ds)
+    if not slices:
+        raise CTFileError(f"{path}: no DICOM image in the folder")
+    return slices
+
+
+def _hounsfield(ds) -> np.ndarray:
+    """One slice in HU: pixel * RescaleSlope + RescaleIntercept, array[row, column]."""
+    pixels = ds.pixel_array.astype(np.float32)
+    return pixels * float(ds.get("RescaleSlope", 1.0)) + float(ds.get("RescaleIntercept", 0.0))
+
+
+def is_dicom_series(path: Path) -> bool:
+    """A folder holding at least one DICOM file (by its preamble)."""
+    from pydicom.misc import is_dicom
+
+    return path.is_dir() and any(p.is_file() and is_dicom(p) for p in path.iterdir())
