@@ -14,8 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sim.cli import main
+from sim.scenario import ScenarioError, load_scenario
+from sim.scenario.loader import MAX_FILE_BYTES
+from sim.sweep.cli import load_sweep
+from tests.sweep.conftest import write_sweep
 
 pytestmark = pytest.mark.serial
 
@@ -78,3 +83,108 @@ def test_power_towers_in_values_are_refused_at_once() -> None:
         "a power of a power is not read",
     ):
         assert part in result.stderr, result.stderr
+
+
+# --- the file itself -----------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_utf8_names_the_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = VERTEBROPLASTY.read_bytes()
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(text + "description: café\n".encode("latin-1"))
+    offset = len(text) + len("description: caf")
+    line = text.count(b"\n") + 1
+    message = invalid(capsys, path)
+    assert f"not UTF-8 text: byte {offset} (line {line}) is 0xe9" in message
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text(VERTEBROPLASTY.read_text() + "#" * MAX_FILE_BYTES + "\n")
+    size = path.stat().st_size
+    message = invalid(capsys, path)
+    assert f"the file is {size} bytes, more than the 1048576 bytes (1 MiB)" in message
+
+
+@pytest.mark.parametrize(
+    ("anchor", "repeated", "first"),
+    [
+        ("  porosity: 0.9", "  porosity: 0.5", "porosity"),
+        ("name: vertebroplasty", "name: x", "name"),
+    ],
+)
+def test_a_duplicate_key_names_the_key_and_both_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], anchor: str, repeated: str, first: str
+) -> None:
+    text = VERTEBROPLASTY.read_text()
+    path = tmp_path / "duplicate.yaml"
+    path.write_text(with_line_after(text, anchor, repeated))
+    at = text.splitlines().index(anchor) + 1
+    message = invalid(capsys, path)
+    assert (
+        f"line {at + 1}, column {repeated.index(first) + 1}: duplicate key '{first}' "
+        f"(first at line {at})" in message
+    )
+
+
+def test_a_duplicate_key_in_a_sweep_file_is_refused(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path)
+    path.write_text(path.read_text() + "name: again\n")
+    with pytest.raises(ScenarioError, match="duplicate key 'name'"):
+        load_sweep(path)
+
+
+def test_a_duplicate_key_in_a_set_value_names_the_set(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = validate(capsys, VERTEBROPLASTY, "bone={porosity: 0.9, porosity: 0.8}")
+    assert code == 2
+    assert "--set: invalid scenario" in err
+    assert "'bone={porosity: 0.9, porosity: 0.8}': duplicate key 'porosity'" in err
+
+
+#: "billion laughs", six levels of ten: a million values from a few lines (nine levels, a
+#: billion, made validation run for hours wherever a field walks them; with six, the old
+#: loader answers at once, so that a regression fails instead of hanging)
+LAUGHS = """\
+a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+"""
+
+
+@pytest.mark.parametrize("text", [LAUGHS, "a: &a [*a]\n"], ids=["billion-laughs", "recursive"])
+def test_aliases_that_expand_beyond_the_limit_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    path = tmp_path / "aliases.yaml"
+    path.write_text(text)
+    message = invalid(capsys, path)
+    assert (
+        "the document holds more than 100000 values, counting each alias (*name) as the "
+        "values it stands for" in message
+    )
+
+
+def test_aliases_within_the_limit_are_read(tmp_path: Path) -> None:
+    text = VERTEBROPLASTY.read_text().replace("pressure: 1 kPa", "pressure: &p 1 kPa", 1)
+    path = tmp_path / "anchored.yaml"
+    path.write_text(text.replace("pressure: 1 kPa", "pressure: *p"))
+    routes = load_scenario(path).leak_routes.values()
+    assert [r.pressure for r in routes] == [1000.0, 1000.0]
+
+
+# --- warnings ------------------------------------------------------------------------------
+
+
+def test_a_scenario_written_back_reads_the_same(tmp_path: Path) -> None:
+    """The strict loader reads what yaml.safe_dump writes (no anchors, unique keys)."""
+    data = yaml.safe_load(VERTEBROPLASTY.read_text())
+    path = tmp_path / "dumped.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert load_scenario(path).bone.porosity == 0.9
