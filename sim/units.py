@@ -180,7 +180,9 @@ def _finite(x: Any, value: Any, dim: Dimension) -> float:
     except OverflowError:
         f = math.inf
     if not math.isfinite(f):
-        raise ValueError(f"{value!r} is not finite; expected {dim.name} (e.g. '{dim.example}')")
+        raise ValueError(
+            f"{value!r} is not a finite number; expected {dim.name} (e.g. '{dim.example}')"
+        )
     return _canonical(f)
 
 

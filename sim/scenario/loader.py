@@ -299,6 +299,8 @@ def describe_error(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     msg = str(error["msg"]).removeprefix("Value error, ")
     if kind == "missing":
         return f"{where}: required, but missing"
+    if kind == "finite_number":
+        return f"{where}: {error.get('input')!r} is not a finite number"
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1], data)
         hint = ""

@@ -179,6 +179,30 @@ def test_aliases_within_the_limit_are_read(tmp_path: Path) -> None:
     assert [r.pressure for r in routes] == [1000.0, 1000.0]
 
 
+# --- values --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "shown"),
+    [
+        ("bone.porosity=.nan", "bone.porosity: nan is not a finite number"),
+        ("bone.porosity=nan", "bone.porosity: 'nan' is not a finite number"),
+        ("geometry.posterior_flat=.inf", "geometry.posterior_flat: inf is not a finite number"),
+        (
+            "bone.relative_permeability.cement_exponent=-.inf",
+            "bone.relative_permeability.cement_exponent: -inf is not a finite number",
+        ),
+        ("injection.needles.0.volume=.nan", "injection.needles.0.volume: nan is not a finite"),
+    ],
+)
+def test_nan_and_infinity_are_not_finite_numbers(
+    capsys: pytest.CaptureFixture[str], override: str, shown: str
+) -> None:
+    message = invalid(capsys, VERTEBROPLASTY, override)
+    assert shown in message
+    assert "less than" not in message  # the NaN porosity said "must be less than 1"
+
+
 # --- warnings ------------------------------------------------------------------------------
 
 
