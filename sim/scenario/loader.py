@@ -274,11 +274,31 @@ def load_scenario(path: Path | str, overrides: Iterable[str] = ()) -> Scenario:
     """Read, override and validate a scenario file. Raises ScenarioError listing every problem."""
     path = Path(path)
     data = read_yaml(path)
+    overrides = list(overrides)
     for assignment in overrides:
         apply_override(data, assignment)
     data.setdefault("name", re.sub(r"[^A-Za-z0-9_]", "_", path.stem) or "scenario")
     _resolve_paths(data, path.parent.resolve())
-    return validate_scenario(data, str(path))
+    try:
+        return validate_scenario(data, str(path))
+    except ScenarioError as exc:
+        problems = [_with_overrides(p, overrides) for p in exc.problems]
+        raise ScenarioError(exc.source, problems) from None
+
+
+def _with_overrides(problem: str, overrides: list[str]) -> str:
+    """`problem` (``dotted.path: ...``) with the ``--set KEY=VALUE`` that set its field, a
+    section holding it or a field within it appended."""
+    field = re.match(r"^([\w.]+):", problem)
+    if field is None:
+        return problem
+    path = field.group(1).split(".")
+    blamed = []
+    for assignment in overrides:
+        key = assignment.partition("=")[0].split(".")
+        if key[: len(path)] == path or path[: len(key)] == key:
+            blamed.append(f"--set {assignment}")
+    return f"{problem} (from {', '.join(blamed)})" if blamed else problem
 
 
 def validate_scenario(data: Mapping[str, Any], source: str = "scenario") -> Scenario:

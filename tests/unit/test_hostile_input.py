@@ -203,6 +203,32 @@ def test_nan_and_infinity_are_not_finite_numbers(
     assert "less than" not in message  # the NaN porosity said "must be less than 1"
 
 
+def test_a_problem_from_a_set_names_the_set(capsys: pytest.CaptureFixture[str]) -> None:
+    message = invalid(capsys, VERTEBROPLASTY, "bone.porosity=1.5", "injection.needles.0.gauge=11")
+    assert (
+        "bone.porosity: must be less than 1 (got 1.5) (from --set bone.porosity=1.5)\n" in message
+    )
+    assert "gauge" not in message
+
+
+def test_a_set_of_a_section_is_named_for_the_problems_within_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    override = "bone={porosity: 2, permeability: 1e-9}"
+    message = invalid(capsys, VERTEBROPLASTY, override)
+    assert f"bone.porosity: must be less than 1 (got 2) (from --set {override})" in message
+
+
+def test_a_problem_of_the_file_is_not_blamed_on_a_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(VERTEBROPLASTY.read_text().replace("porosity: 0.9", "porosity: 1.5"))
+    message = invalid(capsys, path, "injection.needles.0.rate=2 mL/min")
+    assert "bone.porosity: must be less than 1 (got 1.5)\n" in message
+    assert "--set" not in message
+
+
 # --- warnings ------------------------------------------------------------------------------
 
 
