@@ -54,6 +54,11 @@ class Scenario(Section):
         return self
 
     @model_validator(mode="after")
+    def _mesh_fits_geometry(self) -> Scenario:
+        self.geometry.check_mesh(tips=len(self.injection.needles))
+        return self
+
+    @model_validator(mode="after")
     def _tags_exist(self) -> Scenario:
         boundaries = self.geometry.boundary_names()
         needles = {n.name for n in self.injection.needles}

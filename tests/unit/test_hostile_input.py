@@ -18,6 +18,7 @@ import yaml
 
 from sim.cli import main
 from sim.scenario import ScenarioError, load_scenario
+from sim.scenario.geometry import estimated_cells
 from sim.scenario.loader import MAX_FILE_BYTES
 from sim.sweep.cli import load_sweep
 from tests.sweep.conftest import write_sweep
@@ -227,6 +228,60 @@ def test_a_problem_of_the_file_is_not_blamed_on_a_set(
     message = invalid(capsys, path, "injection.needles.0.rate=2 mL/min")
     assert "bone.porosity: must be less than 1 (got 1.5)\n" in message
     assert "--set" not in message
+
+
+# --- mesh sizes against the geometry -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "override", "shown"),
+    [
+        (
+            VERTEBROPLASTY,
+            "geometry.mesh.size_max=1 m",  # gmsh crashed after 26 s
+            "geometry.mesh.size_max: 1 m is out of range for a bone whose smallest extent is "
+            "0.028 m: a mesh size must be between 2.8e-05 m and 0.028 m",
+        ),
+        (
+            VERTEBROPLASTY,
+            "geometry.mesh.size_tip=1e-9 m",  # gmsh failed after a minute without a message
+            "geometry.mesh.size_tip: 1e-09 m is out of range",
+        ),
+        (
+            VERTEBROPLASTY,
+            "geometry.mesh={size_tip: 0.05 mm, size_max: 0.1 mm, size_outlet: 0.1 mm}",
+            "geometry.mesh: size_tip 5e-05 m, size_max 0.0001 m and growth 0.3 would give "
+            "about 3.1e+08 cells, more than the 2e+07 a mesh may have",
+        ),
+        (
+            SACRUM,
+            "geometry.mesh.size_max=0.1 m",
+            "geometry.mesh.size_max: 0.1 m is out of range for a bone whose smallest extent is "
+            "0.0501 m",
+        ),
+        (
+            COLUMN,
+            "geometry.cells_along=100000000",
+            "geometry.cells_along: 100000000 (with cells_across 2) gives 6 x 100000000 x 2^2 = "
+            "2.4e+09 cells",
+        ),
+    ],
+    ids=["too-coarse", "too-fine", "too-many-cells", "sacrum", "column"],
+)
+def test_mesh_sizes_must_fit_the_geometry(
+    capsys: pytest.CaptureFixture[str], path: Path, override: str, shown: str
+) -> None:
+    assert shown in invalid(capsys, path, override)
+
+
+def test_the_cell_estimate_is_near_the_mesh_gmsh_makes() -> None:
+    """The default vertebroplasty mesh has 18501 cells (README); the estimate ignores the
+    finer outlet patches."""
+    scenario = load_scenario(VERTEBROPLASTY)
+    geometry = scenario.geometry
+    sizes = geometry.mesh
+    cells = estimated_cells(geometry.volume(), sizes.size_tip, sizes.size_max, sizes.growth, 1)
+    assert 18501 / 2 < cells < 18501 * 2
 
 
 # --- warnings ------------------------------------------------------------------------------
