@@ -287,6 +287,31 @@ def test_the_cell_estimate_is_near_the_mesh_gmsh_makes() -> None:
 # --- warnings ------------------------------------------------------------------------------
 
 
+def test_more_cement_than_the_pore_volume_is_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = validate(capsys, VERTEBROPLASTY, "injection.needles.0.volume=40 mL")
+    assert code == 0
+    assert (
+        "warning: injection: the needles are to inject 40 mL of cement, more than the 32.83 mL "
+        "of pore space in the bone (porosity 0.9 of 36.48 mL): the rest must leak"
+    ) in out
+
+
+def test_the_pore_volume_takes_the_largest_porosity_of_the_regions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    overrides = ("injection.needles.0.volume=34 mL", "bone.regions={anterior: {porosity: 0.95}}")
+    code, out, _ = validate(capsys, VERTEBROPLASTY, *overrides)
+    assert code == 0 and "warning" not in out
+    code, out, _ = validate(capsys, VERTEBROPLASTY, overrides[0])
+    assert code == 0 and "warning: injection:" in out
+
+
+def test_shipped_scenarios_raise_no_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    for path in (VERTEBROPLASTY, COLUMN, SACRUM):
+        code, out, _ = validate(capsys, path)
+        assert code == 0 and "warning" not in out, out
+
+
 def test_a_scenario_written_back_reads_the_same(tmp_path: Path) -> None:
     """The strict loader reads what yaml.safe_dump writes (no anchors, unique keys)."""
     data = yaml.safe_load(VERTEBROPLASTY.read_text())
