@@ -18,6 +18,8 @@ from functools import cache
 from typing import Annotated, Any
 
 import pint
+from pint.pint_eval import tokenizer
+from pint.util import string_preprocessor
 from pydantic import AfterValidator, BeforeValidator, Field
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "Time",
     "Viscosity",
     "Volume",
+    "in_si",
     "quantity",
     "to_si",
 ]
@@ -43,6 +46,88 @@ __all__ = [
 def registry() -> pint.UnitRegistry:
     """The one pint registry of the package (created on first use)."""
     return pint.UnitRegistry()
+
+
+#: the longest text read as a quantity (a value with a unit is a few dozen characters)
+MAX_QUANTITY_TEXT = 100
+#: the largest exponent (in magnitude) in a quantity: 10^-30 covers every physical value
+MAX_EXPONENT = 30
+
+
+_POWER_OF_POWER = (
+    "a power of a power is not read: write each exponent as one number of at most "
+    f"{MAX_EXPONENT}, e.g. 'm^2'"
+)
+
+
+def _exponent(tokens: list[str], i: int) -> int:
+    """The index after the exponent that starts at ``tokens[i]`` (right after ``**``): a
+    signed number, or a signed number or fraction in parentheses (pint writes ``m⁻²`` as
+    ``m**(-2)``). ValueError if it is anything else or larger than MAX_EXPONENT."""
+    if tokens[i : i + 1] == ["("]:
+        end = tokens.index(")", i) + 1 if ")" in tokens[i:] else len(tokens)
+        text = "".join(tokens[i + 1 : end - 1])
+    else:
+        end = min(i + (2 if tokens[i : i + 1] in (["-"], ["+"]) else 1), len(tokens))
+        text = "".join(tokens[i:end])
+    numerator, _, denominator = text.partition("/")
+    try:
+        value = float(numerator) / float(denominator or 1)
+    except (ValueError, ZeroDivisionError):
+        value = math.nan
+    if not abs(value) <= MAX_EXPONENT:
+        raise ValueError(
+            f"an exponent must be a number of at most {MAX_EXPONENT} in magnitude, such as "
+            f"the 2 of 'm^2'; got '{text}'"
+        )
+    return end
+
+
+def _check_bounded(text: str) -> None:
+    """ValueError unless pint can evaluate `text` quickly: at most MAX_QUANTITY_TEXT
+    characters, exponents that are numbers of at most MAX_EXPONENT, and no power of a power.
+
+    pint evaluates the text as arithmetic, with integer powers computed exactly: ``9**9**9``
+    would not end. The tokens are pint's own, after its own rewriting (``m²`` is ``m**(2)``).
+    """
+    if len(text) > MAX_QUANTITY_TEXT:
+        raise ValueError(f"longer than {MAX_QUANTITY_TEXT} characters ({len(text)})")
+    try:
+        tokens = [t.string for t in tokenizer(string_preprocessor(text)) if t.string]
+    except Exception as exc:  # tokenize errors of unbalanced text
+        raise ValueError(str(exc)) from None
+    powered = [False]  # per open parenthesis: whether the group holds a power
+    closed_powered = False  # the group just closed held a power
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "**":
+            if i and tokens[i - 1] == ")" and closed_powered:
+                raise ValueError(_POWER_OF_POWER)
+            i = _exponent(tokens, i + 1)
+            if tokens[i : i + 1] == ["**"]:
+                raise ValueError(_POWER_OF_POWER)
+            powered[-1] = True
+            continue
+        if token == "(":
+            powered.append(False)
+        elif token == ")" and len(powered) > 1:
+            closed_powered = powered.pop()
+            powered[-1] = powered[-1] or closed_powered
+        i += 1
+
+
+def quantity(text: str) -> Any:
+    """pint's reading of `text`: a Quantity, or a plain number when it has no unit.
+
+    ValueError saying what is wrong when it cannot be read, including text that pint could not
+    evaluate quickly (too long, large exponents or powers of powers: see _check_bounded).
+    """
+    _check_bounded(text)
+    try:
+        return registry().Quantity(text.strip())
+    except Exception as exc:  # pint also lets TokenError, ZeroDivisionError, OverflowError out
+        raise ValueError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -88,7 +173,9 @@ def _finite(x: Any, value: Any, dim: Dimension) -> float:
     except OverflowError:
         f = math.inf
     if not math.isfinite(f):
-        raise ValueError(f"{value!r} is not finite; expected {dim.name} (e.g. '{dim.example}')")
+        raise ValueError(
+            f"{value!r} is not a finite number; expected {dim.name} (e.g. '{dim.example}')"
+        )
     return _canonical(f)
 
 
@@ -110,16 +197,15 @@ def to_si(value: Any, dim: Dimension) -> float:
         pass
     else:
         return _finite(number, value, dim)
-    ureg = registry()
     try:
-        q = ureg.Quantity(value.strip())
-    except Exception as exc:  # pint also lets TokenError, ZeroDivisionError, OverflowError out
+        q = quantity(value)
+    except ValueError as exc:
         raise ValueError(
             f"cannot read {value!r} as {dim.name} (e.g. '{dim.example}'): {exc}"
         ) from None
     if not isinstance(q, pint.Quantity):
         return _finite(q, value, dim)
-    expected = ureg.get_dimensionality(dim.pint_dim)
+    expected = registry().get_dimensionality(dim.pint_dim)
     if q.dimensionality != expected:
         got = "dimensionless" if q.dimensionless else str(q.dimensionality)
         raise ValueError(
@@ -132,7 +218,7 @@ def to_si(value: Any, dim: Dimension) -> float:
     return _finite(magnitude, value, dim)
 
 
-def quantity(dim: Dimension) -> BeforeValidator:
+def in_si(dim: Dimension) -> BeforeValidator:
     """The validator that reads a number (SI) or a string with units of `dim` into SI."""
     return BeforeValidator(lambda v: to_si(v, dim))
 
@@ -156,20 +242,20 @@ def point_to_si(value: Any) -> tuple[float, float, float]:
     return (x, y, z)
 
 
-Length = Annotated[float, quantity(LENGTH)]
-Volume = Annotated[float, quantity(VOLUME)]
-Time = Annotated[float, quantity(TIME)]
-Pressure = Annotated[float, quantity(PRESSURE)]
-Viscosity = Annotated[float, quantity(VISCOSITY), Field(gt=0)]
-Permeability = Annotated[float, quantity(PERMEABILITY), Field(gt=0)]
-FlowRate = Annotated[float, quantity(FLOW_RATE)]
-Conductance = Annotated[float, quantity(CONDUCTANCE)]
-Temperature = Annotated[float, quantity(TEMPERATURE)]
+Length = Annotated[float, in_si(LENGTH)]
+Volume = Annotated[float, in_si(VOLUME)]
+Time = Annotated[float, in_si(TIME)]
+Pressure = Annotated[float, in_si(PRESSURE)]
+Viscosity = Annotated[float, in_si(VISCOSITY), Field(gt=0)]
+Permeability = Annotated[float, in_si(PERMEABILITY), Field(gt=0)]
+FlowRate = Annotated[float, in_si(FLOW_RATE)]
+Conductance = Annotated[float, in_si(CONDUCTANCE)]
+Temperature = Annotated[float, in_si(TEMPERATURE)]
 #: an angle in radians; written with a unit ("40 deg") or as a plain number in radians
-Angle = Annotated[float, quantity(ANGLE)]
-Dimensionless = Annotated[float, quantity(DIMENSIONLESS)]
+Angle = Annotated[float, in_si(ANGLE)]
+Dimensionless = Annotated[float, in_si(DIMENSIONLESS)]
 Point = Annotated[tuple[float, float, float], BeforeValidator(point_to_si)]
-Density = Annotated[float, quantity(DENSITY), Field(gt=0)]
+Density = Annotated[float, in_si(DENSITY), Field(gt=0)]
 
 
 def metres_per(unit: str) -> float:

@@ -1,4 +1,5 @@
-"""The gmsh calls the geometry builders share: mesh-size fields and physical groups.
+"""The gmsh calls the geometry builders share: mesh-size fields, physical groups, and Ctrl-C
+while gmsh works.
 
 Each helper makes the gmsh calls its callers made before they shared it, in the same order,
 so field tags, group tags and the meshes are unchanged. Lengths are in metres.
@@ -6,7 +7,10 @@ so field tags, group tags and the meshes are unchanged. Lengths are in metres.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import gmsh
 
@@ -79,3 +83,24 @@ def add_physical_groups(
     tags), in their order, with the physical tag `tag_of[name]`."""
     for name, tags in groups.items():
         gmsh.model.addPhysicalGroup(dim, list(tags), tag_of[name], name)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Let Ctrl-C (SIGINT) end the process while gmsh works, as it ends the gmsh program.
+
+    gmsh's C++ code does not return to Python while it meshes, and Python's SIGINT handler
+    only sets a flag for the interpreter, so Ctrl-C would wait for the mesh (minutes). Inside,
+    SIGINT has its default action (the process ends at once); Python's handler is restored on
+    leaving. gmsh.initialize(interruptible=True) does the first half but not the second
+    (gmsh 4.15 keeps the old handler in a local variable and never restores it). Outside the
+    main thread, where handlers cannot be set, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

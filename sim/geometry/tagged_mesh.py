@@ -14,6 +14,7 @@ from dolfinx.io import gmsh as gmshio
 from mpi4py import MPI
 
 from sim.errors import MeshError
+from sim.geometry.gmsh_tools import interruptible
 from sim.units import metres_per
 
 if TYPE_CHECKING:
@@ -152,12 +153,13 @@ def _distribute(action: Callable[[], None], comm: MPI.Comm, what: str) -> Tagged
     """
     error = None
     if comm.rank == 0:
-        gmsh.initialize(interruptible=False)
-        gmsh.option.setNumber("General.Terminal", 0)
-        try:
-            action()
-        except Exception as exc:  # gmsh raises bare Exception
-            error = f"{what}: {exc}"
+        with interruptible():  # Ctrl-C ends the process while gmsh meshes
+            gmsh.initialize(interruptible=False)
+            gmsh.option.setNumber("General.Terminal", 0)
+            try:
+                action()
+            except Exception as exc:  # gmsh raises bare Exception
+                error = f"{what}: {exc}"
     error = comm.bcast(error, root=0)
     try:
         if error is not None:

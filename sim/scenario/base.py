@@ -11,9 +11,12 @@ if TYPE_CHECKING:
 
 
 class Section(BaseModel):
-    """A scenario section: unknown keys are errors, values are immutable after validation."""
+    """A scenario section: unknown keys are errors, values are immutable after validation,
+    and a float that is NaN or infinite is an error ("not a finite number")."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
     def check_geometry(self, geometry: GeometryKind, where: str) -> None:
         """Checks of this section that need the scenario's geometry: raise ValueError with a

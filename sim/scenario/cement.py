@@ -39,6 +39,7 @@ from sim.units import (
     Temperature,
     Time,
     Viscosity,
+    quantity,
     registry,
     to_si,
 )
@@ -71,8 +72,8 @@ def consistency_to_si(value: Any, n: float) -> float:
 def _parse(text: str, what: str) -> Any:
     """pint's reading of `text`; ValueError (not pint's own errors) if it cannot be read."""
     try:
-        return registry().Quantity(text.strip())
-    except Exception as exc:  # UndefinedUnitError is an AttributeError, and others
+        return quantity(text)
+    except ValueError as exc:
         raise ValueError(f"cannot read {text!r} as {what}: {exc}") from None
 
 

@@ -45,6 +45,31 @@ if TYPE_CHECKING:
 PositiveLength = Annotated[Length, Field(gt=0)]
 Point3 = tuple[float, float, float]
 
+#: the most cells a generated mesh may have (estimated before meshing)
+MAX_CELLS = 2e7
+#: the finest mesh size, as a fraction of the bone's smallest extent, and in metres
+MIN_SIZE_FRACTION = 1e-3
+MIN_MESH_SIZE = 1e-6
+#: tetrahedra per cube of the mesh size (a regular tetrahedron of edge h has volume h³/(6√2))
+CELLS_PER_SIZE_CUBED = 6.0 * math.sqrt(2.0)
+
+
+def estimated_cells(
+    volume: float, size_tip: float, size_max: float, growth: float, tips: int
+) -> float:
+    """About how many tetrahedra a mesh of `volume` (m³) gets: CELLS_PER_SIZE_CUBED times the
+    integral of 1/h³, with h = size_max except in a ball around each of `tips` needle tips,
+    where it grows from size_tip by `growth` per distance (balls taken whole: an upper bound
+    for tips near the surface)."""
+    a, h, g = size_tip, size_max, growth
+    reach = (h - a) / g
+    # integral over the ball of 1/(a + g r)³ - 1/h³ (closed form)
+    ball = (
+        4.0 * math.pi / g**3 * (math.log(h / a) - 1.5 + 2.0 * a / h - 0.5 * (a / h) ** 2)
+        - 4.0 / 3.0 * math.pi * reach**3 / h**3
+    )
+    return CELLS_PER_SIZE_CUBED * (volume / h**3 + tips * ball)
+
 
 class GeometryKind(Section):
     """What every geometry kind tells the rest of the scenario, and which builder meshes it.
@@ -79,6 +104,48 @@ class GeometryKind(Section):
         """Whether `point` (m) lies in bone at least `margin` (m) from its surface; None where
         the schema cannot tell (then the builder checks it)."""
         return None
+
+    def extents(self) -> tuple[float, float, float] | None:
+        """The sides (m) of the bone's bounding box; None where unknown before meshing."""
+        return None
+
+    def volume(self) -> float | None:
+        """The bone's volume (m³) where it is cheap to know; None otherwise."""
+        return None
+
+    def check_mesh(self, tips: int) -> None:
+        """ValueError naming the field unless the mesh sizes fit the bone: each at most its
+        smallest extent and at least MIN_SIZE_FRACTION of it (and MIN_MESH_SIZE), and about
+        MAX_CELLS cells at most (`tips`: the needle tips the mesh is refined at). Kinds
+        without a `mesh` of sizes, or whose extents are unknown, are not checked here."""
+        sizing, box = getattr(self, "mesh", None), self.extents()
+        if sizing is None or box is None:
+            return
+        smallest = min(box)
+        floor = max(MIN_SIZE_FRACTION * smallest, MIN_MESH_SIZE)
+        for name, size in sizing.model_dump().items():
+            if not name.startswith("size_"):
+                continue
+            if not floor <= size <= smallest:
+                raise ValueError(
+                    f"geometry.mesh.{name}: {size:g} m is out of range for a bone whose "
+                    f"smallest extent is {smallest:g} m: a mesh size must be between "
+                    f"{floor:g} m and {smallest:g} m"
+                )
+        volume = self.volume()
+        cells = estimated_cells(
+            math.prod(box) if volume is None else volume,
+            sizing.size_tip,
+            sizing.size_max,
+            sizing.growth,
+            tips,
+        )
+        if cells > MAX_CELLS:
+            raise ValueError(
+                f"geometry.mesh: size_tip {sizing.size_tip:g} m, size_max {sizing.size_max:g} "
+                f"m and growth {sizing.growth:g} would give about {cells:.2g} cells, more than "
+                f"the {MAX_CELLS:.0e} a mesh may have; make the sizes larger"
+            )
 
     def cavity_margin(self) -> float:
         """How far (m) beyond the needle's inner radius a tip must keep from the surface."""
@@ -149,6 +216,13 @@ class BallGeometry(GeometryKind):
     def contains(self, point: Point3, margin: float) -> bool | None:
         return bool(np.linalg.norm(point) + margin <= self.radius)
 
+    def extents(self) -> tuple[float, float, float]:
+        d = 2.0 * self.radius
+        return (d, d, d)
+
+    def volume(self) -> float:
+        return 4.0 / 3.0 * math.pi * self.radius**3
+
     def check_needles(self, needles: Sequence[Needle]) -> None:
         """The inlet is the cavity at the centre, small compared with the ball."""
         for i, needle in enumerate(needles):
@@ -189,6 +263,23 @@ class ColumnGeometry(GeometryKind):
         """The smaller and larger cell spacing (m)."""
         spacing = (self.length / self.cells_along, self.width / self.cells_across)
         return min(spacing), max(spacing)
+
+    def extents(self) -> tuple[float, float, float]:
+        return (self.length, self.width, self.width)
+
+    def volume(self) -> float:
+        return self.length * self.width**2
+
+    def check_mesh(self, tips: int) -> None:
+        """ValueError unless the structured mesh (six tetrahedra per box) has at most
+        MAX_CELLS cells."""
+        cells = 6 * self.cells_along * self.cells_across**2
+        if cells > MAX_CELLS:
+            raise ValueError(
+                f"geometry.cells_along: {self.cells_along} (with cells_across "
+                f"{self.cells_across}) gives 6 x {self.cells_along} x {self.cells_across}^2 = "
+                f"{cells:.2g} cells, more than the {MAX_CELLS:.0e} a mesh may have"
+            )
 
     def check_needles(self, needles: Sequence[Needle]) -> None:
         """One needle, without a tip: the inlet is the face x = 0."""
@@ -362,6 +453,15 @@ class VertebralBodyGeometry(GeometryKind):
     def cavity_margin(self) -> float:
         """One element at the tip: the builder keeps the cavity h_tip inside the body."""
         return self.mesh.size_tip
+
+    def extents(self) -> tuple[float, float, float]:
+        return (self.depth, self.width, self.height)
+
+    def volume(self) -> float:
+        """The elliptic cylinder cut by the flat posterior wall (features are regions of it)."""
+        return body_shape.body_dims(
+            self.depth, self.width, self.height, self.posterior_flat, self.target_fraction
+        ).volume
 
 
 def _sacrum_default(key: str) -> Any:
@@ -555,6 +655,10 @@ class SacrumGeometry(GeometryKind):
 
     def boundary_names(self) -> set[str]:
         return sacrum_shape.boundary_names()
+
+    def extents(self) -> tuple[float, float, float]:
+        """The bounding box of bone and disc in the sacral frame (tilted with the endplate)."""
+        return self._parsed()[0].extents()
 
     def region_names(self) -> set[str]:
         return sacrum_shape.region_names(**self.features())
@@ -776,6 +880,14 @@ class SurfaceFileGeometry(GeometryKind):
 
     def contains(self, point: Point3, margin: float) -> bool | None:
         return signed_clearance(self.surface()[0], np.asarray(point, dtype=float)) >= margin
+
+    def extents(self) -> tuple[float, float, float]:
+        report = self.surface()[1]
+        x, y, z = (hi - lo for lo, hi in zip(report.bbox_min, report.bbox_max, strict=True))
+        return (x, y, z)
+
+    def volume(self) -> float:
+        return abs(self.surface()[1].volume)
 
     def boundary_names(self) -> set[str]:
         return set(self.boundaries) | {"surface"}

@@ -30,7 +30,7 @@ from pydantic import Field, model_validator
 from sim.physics.curing import GAS_CONSTANT
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
-from sim.units import Density, Dimension, Point, Temperature, Time, quantity
+from sim.units import Density, Dimension, Point, Temperature, Time, in_si
 
 SPECIFIC_HEAT = Dimension(
     "a specific heat capacity", "[length]**2/[time]**2/[temperature]", "1450 J/(kg*K)"
@@ -43,11 +43,11 @@ HEAT_TRANSFER = Dimension(
     "a heat transfer coefficient", "[mass]/[time]**3/[temperature]", "500 W/(m^2*K)"
 )
 RATE = Dimension("a rate (per time)", "1/[time]", "6e-4 1/s")
-SpecificHeat = Annotated[float, quantity(SPECIFIC_HEAT), Field(gt=0)]
-Conductivity = Annotated[float, quantity(CONDUCTIVITY), Field(gt=0)]
-SpecificEnergy = Annotated[float, quantity(SPECIFIC_ENERGY), Field(ge=0)]
-HeatTransfer = Annotated[float, quantity(HEAT_TRANSFER), Field(gt=0)]
-PerTime = Annotated[float, quantity(RATE), Field(ge=0)]
+SpecificHeat = Annotated[float, in_si(SPECIFIC_HEAT), Field(gt=0)]
+Conductivity = Annotated[float, in_si(CONDUCTIVITY), Field(gt=0)]
+SpecificEnergy = Annotated[float, in_si(SPECIFIC_ENERGY), Field(ge=0)]
+HeatTransfer = Annotated[float, in_si(HEAT_TRANSFER), Field(gt=0)]
+PerTime = Annotated[float, in_si(RATE), Field(ge=0)]
 
 if TYPE_CHECKING:
     from sim.scenario.geometry import GeometryKind

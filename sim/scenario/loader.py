@@ -1,7 +1,9 @@
 """Read a scenario file, apply command-line overrides, validate, and explain what is wrong.
 
 Every problem is reported as ``dotted.path: what is wrong (got VALUE)`` so that a user can
-find the line in the file; unknown keys come with the closest allowed names.
+find the line in the file, followed by the ``--set`` that gave the value if one did; unknown
+keys come with the closest allowed names. Files are read with limits (size, UTF-8, unique
+keys, bounded aliases) so that no input can stall or crash the reader.
 """
 
 from __future__ import annotations
@@ -33,21 +35,138 @@ class ScenarioError(ValueError):
         super().__init__(f"{source}: invalid {what}\n{lines}")
 
 
+#: the largest scenario or sweep file read (a scenario is a few kB; tables are separate files)
+MAX_FILE_BYTES = 1 << 20
+#: the most values (scalars, lists, mappings) a YAML document may hold, aliases expanded
+MAX_YAML_VALUES = 100_000
+
+
+class YamlRefused(yaml.constructor.ConstructorError):
+    """YAML that is valid but refused in scenario files: a duplicate key, or a document whose
+    aliases expand it beyond MAX_YAML_VALUES."""
+
+
+def expanded_size(root: yaml.Node, limit: int) -> int:
+    """How many values the document `root` holds with every alias (``*name``) replaced by
+    the node it names, counted up to ``limit + 1`` (also for an alias within its own anchor,
+    which expands without end). Iterative, and each node is visited once: the count of
+    "billion laughs" (nine levels of ten aliases) takes microseconds."""
+    size: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the path from the root to the node being counted
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, counted_children = stack.pop()
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if counted_children:
+            open_nodes.discard(id(node))
+            size[id(node)] = min(1 + sum(size[id(c)] for c in children), limit + 1)
+        elif id(node) in open_nodes:
+            return limit + 1
+        elif id(node) not in size:
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children)
+    return size[id(root)]
+
+
+class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader (libyaml's parser when PyYAML has it: ten times faster, and sweeps
+    load the base scenario once per point) that refuses duplicate keys, which PyYAML would
+    silently resolve to the last one, and documents whose aliases (``*name``) expand them
+    beyond MAX_YAML_VALUES ("billion laughs": PyYAML shares the aliased objects, but
+    everything that walks them, such as validation, pays for every copy)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """The document's data; YamlRefused if it holds more than MAX_YAML_VALUES values."""
+        if expanded_size(node, MAX_YAML_VALUES) > MAX_YAML_VALUES:
+            raise YamlRefused(
+                None,
+                None,
+                f"the document holds more than {MAX_YAML_VALUES} values, counting each alias "
+                "(*name) as the values it stands for; write the values out once",
+            )
+        return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping; YamlRefused naming the key and its lines if a key occurs twice."""
+        first: dict[tuple[str, str], yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in first:
+                raise YamlRefused(
+                    None,
+                    None,
+                    f"duplicate key '{key_node.value}' (first at line {first[key].line + 1}); "
+                    "each key may appear once in a mapping",
+                    key_node.start_mark,
+                )
+            first[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
+
 def _yaml(text: str) -> Any:
-    """yaml.safe_load with libyaml's parser when PyYAML has it (ten times faster: sweeps load
-    the base scenario once per point)."""
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """The YAML document in `text`, read by StrictLoader."""
+    return yaml.load(text, Loader=StrictLoader)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A one-line description of a YAML error, with its line and column."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return f"not valid YAML: {exc}".replace("\n", " ")
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = f"{exc.context}: " if exc.context else ""
+    refused = isinstance(exc, YamlRefused)
+    return f"{where}{'' if refused else 'not valid YAML: '}{context}{exc.problem}"
+
+
+def _text(path: Path, what: str) -> str:
+    """The text of a YAML file: at most MAX_FILE_BYTES, UTF-8 (ScenarioError otherwise)."""
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError(str(path), [f"cannot be read: {exc.strerror}"], what) from None
+    if len(raw) > MAX_FILE_BYTES:
+        size = path.stat().st_size
+        raise ScenarioError(
+            str(path),
+            [
+                f"the file is {size} bytes, more than the {MAX_FILE_BYTES} bytes (1 MiB) a "
+                f"{what} file may have; tables belong in their own files"
+            ],
+            what,
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(
+            str(path),
+            [
+                f"not UTF-8 text: byte {exc.start} (line {line}) is 0x{raw[exc.start]:02x}; "
+                "save the file as UTF-8"
+            ],
+            what,
+        ) from None
 
 
 def read_yaml(path: Path, what: str = "scenario") -> dict[str, Any]:
-    """The mapping in a YAML file; ScenarioError if it cannot be read or is not a mapping."""
+    """The mapping in a YAML file; ScenarioError if it cannot be read, is larger than
+    MAX_FILE_BYTES, is not UTF-8, is not valid YAML, has a duplicate key or aliases that
+    expand it beyond MAX_YAML_VALUES, or is not a mapping."""
     if not path.is_file():
         raise ScenarioError(str(path), ["file not found"], what)
     try:
-        data = _yaml(path.read_text())
+        data = _yaml(_text(path, what))
     except yaml.YAMLError as exc:
-        problem = f"not valid YAML: {exc}".replace("\n", " ")
-        raise ScenarioError(str(path), [problem], what) from None
+        raise ScenarioError(str(path), [_yaml_problem(exc)], what) from None
     if not isinstance(data, dict):
         raise ScenarioError(str(path), ["the file must hold a mapping of sections"], what)
     return data
@@ -68,6 +187,8 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     keys = m.group("key").split(".")
     try:
         value = _yaml(m.group("value")) if m.group("value") else ""
+    except YamlRefused as exc:
+        raise ScenarioError("--set", [f"{assignment!r}: {exc.problem}"]) from None
     except yaml.YAMLError:
         value = m.group("value")  # e.g. "[4, -6, 0] mm": a string for the field to parse
     node: Any = data
@@ -153,11 +274,31 @@ def load_scenario(path: Path | str, overrides: Iterable[str] = ()) -> Scenario:
     """Read, override and validate a scenario file. Raises ScenarioError listing every problem."""
     path = Path(path)
     data = read_yaml(path)
+    overrides = list(overrides)
     for assignment in overrides:
         apply_override(data, assignment)
     data.setdefault("name", re.sub(r"[^A-Za-z0-9_]", "_", path.stem) or "scenario")
     _resolve_paths(data, path.parent.resolve())
-    return validate_scenario(data, str(path))
+    try:
+        return validate_scenario(data, str(path))
+    except ScenarioError as exc:
+        problems = [_with_overrides(p, overrides) for p in exc.problems]
+        raise ScenarioError(exc.source, problems) from None
+
+
+def _with_overrides(problem: str, overrides: list[str]) -> str:
+    """`problem` (``dotted.path: ...``) with the ``--set KEY=VALUE`` that set its field, a
+    section holding it or a field within it appended."""
+    field = re.match(r"^([\w.]+):", problem)
+    if field is None:
+        return problem
+    path = field.group(1).split(".")
+    blamed = []
+    for assignment in overrides:
+        key = assignment.partition("=")[0].split(".")
+        if key[: len(path)] == path or path[: len(key)] == key:
+            blamed.append(f"--set {assignment}")
+    return f"{problem} (from {', '.join(blamed)})" if blamed else problem
 
 
 def validate_scenario(data: Mapping[str, Any], source: str = "scenario") -> Scenario:
@@ -178,6 +319,8 @@ def describe_error(error: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     msg = str(error["msg"]).removeprefix("Value error, ")
     if kind == "missing":
         return f"{where}: required, but missing"
+    if kind == "finite_number":
+        return f"{where}: {error.get('input')!r} is not a finite number"
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1], data)
         hint = ""

@@ -54,6 +54,11 @@ class Scenario(Section):
         return self
 
     @model_validator(mode="after")
+    def _mesh_fits_geometry(self) -> Scenario:
+        self.geometry.check_mesh(tips=len(self.injection.needles))
+        return self
+
+    @model_validator(mode="after")
     def _tags_exist(self) -> Scenario:
         boundaries = self.geometry.boundary_names()
         needles = {n.name for n in self.injection.needles}
@@ -92,10 +97,31 @@ class Scenario(Section):
         return self
 
     def warnings(self) -> list[str]:
-        """What is valid but doubtful (logged at the start of a run)."""
+        """What is valid but doubtful (printed by validate, logged at the start of a run)."""
         het = self.bone.heterogeneity
-        warning = None if het is None else het.resolution_warning(self.geometry.cell_size_range())
-        return self.geometry.warnings() + ([] if warning is None else [warning])
+        found = [
+            None if het is None else het.resolution_warning(self.geometry.cell_size_range()),
+            self._pore_volume_warning(),
+        ]
+        return self.geometry.warnings() + [w for w in found if w is not None]
+
+    def _pore_volume_warning(self) -> str | None:
+        """A warning when the needles are to inject more cement than the bone's pores hold
+        (its volume times the largest porosity of the bone and its regions); None where the
+        geometry's volume or the porosity (from a CT) is not known before meshing."""
+        volume = self.geometry.volume()
+        if volume is None or self.bone.ct is not None:
+            return None
+        porosities = [r.porosity for r in self.bone.regions.values() if r.porosity is not None]
+        porosity = max([self.bone.porosity, *porosities])
+        injected = sum(n.total_volume for n in self.injection.needles)
+        if injected <= porosity * volume:
+            return None
+        return (
+            f"injection: the needles are to inject {injected * 1e6:.4g} mL of cement, more "
+            f"than the {porosity * volume * 1e6:.4g} mL of pore space in the bone (porosity "
+            f"{porosity:g} of {volume * 1e6:.4g} mL): the rest must leak"
+        )
 
     def _region_references(self) -> list[tuple[str, list[str]]]:
         """(field, region names) of every section that names regions."""

@@ -162,6 +162,10 @@ class Ellipse:
     def with_params(self, w: float, p: np.ndarray) -> Ellipse:
         return Ellipse(w, float(p[0]), float(p[1]), float(p[2]))
 
+    def bounds(self) -> tuple[float, float, float]:
+        """(smallest u, largest u, largest |y|) of the section (m)."""
+        return (self.uc - self.a, self.uc + self.a, self.b)
+
     def boundary_speed(self, other: Ellipse) -> float:
         """Upper bound of how far the boundary moves between this and ``other`` (m)."""
         return abs(other.uc - self.uc) + max(abs(other.a - self.a), abs(other.b - self.b))
@@ -205,6 +209,11 @@ class _Pentagon:
 
     def with_params(self, w: float, p: np.ndarray) -> _Pentagon:
         return _Pentagon(w, float(p[0]), float(p[1]), float(p[2]), float(p[3]))
+
+    def bounds(self) -> tuple[float, float, float]:
+        """(smallest u, largest u, largest |y|) of the section (m)."""
+        u = (self.front, self.back_mid, self.back_lat)
+        return (min(u), max(u), self.half)
 
     def boundary_speed(self, other: _Pentagon) -> float:
         return float(np.max(np.linalg.norm(other.vertices() - self.vertices(), axis=1)))
@@ -359,6 +368,17 @@ class Shape:
     def half_width(self, w: float) -> float:
         """Half-width of the wing (lateral faces) at w."""
         return self.wing.section(w).half
+
+    def extents(self) -> tuple[float, float, float]:
+        """Sides (m) of the box along u, y, w around the bone and the disc. The lofts
+        interpolate their sections linearly, so the sections hold the extremes."""
+        lofts = (self.body_stack, self.arch, self.wing, self.disc)
+        b = np.array([(*s.bounds(), s.w) for loft in lofts for s in loft.sections])
+        return (
+            float(b[:, 1].max() - b[:, 0].min()),
+            float(2.0 * b[:, 2].max()),
+            float(b[:, 3].max() - b[:, 3].min()),
+        )
 
 
 def _pair(name: str, value: object) -> tuple[float, float]:

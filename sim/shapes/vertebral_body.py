@@ -91,6 +91,13 @@ class Body:
         """|y| of the curved lateral wall at abscissa ``x`` (m)."""
         return self.b * math.sqrt(max(0.0, 1.0 - (x / self.a) ** 2))
 
+    @property
+    def volume(self) -> float:
+        """Volume of the body (m³): the elliptic cylinder where x >= x_wall."""
+        t = self.x_wall / self.a
+        segment = 0.5 * math.pi - math.asin(t) - t * math.sqrt(1.0 - t * t)
+        return self.a * self.b * segment * 2.0 * self.half_height
+
 
 def body_dims(
     depth: float, width: float, height: float, posterior_flat: float, target_fraction: float

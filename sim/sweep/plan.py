@@ -71,7 +71,7 @@ _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
-    ast.Pow: operator.pow,
+    ast.Pow: math.pow,  # in floats: an integer power such as 9**9**9 would not end
     ast.Mod: operator.mod,
 }
 _COMPARE: dict[type, Callable[[Any, Any], bool]] = {
@@ -93,11 +93,22 @@ _FUNCTIONS: dict[str, Callable[..., float]] = {
 }
 
 
+#: the longest expression read (a derived parameter or a constraint is one line)
+MAX_EXPRESSION = 500
+
 _NAME = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.\w+)+|(?<![\w.])[A-Za-z_]\w*(?![\w.(])")
 
 
 def evaluate(expression: str, values: dict[str, float]) -> Any:
-    """Value of an arithmetic / logical expression of dotted parameter names (SI values)."""
+    """Value of an arithmetic / logical expression of dotted parameter names (SI values).
+
+    PlanError naming the expression when it is too long, cannot be read, uses what is not
+    allowed, or cannot be evaluated for these values (a division by zero, log(0), an overflow).
+    """
+    if len(expression) > MAX_EXPRESSION:
+        raise PlanError(
+            f"the expression {expression[:40]!r}... is longer than {MAX_EXPRESSION} characters"
+        )
     names: dict[str, str] = {}
 
     def placeholder(match: re.Match[str]) -> str:
@@ -156,7 +167,15 @@ def evaluate(expression: str, values: dict[str, float]) -> Any:
             return _FUNCTIONS[node.func.id](*(walk(a) for a in node.args))
         raise PlanError(f"{expression!r}: {shown(node)!r} is not allowed in expressions")
 
-    return walk(tree)
+    try:
+        return walk(tree)
+    except PlanError:
+        raise
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        used = ", ".join(f"{n} = {values[n]:.6g}" for n in names if n in values)
+        raise PlanError(
+            f"{expression!r} cannot be evaluated{' at ' + used if used else ''}: {exc}"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- designs

@@ -41,7 +41,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
-from sim.units import Time, Volume, registry
+from sim.units import Time, Volume, quantity
 
 Param = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]
 Scalar = float | int | str | bool
@@ -75,9 +75,11 @@ def _with_units(data: Any, fields: tuple[str, ...]) -> Any:
             except ValueError:
                 pass
             try:
-                q = registry().Quantity(value.strip())
-            except Exception:  # pint lets several error types out
-                raise ValueError(f"{name}: cannot read {value!r} as a number with a unit") from None
+                q = quantity(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{name}: cannot read {value!r} as a number with a unit: {exc}"
+                ) from None
             if not isinstance(q, pint.Quantity) or q.dimensionless:
                 out[name] = float(
                     q.to_base_units().magnitude if isinstance(q, pint.Quantity) else q
@@ -108,8 +110,8 @@ def _si_value(value: Any) -> Any:
     if not isinstance(value, str) or not _LEADING_NUMBER.match(value.strip()):
         return value
     try:
-        q = registry().Quantity(value.strip())
-    except Exception:  # pint lets several error types out
+        q = quantity(value)
+    except ValueError:
         return value
     return float(q.to_base_units().magnitude if isinstance(q, pint.Quantity) else q)
 
@@ -127,9 +129,11 @@ def _fraction(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        q = registry().Quantity(value.strip())
-    except Exception:  # pint lets several error types out
-        raise ValueError(f"cannot read {value!r} as a fraction, e.g. 0.1 or '10 %'") from None
+        q = quantity(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot read {value!r} as a fraction, e.g. 0.1 or '10 %': {exc}"
+        ) from None
     if isinstance(q, pint.Quantity) and not q.dimensionless:
         raise ValueError(f"{value!r} is not a fraction: write e.g. 0.1 or '10 %'")
     return float(q.to("dimensionless").magnitude if isinstance(q, pint.Quantity) else q)

@@ -208,6 +208,43 @@ def test_expressions_are_checked(expression: str, message: str) -> None:
         evaluate(expression, {"bone.porosity": 0.9})
 
 
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("2**2**2**2**2", "cannot be evaluated: math range error"),  # powers in floats
+        ("1 / (bone.porosity - 0.9)", "cannot be evaluated at bone.porosity = 0.9: float div"),
+        ("log(bone.porosity - 0.9)", "cannot be evaluated at bone.porosity = 0.9: math domain"),
+        ("exp(1000 * bone.porosity)", "cannot be evaluated at bone.porosity = 0.9: math range"),
+        ("7 % 0", "cannot be evaluated: integer modulo by zero"),
+        ("min()", "cannot be evaluated: min expected at least 1 argument"),
+    ],
+)
+def test_expressions_that_cannot_be_evaluated_name_the_expression(
+    expression: str, message: str
+) -> None:
+    with pytest.raises(PlanError) as info:
+        evaluate(expression, {"bone.porosity": 0.9})
+    assert str(info.value).startswith(f"{expression!r} {message}"), str(info.value)
+
+
+def test_a_long_expression_is_refused_before_it_is_read() -> None:
+    with pytest.raises(PlanError, match="is longer than 500 characters"):
+        evaluate("-" * 1000 + "1", {})
+
+
+def test_a_derived_parameter_that_cannot_be_evaluated_is_invalid_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sim.cli import main
+
+    expression = f"log({RATE} - {RATE})"
+    path = write_sweep(tmp_path, derived={VOLUME: expression})
+    assert main(["sweep", "plan", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{expression!r} cannot be evaluated at {RATE} = " in err
+    assert "math domain error" in err and "Traceback" not in err
+
+
 def test_expressions_compute() -> None:
     values = {"a.b": 2.0, "c": 8.0}
     assert evaluate("a.b * c + sqrt(c / a.b) - max(1, 3)", values) == 2 * 8 + 2 - 3

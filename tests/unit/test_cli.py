@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +222,70 @@ def test_mesh_without_a_tag_the_scenario_names(tmp_path: Path) -> None:
     assert "(it has: needle, outside)" in result.stderr
     assert str(path) in result.stderr
     assert not (out / "summary.json").exists()
+
+
+#: `cementsim ARGS` that prints "meshing" when gmsh starts meshing in 3-D
+ANNOUNCED_MESHING = """
+import sys
+
+import gmsh
+
+from sim.cli import main
+
+generate = gmsh.model.mesh.generate
+
+
+def announced(dim=3):
+    print("meshing", flush=True)
+    generate(dim)
+
+
+gmsh.model.mesh.generate = announced
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.serial
+def test_ctrl_c_stops_meshing_at_once(tmp_path: Path) -> None:
+    """gmsh does not return to Python while it meshes: with Python's SIGINT handler, Ctrl-C
+    waited for the mesh (this one takes over half a minute)."""
+    fine = "geometry.mesh={size_tip: 0.3 mm, size_max: 0.3 mm, growth: 0.3}"
+    argv = ["mesh", str(SPHERE), "--out", str(tmp_path), "--set", "geometry.radius=15 mm"]
+    child = subprocess.Popen(
+        [sys.executable, "-c", ANNOUNCED_MESHING, *argv, "--set", fine],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.strip() == "meshing":
+                break
+        else:
+            pytest.fail(f"the child ended before meshing: {child.communicate()[1]}")
+        time.sleep(1.0)  # inside gmsh's 3-D meshing
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == -signal.SIGINT
+    assert not (tmp_path / "mesh.xdmf").exists()
+
+
+@pytest.mark.serial
+def test_python_handles_ctrl_c_again_once_gmsh_is_done(tmp_path: Path) -> None:
+    """gmsh.initialize(interruptible=True) would leave SIGINT at its default action for good
+    (gmsh 4.15 never restores the handler): Ctrl-C in the time loop would skip all cleanup."""
+    from sim.geometry.tagged_mesh import read_msh
+
+    write_cavity_mesh(tmp_path / "cavity.msh")
+    handler = signal.getsignal(signal.SIGINT)
+    read_msh(tmp_path / "cavity.msh", MPI.COMM_WORLD)
+    assert signal.getsignal(signal.SIGINT) is handler is not signal.SIG_DFL
 
 
 def test_imported_mesh_is_scaled_and_checked_on_every_rank(shared_tmp_path: Path) -> None:

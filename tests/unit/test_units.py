@@ -103,6 +103,49 @@ def test_unbalanced_or_arithmetic_garbage_is_a_value_error(garbage: str) -> None
         to_si(garbage, VOLUME)
 
 
+# --- to_si: text pint could not evaluate quickly --------------------------------------------
+# pint evaluates the text as arithmetic, integer powers exactly: '9**9**9 mL' ran for hours.
+# The cases here are quick even without the bounds (2**2**2**2**2 = 2**65536), so that a
+# regression fails instead of hanging; the CLI test of the audit case runs in a subprocess.
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("2**2**2**2**2 mL", "a power of a power is not read"),
+        ("2^2^2^2^2 mL", "a power of a power is not read"),
+        ("1e-9 m**2**2**2**2", "a power of a power is not read"),
+        ("(2**2)**2 mL", "a power of a power is not read"),
+        ("((2)**2)**2 mL", "a power of a power is not read"),
+        ("10^400 mL", "an exponent must be a number of at most 30 in magnitude"),
+        ("9²²²²² mL", "an exponent must be a number of at most 30 in magnitude"),
+        ("m**(9**9)", "an exponent must be a number of at most 30 in magnitude"),
+        ("1" + "0" * 100 + " mL", "longer than 100 characters"),
+    ],
+)
+def test_text_pint_could_not_evaluate_quickly_is_refused(text: str, problem: str) -> None:
+    with pytest.raises(ValueError) as info:
+        to_si(text, VOLUME)
+    message = str(info.value)
+    for part in (repr(text), "a volume", problem):
+        assert part in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "dim", "expected"),
+    [
+        ("1e-9 m²", PERMEABILITY, 1e-9),
+        ("1e-9 m**(2)", PERMEABILITY, 1e-9),
+        ("10^-15 m^2", PERMEABILITY, 1e-15),
+        ("2e-9 (m^2/s) * s", PERMEABILITY, 2e-9),
+        ("3 mm^3 * 1000", VOLUME, 3e-6),
+        ("1e-9 m ** (4/2)", PERMEABILITY, 1e-9),
+    ],
+)
+def test_exponents_that_are_small_numbers_are_read(text: str, dim, expected: float) -> None:
+    assert to_si(text, dim) == expected
+
+
 @pytest.mark.parametrize("value", ["inf mL", "nan mL", "3e999 mL", float("inf"), float("nan")])
 def test_non_finite_values_are_rejected(value: object) -> None:
     with pytest.raises(ValueError, match="a volume"):
