@@ -283,9 +283,12 @@ def test_python_handles_ctrl_c_again_once_gmsh_is_done(tmp_path: Path) -> None:
     from sim.geometry.tagged_mesh import read_msh
 
     write_cavity_mesh(tmp_path / "cavity.msh")
-    handler = signal.getsignal(signal.SIGINT)
-    read_msh(tmp_path / "cavity.msh", MPI.COMM_WORLD)
-    assert signal.getsignal(signal.SIGINT) is handler is not signal.SIG_DFL
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        read_msh(tmp_path / "cavity.msh", MPI.COMM_WORLD)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_imported_mesh_is_scaled_and_checked_on_every_rank(shared_tmp_path: Path) -> None:

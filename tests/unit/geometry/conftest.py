@@ -17,7 +17,7 @@ COMM, ROOT = MPI.COMM_WORLD, 0
 @pytest.fixture
 def gmsh_model() -> Iterator[None]:
     """A fresh gmsh session with one empty model, finalised afterwards."""
-    gmsh.initialize()
+    gmsh.initialize(interruptible=False)
     gmsh.option.setNumber("General.Terminal", 0)
     gmsh.model.add("geometry")
     try:
@@ -30,7 +30,7 @@ def build_on_root(what: str, make: Callable[[], dict]) -> tuple[dict, dolfinx.io
     """Run `make` (builds and meshes a gmsh model, returns its measurements) on rank 0 only;
     a failure there fails the test on every rank (no MPI deadlock). Returns the measurements
     (broadcast) and the distributed dolfinx mesh."""
-    gmsh.initialize()
+    gmsh.initialize(interruptible=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
         measured, error = None, None

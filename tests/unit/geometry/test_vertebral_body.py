@@ -379,7 +379,7 @@ def _measured_case(kwargs: dict) -> dict:
 
 def build_case(kwargs: dict) -> dict:
     """`_measured_case` in a gmsh session of its own (rank 0 only)."""
-    gmsh.initialize()
+    gmsh.initialize(interruptible=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.model.add("vertebral_body")
