@@ -44,7 +44,7 @@ def read_tiff(path: Path) -> np.ndarray:
     )
     try:
         values = np.asarray(tifffile.imread(files))
-    except (tifffile.TiffFileError, ValueError, OSError) as err:
+    except Exception as err:  # tifffile raises several types for broken files
         raise CTFileError(f"{path}: not a readable TIFF stack ({err})") from err
     if values.ndim == 2:
         raise CTFileError(
