@@ -56,7 +56,6 @@ def cell_properties(bone: Bone, tagged: TaggedMesh) -> tuple[np.ndarray, np.ndar
             porosity[cells] = props.porosity
         if props.permeability is not None:
             permeability[cells] = permeability_tensor(props.permeability)
-    _log_statistics(tagged, porosity, mean_permeability(permeability))
     return porosity, permeability
 
 
@@ -163,25 +162,31 @@ def _extent(comm: MPI.Comm, values: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
-def _log_statistics(tagged: TaggedMesh, porosity: np.ndarray, permeability: np.ndarray) -> None:
-    """Log the volume-weighted mean, CV, min and max of the owned cells' porosity and mean
-    permeability (m²) over all ranks."""
+def bone_statistics(
+    tagged: TaggedMesh, porosity: np.ndarray, permeability: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Volume-weighted mean, coefficient of variation, min and max over all ranks of the
+    cells' porosity (-) and mean permeability trace(K)/3 (m²), logged and returned as
+    {"porosity": {...}, "permeability_m2": {...}} (collective)."""
     n = tagged.mesh.topology.index_map(3).size_local
     volume = _volumes(_vertices(tagged, np.arange(n, dtype=np.int32)))
+    out = {}
     for name, values, unit in (
         ("porosity", porosity[:n], ""),
-        ("permeability (mean principal value)", permeability[:n], " m^2"),
+        ("permeability_m2", mean_permeability(permeability[:n]), " m^2"),
     ):
         mean, cv, lo, hi = _weighted_statistics(tagged.comm, values, volume)
+        out[name] = {"mean": mean, "cv": cv, "min": lo, "max": hi}
         log.info(
             "bone %s: mean %.4g%s, CV %.3g, min %.4g, max %.4g (volume-weighted)",
-            name,
+            name.removesuffix("_m2"),
             mean,
             unit,
             cv,
             lo,
             hi,
         )
+    return out
 
 
 def _volumes(x: np.ndarray) -> np.ndarray:

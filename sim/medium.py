@@ -12,7 +12,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
-from sim.bone import cell_properties
+from sim.bone import bone_statistics, cell_properties
 from sim.discretisation import Discretisation
 from sim.physics.mobility import Mobility
 from sim.physics.relative_permeability import relative_permeability
@@ -23,7 +23,8 @@ from sim.scenario import Scenario
 class PorousMedium:
     """porosity: DG0 (-); permeability: (local cells, 3, 3) (m²); pore_volume: per owned
     vertex box (m³); target_pore_volume / target_bulk_volume: the same within each target's
-    cells (m³); mobility: relative permeabilities and marrow viscosity."""
+    cells (m³); mobility: relative permeabilities and marrow viscosity; statistics: the
+    volume-weighted statistics of porosity and permeability (sim.bone.bone_statistics)."""
 
     porosity: fem.Function
     permeability: np.ndarray
@@ -32,6 +33,7 @@ class PorousMedium:
     mobility: Mobility
     target_pore_volume: dict[str, np.ndarray]
     target_bulk_volume: dict[str, np.ndarray]
+    statistics: dict[str, dict[str, float]]
 
 
 def porous_medium(scenario: Scenario, disc: Discretisation) -> PorousMedium:
@@ -57,4 +59,5 @@ def porous_medium(scenario: Scenario, disc: Discretisation) -> PorousMedium:
         ),
         target_pore_volume=target_pore,
         target_bulk_volume=target_bulk,
+        statistics=bone_statistics(disc.tagged, phi, permeability),
     )

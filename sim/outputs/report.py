@@ -129,6 +129,19 @@ def _headline(summary: dict[str, Any], parts: list[tuple[str, str]]) -> list[tup
             ),
             ("Sphericity", f"{cloud['sphericity']:.3f}"),
         ]
+    for name, key, unit in (
+        ("porosity", "bone_porosity", ""),
+        ("permeability", "bone_permeability_m2", " m²"),
+    ):
+        stats = summary.get(key)
+        if stats is not None:
+            rows.append(
+                (
+                    f"Bone {name} (volume-weighted)",
+                    f"mean {stats['mean']:.3g}{unit}, CV {stats['cv']:.2f}, "
+                    f"{stats['min']:.3g} to {stats['max']:.3g}{unit}",
+                )
+            )
     rows += parts
     rows += [
         ("Mass balance error", f"{summary['mass_balance_rel_error']:.1e}"),

@@ -71,6 +71,8 @@ def build_summary(
             "min": _extreme(np.nanmin, mu_low),
             "max": _extreme(np.nanmax, mu_high),
         },
+        "bone_porosity": problem.medium.statistics["porosity"],
+        "bone_permeability_m2": problem.medium.statistics["permeability_m2"],
         "mass_balance_rel_error": float(series.column("mass_balance_rel_error").max()),
         "saturation_min": float(series.column("saturation_min").min()),
         "saturation_max": float(series.column("saturation_max").max()),

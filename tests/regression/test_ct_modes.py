@@ -137,3 +137,34 @@ def test_a_segmented_grey_micro_ct_gives_the_bone_fraction_of_each_cell(
 def test_mapping_of_bone_fractions_skips_the_calibration() -> None:
     mapping = CTMapping(image="bone_fraction", hu_slope=123.0)
     np.testing.assert_allclose(mapping.porosity(np.array([0.1, 0.25])), [0.9, 0.75])
+
+
+def test_the_bone_statistics_are_volume_weighted_over_all_ranks(shared_tmp_path: Path) -> None:
+    """The summary's bone_porosity mean is the integral of the porosity over the volume."""
+    import ufl
+    from dolfinx import fem
+
+    from sim.discretisation import discretise
+    from sim.medium import porous_medium
+
+    grid = synthetic_ct(
+        (22, 20, 18),
+        1e-3,
+        [-10.5e-3, -9.5e-3, -8.5e-3],
+        linear_porosity_gradient(0.80, 0.95, axis=2, start=-9e-3, end=9e-3),
+    )
+    h5 = on_root(shared_tmp_path / "gradient.h5", lambda p: write_ct_h5(p, grid))
+    scenario = validate_scenario(with_ct({"file": str(h5)}))
+    disc = discretise(build_mesh(scenario, MPI.COMM_WORLD))
+    medium = porous_medium(scenario, disc)
+    comm = MPI.COMM_WORLD
+    integral = comm.allreduce(fem.assemble_scalar(fem.form(medium.porosity * ufl.dx)))
+    volume = comm.allreduce(
+        fem.assemble_scalar(fem.form(fem.Constant(disc.mesh, 1.0) * ufl.dx(domain=disc.mesh)))
+    )
+    stats = medium.statistics["porosity"]
+    assert stats["mean"] == pytest.approx(integral / volume, rel=1e-12)
+    assert 0.80 <= stats["min"] < stats["mean"] < stats["max"] <= 0.95
+    n = disc.n_cells
+    assert stats["max"] == comm.allreduce(float(medium.porosity.x.array[:n].max()), MPI.MAX)
+    assert stats["cv"] > 0.01

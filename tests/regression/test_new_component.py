@@ -124,6 +124,9 @@ def test_a_component_added_in_three_places_reaches_every_output(contact_run: Pat
     report = (contact_run / "report.html").read_text()
     assert f"<th>Longest cement contact</th><td>{longest:.1f} s</td>" in report
     assert "Cement contact time, sections" in report
+    # the bone's statistics (uniform here) come before the components' rows
+    bone = "<th>Bone porosity (volume-weighted)</th><td>mean 0.8, CV 0.00, 0.8 to 0.8</td>"
+    assert report.index(bone) < report.index("Longest cement contact")
     assert (contact_run / "contact_midplanes.png").stat().st_size > 0
 
 
