@@ -55,6 +55,11 @@ class NoPercolationError(ValueError):
     """No pore path joins the two faces of the block normal to a direction."""
 
 
+class UnboundedFlowError(ValueError):
+    """A pore channel through the block touches no bone: with slip lateral faces nothing
+    resists the flow in it (the mirrored block would have an infinite permeability)."""
+
+
 @dataclass(frozen=True)
 class DirectionSolve:
     """One pore-scale solve: pressure drop along `direction` (0, 1, 2 for x, y, z).
@@ -194,6 +199,19 @@ def percolating_pores(pore: np.ndarray, direction: int) -> np.ndarray:
     return np.isin(labels, through)
 
 
+def check_bounded(flowing: np.ndarray, pore: np.ndarray, direction: int) -> None:
+    """Raise UnboundedFlowError if a flowing cluster has no bone voxel as face neighbour
+    (with slip lateral faces its flow would meet no resistance)."""
+    labels, n = ndimage.label(flowing)
+    walled = np.unique(labels[flowing & ndimage.binary_dilation(~pore)])
+    if np.setdiff1d(np.arange(1, n + 1), walled).size:
+        raise UnboundedFlowError(
+            f"a pore channel along {AXES[direction]} crosses the block without touching bone: "
+            "with slip lateral faces (mirror planes) its permeability is unbounded; crop the "
+            "block to bone on every side or use no-slip lateral faces (a sealed sample)"
+        )
+
+
 def segment(
     values: np.ndarray, threshold: float | None = None, segmented: bool = False
 ) -> np.ndarray:
@@ -281,6 +299,8 @@ def permeability(
     solves = []
     for j in dict.fromkeys(directions):  # unique, in order
         flowing = percolating_pores(mask, j)
+        if lateral == "slip":
+            check_bounded(flowing, mask, j)
         solve = _solve_direction(comm, flowing, vs / scale, refine, j, lateral)
         k[:, j] = solve.mean_velocity * scale**2
         solves.append(replace(solve, mean_velocity=k[:, j].copy()))
