@@ -55,6 +55,14 @@ def add_parser(sub: Any) -> None:
         default="slip",
         help="faces parallel to the flow: slip = mirror planes (default), no_slip = sealed",
     )
+    p.add_argument(
+        "--ends",
+        choices=["open", "mirror"],
+        default="open",
+        help="inlet and outlet faces: open = do-nothing, a sample in a permeameter "
+        "(default); mirror = no tangential flow, the block mirrored into a periodic "
+        "medium (diagonal K)",
+    )
     p.add_argument("--out", type=Path, help="write the result to this JSON file")
 
 
@@ -102,7 +110,7 @@ def _solve(args: argparse.Namespace, pore: Any, voxel: Any, directions: list[int
     comm = MPI.COMM_WORLD
     try:
         result = permeability(
-            pore, voxel, directions, args.cells_per_voxel, args.lateral, comm=comm
+            pore, voxel, directions, args.cells_per_voxel, args.lateral, args.ends, comm=comm
         )
     except (NoPercolationError, UnboundedFlowError) as exc:
         return _invalid(f"{args.block}: {exc}")

@@ -9,14 +9,23 @@ voxel size (m). For each direction j of the tensor:
 2. A hexahedral box mesh over the block, `cells_per_voxel` cells along each voxel edge, and
    its sub-mesh of the kept pore cells (`dolfinx.mesh.create_submesh`).
 3. Steady Stokes flow, mu Δu = ∇p, ∇·u = 0, Taylor-Hood Q2/Q1, direct solve (MUMPS):
-   pressure Δp on the inlet face x_j = 0 and 0 on the outlet face x_j = L_j (the natural
-   "do-nothing" condition mu ∂u/∂n − p n = −p_face n, exact for fully developed flow),
-   no slip on every bone surface, and on the four lateral faces of the block either
-   `slip` (default: u·n = 0, no shear: mirror planes, i.e. the permeability of the block
-   mirrored into a periodic medium, no wall drag added) or `no_slip` (a sealed sample
-   holder, as in a permeameter).
+   pressure Δp on the inlet face x_j = 0 and 0 on the outlet face x_j = L_j, no slip on
+   every bone surface. On those two end faces either `open` (default: the natural
+   "do-nothing" condition mu ∂u/∂n − p n = −p_face n, exact for flow that is fully
+   developed there) or `mirror` (also no tangential velocity, so that p = p_face there).
+   On the four lateral faces either `slip` (default: u·n = 0, no shear: mirror planes,
+   no wall drag added) or `no_slip` (a sealed sample holder, as in a permeameter).
+   `mirror` ends with `slip` sides are the exact conditions of the block reflected across
+   its faces into a periodic medium (the flow of that medium is symmetric about them), so
+   they give its permeability exactly, for a structure that is itself mirror-symmetric
+   (a lattice unit cell, or an eighth of it) that of the structure. That medium is
+   orthotropic in x, y, z (its mean transverse velocity cancels between mirror images), so
+   with `mirror` ends K is diagonal. With `open` ends the block is a sample in a
+   permeameter: its off-diagonal terms are the lateral drift of the flow between inlet and
+   outlet (∫ u_i dV = ∫ x_i u·n dS over the two end faces).
 4. Darcy: column j of the tensor is k_ij = mu <u_i> / (Δp / L_j), <u_i> the superficial
-   velocity, the integral of u_i over the pore space divided by the whole block volume.
+   velocity, the integral of u_i over the pore space divided by the whole block volume
+   (with `mirror` ends only k_jj: the mirrored medium's <u_i>, i ≠ j, is zero).
 
 The three columns give K (m²); `PoreFlowResult.symmetric` is (K + Kᵀ)/2, the relative
 asymmetry ‖K − Kᵀ‖ / ‖K‖ is reported (a pressure-driven block is not exactly reciprocal:
@@ -48,6 +57,7 @@ from scipy import ndimage
 from sim.ct.volume import VOXEL_SIZE_RANGE, CTFileError, _vector3, read_ct
 
 LateralFaces = Literal["slip", "no_slip"]
+EndFaces = Literal["open", "mirror"]
 AXES = "xyz"
 
 
@@ -64,8 +74,9 @@ class UnboundedFlowError(ValueError):
 class DirectionSolve:
     """One pore-scale solve: pressure drop along `direction` (0, 1, 2 for x, y, z).
 
-    mean_velocity: superficial velocity <u_i> per unit gradient mu = 1, Δp/L = 1, in m²
-    (that is, column `direction` of K); connected_porosity: volume fraction of the block
+    mean_velocity: superficial velocity <u_i> over the block per unit gradient (mu = 1,
+    Δp/L = 1), in m² (column `direction` of K, but for `mirror` ends, whose K keeps only
+    the diagonal term); connected_porosity: volume fraction of the block
     in the pore clusters that join the two faces; n_cells: pore cells of the mesh;
     n_dofs: unknowns of the Stokes system; seconds: wall time of this solve.
     """
@@ -84,7 +95,7 @@ class PoreFlowResult:
 
     permeability: 3x3 (m²), column j from the solve along j (NaN for directions not
     solved); porosity: pore voxels / all voxels (BV/TV = 1 − porosity); voxel_size (3,) m;
-    shape: voxels along x, y, z; cells_per_voxel; lateral: the lateral-face condition.
+    shape: voxels along x, y, z; cells_per_voxel; lateral, ends: the face conditions.
     """
 
     permeability: np.ndarray
@@ -93,6 +104,7 @@ class PoreFlowResult:
     shape: tuple[int, int, int]
     cells_per_voxel: int
     lateral: LateralFaces
+    ends: EndFaces
     solves: list[DirectionSolve] = field(default_factory=list)
 
     @property
@@ -138,8 +150,10 @@ class PoreFlowResult:
             "shape_xyz": list(self.shape),
             "cells_per_voxel": self.cells_per_voxel,
             "lateral_faces": self.lateral,
+            "end_faces": self.ends,
             "directions": {
                 AXES[s.direction]: {
+                    "mean_velocity_per_gradient_m2": s.mean_velocity.tolist(),
                     "connected_porosity": s.connected_porosity,
                     "n_cells": s.n_cells,
                     "n_dofs": s.n_dofs,
@@ -265,6 +279,7 @@ def permeability(
     directions: Sequence[int] = (0, 1, 2),
     cells_per_voxel: int | Sequence[int] = 1,
     lateral: LateralFaces = "slip",
+    ends: EndFaces = "open",
     comm: object | None = None,
 ) -> PoreFlowResult:
     """The permeability tensor (m²) of a voxel block by a Stokes solve per direction.
@@ -273,7 +288,8 @@ def permeability(
     x, y, z; directions: the columns of K to compute (0, 1, 2 = pressure drop along
     x, y, z); cells_per_voxel: hexahedra along each voxel edge (one value, or three along
     x, y, z: a problem uniform along one axis needs only one cell along it); lateral:
-    `slip` (mirror planes) or `no_slip` (sealed) on the faces parallel to the flow;
+    `slip` (mirror planes) or `no_slip` (sealed) on the faces parallel to the flow; ends:
+    `open` (do-nothing) or `mirror` (no tangential velocity) on the inlet and outlet;
     comm: MPI communicator (default COMM_WORLD). See the module docstring for the method.
     """
     from mpi4py import MPI
@@ -292,6 +308,8 @@ def permeability(
         raise ValueError(f"cells_per_voxel must be >= 1, got {refine.tolist()}")
     if lateral not in ("slip", "no_slip"):
         raise ValueError(f"lateral must be 'slip' or 'no_slip', got {lateral!r}")
+    if ends not in ("open", "mirror"):
+        raise ValueError(f"ends must be 'open' or 'mirror', got {ends!r}")
     if not directions or any(d not in (0, 1, 2) for d in directions):
         raise ValueError(f"directions must be among 0, 1, 2, got {list(directions)}")
     scale = float(vs.min())
@@ -301,9 +319,10 @@ def permeability(
         flowing = percolating_pores(mask, j)
         if lateral == "slip":
             check_bounded(flowing, mask, j)
-        solve = _solve_direction(comm, flowing, vs / scale, refine, j, lateral)
-        k[:, j] = solve.mean_velocity * scale**2
-        solves.append(replace(solve, mean_velocity=k[:, j].copy()))
+        solve = _solve_direction(comm, flowing, vs / scale, refine, j, lateral, ends)
+        column = solve.mean_velocity * scale**2
+        solves.append(replace(solve, mean_velocity=column))
+        k[:, j] = column if ends == "open" else np.where(np.arange(3) == j, column, 0.0)
     return PoreFlowResult(
         k,
         float(mask.mean()),
@@ -311,6 +330,7 @@ def permeability(
         mask.shape,  # type: ignore[arg-type]
         int(refine.max()),
         lateral,
+        ends,
         solves,
     )
 
@@ -322,6 +342,7 @@ def _solve_direction(
     refine: np.ndarray,
     j: int,
     lateral: LateralFaces,
+    ends: EndFaces,
 ) -> DirectionSolve:
     """Stokes with mu = 1 and a unit mean pressure gradient along j on the `flowing` voxels,
     in voxel units (lengths divided by the smallest voxel edge); mean_velocity per unit
@@ -378,11 +399,14 @@ def _solve_direction(
             space.sub(0),
         )
     ]
-    if lateral == "slip":
-        for i in (i for i in range(3) if i != j):
+    for i in (i for i in range(3) if i != j):  # u_i = 0 on slip sides and mirror ends
+        held = [sides[i]] if lateral == "slip" else []
+        held += [inlet, outlet] if ends == "mirror" else []
+        if held:
             sub = space.sub(0).sub(i)
             collapsed, _ = sub.collapse()
-            dofs = fem.locate_dofs_topological((sub, collapsed), fdim, sides[i])
+            facets_i = np.concatenate(held).astype(np.int32)
+            dofs = fem.locate_dofs_topological((sub, collapsed), fdim, facets_i)
             bcs.append(fem.dirichletbc(fem.Function(collapsed), dofs, sub))
 
     facets = np.concatenate([inlet, outlet]).astype(np.int32)

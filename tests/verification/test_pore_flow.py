@@ -146,3 +146,21 @@ def test_tensor_follows_the_block_axes() -> None:
     closed[:, :, 2] = False
     with pytest.raises(NoPercolationError, match="normal to z"):
         permeability(closed, 1e-4, directions=(2,))
+
+
+def test_mirror_ends_give_the_periodic_medium() -> None:
+    """A simple cubic array of spheres: with `mirror` ends and slip sides an eighth of the
+    unit cell (the sphere's octant at a corner) has the permeability of the whole cell: both
+    are the periodic array. The discrete problems differ at the cut planes (the eighth
+    tests continuity there on one side only): measured 0.41 % apart, 0.018 % with two cells
+    per voxel (30 s). `open` ends on the whole cell: 0.75 % and 0.77 % off (a different
+    problem). K is diagonal (the mirrored medium's), though the eighth's own mean
+    transverse velocity is not zero (the flow drifts around the octant)."""
+    centres = np.arange(8) + 0.5
+    x, y, z = np.meshgrid(centres, centres, centres, indexing="ij")
+    cell = (x - 4) ** 2 + (y - 4) ** 2 + (z - 4) ** 2 >= 2.6**2
+    whole = permeability(cell, 1e-4, directions=(0,), ends="mirror").permeability
+    eighth = permeability(cell[4:, 4:, 4:], 1e-4, directions=(0,), ends="mirror")
+    k = eighth.permeability
+    assert k[0, 0] == pytest.approx(whole[0, 0], rel=5e-3)
+    assert np.all(k[1:, 0] == 0.0) and np.all(np.abs(eighth.solves[0].mean_velocity) > 0)
