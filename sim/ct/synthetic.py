@@ -182,7 +182,9 @@ def rod_lattice(
     low-density trabecular block (the open-cell rod model of Gibson 1985, J Biomech 18:317).
 
     shape: voxels along x, y, z; spacing: rod centre distance (voxels); rods along z
-    (vertical) at x, y = (i + 1/2) spacing, and likewise along x and y, each shifted by a
+    (vertical) at x, y = (i + 1/2) spacing (i integer; the block's faces at 0 and n voxels
+    are mirror planes when n is a multiple of spacing / 2 and jitter is 0), and likewise
+    along x and y, each shifted by a
     normal random offset of standard deviation `jitter` × spacing (seed: the generator's
     seed); horizontal_ratio: radius of the x and y rods over that of the z rods (below 1:
     thick vertical columns and thin horizontal struts, as in vertebral bone). The rod radius
@@ -201,11 +203,14 @@ def rod_lattice(
     centres = [np.arange(m) + 0.5 for m in n]
     grid = np.meshgrid(*centres, indexing="ij")
 
+    def lines(m: int) -> np.ndarray:  # rod positions along one axis, one beyond each face
+        return (np.arange(-1, int(np.ceil(m / spacing)) + 1) + 0.5) * spacing
+
     def distance_to_rods(axis: int) -> np.ndarray:
         a, b = (i for i in range(3) if i != axis)
         best = np.full(tuple(n), np.inf)
-        for ca in np.arange(0.5 * spacing, n[a], spacing):
-            for cb in np.arange(0.5 * spacing, n[b], spacing):
+        for ca in lines(n[a]):
+            for cb in lines(n[b]):
                 da, db = rng.normal(0.0, jitter * spacing, 2)
                 d = np.hypot(grid[a] - ca - da, grid[b] - cb - db)
                 np.minimum(best, d, out=best)
