@@ -95,14 +95,15 @@ class PoreFlowResult:
 
     permeability: 3x3 (m²), column j from the solve along j (NaN for directions not
     solved); porosity: pore voxels / all voxels (BV/TV = 1 − porosity); voxel_size (3,) m;
-    shape: voxels along x, y, z; cells_per_voxel; lateral, ends: the face conditions.
+    shape: voxels along x, y, z; cells_per_voxel: hexahedra along a voxel edge in x, y, z;
+    lateral, ends: the face conditions.
     """
 
     permeability: np.ndarray
     porosity: float
     voxel_size: np.ndarray
     shape: tuple[int, int, int]
-    cells_per_voxel: int
+    cells_per_voxel: tuple[int, int, int]
     lateral: LateralFaces
     ends: EndFaces
     solves: list[DirectionSolve] = field(default_factory=list)
@@ -148,7 +149,7 @@ class PoreFlowResult:
             "bone_volume_fraction": self.bone_volume_fraction,
             "voxel_size_m": self.voxel_size.tolist(),
             "shape_xyz": list(self.shape),
-            "cells_per_voxel": self.cells_per_voxel,
+            "cells_per_voxel": list(self.cells_per_voxel),
             "lateral_faces": self.lateral,
             "end_faces": self.ends,
             "directions": {
@@ -328,7 +329,7 @@ def permeability(
         float(mask.mean()),
         vs,
         mask.shape,  # type: ignore[arg-type]
-        int(refine.max()),
+        tuple(int(r) for r in refine),  # type: ignore[arg-type]
         lateral,
         ends,
         solves,
