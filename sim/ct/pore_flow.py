@@ -34,9 +34,10 @@ units of the smallest voxel edge, mu = 1, unit pressure gradient) and scaled bac
 not depend on the viscosity or the pressure drop (Stokes flow is linear).
 
 Verification (tests/verification/test_pore_flow.py): plane Poiseuille flow between plates
-(exact: Q2 holds the parabola), a square duct against its series solution, and flow along a
-square array of cylinders against Drummond & Tahir (1984); their errors and observed orders
-are in the README.
+(exact: Q2 holds the parabola), a square duct against its series solution, flow along a
+square array of cylinders against Drummond & Tahir (1984), and the eighth of a sphere-array
+cell against the whole cell with `mirror` ends; errors and observed orders are in the
+README.
 
 Runs under MPI: every rank holds the whole voxel array (read-only) and its share of the
 mesh; the results are the same on every rank.
