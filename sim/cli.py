@@ -1,4 +1,5 @@
-"""Command line: ``cementsim validate|run|mesh SCENARIO``.
+"""Command line: ``cementsim validate|run|mesh SCENARIO``, ``report``, ``sweep`` and
+``permeability BLOCK`` (sim/ct/permeability_cli.py).
 
 Exit codes: 0 success; 2 invalid input (scenario, overrides, missing or mistagged mesh, an
 unusable `--out` or `--results-root`, a results folder locked by another run), with a message
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     from sim.sweep.cli import add_parser as add_sweep_parser
 
     add_sweep_parser(sub)
+    from sim.ct.permeability_cli import add_parser as add_permeability_parser
+
+    add_permeability_parser(sub)
     report = sub.add_parser(
         "report",
         help="write report.html of a finished run",
@@ -88,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         from sim.sweep.cli import main as sweep_main
 
         return sweep_main(args)
+    if args.command == "permeability":
+        from sim.ct.permeability_cli import main as permeability_main
+
+        return permeability_main(args)
     try:
         scenario = load_scenario(args.scenario, args.overrides)
     except ScenarioError as exc:

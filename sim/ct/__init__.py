@@ -3,7 +3,9 @@
 volume:    CTVolume, read_ct (NIfTI via optional nibabel, .npy, .h5), sample, sample_cells
 density:   the pure laws of the chain, permeability_tensor, CTMapping (all parameters)
 synthetic: synthetic_ct (inverse mapping of a known porosity field), porosity-field helpers,
-           writers (.h5, .npy, NIfTI)
+           writers (.h5, .npy, NIfTI), rod_lattice (a segmented trabecular-like block)
+pore_flow: permeability tensor of a segmented micro-CT block by a pore-scale Stokes solve
+           (imported on use: it needs DOLFINx)
 """
 
 from sim.ct.density import (
@@ -23,6 +25,7 @@ from sim.ct.density import (
 from sim.ct.synthetic import (
     cortical_shell,
     linear_porosity_gradient,
+    rod_lattice,
     spherical_lesion,
     synthetic_ct,
     uniform_porosity,
@@ -57,6 +60,7 @@ __all__ = [
     "porosity_from_bone_volume_fraction",
     "power_law_permeability",
     "read_ct",
+    "rod_lattice",
     "sample",
     "sample_cells",
     "specific_surface_from_thickness",

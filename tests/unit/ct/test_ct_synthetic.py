@@ -12,6 +12,7 @@ from sim.ct import (
     CTMapping,
     cortical_shell,
     linear_porosity_gradient,
+    rod_lattice,
     spherical_lesion,
     synthetic_ct,
     uniform_porosity,
@@ -85,3 +86,19 @@ def test_field_outside_the_mapping_range_is_refused() -> None:
         synthetic_ct(SHAPE, VOXEL, ORIGIN, linear_porosity_gradient(0.5, 1.5, axis=0, end=8e-3))
     with pytest.raises(ValueError, match="shape"):
         synthetic_ct((3, 3), VOXEL, ORIGIN, 0.9)
+
+
+def test_rod_lattice_fraction_symmetry_and_eighth() -> None:
+    """BV/TV near the target; without jitter the unit cell is mirror-symmetric and its
+    eighth is the lattice drawn on the smaller block; jitter is reproducible by seed."""
+    cell = rod_lattice((12, 12, 12), 12, 0.15, horizontal_ratio=0.7)
+    assert cell.dtype == bool and abs((1 - cell.mean()) - 0.15) < 0.02
+    for axis in range(3):
+        assert np.array_equal(cell, np.flip(cell, axis))
+    assert np.array_equal(rod_lattice((6, 6, 6), 12, 0.15, horizontal_ratio=0.7), cell[:6, :6, :6])
+    assert not np.array_equal(cell[:, :, 0], cell[0, :, :])  # thinner horizontal rods
+    jittered = rod_lattice((12, 12, 12), 6, 0.1, jitter=0.1, seed=3)
+    assert np.array_equal(jittered, rod_lattice((12, 12, 12), 6, 0.1, jitter=0.1, seed=3))
+    assert not np.array_equal(jittered, rod_lattice((12, 12, 12), 6, 0.1, jitter=0.1, seed=4))
+    with pytest.raises(ValueError, match="bone_volume_fraction"):
+        rod_lattice((4, 4, 4), 4, 1.5)
