@@ -1,6 +1,7 @@
 """``cementsim permeability BLOCK``: the permeability tensor of a segmented micro-CT block.
 
-Reads the block (.npy, .nii/.nii.gz with nibabel, .h5 as `read_ct` does), segments it
+Reads the block as `read_ct` does (.npy, .nii/.nii.gz, .h5, a TIFF stack or a folder of
+slices, a DICOM series), segments it
 (`--segmented`: 0 = pore, nonzero = bone; or `--threshold T`: values >= T are bone), runs
 the pore-scale Stokes solves of sim.ct.pore_flow and prints K (m²), porosity, BV/TV and the
 principal values; `--out FILE.json` writes them with a `scenario` snippet for `bone`.
@@ -25,7 +26,12 @@ def add_parser(sub: Any) -> None:
     """Add the `permeability` subcommand to the subparsers `sub`."""
     text = "permeability tensor of a segmented micro-CT block by a pore-scale Stokes solve"
     p = sub.add_parser("permeability", help=text, description=text)
-    p.add_argument("block", type=Path, help="the block: .npy, .nii/.nii.gz (nibabel) or .h5")
+    p.add_argument(
+        "block",
+        type=Path,
+        help="the block: .npy, .nii/.nii.gz, .h5, a TIFF stack (file or folder of slices) or "
+        "a DICOM series (folder)",
+    )
     p.add_argument(
         "--voxel-size",
         help="voxel edge with its unit, e.g. '19.5 um' (required for .npy; replaces the "
@@ -38,8 +44,8 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--axis-order",
-        default="xyz",
-        help="axes of a .npy array's indices, e.g. zyx for a stack of slices (default xyz)",
+        help="axes of a .npy array's or TIFF stack's indices (defaults: xyz for .npy, zyx for "
+        "TIFF: array[slice, row, column])",
     )
     p.add_argument(
         "--directions",
@@ -69,6 +75,7 @@ def add_parser(sub: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the `permeability` command; the exit code."""
     from sim.ct.pore_flow import AXES, load_pore_space
+    from sim.ct.volume import ct_format
 
     voxel_size = None
     if args.voxel_size is not None:
@@ -83,8 +90,8 @@ def main(args: argparse.Namespace) -> int:
         return _invalid(f"--directions {args.directions!r}: give some of x, y, z, e.g. 'xz'")
     if args.cells_per_voxel < 1:
         return _invalid(f"--cells-per-voxel {args.cells_per_voxel}: must be >= 1")
-    if voxel_size is None and args.block.name.lower().endswith(".npy"):
-        return _invalid(f"{args.block}: a .npy block needs --voxel-size, e.g. '19.5 um'")
+    if voxel_size is None and ct_format(args.block) in (".npy", ".tif"):
+        return _invalid(f"{args.block}: a .npy or TIFF block needs --voxel-size, e.g. '19.5 um'")
     if args.out is not None:
         reason = _unusable_output(args.out)
         if reason:

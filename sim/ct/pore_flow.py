@@ -248,15 +248,16 @@ def segment(
 def load_pore_space(
     path: str | Path,
     voxel_size: npt.ArrayLike | None = None,
-    axis_order: str = "xyz",
+    axis_order: str | None = None,
     threshold: float | None = None,
     segmented: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pore mask (nx, ny, nz) and voxel size (3,) (m) of a micro-CT block file.
 
-    Reads what `sim.ct.volume.read_ct` reads (.npy, .nii/.nii.gz with nibabel, .h5);
+    Reads what `sim.ct.volume.read_ct` reads (.npy, .nii/.nii.gz with nibabel, .h5, TIFF
+    stacks, DICOM series);
     voxel_size (m, scalar or 3) is required for .npy and overrides the file's otherwise;
-    axis_order as in read_ct ("zyx" for an array of slices). A voxel size outside
+    axis_order as in read_ct (None: the format's own, "zyx" for a TIFF stack). A voxel size outside
     1 µm–10 mm is an error (a wrong unit). The volume's direction matrix is ignored: the
     tensor is in the frame of the voxel axes i, j, k.
     """

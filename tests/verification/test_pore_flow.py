@@ -110,6 +110,7 @@ def cylinder_errors(resolutions: list[int], solid_fraction: float = 0.2) -> list
     return errors
 
 
+@pytest.mark.slow  # 15-40 s; the duct gives the 2 % and the order in the default suite
 def test_cylinder_array_parallel_flow_within_2_percent() -> None:
     """c = 0.2, the unit cell 32, 64, 128 voxels across: errors −6.0 %, −2.4 %, −0.93 %,
     observed order 1.35 (Richardson extrapolation of the three: within 0.01 %); about 15 s.
@@ -142,6 +143,7 @@ def test_tensor_follows_the_block_axes() -> None:
         permeability(closed, 1e-4, directions=(2,))
 
 
+@pytest.mark.serial  # the tensor test covers the solve on 2 ranks
 def test_mirror_ends_give_the_periodic_medium() -> None:
     """A simple cubic array of spheres: with `mirror` ends and slip sides an eighth of the
     unit cell (the sphere's octant at a corner) has the permeability of the whole cell: both
