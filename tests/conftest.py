@@ -7,8 +7,11 @@ The suite runs twice: serially (`pytest`) and under `mpirun -n 2 python -m pytes
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per MPI rank (set before numpy loads)
@@ -16,6 +19,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest
 from mpi4py import MPI
+
+# generated meshes are cached for the session (sim.geometry.mesh_cache), not in the user's
+# cache folder; the folder goes with the session
+_MESH_CACHE = tempfile.mkdtemp(prefix="cementsim-test-meshes-")
+os.environ.setdefault("CEMENTSIM_MESH_CACHE", _MESH_CACHE)
+atexit.register(shutil.rmtree, _MESH_CACHE, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 ANATOMY = REPO.parent / "shared" / "data" / "anatomy"

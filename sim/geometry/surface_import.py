@@ -45,7 +45,8 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.geometry.gmsh_tools import math_field, point_distance, threshold_field, use_smallest_size
-from sim.geometry.tagged_mesh import TaggedMesh, _distribute
+from sim.geometry.mesh_cache import key_of
+from sim.geometry.tagged_mesh import TaggedMesh, generated
 from sim.shapes.primitives import NeedleTip
 from sim.shapes.surface import Surface, SurfaceError, check, check_tip
 
@@ -227,13 +228,13 @@ def mesh_surface_volume(
     :func:`add_surface_volume`, then ``generate(3)`` and ``optimize("Netgen")``; written to
     `msh_path` when given. `surface` is used on rank 0 only. The TaggedMesh has the boundary
     ``surface`` and the region ``bone``; its ``info`` holds ``min_sicn`` (gmsh's minimum
-    scaled Jacobian of the tetrahedra), ``num_cells`` and ``mesh_seconds`` (gmsh time).
+    scaled Jacobian of the tetrahedra), ``num_cells`` and ``mesh_seconds`` (gmsh time; of the
+    first meshing when the mesh comes from the mesh cache, sim.geometry.mesh_cache).
     Errors on rank 0 (bad input, gmsh failures) are raised as MeshError on every rank
     (SurfaceError is a MeshError).
     """
-    info: dict[str, float] = {}
 
-    def generate() -> None:
+    def generate() -> dict[str, float]:
         start = time.perf_counter()
         gmsh.model.add(name)
         add_surface_volume(
@@ -245,14 +246,12 @@ def mesh_surface_volume(
         if len(tets) == 0:
             raise SurfaceError("gmsh produced no tetrahedra")
         quality = gmsh.model.mesh.getElementQualities(tets, "minSICN")
-        info.update(
-            min_sicn=float(quality.min()),
-            num_cells=float(len(tets)),
-            mesh_seconds=time.perf_counter() - start,
-        )
-        if msh_path is not None:
-            gmsh.write(str(msh_path))
+        return {
+            "min_sicn": float(quality.min()),
+            "num_cells": float(len(tets)),
+            "mesh_seconds": time.perf_counter() - start,
+        }
 
-    tagged = _distribute(generate, comm, f"cannot mesh the surface '{name}'")
-    tagged.info.update(comm.bcast(info, root=0))
-    return tagged
+    inputs = ("surface_volume", surface.points, surface.triangles, h_max, h_min, needles)
+    key = key_of((*inputs, growth, remesh)) if comm.rank == 0 else None
+    return generated(generate, comm, f"cannot mesh the surface '{name}'", msh_path, key)

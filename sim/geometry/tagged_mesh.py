@@ -15,6 +15,7 @@ from mpi4py import MPI
 
 from sim.errors import MeshError
 from sim.geometry.gmsh_tools import interruptible
+from sim.geometry.mesh_cache import entry, info_of, key_of, store
 from sim.units import metres_per
 
 if TYPE_CHECKING:
@@ -115,15 +116,47 @@ def mesh_from_gmsh(
     gmsh model. With `msh_path` the gmsh mesh is also written there.
     """
 
-    def generate() -> None:
+    def generate() -> dict[str, float]:
         gmsh.model.add(name)
         build()
         gmsh.model.mesh.generate(3)
         gmsh.model.mesh.optimize("Netgen")
+        return {}
+
+    key = key_of(build) if comm.rank == 0 else None
+    return generated(generate, comm, f"gmsh failed to mesh '{name}'", msh_path, key)
+
+
+def generated(
+    generate: Callable[[], dict[str, float]],
+    comm: MPI.Comm,
+    what: str,
+    msh_path: Path | None,
+    key: str | None,
+) -> TaggedMesh:
+    """The mesh `generate` makes in the current gmsh session on rank 0 (returning the info to
+    keep with it), or the one the mesh cache (sim.geometry.mesh_cache) holds for `key`;
+    distributed, its info in TaggedMesh.info, written to `msh_path` when given (collective).
+    """
+    cached = entry(key) if comm.rank == 0 else None
+    hit = comm.bcast(cached is not None and cached.is_file(), root=0)
+    info: dict[str, float] = {}
+
+    def action() -> None:
+        if hit:
+            assert cached is not None
+            gmsh.open(str(cached))
+            info.update(info_of(cached))
+        else:
+            info.update(generate())
+            if cached is not None:
+                store(cached, info)
         if msh_path is not None:
             gmsh.write(str(msh_path))
 
-    return _distribute(generate, comm, f"gmsh failed to mesh '{name}'")
+    tagged = _distribute(action, comm, what)
+    tagged.info.update(comm.bcast(info, root=0))
+    return tagged
 
 
 def read_msh(path: Path, comm: MPI.Comm) -> TaggedMesh:
