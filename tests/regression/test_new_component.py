@@ -33,6 +33,8 @@ from sim.scenario.base import Section
 from sim.scenario.model import Scenario
 from sim.state import State
 
+from ..unit.scenario_support import small_column
+
 VOLUME = 2e-8  # m³
 RATE = 1e-9  # m³/s
 
@@ -87,25 +89,9 @@ class CementContact(Component):
 @pytest.fixture
 def contact_run(shared_tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setitem(OPTIONAL_COMPONENTS, "contact", CementContact)
-    scenario = ContactScenario.model_validate(
-        {
-            "name": "contact",
-            "geometry": {
-                "kind": "column",
-                "length": 0.02,
-                "width": 0.004,
-                "cells_along": 10,
-                "cells_across": 1,
-            },
-            "bone": {"porosity": 0.8, "permeability": 1e-9},
-            "cement": {"rheology": {"model": "newtonian", "viscosity": 50.0}},
-            "marrow": {"viscosity": 0.01},
-            "injection": {"needles": [{"inner_diameter": 0.002, "rate": RATE, "volume": VOLUME}]},
-            "leak_routes": {"outlet": {"kind": "outlet", "boundary": "outlet"}},
-            "contact": {"threshold": 0.5},
-            "output": {"fields": True, "plots": True, "fluoroscopy": False, "report": True},
-        }
-    )
+    data = small_column(VOLUME, RATE) | {"contact": {"threshold": 0.5}}
+    data["output"] = {"fields": True, "plots": True, "fluoroscopy": False, "report": True}
+    scenario = ContactScenario.model_validate(data)
     run_dir = shared_tmp_path / "contact"
     run_scenario(scenario, run_dir)
     return run_dir

@@ -20,28 +20,13 @@ from sim.problem import InjectionProblem
 from sim.scenario import validate_scenario
 from sim.state import State
 
+from .scenario_support import small_column
+
 VOLUME = 2e-8  # m³
 
 
 def column(cement: dict | None = None) -> InjectionProblem:
-    sc = validate_scenario(
-        {
-            "name": "components",
-            "geometry": {
-                "kind": "column",
-                "length": 0.02,
-                "width": 0.004,
-                "cells_along": 10,
-                "cells_across": 1,
-            },
-            "bone": {"porosity": 0.8, "permeability": 1e-9},
-            "cement": cement or {"rheology": {"model": "newtonian", "viscosity": 50.0}},
-            "marrow": {"viscosity": 0.01},
-            "injection": {"needles": [{"inner_diameter": 0.002, "rate": 1e-9, "volume": VOLUME}]},
-            "leak_routes": {"outlet": {"kind": "outlet", "boundary": "outlet"}},
-            "output": {"fields": False, "plots": False, "fluoroscopy": False},
-        }
-    )
+    sc = validate_scenario(small_column(VOLUME, cement=cement))
     return InjectionProblem(sc, build_mesh(sc, MPI.COMM_WORLD))
 
 
