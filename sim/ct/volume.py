@@ -295,7 +295,7 @@ def read_ct(
     elif declared is not None and not np.isclose(declared[1], length_unit_factor, rtol=1e-12):
         raise CTFileError(
             f"{path}: its header gives lengths in {declared[0]}, but the length unit asked for "
-            f"is {length_unit_factor:g} m: leave bone.ct.length_unit out or make it agree"
+            f"is {length_unit_factor:g} m: leave length_unit out or make it agree"
         )
 
     def metres(
