@@ -1007,6 +1007,11 @@ class LabelMapGeometry(BoundedBySurface, VolumePlacement):
             present = label_values(volume)
         except ValueError as exc:
             raise ValueError(f"path: {name} {exc}") from None
+        if not np.isin(self.bone, present).any():
+            raise ValueError(
+                f"bone: none of the labels {self.bone} is in {name} (labels present: "
+                f"{listed(present)}): the bone is empty"
+            )
         wanted = [("bone", self.bone)]
         wanted += [(f"regions.{r}", labels) for r, labels in self.regions.items()]
         for field, labels in wanted:

@@ -18,6 +18,7 @@ bone (holes in the mask) is filled first: a meshed bone has one outer shell.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,7 +99,9 @@ def label_surface(
     field = np.pad(crop.astype(np.float32), pad)
     if smoothing > 0:
         field = ndimage.gaussian_filter(field, smoothing, mode="constant")
-    vertices, faces, _, _ = marching_cubes(field, level=0.5, method="lewiner")
+    with warnings.catch_warnings():  # scikit-image 0.26 sets array shapes (NumPy 2.5 warns)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        vertices, faces, _, _ = marching_cubes(field, level=0.5, method="lewiner")
     points = volume.world_coordinates(vertices + (start - pad))
     return Surface(points, faces, length_unit_factor), report
 
