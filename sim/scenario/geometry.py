@@ -977,7 +977,7 @@ class LabelMapGeometry(BoundedBySurface, VolumePlacement):
     goes to the first).
 
     The file is read as a CT volume is (VolumePlacement: length_unit, voxel_size, origin,
-    axis_order, frame, transform). When the scenario is validated: labels that are not in
+    axis_order, frame, transform), or is a DICOM-SEG whose segment numbers are the labels. When the scenario is validated: labels that are not in
     the file, a file that is not a label map, bone of several pieces (unless
     keep_largest_shell), an implausible size for the length unit and needle tips outside
     the bone are errors naming the field. Background enclosed by the bone is filled.

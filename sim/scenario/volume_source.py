@@ -74,10 +74,11 @@ class VolumePlacement(Section):
         return kind
 
     def frame_of(self, path: Path) -> FrameName:
-        """The file's frame: as given, else LPS for a DICOM series, else the project frame."""
+        """The file's frame: as given, else LPS for DICOM (a series or a SEG), else the
+        project frame."""
         if self.frame is not None:
             return self.frame
-        return "LPS" if ct_format(path) == "dicom" else "project"
+        return "LPS" if ct_format(path) in ("dicom", "dicom_seg") else "project"
 
     @property
     def length_factor(self) -> float | None:

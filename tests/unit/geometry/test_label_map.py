@@ -14,10 +14,11 @@ from mpi4py import MPI
 
 # isort: split
 import numpy as np
+import pydicom
 import pytest
 
-from sim.ct.synthetic import write_ct_nifti
-from sim.ct.volume import CTVolume
+from sim.ct.synthetic import write_ct_nifti, write_dicom_seg
+from sim.ct.volume import CTVolume, read_ct
 from sim.geometry import build_mesh
 from sim.geometry.tagged_mesh import TaggedMesh, read_msh
 from sim.scenario import Scenario, validate_scenario
@@ -165,6 +166,47 @@ def test_a_label_map_in_the_scanner_frame_meshes_like_the_project_frame_one(
     assert moved.volume() == pytest.approx(tagged.volume(), rel=2e-3)
     assert moved.volume("lesion") == pytest.approx(tagged.volume("lesion"), rel=0.03)
     assert np.linalg.norm(centroid(moved) - centroid(tagged)) < 0.02e-3
+
+
+def test_a_dicom_seg_reads_as_its_label_map_in_the_patient_frame(
+    ball: tuple[Scenario, TaggedMesh], folder: Path
+) -> None:
+    """A DICOM-SEG (one BINARY segment per label, LPS, mm) gives back the labels and their
+    placement, and, read with its default frame LPS, the surface of the NIfTI label map."""
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 4, (7, 5, 6)).astype(np.uint8)
+    small = CTVolume(values, [0.5e-3, 0.6e-3, 0.7e-3], [0.01, 0.02, -0.03], FRAMES["LPS"].T)
+    seg = folder / "small_seg.dcm"
+    lower = BALL[0] - 11e-3
+    to_lps = FRAMES["LPS"].T
+    ball_seg = folder / "ball_seg.dcm"
+    if COMM.rank == 0:
+        write_dicom_seg(seg, small)
+        whole = labels(BONE_AND_LESION, lower, (45, 45, 45))
+        write_dicom_seg(ball_seg, CTVolume(whole, VOXEL, to_lps @ lower, to_lps))
+    COMM.barrier()
+    back = read_ct(seg)
+    assert np.array_equal(back.values, values)
+    assert back.origin == pytest.approx(small.origin, abs=1e-12)
+    assert back.axes == pytest.approx(small.axes, abs=1e-12)
+    reference = ball[0].geometry
+    geometry = validate_scenario(scenario(ball_seg), "test").geometry
+    if COMM.rank == 0:  # a frame off the slice grid
+        shifted = pydicom.dcmread(seg)
+        shifted.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0].ImagePositionPatient[
+            2
+        ] += 0.3
+        shifted.save_as(folder / "off_grid.dcm")
+    COMM.barrier()
+    assert_mentions(
+        invalid(scenario(folder / "off_grid.dcm")),
+        "geometry.path:",
+        "the frames do not lie on one grid of 0.7 mm slices",
+    )
+    assert geometry.volume() == pytest.approx(reference.volume(), rel=1e-9)
+    assert geometry.surface()[0].centroid() == pytest.approx(
+        reference.surface()[0].centroid(), abs=1e-9
+    )
 
 
 def test_absent_labels_are_errors_naming_the_field(ball_map: Path) -> None:
