@@ -10,7 +10,7 @@ their tags once read, still before anything is solved.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -806,6 +806,8 @@ class BoundedBySurface(GeometryKind):
     keep_largest_shell: bool = False
     mesh: SurfaceSizing = SurfaceSizing()
     boundaries: dict[str, SelectorSpec] = {}
+    regions: Mapping[str, Any] = {}
+    """the named regions (by selectors or labels: each kind says how)"""
 
     def _opening(self) -> tuple[Any, ...]:
         raise NotImplementedError
@@ -867,7 +869,7 @@ class BoundedBySurface(GeometryKind):
         return set(self.boundaries) | {"surface"}
 
     def region_names(self) -> set[str]:
-        return set(getattr(self, "regions", {})) | {"bone"}
+        return set(self.regions) | {"bone"}
 
     def inlet_boundaries(self, needles: Sequence[Needle]) -> set[str]:
         """None: the needles (all with a tip) inject as sources, no cavity is meshed."""
@@ -977,10 +979,11 @@ class LabelMapGeometry(BoundedBySurface, VolumePlacement):
     goes to the first).
 
     The file is read as a CT volume is (VolumePlacement: length_unit, voxel_size, origin,
-    axis_order, frame, transform), or is a DICOM-SEG whose segment numbers are the labels. When the scenario is validated: labels that are not in
-    the file, a file that is not a label map, bone of several pieces (unless
-    keep_largest_shell), an implausible size for the length unit and needle tips outside
-    the bone are errors naming the field. Background enclosed by the bone is filled.
+    axis_order, frame, transform), or is a DICOM-SEG whose segment numbers are the labels.
+    When the scenario is validated: labels that are not in the file, an empty bone, a file
+    that is not a label map, bone of several pieces (unless keep_largest_shell), an
+    implausible size for the length unit and needle tips outside the bone are errors naming
+    the field. Background enclosed by the bone is filled.
     """
 
     builder: ClassVar[str] = "sim.geometry.surface_file:mesh_label_map"
