@@ -20,6 +20,8 @@ import pytest
 from sim.ct.synthetic import write_ct_nifti, write_dicom_seg
 from sim.ct.volume import CTVolume, read_ct
 from sim.geometry import build_mesh
+from sim.geometry.mesh_cache import key_of
+from sim.geometry.surface_file import LabelRegion
 from sim.geometry.tagged_mesh import TaggedMesh, read_msh
 from sim.scenario import Scenario, validate_scenario
 from sim.scenario.frames import FRAMES
@@ -207,6 +209,20 @@ def test_a_dicom_seg_reads_as_its_label_map_in_the_patient_frame(
     assert geometry.surface()[0].centroid() == pytest.approx(
         reference.surface()[0].centroid(), abs=1e-9
     )
+
+
+def test_label_regions_key_the_mesh_cache_by_the_labels() -> None:
+    """A region test digests its label map: the same labels give the same key, another
+    layout or another label another key (a cached mesh never has another's regions)."""
+    lower = BALL[0] - 11e-3
+    maps = [
+        CTVolume(labels(balls, lower, (45, 45, 45)), VOXEL, lower)
+        for balls in (BONE_AND_LESION, BONE_AND_LESION, [(BALL[0], BALL[1], 1), (BALL[0], 3e-3, 2)])
+    ]
+    keys = [key_of(("regions", [("lesion", LabelRegion(m, (2,)))])) for m in maps]
+    keys.append(key_of(("regions", [("lesion", LabelRegion(maps[0], (1,)))])))
+    assert keys[0] is not None and keys[0] == keys[1]
+    assert len({keys[0], keys[2], keys[3]}) == 3
 
 
 def test_absent_labels_are_errors_naming_the_field(ball_map: Path) -> None:
