@@ -293,7 +293,7 @@ def read_ct(
         )
     if order != "xyz":
         values = np.transpose(values, [order.index(a) for a in "xyz"])
-    declared = _declared_unit(path) if kind.startswith(".nii") else FORMAT_UNIT.get(kind)
+    declared = declared_unit(path)
     if length_unit_factor is None:
         length_unit_factor = 1.0 if declared is None else declared[1]
     elif declared is not None and not np.isclose(declared[1], length_unit_factor, rtol=1e-12):
@@ -321,6 +321,15 @@ def read_ct(
         return CTVolume(values, vs, org, direction)
     except ValueError as err:
         raise CTFileError(f"{path}: {err}") from err
+
+
+def declared_unit(path: Path) -> tuple[str, float] | None:
+    """The length unit a CT source declares (name, metres): a NIfTI header's xyz unit, mm
+    for DICOM; None if it declares none (then read_ct takes metres)."""
+    kind = ct_format(path)
+    if kind is not None and kind.startswith(".nii"):
+        return _declared_unit(path)
+    return FORMAT_UNIT.get(kind) if kind is not None else None
 
 
 def peek_ct(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:

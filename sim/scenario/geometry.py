@@ -962,8 +962,8 @@ def _label_surface(
     """The cleaned, checked surface of the bone labels of a label map and its report, once
     per opening (_LabelOpening)."""
     volume = _label_volume(path, version, placement)
-    factor = VolumePlacement.model_validate_json(placement).length_factor
-    surface, _ = label_surface(volume, bone, smoothing, 1.0 if factor is None else factor)
+    factor = VolumePlacement.model_validate_json(placement).metres_per_unit(path)
+    surface, _ = label_surface(volume, bone, smoothing, factor)
     surface = clean(surface)
     if largest_shell:
         surface = keep_largest_shell(surface)

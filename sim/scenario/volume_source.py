@@ -26,6 +26,7 @@ from sim.ct.volume import (
     VOXEL_SIZE_RANGE,
     CTVolume,
     ct_format,
+    declared_unit,
     read_ct,
     unknown_source,
 )
@@ -85,6 +86,14 @@ class VolumePlacement(Section):
         """Metres per length unit of the file; None: the unit the file declares (NIfTI),
         else metres."""
         return None if self.length_unit is None else metres_per(self.length_unit)
+
+    def metres_per_unit(self, path: Path) -> float:
+        """Metres per length unit of the file at `path`: length_unit, else the unit the file
+        declares, else 1 (metres)."""
+        if self.length_unit is not None:
+            return metres_per(self.length_unit)
+        declared = declared_unit(path)
+        return 1.0 if declared is None else declared[1]
 
     def read(self, path: Path) -> CTVolume:
         """The volume at `path` in metres, placed in the project frame (CTFileError,
