@@ -15,12 +15,11 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.ct.density import permeability_tensor as axial_tensor
-from sim.ct.volume import VOXEL_SIZE_RANGE, CTVolume, average_cells, read_ct, sample_cells
+from sim.ct.volume import CTVolume, average_cells, sample_cells
 from sim.errors import InputError
 from sim.geometry.tagged_mesh import TaggedMesh
 from sim.scenario.bone_ct import CTSection
 from sim.scenario.bone_heterogeneity import Heterogeneity
-from sim.scenario.frames import to_project
 from sim.scenario.materials import AnisotropicPermeability, Bone
 
 log = logging.getLogger(__name__)
@@ -83,15 +82,10 @@ def _apply_ct(
     """Map the CT volume onto the cells of ct.regions (all cells by default), in place."""
     comm = tagged.comm
     cells = _cells_of(tagged, ct.regions, len(porosity))
-    volume = read_ct(ct.file, ct.length_factor, ct.voxel_size, ct.origin, ct.axis_order)
-    volume = volume.placed(to_project(ct.frame_or_default, ct.transform))
-    lo, hi = VOXEL_SIZE_RANGE
-    if not (lo <= volume.voxel_size.min() and volume.voxel_size.max() <= hi):
-        raise CTMappingError(
-            f"bone.ct: voxel size {[f'{v:.3g}' for v in volume.voxel_size]} m is not that of a "
-            f"CT image ({lo:g} to {hi:g} m); check bone.ct.length_unit "
-            f"({ct.length_unit!r}) or voxel_size (a plain number is in metres)"
-        )
+    volume = ct.read(ct.file)
+    problem = ct.voxel_size_problem(volume, "bone.ct")
+    if problem is not None:
+        raise CTMappingError(f"bone.ct: {problem}")
     x = _vertices(tagged, cells)
     if len(cells):
         volume = volume.crop(x.reshape(-1, 3).min(axis=0), x.reshape(-1, 3).max(axis=0))

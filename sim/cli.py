@@ -1,5 +1,6 @@
-"""Command line: ``cementsim validate|run|mesh SCENARIO``, ``report``, ``sweep`` and
-``permeability BLOCK`` (sim/ct/permeability_cli.py).
+"""Command line: ``cementsim validate|run|mesh SCENARIO``, ``report``, ``sweep``,
+``permeability BLOCK`` (sim/ct/permeability_cli.py) and ``labels LABELMAP``
+(sim/labels_cli.py).
 
 Exit codes: 0 success; 2 invalid input (scenario, overrides, missing or mistagged mesh, an
 unusable `--out` or `--results-root`, a results folder locked by another run), with a message
@@ -64,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     from sim.ct.permeability_cli import add_parser as add_permeability_parser
 
     add_permeability_parser(sub)
+    from sim.labels_cli import add_parser as add_labels_parser
+
+    add_labels_parser(sub)
     report = sub.add_parser(
         "report",
         help="write report.html of a finished run",
@@ -88,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     if args.command == "report":
         return _report(args.run_dir)
+    if args.command == "labels":
+        from sim.labels_cli import main as labels_main
+
+        return labels_main(args)
     if args.command == "sweep":
         from sim.sweep.cli import main as sweep_main
 

@@ -11,6 +11,15 @@ pixel * RescaleSlope + RescaleIntercept (HU); voxel (i, j, k) = (column, row, sl
 spacing (PixelSpacing[1], PixelSpacing[0], slice distance), direction columns (row cosine,
 column cosine, slice normal) and origin the first slice's position, all in DICOM patient
 coordinates: LPS, millimetres. Files that are not DICOM or hold no image are skipped.
+
+DICOM-SEG: one segmentation file (Modality SEG, pydicom alone, without highdicom) read as a
+label map: each voxel gets the SegmentNumber of the segment whose frame covers it (0
+elsewhere; where segments overlap, the larger number wins). Frames are placed by their
+PlanePositionSequence along the normal of the (shared or per-frame) PlaneOrientationSequence,
+on a grid of SpacingBetweenSlices (else the smallest distance between frame positions);
+BINARY segments are read as they are, FRACTIONAL ones from half their
+MaximumFractionalValue. Same placement convention as a series (LPS, mm). Frames that are
+not on one grid, or a SEG without placement, are errors.
 """
 
 from __future__ import annotations
@@ -134,3 +143,92 @@ def is_dicom_series(path: Path) -> bool:
     from pydicom.misc import is_dicom
 
     return path.is_dir() and any(p.is_file() and is_dicom(p) for p in path.iterdir())
+
+
+#: SOP class of DICOM segmentation storage
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def is_dicom_seg(path: Path) -> bool:
+    """A DICOM file whose modality is SEG (reads the header only)."""
+    import pydicom
+    from pydicom.misc import is_dicom
+
+    if not (path.is_file() and is_dicom(path)):
+        return False
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
+    except Exception:  # a damaged header: not a SEG we can read
+        return False
+    return ds.get("Modality") == "SEG"
+
+
+def read_dicom_seg(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(labels[i, j, k] (segment numbers, 0 background), voxel size (mm), origin (mm),
+    direction) of a DICOM-SEG file, in patient coordinates (LPS); see the module docstring."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+        frames = np.asarray(ds.pixel_array)
+    except Exception as err:  # pydicom raises several types for broken files
+        raise CTFileError(f"{path}: not a readable DICOM-SEG file ({err})") from err
+    frames = frames.reshape(-1, int(ds.Rows), int(ds.Columns))
+    if ds.get("SegmentationType") == "FRACTIONAL":
+        frames = frames >= 0.5 * float(ds.get("MaximumFractionalValue", 255))
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
+    if len(per_frame) != len(frames):
+        raise CTFileError(
+            f"{path}: {len(frames)} frames but {len(per_frame)} per-frame functional groups"
+        )
+    shared_groups = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_groups[0] if shared_groups else None
+
+    def item(group: object, sequence: str, keyword: str) -> object:
+        """A value of a functional group of the frame, else of the shared groups."""
+        for holder in (group, shared):
+            items = getattr(holder, sequence, None) if holder is not None else None
+            if items and keyword in items[0]:
+                return getattr(items[0], keyword)
+        raise CTFileError(f"{path}: a frame lacks {sequence} > {keyword} (its placement)")
+
+    segments = [
+        int(item(f, "SegmentIdentificationSequence", "ReferencedSegmentNumber")) for f in per_frame
+    ]
+    positions = np.array(
+        [item(f, "PlanePositionSequence", "ImagePositionPatient") for f in per_frame],
+        dtype=float,
+    )
+    cosines = np.array(
+        [item(f, "PlaneOrientationSequence", "ImageOrientationPatient") for f in per_frame],
+        dtype=float,
+    )
+    spacing = np.array(item(per_frame[0], "PixelMeasuresSequence", "PixelSpacing"), float)
+    if np.ptp(cosines, axis=0).max() > 1e-4:
+        raise CTFileError(f"{path}: the frames differ in orientation")
+    row, column = cosines[0, :3], cosines[0, 3:]
+    normal = np.cross(row, column)
+    height = positions @ normal
+    levels = np.unique(np.round(height, 6))
+    try:
+        dz = float(item(per_frame[0], "PixelMeasuresSequence", "SpacingBetweenSlices"))
+    except CTFileError:
+        dz = 0.0
+    if dz <= 0.0:
+        dz = float(np.diff(levels).min()) if len(levels) > 1 else float(spacing.min())
+    k = (height - levels[0]) / dz
+    in_plane = positions - np.outer(height, normal)
+    if np.abs(k - np.round(k)).max() > SLICE_SPACING_TOLERANCE or (
+        np.ptp(in_plane, axis=0).max() > 1e-3 * float(spacing.min())
+    ):
+        raise CTFileError(
+            f"{path}: the frames do not lie on one grid of {dz:g} mm slices (positions "
+            f"{height.min():.4g} to {height.max():.4g} mm along the slice normal)"
+        )
+    k = np.round(k).astype(int)
+    labels = np.zeros((int(ds.Columns), int(ds.Rows), int(k.max()) + 1), dtype=np.uint16)
+    for frame in np.argsort(segments, kind="stable"):  # larger segment numbers last
+        labels[:, :, k[frame]][frames[frame].T > 0] = segments[frame]
+    origin = in_plane[0] + levels[0] * normal
+    voxel = np.array([spacing[1], spacing[0], dz])
+    return labels, voxel, origin, np.column_stack([row, column, normal])

@@ -327,3 +327,69 @@ def write_ct_dicom(
         ds.PixelData = np.ascontiguousarray(stored[:, :, k].T.astype("<i2")).tobytes()
         ds.save_as(folder / f"slice_{k:04d}.dcm", enforce_file_format=True)
     return folder
+
+
+def write_dicom_seg(path: str | Path, volume: CTVolume) -> Path:
+    """Write a label volume (integer labels, 0 background) as one DICOM-SEG file: a BINARY
+    segment per label, one frame per segment and slice k holding it, the world coordinates
+    taken as the patient frame (LPS) in metres (written in mm). Read back with
+    read_ct(path) (sim.ct.series.read_dicom_seg). The i and j directions must be
+    perpendicular. Holds what the reader needs, not every attribute the standard asks for."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.pixels import pack_bits
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, SegmentationStorage, generate_uid
+
+    path = Path(path)
+    axes = np.eye(3) if volume.direction is None else volume.direction
+    if abs(float(axes[:, 0] @ axes[:, 1])) > 1e-9:
+        raise ValueError("DICOM frames need perpendicular i and j directions")
+    mm = 1e3
+    labels = np.asarray(volume.values).astype(np.int64)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SegmentationStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = SegmentationStorage, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.SegmentationType = "SEG", "BINARY"
+    ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
+    segments = [int(v) for v in np.unique(labels) if v != 0]
+    ds.SegmentSequence = Sequence()
+    for number in segments:
+        segment = Dataset()
+        segment.SegmentNumber, segment.SegmentLabel = number, f"label {number}"
+        ds.SegmentSequence.append(segment)
+    plane, measures = Dataset(), Dataset()
+    plane.ImageOrientationPatient = [float(c) for c in (*axes[:, 0], *axes[:, 1])]
+    measures.PixelSpacing = [float(volume.voxel_size[1] * mm), float(volume.voxel_size[0] * mm)]
+    measures.SpacingBetweenSlices = float(volume.voxel_size[2] * mm)
+    shared = Dataset()
+    shared.PlaneOrientationSequence = Sequence([plane])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames, groups = [], Sequence()
+    for number in segments:
+        for k in range(volume.shape[2]):
+            mask = labels[:, :, k].T == number  # [row, column]
+            if not mask.any():
+                continue
+            frames.append(mask)
+            position, segment = Dataset(), Dataset()
+            position.ImagePositionPatient = [
+                float(c) for c in volume.world_coordinates([0.0, 0.0, float(k)]) * mm
+            ]
+            segment.ReferencedSegmentNumber = number
+            group = Dataset()
+            group.PlanePositionSequence = Sequence([position])
+            group.SegmentIdentificationSequence = Sequence([segment])
+            groups.append(group)
+    ds.PerFrameFunctionalGroupsSequence = groups
+    ds.NumberOfFrames = len(frames)
+    ds.PixelData = pack_bits(np.stack(frames).astype(np.uint8))
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -200,10 +200,13 @@ class CTVolume:
 
 def ct_format(path: Path) -> str | None:
     """The kind of CT source at `path`: ".nii", ".nii.gz", ".npy", ".h5", ".hdf5", ".tif"
-    (a TIFF file or a folder of TIFF slices) or "dicom" (a folder of DICOM slices); None if
+    (a TIFF file or a folder of TIFF slices), "dicom" (a folder of DICOM slices) or
+    "dicom_seg" (a DICOM segmentation file, read as a label map); None if
     unknown."""
-    from sim.ct.series import is_dicom_series, is_tiff
+    from sim.ct.series import is_dicom_seg, is_dicom_series, is_tiff
 
+    if is_dicom_seg(path):
+        return "dicom_seg"
     if path.is_dir():
         if is_dicom_series(path):
             return "dicom"
@@ -230,7 +233,7 @@ def unknown_source(path: Path) -> str:
 #: the order of a format's array indices when the scenario gives none
 NATURAL_AXIS_ORDER = {".npy": "xyz", ".tif": "zyx"}
 #: the length unit of a format's placement when the file itself does not say (name, metres)
-FORMAT_UNIT = {"dicom": ("mm", 1e-3)}
+FORMAT_UNIT = {"dicom": ("mm", 1e-3), "dicom_seg": ("mm", 1e-3)}
 
 
 def read_ct(
@@ -274,6 +277,7 @@ def read_ct(
         ".hdf5": _read_h5,
         ".tif": _read_tiff,
         "dicom": _read_dicom,
+        "dicom_seg": _read_dicom_seg,
     }
     if kind is None:
         raise CTFileError(unknown_source(path))
@@ -289,13 +293,13 @@ def read_ct(
         )
     if order != "xyz":
         values = np.transpose(values, [order.index(a) for a in "xyz"])
-    declared = _declared_unit(path) if kind.startswith(".nii") else FORMAT_UNIT.get(kind)
+    declared = declared_unit(path)
     if length_unit_factor is None:
         length_unit_factor = 1.0 if declared is None else declared[1]
     elif declared is not None and not np.isclose(declared[1], length_unit_factor, rtol=1e-12):
         raise CTFileError(
             f"{path}: its header gives lengths in {declared[0]}, but the length unit asked for "
-            f"is {length_unit_factor:g} m: leave bone.ct.length_unit out or make it agree"
+            f"is {length_unit_factor:g} m: leave length_unit out or make it agree"
         )
 
     def metres(
@@ -317,6 +321,15 @@ def read_ct(
         return CTVolume(values, vs, org, direction)
     except ValueError as err:
         raise CTFileError(f"{path}: {err}") from err
+
+
+def declared_unit(path: Path) -> tuple[str, float] | None:
+    """The length unit a CT source declares (name, metres): a NIfTI header's xyz unit, mm
+    for DICOM; None if it declares none (then read_ct takes metres)."""
+    kind = ct_format(path)
+    if kind is not None and kind.startswith(".nii"):
+        return _declared_unit(path)
+    return FORMAT_UNIT.get(kind) if kind is not None else None
 
 
 def peek_ct(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
@@ -364,6 +377,12 @@ def _read_dicom(path: Path, **_: bool) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
     values, voxel, origin, direction = read_dicom_series(path)
     return _check_values(path, values), voxel, origin, direction
+
+
+def _read_dicom_seg(path: Path, **_: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sim.ct.series import read_dicom_seg
+
+    return read_dicom_seg(path)
 
 
 def _check_values(path: Path, values: np.ndarray) -> np.ndarray:

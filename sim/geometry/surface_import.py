@@ -37,13 +37,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import gmsh
 import numpy as np
 from mpi4py import MPI
 
+from sim.errors import MeshError
 from sim.geometry.gmsh_tools import math_field, point_distance, threshold_field, use_smallest_size
 from sim.geometry.mesh_cache import key_of
 from sim.geometry.tagged_mesh import TaggedMesh, generated
@@ -59,6 +60,9 @@ SURFACE_TAG = 1
 
 #: feature angles (degrees) tried in turn when gmsh cannot parametrise the patches
 _FALLBACK_ANGLES = (60.0, 90.0, 180.0)
+
+#: which of the cells, given their centroids (n, 3) (m), belong to a region (bool (n,))
+CellTest = Callable[[np.ndarray], np.ndarray]
 
 # --- volume meshing ---------------------------------------------------------------------------
 
@@ -222,15 +226,19 @@ def mesh_surface_volume(
     remesh: bool = True,
     name: str = "surface",
     msh_path: Path | None = None,
+    regions: Mapping[str, CellTest] | None = None,
 ) -> TaggedMesh:
     """Mesh the volume bounded by `surface` on rank 0 and distribute it (collective).
 
-    :func:`add_surface_volume`, then ``generate(3)`` and ``optimize("Netgen")``; written to
-    `msh_path` when given. `surface` is used on rank 0 only. The TaggedMesh has the boundary
-    ``surface`` and the region ``bone``; its ``info`` holds ``min_sicn`` (gmsh's minimum
-    scaled Jacobian of the tetrahedra), ``num_cells`` and ``mesh_seconds`` (gmsh time; of the
-    first meshing when the mesh comes from the mesh cache, sim.geometry.mesh_cache).
-    Errors on rank 0 (bad input, gmsh failures) are raised as MeshError on every rank
+    :func:`add_surface_volume`, then ``generate(3)`` and ``optimize("Netgen")``, then the
+    `regions` split off (:func:`split_regions`); written to `msh_path` when given, so the
+    file holds the regions as named physical groups. `surface` and `regions` are used on
+    rank 0 only. The TaggedMesh has the boundary ``surface``, the region ``bone`` and the
+    `regions`; its ``info`` holds ``min_sicn`` (gmsh's minimum scaled Jacobian of the
+    tetrahedra), ``num_cells`` and ``mesh_seconds`` (gmsh time; of the first meshing when
+    the mesh comes from the mesh cache, sim.geometry.mesh_cache, whose key holds the regions'
+    repr: a test without a stable one, such as a lambda, is not cached). Errors on rank 0
+    (bad input, gmsh failures, an empty region) are raised as MeshError on every rank
     (SurfaceError is a MeshError).
     """
 
@@ -246,6 +254,7 @@ def mesh_surface_volume(
         if len(tets) == 0:
             raise SurfaceError("gmsh produced no tetrahedra")
         quality = gmsh.model.mesh.getElementQualities(tets, "minSICN")
+        split_regions(regions or {})
         return {
             "min_sicn": float(quality.min()),
             "num_cells": float(len(tets)),
@@ -253,5 +262,33 @@ def mesh_surface_volume(
         }
 
     inputs = ("surface_volume", surface.points, surface.triangles, h_max, h_min, needles)
-    key = key_of((*inputs, growth, remesh)) if comm.rank == 0 else None
+    ordered = list((regions or {}).items())  # the order decides overlaps
+    key = key_of((*inputs, growth, remesh, ordered)) if comm.rank == 0 else None
     return generated(generate, comm, f"cannot mesh the surface '{name}'", msh_path, key)
+
+
+def split_regions(regions: Mapping[str, CellTest]) -> None:
+    """Move the tetrahedra of the volume ``bone`` of the current gmsh model whose centroids
+    pass a region's test into a volume (and physical group) of the region's name, in the
+    order given (a cell goes to the first region that claims it; the rest stays ``bone``).
+    Physical tags count up from BONE_TAG + 1. MeshError naming a region that gets no cell."""
+    if not regions:
+        return
+    (bone,) = (int(t) for t in gmsh.model.getEntitiesForPhysicalGroup(3, BONE_TAG))
+    tags, nodes = gmsh.model.mesh.getElementsByType(4, bone)
+    nodes = nodes.reshape(-1, 4)
+    node_tags, coords, _ = gmsh.model.mesh.getNodes(-1, -1, True, False)
+    order = np.argsort(node_tags)
+    xyz = coords.reshape(-1, 3)[order]
+    centroids = xyz[np.searchsorted(node_tags[order], nodes)].mean(axis=1)
+    free = np.ones(len(tags), dtype=bool)
+    for offset, (name, test) in enumerate(regions.items(), start=1):
+        take = free & np.asarray(test(centroids), dtype=bool)
+        if not take.any():
+            raise MeshError(f"region '{name}' holds no tetrahedron (no cell centroid in it)")
+        free &= ~take
+        gmsh.model.mesh.removeElements(3, bone, tags[take])
+        volume = gmsh.model.addDiscreteEntity(3)
+        gmsh.model.mesh.addElementsByType(volume, 4, tags[take], nodes[take].ravel())
+        gmsh.model.addPhysicalGroup(3, [volume], BONE_TAG + offset, name)
+    gmsh.model.mesh.reclassifyNodes()

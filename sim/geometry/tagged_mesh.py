@@ -49,6 +49,16 @@ class TaggedMesh:
         """Local indices of the cells of region `name`."""
         return self.cell_tags.find(self.regions[name])
 
+    def volume(self, region: str | None = None) -> float:
+        """The volume (m³) of region `region`, or of the whole mesh (collective)."""
+        n = self.mesh.topology.index_map(3).size_local
+        cells = np.arange(n, dtype=np.int32) if region is None else self.cells(region)
+        cells = cells[cells < n]
+        nodes = dolfinx.mesh.entities_to_geometry(self.mesh, 3, cells)
+        x = self.mesh.geometry.x[nodes][:, :4]
+        local = float(np.abs(np.linalg.det(x[:, 1:] - x[:, :1])).sum() / 6.0)
+        return float(self.comm.allreduce(local, op=MPI.SUM))
+
     def num_cells_global(self) -> int:
         return self.mesh.topology.index_map(3).size_global
 

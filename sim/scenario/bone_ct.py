@@ -34,7 +34,6 @@ and their sources are in sim/ct/density.py.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -53,16 +52,11 @@ from sim.ct.density import (
     CTMapping,
 )
 from sim.ct.volume import (
-    NATURAL_AXIS_ORDER,
-    VOXEL_SIZE_RANGE,
     CTFileError,
-    ct_format,
     peek_ct,
-    unknown_source,
 )
 from sim.scenario.base import Section
-from sim.scenario.frames import FrameName, Transform
-from sim.units import LengthUnit, Point, metres_per
+from sim.scenario.volume_source import VolumePlacement
 
 Positive = Annotated[float, Field(gt=0)]
 
@@ -108,18 +102,12 @@ class Anisotropy(Section):
     axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
 
-class CTSection(Section):
+class CTSection(VolumePlacement):
     """A CT volume and the chain that turns its Hounsfield units into bone properties."""
 
     file: Path
-    length_unit: LengthUnit | None = None
-    voxel_size: Point | None = None
-    origin: Point | None = None
-    axis_order: Literal["xyz", "xzy", "yxz", "yzx", "zxy", "zyx"] | None = None
     image: Literal["hu", "bone_fraction", "segmented"] = "hu"
     threshold: float | None = None
-    frame: FrameName | None = None
-    transform: Transform | None = None
     calibration: Calibration = Calibration()
     tissue_mineral_density: Positive = DEFAULT_TISSUE_MINERAL_DENSITY
     porosity_limits: tuple[float, float] = (DEFAULT_POROSITY_MIN, DEFAULT_POROSITY_MAX)
@@ -132,35 +120,13 @@ class CTSection(Section):
 
     @model_validator(mode="after")
     def _readable(self) -> CTSection:
-        if not self.file.exists():
-            raise ValueError(f"file: CT file {str(self.file)!r} does not exist")
-        kind = ct_format(self.file)
-        if kind is None:
-            raise ValueError(f"file: {unknown_source(self.file)}")
-        if kind.startswith(".nii") and importlib.util.find_spec("nibabel") is None:
-            raise ValueError("reading NIfTI needs nibabel: pip install 'cementsim[ct]'")
-        if kind in (".npy", ".tif") and (self.voxel_size is None or self.origin is None):
-            raise ValueError(f"a {kind} volume needs voxel_size and origin")
-        if kind not in NATURAL_AXIS_ORDER and self.axis_order is not None:
-            raise ValueError(
-                f"axis_order: {self.axis_order!r} applies to .npy arrays and TIFF stacks only; "
-                f"a {kind} source places its own axes"
-            )
+        self.check_source(self.file, "file")
         if (self.image == "segmented") != (self.threshold is not None):
             raise ValueError(
                 "threshold: give it with image: segmented (the grey value from which a voxel is "
                 f"bone), and only then; image is {self.image!r}"
             )
         self._plausible_values()
-        lo, hi = VOXEL_SIZE_RANGE
-        if self.voxel_size is not None and not (
-            lo <= min(self.voxel_size) <= max(self.voxel_size) <= hi
-        ):
-            raise ValueError(
-                f"voxel_size: {[f'{v:.3g}' for v in self.voxel_size]} m is not that of a CT "
-                f"image ({lo:g} to {hi:g} m); a plain number is in metres: write e.g. "
-                "'[19.5, 19.5, 19.5] um' or '[0.5, 0.5, 1] mm'"
-            )
         lo, hi = self.porosity_limits
         if not 0 < lo < hi < 1:
             raise ValueError(f"porosity_limits must satisfy 0 < min < max < 1, got {[lo, hi]}")
@@ -186,19 +152,6 @@ class CTSection(Section):
                 "mask, not CT numbers): give image: segmented with a threshold, or "
                 "bone_fraction"
             )
-
-    @property
-    def frame_or_default(self) -> FrameName:
-        """The file's frame: as given, else LPS for a DICOM series, else the project frame."""
-        if self.frame is not None:
-            return self.frame
-        return "LPS" if ct_format(self.file) == "dicom" else "project"
-
-    @property
-    def length_factor(self) -> float | None:
-        """Metres per length unit of the file; None: the unit the file declares (NIfTI),
-        else metres."""
-        return None if self.length_unit is None else metres_per(self.length_unit)
 
     def mapping(self) -> CTMapping:
         """The HU -> properties chain (sim.ct.density.CTMapping)."""

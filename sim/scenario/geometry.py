@@ -10,7 +10,7 @@ their tags once read, still before anything is solved.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -18,19 +18,25 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from sim.ct.volume import CTVolume
 from sim.scenario.base import Section
 from sim.scenario.frames import FrameName, Transform, to_project
 from sim.scenario.injection import Name
 from sim.scenario.selectors import SelectorSpec
+from sim.scenario.volume_source import VolumePlacement
 from sim.shapes import sacrum as sacrum_shape
 from sim.shapes import vertebral_body as body_shape
 from sim.shapes import vertebral_features
+from sim.shapes.label_map import MaskReport, bone_mask, label_surface, label_values, listed
 from sim.shapes.primitives import needle_tips, validate_sizes
 from sim.shapes.surface import (
     Surface,
     SurfaceError,
     SurfaceReport,
+    check,
+    clean,
     import_surface,
+    keep_largest_shell,
     known_names,
     mirror_asymmetry,
     plausible_unit,
@@ -754,6 +760,12 @@ class SurfaceSizing(Section):
 _Opening = tuple[Path, tuple[int, int], float, tuple[float, ...], bool, float | None]
 
 
+def _version(path: Path) -> tuple[int, int]:
+    """(mtime in ns, size) of a file: a changed file is opened again."""
+    stat = path.stat()
+    return (stat.st_mtime_ns, stat.st_size)
+
+
 @cache
 def _opened_surface(
     path: Path,
@@ -775,66 +787,47 @@ def _opened_surface(
 
 
 @cache
-def _surface_asymmetry(*opening: Any) -> np.ndarray:
-    """mirror_asymmetry of an opened surface, once per opening (see _opened_surface)."""
-    return mirror_asymmetry(_opened_surface(*opening)[0])
+def _surface_asymmetry(kind: type[BoundedBySurface], opening: tuple[Any, ...]) -> np.ndarray:
+    """mirror_asymmetry of the surface of a geometry kind, once per opening (the key of
+    its surface, BoundedBySurface._opening)."""
+    return mirror_asymmetry(kind.open_surface(*opening)[0])
 
 
-class SurfaceFileGeometry(GeometryKind):
-    """A closed bone surface (STL, OBJ, PLY, VTK/VTU, MSH, XDMF), remeshed and filled with
-    tetrahedra by gmsh, refined around the needle tips.
+class BoundedBySurface(GeometryKind):
+    """A bone bounded by one closed surface, known when the scenario is validated, remeshed
+    and filled with tetrahedra by gmsh (sim.geometry.surface_file): the surface file and
+    the label map kinds.
 
-    length_unit: of the file's coordinates (a size implausible for a bone in that unit is an
-    error); boundaries / regions: named by geometric selectors (sim.scenario.selectors); the
-    rest of the surface is ``surface``, the rest of the volume ``bone``. Needles inject as a
-    source around their tips (no cavity is meshed). keep_largest_shell: keep only the piece
-    enclosing the largest volume (e.g. a sacrum exported with its coccyx) instead of refusing
-    a file of several pieces. fill_holes: close holes whose rim is at most this long (m) with
-    a fan of triangles (export or segmentation gaps); larger holes stay an error. frame and
-    transform bring the file's coordinates into the project frame (sim.scenario.frames);
-    everything else (selectors, needles, fluoroscopy, anisotropy axes) is in the project
-    frame, and a surface whose plane of mirror symmetry is not normal to y gets a warning.
-
-    The surface is opened when the scenario is validated: unreadable, open, non-manifold or
-    several-piece surfaces, an implausible size for `length_unit` and needle tips outside the
-    bone are errors of `cementsim validate`, before any mesh is built.
+    A subclass gives `open_surface` (cached: the cleaned, checked surface and its report
+    from the hashable key `_opening()`) and calls `_check_surface` when it is validated.
     """
 
-    builder: ClassVar[str] = "sim.geometry.surface_file:mesh_surface_file"
-    kind: Literal["surface_file"]
-    path: Path
-    length_unit: LengthUnit
-    frame: FrameName = "project"
-    transform: Transform | None = None
+    open_surface: ClassVar[Callable[..., tuple[Surface, SurfaceReport]]]
     keep_largest_shell: bool = False
-    fill_holes: PositiveLength | None = None
     mesh: SurfaceSizing = SurfaceSizing()
     boundaries: dict[str, SelectorSpec] = {}
-    regions: dict[str, SelectorSpec] = {}
+    regions: Mapping[str, Any] = {}
+    """the named regions (by selectors or labels: each kind says how)"""
 
-    @field_validator("path")
-    @classmethod
-    def _readable(cls, v: Path) -> Path:
-        if surface_format(v) is None:
-            raise ValueError(f"{str(v)!r}: surfaces are read from {known_names()} files")
-        if not v.is_file():
-            raise ValueError(f"surface file {str(v)!r} does not exist")
-        return v
+    def _opening(self) -> tuple[Any, ...]:
+        raise NotImplementedError
 
-    @model_validator(mode="after")
-    def _opened(self) -> SurfaceFileGeometry:
-        try:
-            _, report = self.surface()
-        except SurfaceError as exc:
-            hint = ""
-            if "not closed" in str(exc) and self.fill_holes is None:
-                hint = " (fill_holes: LENGTH closes holes whose rim is at most that long)"
-            raise ValueError(f"path: {exc}{hint}") from None
+    def surface(self) -> tuple[Surface, SurfaceReport]:
+        """The surface in metres (project frame), cleaned and checked, and its report
+        (SurfaceError if it cannot be made or is not one closed manifold shell). Made once
+        per file version."""
+        return type(self).open_surface(*self._opening())
+
+    def _check_surface(self, field: str, what: str) -> None:
+        """ValueError naming the field unless the surface is one piece (`field` and `what`
+        name the source of the surface), its size fits the length unit and the boundary
+        selectors are well defined on it."""
+        _, report = self.surface()
         if report.n_components != 1:
             raise ValueError(
-                f"path: {str(self.path)!r} holds {report.n_components} separate pieces; the "
-                "bone must be one closed surface (keep_largest_shell: true keeps the piece "
-                "enclosing the largest volume)"
+                f"{field}: {what} holds {report.n_components} separate pieces; the bone must be "
+                "one closed surface (keep_largest_shell: true keeps the piece enclosing the "
+                "largest volume)"
             )
         message = plausible_unit(report)
         if message is not None:
@@ -845,28 +838,11 @@ class SurfaceFileGeometry(GeometryKind):
                 spec.check_on(surface)
             except ValueError as exc:
                 raise ValueError(f"boundaries.{name}.{exc}") from None
-        return self
-
-    def _opening(self) -> _Opening:
-        stat = self.path.stat()
-        return (
-            self.path.resolve(),
-            (stat.st_mtime_ns, stat.st_size),
-            metres_per(self.length_unit),
-            tuple(to_project(self.frame, self.transform).ravel()),
-            self.keep_largest_shell,
-            self.fill_holes,
-        )
-
-    def surface(self) -> tuple[Surface, SurfaceReport]:
-        """The surface in metres, cleaned and checked, and its report (SurfaceError if it is
-        unreadable, open, non-manifold or self-inconsistent). Read once per file version."""
-        return _opened_surface(*self._opening())
 
     def warnings(self) -> list[str]:
         """A warning when the surface looks mirror-symmetric across a plane other than the
         midsagittal one (normal to y): probably not in the project frame."""
-        asymmetry = _surface_asymmetry(*self._opening())
+        asymmetry = _surface_asymmetry(type(self), self._opening())
         best = int(np.argmin(asymmetry))
         if best == 1 or asymmetry[best] >= 0.5 * asymmetry[1]:
             return []
@@ -900,12 +876,207 @@ class SurfaceFileGeometry(GeometryKind):
         return set()
 
 
+class SurfaceFileGeometry(BoundedBySurface):
+    """A closed bone surface (STL, OBJ, PLY, VTK/VTU, MSH, XDMF), remeshed and filled with
+    tetrahedra by gmsh, refined around the needle tips.
+
+    length_unit: of the file's coordinates (a size implausible for a bone in that unit is an
+    error); boundaries / regions: named by geometric selectors (sim.scenario.selectors); the
+    rest of the surface is ``surface``, the rest of the volume ``bone``. Needles inject as a
+    source around their tips (no cavity is meshed). keep_largest_shell: keep only the piece
+    enclosing the largest volume (e.g. a sacrum exported with its coccyx) instead of refusing
+    a file of several pieces. fill_holes: close holes whose rim is at most this long (m) with
+    a fan of triangles (export or segmentation gaps); larger holes stay an error. frame and
+    transform bring the file's coordinates into the project frame (sim.scenario.frames);
+    everything else (selectors, needles, fluoroscopy, anisotropy axes) is in the project
+    frame, and a surface whose plane of mirror symmetry is not normal to y gets a warning.
+
+    The surface is opened when the scenario is validated: unreadable, open, non-manifold or
+    several-piece surfaces, an implausible size for `length_unit` and needle tips outside the
+    bone are errors of `cementsim validate`, before any mesh is built.
+    """
+
+    builder: ClassVar[str] = "sim.geometry.surface_file:mesh_surface_file"
+    open_surface = staticmethod(_opened_surface)
+    kind: Literal["surface_file"]
+    path: Path
+    length_unit: LengthUnit
+    frame: FrameName = "project"
+    transform: Transform | None = None
+    fill_holes: PositiveLength | None = None
+    regions: dict[str, SelectorSpec] = {}
+
+    @field_validator("path")
+    @classmethod
+    def _readable(cls, v: Path) -> Path:
+        if surface_format(v) is None:
+            raise ValueError(f"{str(v)!r}: surfaces are read from {known_names()} files")
+        if not v.is_file():
+            raise ValueError(f"surface file {str(v)!r} does not exist")
+        return v
+
+    @model_validator(mode="after")
+    def _opened(self) -> SurfaceFileGeometry:
+        try:
+            self.surface()
+        except SurfaceError as exc:
+            hint = ""
+            if "not closed" in str(exc) and self.fill_holes is None:
+                hint = " (fill_holes: LENGTH closes holes whose rim is at most that long)"
+            raise ValueError(f"path: {exc}{hint}") from None
+        self._check_surface("path", repr(str(self.path)))
+        return self
+
+    def _opening(self) -> _Opening:
+        return (
+            self.path.resolve(),
+            _version(self.path),
+            metres_per(self.length_unit),
+            tuple(to_project(self.frame, self.transform).ravel()),
+            self.keep_largest_shell,
+            self.fill_holes,
+        )
+
+
+#: what opens a label map: path, version (mtime, size), the placement (VolumePlacement as
+#: JSON), the bone labels, the smoothing (voxels) and keep_largest_shell
+_LabelOpening = tuple[Path, tuple[int, int], str, tuple[int, ...], float, bool]
+
+
+@cache
+def _label_volume(path: Path, version: tuple[int, int], placement: str) -> CTVolume:
+    """The label map at `path` placed in the project frame, once per file version and
+    placement (VolumePlacement as JSON)."""
+    return VolumePlacement.model_validate_json(placement).read(path)
+
+
+@cache
+def _label_surface(
+    path: Path,
+    version: tuple[int, int],
+    placement: str,
+    bone: tuple[int, ...],
+    smoothing: float,
+    largest_shell: bool,
+) -> tuple[Surface, SurfaceReport]:
+    """The cleaned, checked surface of the bone labels of a label map and its report, once
+    per opening (_LabelOpening)."""
+    volume = _label_volume(path, version, placement)
+    factor = VolumePlacement.model_validate_json(placement).metres_per_unit(path)
+    surface, _ = label_surface(volume, bone, smoothing, factor)
+    surface = clean(surface)
+    if largest_shell:
+        surface = keep_largest_shell(surface)
+    return surface, check(surface)
+
+
+class LabelMapGeometry(BoundedBySurface, VolumePlacement):
+    """A bone segmentation: a voxel volume of integer labels (0 background), its bone the
+    union of the `bone` labels, meshed like a surface file from the surface that marching
+    cubes finds at level 1/2 of the bone mask (Gaussian `smoothing` in voxels, 0 for the
+    voxel staircase); `regions` name the cells whose centroid lies in a voxel with those
+    labels (each a subset of the bone labels; in the order given, a label in two regions
+    goes to the first).
+
+    The file is read as a CT volume is (VolumePlacement: length_unit, voxel_size, origin,
+    axis_order, frame, transform), or is a DICOM-SEG whose segment numbers are the labels.
+    When the scenario is validated: labels that are not in the file, an empty bone, a file
+    that is not a label map, bone of several pieces (unless keep_largest_shell), an
+    implausible size for the length unit and needle tips outside the bone are errors naming
+    the field. Background enclosed by the bone is filled.
+    """
+
+    builder: ClassVar[str] = "sim.geometry.surface_file:mesh_label_map"
+    open_surface = staticmethod(_label_surface)
+    kind: Literal["label_map"]
+    path: Path
+    bone: Annotated[list[int], Field(min_length=1)]
+    regions: dict[Name, Annotated[list[int], Field(min_length=1)]] = {}
+    smoothing: Annotated[float, Field(ge=0, le=5)] = 1.0
+    """standard deviation of the Gaussian smoothing of the bone mask, in voxels"""
+
+    @model_validator(mode="after")
+    def _opened(self) -> LabelMapGeometry:
+        self.check_source(self.path, "path")
+        try:
+            volume = self.label_volume()
+        except (OSError, ValueError) as exc:  # CTFileError is a ValueError
+            raise ValueError(f"path: {exc}") from None
+        problem = self.voxel_size_problem(volume, "geometry")
+        if problem is not None:
+            raise ValueError(f"length_unit: {problem}")
+        name = repr(self.path.name)
+        try:
+            present = label_values(volume)
+        except ValueError as exc:
+            raise ValueError(f"path: {name} {exc}") from None
+        if not np.isin(self.bone, present).any():
+            raise ValueError(
+                f"bone: none of the labels {self.bone} is in {name} (labels present: "
+                f"{listed(present)}): the bone is empty"
+            )
+        wanted = [("bone", self.bone)]
+        wanted += [(f"regions.{r}", labels) for r, labels in self.regions.items()]
+        for field, labels in wanted:
+            for label in labels:
+                if label not in present:
+                    raise ValueError(
+                        f"{field}: label {label} is not in {name} (labels present: "
+                        f"{listed(present)})"
+                    )
+                if field != "bone" and label not in self.bone:
+                    raise ValueError(
+                        f"{field}: label {label} is not a bone label (bone: {self.bone}); a "
+                        "region is made of cells of the meshed bone"
+                    )
+        try:
+            self.surface()
+        except SurfaceError as exc:
+            raise ValueError(f"bone: the surface of labels {self.bone} in {name}: {exc}") from None
+        self._check_surface("bone", f"the bone (labels {self.bone}) of {name}")
+        return self
+
+    def _placement(self) -> str:
+        fields = {k: getattr(self, k) for k in VolumePlacement.model_fields}
+        return VolumePlacement(**fields).model_dump_json()
+
+    def _opening(self) -> _LabelOpening:
+        return (
+            self.path.resolve(),
+            _version(self.path),
+            self._placement(),
+            tuple(self.bone),
+            self.smoothing,
+            self.keep_largest_shell,
+        )
+
+    def label_volume(self) -> CTVolume:
+        """The label map (m, project frame); read once per file version."""
+        return _label_volume(self.path.resolve(), _version(self.path), self._placement())
+
+    def mask_report(self) -> MaskReport:
+        """Voxel counts of the bone mask: its voxels, the enclosed background filled."""
+        return bone_mask(self.label_volume(), self.bone)[1]
+
+    def warnings(self) -> list[str]:
+        """The surface's warnings, and one when background enclosed by the bone was filled."""
+        found = super().warnings()
+        report = self.mask_report()
+        if report.filled:
+            found.append(
+                f"geometry: {report.filled} voxels ({report.filled * report.voxel_volume * 1e9:.4g}"
+                f" mm³) of background enclosed by the bone labels {self.bone} are meshed as bone"
+            )
+        return found
+
+
 Geometry = Annotated[
     BallGeometry
     | ColumnGeometry
     | VertebralBodyGeometry
     | SacrumGeometry
     | MeshFileGeometry
-    | SurfaceFileGeometry,
+    | SurfaceFileGeometry
+    | LabelMapGeometry,
     Field(discriminator="kind"),
 ]

@@ -20,7 +20,7 @@ KINDS = typing.get_args(typing.get_args(Geometry)[0])
 
 
 def test_every_geometry_kind_is_a_geometry_kind_with_a_builder():
-    assert len(KINDS) == 6
+    assert len(KINDS) == 7
     for kind in KINDS:
         assert issubclass(kind, GeometryKind), kind
         module, _, function = kind.builder.partition(":")
