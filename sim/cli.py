@@ -1,8 +1,10 @@
 """Command line: ``cementsim validate|run|mesh SCENARIO``.
 
 Exit codes: 0 success; 2 invalid input (scenario, overrides, missing or mistagged mesh, an
-unusable `--out` or `--results-root`, a results folder locked by another run), with a message
-naming the field, the value and what is allowed; 1 a run that failed.
+unusable `--out` or `--results-root`, a results folder locked by another run, `--resume`
+without a checkpoint of this scenario), with a message naming the field, the value and what
+is allowed; 1 a run that failed; 3 a run that SIGTERM or SIGUSR1 ended after writing its
+checkpoint (go on with `--resume`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from sim.scenario import ScenarioError, load_scenario
 
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 3
+#: default wall time between checkpoints of a run
+CHECKPOINT_EVERY = "30 min"
 ML = 1e-6
 
 
@@ -54,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("results"),
         help="where default results directories go (default: ./results)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the checkpoint of an interrupted run into the same folder",
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        default=CHECKPOINT_EVERY,
+        metavar="TIME",
+        help=f"wall time between checkpoints, e.g. '10 min', or 'never' (default: "
+        f"{CHECKPOINT_EVERY}); SIGTERM and SIGUSR1 always checkpoint and end the run",
     )
     run.add_argument("--quiet", action="store_true", help="only warnings and errors")
     run.add_argument("--log-all-ranks", action="store_true", help="log from every MPI rank")
@@ -101,7 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     out = _output_folder(args, scenario)
     if out is None:
         return EXIT_INVALID
+    if args.command == "run":
+        try:
+            args.checkpoint_every = _interval(args.checkpoint_every)
+        except ValueError as exc:
+            _error(f"--checkpoint-every {args.checkpoint_every}: {exc}")
+            return EXIT_INVALID
     return _with_mpi(args, scenario, out)
+
+
+def _interval(text: str) -> float | None:
+    """Seconds between checkpoints from a time with units, None for 'never'."""
+    from sim.units import TIME, to_si
+
+    if text.strip().lower() == "never":
+        return None
+    seconds = to_si(text, TIME)
+    if seconds <= 0:
+        raise ValueError("must be a positive time such as '30 min', or 'never'")
+    return seconds
 
 
 def _output_folder(args: argparse.Namespace, scenario: Any) -> Path | None:
@@ -128,9 +163,9 @@ def _output_folder(args: argparse.Namespace, scenario: Any) -> Path | None:
 def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
     from mpi4py import MPI
 
-    from sim.errors import InputError, RunFolderError
+    from sim.errors import InputError, RunFolderError, RunInterrupted
     from sim.mpi_logging import configure
-    from sim.outputs.rundir import failed_folder
+    from sim.outputs.rundir import failed_folder, partial_folder
 
     comm = MPI.COMM_WORLD
     configure(
@@ -142,7 +177,21 @@ def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
             return _mesh(scenario, out, comm)
         from sim.run import run_scenario
 
-        summary = run_scenario(scenario, out, comm, source=args.scenario, progress=not args.quiet)
+        summary = run_scenario(
+            scenario,
+            out,
+            comm,
+            source=args.scenario,
+            progress=not args.quiet,
+            resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
+        )
+    except RunInterrupted as exc:  # raised on every rank, after the checkpoint
+        _error(
+            f"run interrupted by {exc}; partial results in {partial_folder(out)}; go on with "
+            "the same command and --resume"
+        )
+        return EXIT_INTERRUPTED
     except RunFolderError as exc:  # raised on every rank, before anything is written
         _error(str(exc))
         return EXIT_INVALID

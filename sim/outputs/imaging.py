@@ -317,6 +317,24 @@ class FluoroscopyRecorder:
         }
         self.frames.append((pb.state.t, measure.injected(pb), images))
 
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        """The frames recorded: times (s), injected volumes (m³), images per view (m)."""
+        n = len(self.frames)
+        saved = {
+            "times": np.array([f[0] for f in self.frames]),
+            "injected": np.array([f[1] for f in self.frames]),
+        }
+        for view, d in self.detectors.items():
+            saved[f"view:{view}"] = np.array([f[2][view] for f in self.frames]).reshape(n, *d.shape)
+        return saved
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        """Take up the frames of a `checkpoint()`."""
+        self.frames = [
+            (float(t), float(v), {view: saved[f"view:{view}"][k] for view in self.detectors})
+            for k, (t, v) in enumerate(zip(saved["times"], saved["injected"], strict=True))
+        ]
+
     def write(self, folder: Path) -> None:
         """fluoroscopy_<view>.png (final state), fluoroscopy.gif (every frame) and
         fluoroscopy.npz (the line integrals in m) on rank 0."""
