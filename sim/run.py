@@ -130,7 +130,7 @@ def run_scenario(
     path = checkpoint_file(folder.target)
     if resume:
         check_resumable(scenario, path, comm)
-    with folder as staging, Checkpoints(path, checkpoint_every, comm) as checkpoints:
+    with folder as staging:
         if comm.rank == 0:
             write_provenance(staging, scenario, source)
         comm.barrier()
@@ -150,7 +150,11 @@ def run_scenario(
                 tagged.num_cells_global(),
                 problem.disc.V.dofmap.index_map.size_global,
             )
-            with ProgressBar(measure.total_volume(problem), progress) as bar:
+            with (
+                # the handlers go in after PETSc has put in its own (which would abort)
+                Checkpoints(path, checkpoint_every, comm) as checkpoints,
+                ProgressBar(measure.total_volume(problem), progress) as bar,
+            ):
                 loop = _TimeLoop(problem, staging, bar, checkpoints)
                 if resume:
                     loop.restore(read_checkpoint(path, loop.layout))
