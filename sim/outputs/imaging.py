@@ -286,7 +286,9 @@ class FluoroscopyRecorder:
         self.porosity = problem.medium.porosity.x.array[:n]
         comm = problem.comm
         lo, hi = np.empty(3), np.empty(3)
-        x = disc.x_owned
+        # the mesh's own coordinates: the same bits on any number of ranks (the tabulated
+        # dof coordinates differ in the last bit, which can change the number of pixels)
+        x = disc.mesh.geometry.x
         comm.Allreduce(x.min(axis=0, initial=np.inf), lo, op=MPI.MIN)
         comm.Allreduce(x.max(axis=0, initial=-np.inf), hi, op=MPI.MAX)
         pixel = pixel or float((hi - lo).max()) / 120.0
