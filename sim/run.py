@@ -127,9 +127,16 @@ def run_scenario(
     """
     start = time.perf_counter()
     folder = RunFolder(run_dir, comm)
-    path = checkpoint_file(folder.target)
+    path = checkpoint_file(Path(run_dir).resolve())
     if resume:
         check_resumable(scenario, path, comm)
+    elif comm.rank == 0 and path.is_file():
+        log.warning(
+            "%s holds the checkpoint of an earlier run into %s: this run starts from the "
+            "beginning and replaces it (`--resume` goes on from a checkpoint)",
+            path,
+            run_dir,
+        )
     with folder as staging:
         if comm.rank == 0:
             write_provenance(staging, scenario, source)

@@ -246,3 +246,30 @@ def test_resume_is_refused_for_another_scenario_or_without_a_checkpoint(
     assert done.returncode == 2, done.stderr
     assert "no checkpoint to resume from" in done.stderr
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.serial  # makes this process's run fail
+def test_a_run_that_died_resumes_from_its_last_interval_checkpoint(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """With checkpoints at every step (`checkpoint_every` tiny), a run that dies at step 10
+    (here an error; a killed run leaves its staging folder instead) goes on from step 9."""
+    reference = run_scenario(load_scenario(SPHERE, QUICK_SPHERE), tmp_path / "ref", source=SPHERE)
+
+    class Dying(TimeSeries):
+        def record(self, problem: object) -> None:
+            if len(self.rows) == 10:
+                raise RuntimeError("simulated death")
+            super().record(problem)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sim.run, "TimeSeries", Dying)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated death"):
+        run_scenario(load_scenario(SPHERE, QUICK_SPHERE), out, source=SPHERE, checkpoint_every=1e-9)
+    monkeypatch.undo()
+    assert (tmp_path / "run.failed").is_dir() and (tmp_path / "run.checkpoint.h5").is_file()
+    resumed = run_scenario(load_scenario(SPHERE, QUICK_SPHERE), out, source=SPHERE, resume=True)
+    assert "(step 9)" in (out / "run.log").read_text()
+    assert_same_numbers(reference, resumed, rtol=1e-9)
+    assert_same_outputs(tmp_path / "ref", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ref.lock", ".run.lock", "ref", "run"]
