@@ -88,16 +88,20 @@ class Checkpoints:
 
     def due(self) -> tuple[bool, bool]:
         """Whether to write a checkpoint now and whether to end the run after it (collective:
-        any rank's signal, rank 0's clock)."""
+        any rank's signal, rank 0's clock; `signal` is then the same on every rank)."""
         late = (
             self.comm.rank == 0
             and self.interval is not None
             and time.monotonic() - self._last >= self.interval
         )
-        code = self.comm.allreduce(2 if self.signal else int(late), op=MPI.MAX)
+        # the signal's number (> 1) if any rank has one, else 1 if it is time, else 0
+        mine = signal.Signals[self.signal].value if self.signal else int(late)
+        code = self.comm.allreduce(mine, op=MPI.MAX)
         if code:
             self._last = time.monotonic()
-        return code > 0, code == 2
+        if code > 1:
+            self.signal = signal.Signals(code).name
+        return code > 0, code > 1
 
 
 def run_scenario(
@@ -247,7 +251,7 @@ class _TimeLoop:
         pb.timings.output += time.perf_counter() - t0
         if end:
             raise RunInterrupted(
-                f"{self.checkpoints.signal or 'a signal'} at t = {pb.state.t:.4g} s "
+                f"{self.checkpoints.signal} at t = {pb.state.t:.4g} s "
                 f"(step {pb.state.counters.steps}): checkpoint written to {self.checkpoints.path}"
             )
 

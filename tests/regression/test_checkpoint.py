@@ -17,6 +17,7 @@ from pathlib import Path
 import meshio
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 import sim.run
 from sim.errors import RunInterrupted
@@ -273,3 +274,30 @@ def test_a_run_that_died_resumes_from_its_last_interval_checkpoint(
     assert_same_numbers(reference, resumed, rtol=1e-9)
     assert_same_outputs(tmp_path / "ref", out)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".ref.lock", ".run.lock", "ref", "run"]
+
+
+def test_a_signal_on_rank_0_alone_ends_every_rank_at_the_same_step(
+    shared_tmp_path: Path, monkeypatch
+) -> None:
+    """Under MPI only rank 0 is signalled; every rank checkpoints and ends after the same
+    step, and the resumed run is the uninterrupted one, bit for bit (also on 1 rank)."""
+    comm = MPI.COMM_WORLD
+    reference = run_scenario(load_scenario(SPHERE, QUICK_SPHERE), shared_tmp_path / "ref", comm)
+
+    class Interrupting(TimeSeries):
+        def record(self, problem: object) -> None:
+            super().record(problem)  # type: ignore[arg-type]
+            if len(self.rows) == 12 and comm.rank == 0:
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(sim.run, "TimeSeries", Interrupting)
+    out = shared_tmp_path / "run"
+    with pytest.raises(RunInterrupted, match=r"SIGUSR1 at .* \(step 11\)"):
+        run_scenario(load_scenario(SPHERE, QUICK_SPHERE), out, comm)
+    monkeypatch.undo()
+    resumed = run_scenario(load_scenario(SPHERE, QUICK_SPHERE), out, comm, resume=True)
+    assert resumed["mpi_ranks"] == comm.size
+    assert_same_numbers(reference, resumed, rtol=0.0)
+    if comm.rank == 0:
+        ref, run = shared_tmp_path / "ref", out
+        assert (ref / "timeseries.csv").read_text() == (run / "timeseries.csv").read_text()
