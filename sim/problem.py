@@ -139,8 +139,8 @@ class InjectionProblem:
         return self.stepper.run(lambda: on_step(self), output_times)
 
     def checkpoint(self) -> dict[str, Saved]:
-        """The evolving state of every part, by part (sim.checkpoint; collective reads
-        none). Taken after a step, while `run` goes on."""
+        """The evolving state of every part, by part (sim.checkpoint; not collective), taken
+        after a step while `run` goes on."""
         parts: dict[str, Saved] = {
             "state": self.state.checkpoint(),
             "problem": {"stored_initial": self.stored_initial},

@@ -134,7 +134,7 @@ class Injector:
         for i, p in enumerate(self.protocols):
             p.started_at = saved["started_at"][i]
             p.finished_at = saved["finished_at"][i]
-            p.injected = saved["injected"][i]  # type: ignore[assignment]
+            p.injected = float(saved["injected"][i])  # type: ignore[arg-type]
 
     def next_change(self, t: float) -> float | None:
         times = [c for p in self.protocols if (c := p.next_change(t)) is not None]

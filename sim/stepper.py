@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from sim.checkpoint import Saved
 from sim.components.base import Component, OutputField, StepData
 from sim.components.flow import Flow
 from sim.components.leaks import LeakAccounting
@@ -101,16 +102,16 @@ class Stepper:
         self._solve_flow()
         return True
 
-    def checkpoint(self) -> dict[str, str | float | None]:
+    def checkpoint(self) -> Saved:
         """Why and until when the run goes on, and the controller's next step size (s)."""
         assert self.controller is not None, "checkpoints are taken while the stepper runs"
         return {"reason": self.reason, "end": self.end, "dt": self.controller.dt}
 
-    def restore(self, saved: dict[str, str | float | None]) -> None:
+    def restore(self, saved: Saved) -> None:
         """Take up a `checkpoint()`: `run` then goes on from the restored state."""
-        self.reason = saved["reason"]  # type: ignore[assignment]
-        self.end = saved["end"]  # type: ignore[assignment]
-        self._resumed_dt = saved["dt"]  # type: ignore[assignment]
+        self.reason = saved["reason"]
+        self.end = saved["end"]
+        self._resumed_dt = saved["dt"]
 
     def stop_reason(self) -> str | None:
         """Why the injection ends now, or None while it goes on."""

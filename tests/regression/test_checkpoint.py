@@ -301,3 +301,14 @@ def test_a_signal_on_rank_0_alone_ends_every_rank_at_the_same_step(
     if comm.rank == 0:
         ref, run = shared_tmp_path / "ref", out
         assert (ref / "timeseries.csv").read_text() == (run / "timeseries.csv").read_text()
+
+
+@pytest.mark.serial  # the command line's own checks, before anything is built
+def test_checkpoint_interval_is_a_time_or_never(tmp_path: Path, capsys) -> None:
+    from sim.cli import main
+
+    base = ["run", str(SPHERE), "--out", str(tmp_path / "run"), "--checkpoint-every"]
+    for bad in ("5 kg", "0 s", "soon"):
+        assert main([*base, bad]) == 2
+        assert f"--checkpoint-every {bad}:" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
