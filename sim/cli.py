@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"wall time between checkpoints, e.g. '10 min', or 'never' (default: "
         f"{CHECKPOINT_EVERY}); SIGTERM and SIGUSR1 always checkpoint and end the run",
     )
+    run.add_argument(
+        "--no-checkpoints",
+        action="store_true",
+        help="write no checkpoints, and let SIGTERM and SIGUSR1 end the run at once (sweep "
+        "points, which are rerun whole)",
+    )
     run.add_argument("--quiet", action="store_true", help="only warnings and errors")
     run.add_argument("--log-all-ranks", action="store_true", help="log from every MPI rank")
     from sim.sweep.cli import add_parser as add_sweep_parser
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     out = _output_folder(args, scenario)
     if out is None:
         return EXIT_INVALID
-    if args.command == "run":
+    if args.command == "run" and not args.no_checkpoints:
         try:
             args.checkpoint_every = _interval(args.checkpoint_every)
         except ValueError as exc:
@@ -184,7 +190,8 @@ def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
             source=args.scenario,
             progress=not args.quiet,
             resume=args.resume,
-            checkpoint_every=args.checkpoint_every,
+            checkpoint_every=None if args.no_checkpoints else args.checkpoint_every,
+            signals=not args.no_checkpoints,
         )
     except RunInterrupted as exc:  # raised on every rank, after the checkpoint
         _error(

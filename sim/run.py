@@ -62,11 +62,14 @@ class Checkpoints:
     """When a run writes its checkpoint: every `interval` s of wall time (None: never) and
     when a signal of SIGNALS arrives, after which the run ends (RunInterrupted). The
     handlers only note the signal; `due` decides after a step, the same on every rank.
-    A context manager that installs the handlers (main thread only) and puts the earlier
-    ones back."""
+    A context manager that installs the handlers (with `signals`, in the main thread) and
+    puts the earlier ones back."""
 
-    def __init__(self, path: Path, interval: float | None, comm: MPI.Comm) -> None:
+    def __init__(
+        self, path: Path, interval: float | None, comm: MPI.Comm, signals: bool = True
+    ) -> None:
         self.path = path
+        self.signals = signals
         self.interval = interval
         self.comm = comm
         self.signal: str | None = None
@@ -74,7 +77,7 @@ class Checkpoints:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> Checkpoints:
-        if threading.current_thread() is threading.main_thread():
+        if self.signals and threading.current_thread() is threading.main_thread():
             for number in SIGNALS:
                 self._previous[number] = signal.signal(number, self._note)
         return self
@@ -112,6 +115,7 @@ def run_scenario(
     progress: bool = False,
     resume: bool = False,
     checkpoint_every: float | None = None,
+    signals: bool = True,
 ) -> dict[str, Any]:
     """Run a scenario into `run_dir` and return its summary (on every rank).
 
@@ -122,8 +126,9 @@ def run_scenario(
     writing anything) when another run holds the lock.
 
     Checkpoints (sim.checkpoint) go to ``<run_dir>.checkpoint.h5``: every `checkpoint_every`
-    s of wall time (None: only on a signal) and on SIGTERM or SIGUSR1, after which the run
-    ends with RunInterrupted, its partial results in ``<run_dir>.partial``. `resume`: go on
+    s of wall time (None: only on a signal) and, with `signals`, on SIGTERM or SIGUSR1, after
+    which the run ends with RunInterrupted, its partial results in ``<run_dir>.partial``
+    (without `signals` they end the run at once). `resume`: go on
     from that checkpoint (CheckpointError, before anything is written, if there is none or
     it is of another scenario); the results folder is then that of one uninterrupted run.
     A complete run deletes the checkpoint. progress: show a progress bar (rank 0, terminals
@@ -163,7 +168,7 @@ def run_scenario(
             )
             with (
                 # the handlers go in after PETSc has put in its own (which would abort)
-                Checkpoints(path, checkpoint_every, comm) as checkpoints,
+                Checkpoints(path, checkpoint_every, comm, signals) as checkpoints,
                 ProgressBar(measure.total_volume(problem), progress) as bar,
             ):
                 loop = _TimeLoop(problem, staging, bar, checkpoints)

@@ -312,3 +312,31 @@ def test_checkpoint_interval_is_a_time_or_never(tmp_path: Path, capsys) -> None:
         assert main([*base, bad]) == 2
         assert f"--checkpoint-every {bad}:" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.serial  # signals this process
+def test_without_checkpoints_a_signal_ends_the_run_at_once(tmp_path: Path, monkeypatch) -> None:
+    """`signals=False` (`--no-checkpoints`, sweep points): SIGUSR1 is not caught, and no
+    checkpoint is written even at a tiny interval."""
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda number, frame: caught.append(number))
+    try:
+        interrupt = TimeSeries.record
+
+        def record(self: TimeSeries, problem: object) -> None:
+            interrupt(self, problem)  # type: ignore[arg-type]
+            if len(self.rows) == 5:
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+        monkeypatch.setattr(TimeSeries, "record", record)
+        run_scenario(
+            load_scenario(SPHERE, QUICK_SPHERE),
+            tmp_path / "run",
+            checkpoint_every=None,
+            signals=False,
+        )
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert caught == [signal.SIGUSR1]  # the handler of the caller, not the run's
+    assert (tmp_path / "run" / "summary.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.lock", "run"]
