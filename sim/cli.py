@@ -3,8 +3,10 @@
 (sim/labels_cli.py).
 
 Exit codes: 0 success; 2 invalid input (scenario, overrides, missing or mistagged mesh, an
-unusable `--out` or `--results-root`, a results folder locked by another run), with a message
-naming the field, the value and what is allowed; 1 a run that failed.
+unusable `--out` or `--results-root`, a results folder locked by another run, `--resume`
+without a checkpoint of this scenario), with a message naming the field, the value and what
+is allowed; 1 a run that failed; 3 a run that SIGTERM or SIGUSR1 ended after writing its
+checkpoint (go on with `--resume`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from sim.scenario import ScenarioError, load_scenario
 
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 3
+#: default wall time between checkpoints of a run
+CHECKPOINT_EVERY = "30 min"
 ML = 1e-6
 
 
@@ -56,6 +61,24 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("results"),
         help="where default results directories go (default: ./results)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the checkpoint of an interrupted run into the same folder",
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        default=CHECKPOINT_EVERY,
+        metavar="TIME",
+        help=f"wall time between checkpoints, e.g. '10 min', or 'never' (default: "
+        f"{CHECKPOINT_EVERY}); SIGTERM and SIGUSR1 always checkpoint and end the run",
+    )
+    run.add_argument(
+        "--no-checkpoints",
+        action="store_true",
+        help="write no checkpoints, and let SIGTERM and SIGUSR1 end the run at once (sweep "
+        "points, which are rerun whole)",
     )
     run.add_argument("--quiet", action="store_true", help="only warnings and errors")
     run.add_argument("--log-all-ranks", action="store_true", help="log from every MPI rank")
@@ -117,7 +140,25 @@ def main(argv: list[str] | None = None) -> int:
     out = _output_folder(args, scenario)
     if out is None:
         return EXIT_INVALID
+    if args.command == "run" and not args.no_checkpoints:
+        try:
+            args.checkpoint_every = _interval(args.checkpoint_every)
+        except ValueError as exc:
+            _error(f"--checkpoint-every {args.checkpoint_every}: {exc}")
+            return EXIT_INVALID
     return _with_mpi(args, scenario, out)
+
+
+def _interval(text: str) -> float | None:
+    """Seconds between checkpoints from a time with units, None for 'never'."""
+    from sim.units import TIME, to_si
+
+    if text.strip().lower() == "never":
+        return None
+    seconds = to_si(text, TIME)
+    if seconds <= 0:
+        raise ValueError("must be a positive time such as '30 min', or 'never'")
+    return seconds
 
 
 def _output_folder(args: argparse.Namespace, scenario: Any) -> Path | None:
@@ -144,9 +185,9 @@ def _output_folder(args: argparse.Namespace, scenario: Any) -> Path | None:
 def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
     from mpi4py import MPI
 
-    from sim.errors import InputError, RunFolderError
+    from sim.errors import InputError, RunFolderError, RunInterrupted
     from sim.mpi_logging import configure
-    from sim.outputs.rundir import failed_folder
+    from sim.outputs.rundir import failed_folder, partial_folder
 
     comm = MPI.COMM_WORLD
     configure(
@@ -158,7 +199,22 @@ def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
             return _mesh(scenario, out, comm)
         from sim.run import run_scenario
 
-        summary = run_scenario(scenario, out, comm, source=args.scenario, progress=not args.quiet)
+        summary = run_scenario(
+            scenario,
+            out,
+            comm,
+            source=args.scenario,
+            progress=not args.quiet,
+            resume=args.resume,
+            checkpoint_every=None if args.no_checkpoints else args.checkpoint_every,
+            signals=not args.no_checkpoints,
+        )
+    except RunInterrupted as exc:  # raised on every rank, after the checkpoint
+        _error(
+            f"run interrupted by {exc}; partial results in {partial_folder(out)}; go on with "
+            "the same command and --resume"
+        )
+        return EXIT_INTERRUPTED
     except RunFolderError as exc:  # raised on every rank, before anything is written
         _error(str(exc))
         return EXIT_INVALID

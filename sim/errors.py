@@ -15,3 +15,8 @@ class MeshError(InputError, RuntimeError):
 class RunFolderError(InputError):
     """A run's results folder cannot be written: another run holds its lock, or the path is
     not a place where a results folder can be created or replaced."""
+
+
+class RunInterrupted(Exception):
+    """A signal ended a run after it wrote its checkpoint; `cementsim run --resume` goes on
+    from it. Raised on every MPI rank."""

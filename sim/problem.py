@@ -4,7 +4,8 @@
 (sim.medium), the cement, the needle inlets and leak routes, the shared box fluxes and the
 saturation transport, the components (curing, leak accounting, flow) and the stepper
 (sim.stepper) that owns the order of operations and the step-size policy; then the initial
-state and its flow. `run()` advances until a stop rule ends the injection. What the outputs
+state and its flow. `run()` advances until a stop rule ends the injection; `checkpoint()`
+and `restore()` save and take up everything that evolves (sim.checkpoint). What the outputs
 read of a run is in sim.measurements. Units: SI throughout.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from dolfinx import fem
 
+from sim.checkpoint import Saved
 from sim.components.base import Component
 from sim.components.curing import Curing, curing_component
 from sim.components.flow import Flow, Timings
@@ -135,6 +137,36 @@ class InjectionProblem:
         `output_times`, on every change of a scheduled rate and on the time limit.
         """
         return self.stepper.run(lambda: on_step(self), output_times)
+
+    def checkpoint(self) -> dict[str, Saved]:
+        """The evolving state of every part, by part (sim.checkpoint; not collective), taken
+        after a step while `run` goes on."""
+        parts: dict[str, Saved] = {
+            "state": self.state.checkpoint(),
+            "problem": {"stored_initial": self.stored_initial},
+            "stepper": self.stepper.checkpoint(),
+            "injector": self.injector.checkpoint(),
+            "flow": self.flow.checkpoint(),
+        }
+        for key, component in self._components().items():
+            parts[key] = component.checkpoint()
+        return parts
+
+    def restore(self, parts: dict[str, Saved]) -> None:
+        """Take up a `checkpoint()` after `initialise()`; `run` then goes on from it."""
+        self.state.restore(parts["state"])
+        self.stored_initial = parts["problem"]["stored_initial"]
+        self.stepper.restore(parts["stepper"])
+        self.injector.restore(parts["injector"])
+        self.flow.restore(self.state, parts["flow"])
+        for key, component in self._components().items():
+            component.restore(self.state, parts[key])
+
+    def _components(self) -> dict[str, Component]:
+        """The stepper's components by a checkpoint key: position and class."""
+        return {
+            f"component{i}.{type(c).__name__}": c for i, c in enumerate(self.stepper.components)
+        }
 
     def destroy(self) -> None:
         self.flow.destroy()

@@ -121,6 +121,21 @@ class Injector:
     def finished(self) -> bool:
         return all(p.finished_at is not None for p in self.protocols)
 
+    def checkpoint(self) -> dict[str, list[float | None]]:
+        """Per needle: start and finish times (s) and volume injected (m³)."""
+        return {
+            "started_at": [p.started_at for p in self.protocols],
+            "finished_at": [p.finished_at for p in self.protocols],
+            "injected": [p.injected for p in self.protocols],
+        }
+
+    def restore(self, saved: dict[str, list[float | None]]) -> None:
+        """Take up a `checkpoint()`."""
+        for i, p in enumerate(self.protocols):
+            p.started_at = saved["started_at"][i]
+            p.finished_at = saved["finished_at"][i]
+            p.injected = float(saved["injected"][i])  # type: ignore[arg-type]
+
     def next_change(self, t: float) -> float | None:
         times = [c for p in self.protocols if (c := p.next_change(t)) is not None]
         return min(times) if times else None

@@ -8,10 +8,12 @@ Units: SI (s, Pa, m³/s).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from dolfinx import fem
+
+from sim.checkpoint import Saved, VertexValues
 
 
 @dataclass
@@ -56,3 +58,27 @@ class State:
     def age(self) -> float:
         """Cement age (s since mixing)."""
         return self.start_age + self.t
+
+    def checkpoint(self) -> Saved:
+        """What evolves (sim.checkpoint); `temperature` belongs to the heat component and
+        `reacted_volume` lives within a step only."""
+        n = len(self.S.x.array) - self.S.function_space.dofmap.index_map.num_ghosts
+        return {
+            "t": self.t,
+            "S": VertexValues(self.S.x.array[:n]),
+            "p": VertexValues(self.p.x.array[:n]),
+            "rates": self.rates,
+            "syringe_pressures": self.syringe_pressures,
+            "counters": asdict(self.counters),
+            "flowing": self.flowing,
+        }
+
+    def restore(self, saved: Saved) -> None:
+        """Take up a `checkpoint()` (vertex values per local vertex)."""
+        self.t = saved["t"]
+        self.S.x.array[:] = saved["S"]
+        self.p.x.array[:] = saved["p"]
+        self.rates = list(saved["rates"])
+        self.syringe_pressures = list(saved["syringe_pressures"])
+        self.counters = Counters(**saved["counters"])
+        self.flowing = saved["flowing"]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from sim.checkpoint import Saved
 from sim.components.base import Component, OutputField, StepData
 from sim.components.flow import Flow
 from sim.components.leaks import LeakAccounting
@@ -51,6 +52,10 @@ class Stepper:
         self.injector = injector
         self.numerics = numerics
         self.stop = stop
+        self.reason: str | None = None  # why the injection ended, once it has
+        self.end: float | None = None  # end of the follow-up (s), once the injection ended
+        self.controller: StepController | None = None
+        self._resumed_dt: float | None = None
 
     def fields(self) -> list[OutputField]:
         """Every field to write: the saturation, then each component's."""
@@ -97,6 +102,17 @@ class Stepper:
         self._solve_flow()
         return True
 
+    def checkpoint(self) -> Saved:
+        """Why and until when the run goes on, and the controller's next step size (s)."""
+        assert self.controller is not None, "checkpoints are taken while the stepper runs"
+        return {"reason": self.reason, "end": self.end, "dt": self.controller.dt}
+
+    def restore(self, saved: Saved) -> None:
+        """Take up a `checkpoint()`: `run` then goes on from the restored state."""
+        self.reason = saved["reason"]
+        self.end = saved["end"]
+        self._resumed_dt = saved["dt"]
+
     def stop_reason(self) -> str | None:
         """Why the injection ends now, or None while it goes on."""
         state, rules = self.state, self.stop
@@ -129,30 +145,37 @@ class Stepper:
         """Advance until a stop rule ends the injection, then for the components' follow-up
         time without flow; return the reason the injection ended.
 
-        `on_step` is called at t = 0 and after every step. Steps land exactly on
-        `output_times`, on every change of a scheduled rate, on the time limit and on the end
-        of the follow-up.
+        `on_step` is called at t = 0 (not when resuming a restored run) and after every step.
+        Steps land exactly on `output_times`, on every change of a scheduled rate, on the time
+        limit and on the end of the follow-up.
         """
         state, num = self.state, self.numerics
         policy = self.policy(output_times)
+        self.controller = policy.controller
         limits = [self.flow, *self.components]
-        on_step()
-        reason, end = None, None
+        if self._resumed_dt is None:
+            on_step()
+        else:
+            policy.controller.dt = self._resumed_dt
         while True:
-            if reason is None and (reason := self.stop_reason()) is not None:
-                end = state.t + max((c.follow_up() for c in self.components), default=0.0)
-                if end > state.t:
+            if self.reason is None and (reason := self.stop_reason()) is not None:
+                self.reason = reason
+                follow = max((c.follow_up() for c in self.components), default=0.0)
+                self.end = state.t + follow
+                if self.end > state.t:
                     log.info(
-                        "injection ended (%s): following the setting until t = %.1f s", reason, end
+                        "injection ended (%s): following the setting until t = %.1f s",
+                        reason,
+                        self.end,
                     )
                     self.flow.stop(state)
-            if reason is not None and (end is None or state.t >= end * (1 - 1e-12)):
-                return reason
+            if self.reason is not None and (self.end is None or state.t >= self.end * (1 - 1e-12)):
+                return self.reason
             if state.counters.steps >= num.max_steps:
                 raise RuntimeError(
                     f"numerics.max_steps = {num.max_steps} reached at t = {state.t:.4g} s"
                 )
-            stops = self.flow.stops(state) if state.flowing else [end]
+            stops = self.flow.stops(state) if state.flowing else [self.end]
             dt = policy.size(state.t, [lambda h, c=c: c.max_step(state, h) for c in limits], stops)
             if self.advance(dt):
                 policy.controller.accepted(

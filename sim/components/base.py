@@ -7,7 +7,8 @@ step: after the transport (with what the transport of the step used and produced
 columns (`columns`) and summary entries (`summary`). The stepper calls the components in the
 order it was given them. At the end of a run it may draw figures (`figures`) and add rows to
 the report's results table (`report_rows`), so that nothing outside the component needs to
-know it exists.
+know it exists. What of it evolves during a run it saves and takes up again for a resumed
+run (`checkpoint`, `restore`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from dolfinx import fem
 
+from sim.checkpoint import Saved
 from sim.state import State
 
 if TYPE_CHECKING:
@@ -102,6 +104,16 @@ class Component:
         """How long (s) the run should go on after the injection ends, without flow (the
         cement setting, the tissue cooling)."""
         return 0.0
+
+    def checkpoint(self) -> Saved:
+        """Everything of this component that evolves during a run and that `restore` needs to
+        go on exactly (sim.checkpoint.Saved; owned vertex and cell values wrapped)."""
+        return {}
+
+    def restore(self, state: State, saved: Saved) -> None:
+        """Take up the state of `checkpoint()` (vertex and cell values now per local vertex
+        and cell, ghosts included), after `initialise`, the first flow solve and the restore
+        of `state`."""
 
     def destroy(self) -> None:
         """Free what this component holds outside Python (PETSc objects)."""

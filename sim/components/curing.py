@@ -19,6 +19,7 @@ import numpy as np
 from dolfinx import fem
 from mpi4py import MPI
 
+from sim.checkpoint import Saved, VertexValues
 from sim.components.base import Component, OutputField, StepData
 from sim.discretisation import Discretisation
 from sim.flow.timestep import change_limited
@@ -116,6 +117,12 @@ class KineticCuringComponent(CuringComponent):
             )
 
         return change_limited(dt, factor, self.max_change)
+
+    def checkpoint(self) -> Saved:
+        return {"conversion": VertexValues(self.conversion.x.array[: self.disc.n_owned])}
+
+    def restore(self, state: State, saved: Saved) -> None:
+        self.conversion.x.array[:] = saved["conversion"]
 
     def after_transport(self, state: State, step: StepData) -> None:
         """Carry the degree of cure with the cement, then let it cure (at the temperature at

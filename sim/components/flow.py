@@ -18,6 +18,7 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 
+from sim.checkpoint import CellValues, Saved, VertexValues
 from sim.components.base import Component, OutputField
 from sim.components.curing import Curing
 from sim.components.leaks import LeakBoundaries
@@ -93,6 +94,7 @@ class Flow(Component):
         self._superposition = [pressure.x.petsc_vec.duplicate() for _ in range(len(controlled) + 1)]
         self.fluxes = fluxes
         self.shear_rate = np.ones(disc.n_cells)  # first guess of the Picard iteration (1/s)
+        self.mu_vertex = np.zeros(disc.n_owned)
         self.mu_columns = np.zeros(0)
 
     def fields(self) -> list[OutputField]:
@@ -157,8 +159,10 @@ class Flow(Component):
         self.viscosity.x.scatter_forward()
         self.log_viscosity.x.array[:n] = np.log(mu)
         self.log_viscosity.x.scatter_forward()
-        owned = np.exp(self.disc.assemble_owned(self._log_mu_vertex) / self.disc.bulk_volume)
-        self.mu_columns = self.fluxes.to_columns(owned).copy()
+        self.mu_vertex = np.exp(
+            self.disc.assemble_owned(self._log_mu_vertex) / self.disc.bulk_volume
+        )
+        self.mu_columns = self.fluxes.to_columns(self.mu_vertex).copy()
 
     # ------------------------------------------------------------------ pressure and rates
     def _upwind_vertices(self) -> np.ndarray:
@@ -318,6 +322,36 @@ class Flow(Component):
         net_out_to_interior = self.fluxes.divergence()
         q_out = np.where(self.is_outlet, np.maximum(0.0, -net_out_to_interior), 0.0)
         return q_in, q_out
+
+    def checkpoint(self) -> Saved:
+        """The viscosities (cells, and the vertex values the transport uses), the shear rates
+        the next Picard iteration starts from, the mobility the fluxes were computed with, and
+        which threshold openings are open; the fluxes follow from the pressure."""
+        n = self.disc.n_cells
+        saved: Saved = {
+            "viscosity": CellValues(self.viscosity.x.array[:n]),
+            "shear_rate": CellValues(self.shear_rate),
+            "mobility_k": CellValues(self.mobility_k.x.array[: 9 * n].reshape(n, 9)),
+            "mu_vertex": VertexValues(self.mu_vertex),
+        }
+        if self.openings is not None:
+            saved["is_open"] = VertexValues(self.openings.is_open[: self.disc.n_owned])
+        return saved
+
+    def restore(self, state: State, saved: Saved) -> None:
+        n_cells, n_owned = self.disc.n_cells, self.disc.n_owned
+        self.viscosity.x.array[:] = saved["viscosity"]
+        self.shear_rate = saved["shear_rate"][:n_cells].copy()
+        self.mobility_k.x.array[:] = saved["mobility_k"].ravel()
+        self.mu_vertex = saved["mu_vertex"][:n_owned].copy()
+        self.mu_columns = self.fluxes.to_columns(self.mu_vertex).copy()
+        if self.openings is not None:
+            self.openings.is_open[:] = saved["is_open"] > 0.5
+        if not state.flowing:
+            self.stop(state)
+            return
+        self.fluxes.compute(self.pressure, self.mobility_k.x.array.reshape(-1, 3, 3))
+        self.velocity.x.array[: 3 * n_cells] = self.fluxes.velocity.ravel()
 
     def account(self, state: State, dt: float) -> None:
         """Book the volume each needle injected over the step that ends at state.t + dt."""

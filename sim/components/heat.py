@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from sim.problem import InjectionProblem
 
 from sim import measurements as measure
+from sim.checkpoint import Saved, VertexValues
 from sim.components.base import Component, Figure, OutputField, StepData
 from sim.discretisation import Discretisation
 from sim.flow.box_flux import BoxFluxes
@@ -194,6 +195,34 @@ class HeatComponent(Component):
         self._damage(t_old, t_new, step.dt)
         self.temperature.x.array[:n] = t_new
         self.temperature.x.scatter_forward()
+
+    def _vertex_fields(self) -> dict[str, fem.Function]:
+        """Every vertex field that evolves, by a name for checkpoints."""
+        return {
+            "temperature": self.temperature,
+            "peak": self.peak,
+            "dose": self.dose,
+            **{f"above_{c:g}": f for c, f in self.above.items()},
+            **{f"arrhenius_{name}": f for name, f in self.arrhenius.items()},
+        }
+
+    def checkpoint(self) -> Saved:
+        """The temperature and damage fields, the energy balance, the running maxima of the
+        time-series columns and the rate of the last step."""
+        n = self.disc.n_owned
+        saved: Saved = {k: VertexValues(f.x.array[:n]) for k, f in self._vertex_fields().items()}
+        saved["energy"] = [self.energy_in, self.energy_scale, self.energy_initial]
+        saved["series_max"] = self._series_max
+        saved["rate"] = self._rate
+        return saved
+
+    def restore(self, state: State, saved: Saved) -> None:
+        for name, f in self._vertex_fields().items():
+            f.x.array[:] = saved[name]
+        state.temperature = self.temperature.x.array
+        self.energy_in, self.energy_scale, self.energy_initial = saved["energy"]
+        self._series_max = dict(saved["series_max"])
+        self._rate = saved["rate"]
 
     def max_step(self, state: State, dt: float) -> float:
         """At most heat.max_temperature_change per step, at the last step's rate."""

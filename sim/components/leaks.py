@@ -17,6 +17,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
+from sim.checkpoint import Saved
 from sim.components.base import Component, StepData
 from sim.discretisation import Discretisation
 from sim.flow.openings import Openings
@@ -181,6 +182,21 @@ class LeakAccounting(Component):
                 # linear in time within the step, as the leaked volume of one step
                 share = (self.threshold - before) / (route.leaked - before)
                 route.first_leak = step.t + step.dt * min(max(share, 0.0), 1.0)
+
+    def checkpoint(self) -> Saved:
+        """Per route: cement and marrow out (m³), the cement in a leak region at the start
+        (m³) and the first-leak time (s)."""
+        return {
+            name: [getattr(r, name) for r in self.routes]
+            for name in ("leaked", "marrow_out", "initial_cement", "first_leak")
+        }
+
+    def restore(self, state: State, saved: Saved) -> None:
+        for i, route in enumerate(self.routes):
+            route.leaked = saved["leaked"][i]
+            route.marrow_out = saved["marrow_out"][i]
+            route.initial_cement = saved["initial_cement"][i]
+            route.first_leak = saved["first_leak"][i]
 
     def leaked(self) -> float:
         """Cement leaked through all routes (m³)."""

@@ -20,15 +20,20 @@ import meshio
 import numpy as np
 
 from sim.bone import mean_permeability
+from sim.checkpoint import Layout, Saved
 
 if TYPE_CHECKING:
     from sim.problem import InjectionProblem
 
 
 class FieldWriter:
-    """Writes the mesh with its tags once, then the fields at each `write()` (collective)."""
+    """Writes the mesh with its tags once, then the fields at each `write()` (collective).
 
-    def __init__(self, path: Path, problem: InjectionProblem) -> None:
+    Rank 0 keeps what it has written, so that a checkpoint can hold it (by input vertex and
+    cell number) and a resumed run writes it again before going on.
+    """
+
+    def __init__(self, path: Path, problem: InjectionProblem, layout: Layout) -> None:
         self.problem = problem
         self.comm = problem.comm
         self.times: list[float] = []
@@ -50,14 +55,29 @@ class FieldWriter:
             "permeability": mean_permeability(problem.medium.permeability[:n_cells]),
         }
         gathered = self.comm.gather(
-            (self._global[: imap.size_local], x, cells, cell_tags, facets, facet_values, bone),
+            (
+                self._global[: imap.size_local],
+                x,
+                cells,
+                cell_tags,
+                facets,
+                facet_values,
+                bone,
+                layout.vertex_ids[: imap.size_local],
+                layout.cell_ids[:n_cells],
+            ),
             root=0,
         )
         self._writer = None
+        self.written: list[tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]] = []
         if self.comm.rank == 0:
             ids = np.concatenate([g[0] for g in gathered])
             points = np.empty((imap.size_global, 3))
             points[ids] = np.concatenate([g[1] for g in gathered])
+            #: input number of each point and cell of the file
+            self._point_ids = np.empty(imap.size_global, dtype=np.int64)
+            self._point_ids[ids] = np.concatenate([g[7] for g in gathered])
+            self._cell_ids = np.concatenate([g[8] for g in gathered])
             self._cells = np.concatenate([g[2] for g in gathered])
             self._tri = np.concatenate([g[4] for g in gathered])
             self._writer = meshio.xdmf.TimeSeriesWriter(str(path))
@@ -109,16 +129,52 @@ class FieldWriter:
             values = np.empty(self._n_points)
             values[ids] = np.concatenate([g[1][name] for g in gathered])
             point_data[name] = values
+        cells = {name: np.concatenate([g[2][name] for g in gathered]) for name in cell_values}
+        self._write(t, point_data, cells)
+
+    def _write(
+        self, t: float, point_data: dict[str, np.ndarray], cells: dict[str, np.ndarray]
+    ) -> None:
+        """Append fields at time t (s) on rank 0: values per point and per cell of the file."""
+        self.written.append((t, point_data, cells))
         n_tri = len(self._tri)
         cell_data = {}
-        for name in cell_values:
-            values = np.concatenate([g[2][name] for g in gathered])
+        for name, values in cells.items():
             cell_data[name] = [values, np.zeros((n_tri, *values.shape[1:]))]
         for name, values in self._bone.items():
             cell_data[name] = [values, np.zeros(n_tri)]
         cell_data["region"] = [self._region, np.zeros(n_tri, dtype=np.int32)]
         cell_data["boundary"] = [np.zeros(len(self._region), dtype=np.int32), self._boundary]
         self._writer.write_data(t, point_data=point_data, cell_data=cell_data)
+
+    def checkpoint(self) -> Saved:
+        """The times written (s) and, on rank 0, every field written, by input vertex or cell
+        number (arrays of the global kind: rank 0's are stored)."""
+        saved: Saved = {"times": self.times}
+        if self.comm.rank != 0:
+            return saved
+        for kind, index, ids in (("point", 1, self._point_ids), ("cell", 2, self._cell_ids)):
+            for name in self.written[0][index] if self.written else {}:
+                stacked = np.array([w[index][name] for w in self.written])
+                values = np.full((len(self.written), ids.max() + 1, *stacked.shape[2:]), np.nan)
+                values[:, ids] = stacked
+                saved[f"{kind}:{name}"] = values
+        return saved
+
+    def restore(self, saved: Saved) -> None:
+        """Write again the fields of a `checkpoint()` (collective)."""
+        self.times = list(saved["times"])
+        if self.comm.rank != 0:
+            return
+        for k, t in enumerate(self.times):
+            point_data, cells = {}, {}
+            for key, values in saved.items():
+                kind, _, name = key.partition(":")
+                if kind == "point":
+                    point_data[name] = values[k][self._point_ids]
+                elif kind == "cell":
+                    cells[name] = values[k][self._cell_ids]
+            self._write(t, point_data, cells)
 
     def close(self) -> None:
         if self._writer is not None:

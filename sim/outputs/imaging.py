@@ -286,7 +286,9 @@ class FluoroscopyRecorder:
         self.porosity = problem.medium.porosity.x.array[:n]
         comm = problem.comm
         lo, hi = np.empty(3), np.empty(3)
-        x = disc.x_owned
+        # the mesh's own coordinates: the same bits on any number of ranks (the tabulated
+        # dof coordinates differ in the last bit, which can change the number of pixels)
+        x = disc.mesh.geometry.x
         comm.Allreduce(x.min(axis=0, initial=np.inf), lo, op=MPI.MIN)
         comm.Allreduce(x.max(axis=0, initial=-np.inf), hi, op=MPI.MAX)
         pixel = pixel or float((hi - lo).max()) / 120.0
@@ -316,6 +318,24 @@ class FluoroscopyRecorder:
             v: self._sum(self._cement[v] @ pb.state.S.x.array, d) for v, d in self.detectors.items()
         }
         self.frames.append((pb.state.t, measure.injected(pb), images))
+
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        """The frames recorded: times (s), injected volumes (m³), images per view (m)."""
+        n = len(self.frames)
+        saved = {
+            "times": np.array([f[0] for f in self.frames]),
+            "injected": np.array([f[1] for f in self.frames]),
+        }
+        for view, d in self.detectors.items():
+            saved[f"view:{view}"] = np.array([f[2][view] for f in self.frames]).reshape(n, *d.shape)
+        return saved
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        """Take up the frames of a `checkpoint()`."""
+        self.frames = [
+            (float(t), float(v), {view: saved[f"view:{view}"][k] for view in self.detectors})
+            for k, (t, v) in enumerate(zip(saved["times"], saved["injected"], strict=True))
+        ]
 
     def write(self, folder: Path) -> None:
         """fluoroscopy_<view>.png (final state), fluoroscopy.gif (every frame) and

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
-from sim.errors import RunFolderError
+from sim.errors import RunFolderError, RunInterrupted
 from sim.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -55,6 +55,16 @@ def lock_file(target: Path) -> Path:
 def failed_folder(target: Path) -> Path:
     """Where the partial results of the last failed run into `target` go."""
     return target.parent / f"{target.name}.failed"
+
+
+def partial_folder(target: Path) -> Path:
+    """Where the partial results of the last run into `target` that a signal ended go."""
+    return target.parent / f"{target.name}.partial"
+
+
+def checkpoint_file(target: Path) -> Path:
+    """Where the checkpoint of a run into `target` is kept (sim.checkpoint)."""
+    return target.parent / f"{target.name}.checkpoint.h5"
 
 
 def unusable_reason(target: Path, replaces: bool = True) -> str | None:
@@ -105,10 +115,12 @@ class RunFolder:
     folder ``<parent>/.<name>.staging-<id>`` (same file system), whose path every rank gets.
     A clean exit: the target, if it exists, is renamed to ``.<name>.old-<id>``, the staging
     folder to the target, then the old folder and ``<name>.failed`` are deleted; the target is
-    at every moment the earlier run, absent, or the new run, never a mixture. An exit with an
-    error (rank 0, no collective calls: the other ranks may be stuck): the staging folder
-    becomes ``<name>.failed`` (replacing an earlier one, without summary.json) and the target
-    is untouched. The lock is released in both cases.
+    at every moment the earlier run, absent, or the new run, never a mixture; the folders of
+    earlier failed or interrupted runs and the checkpoint are deleted. An exit with an error
+    (rank 0, no collective calls: the other ranks may be stuck): the staging folder becomes
+    ``<name>.failed`` (replacing an earlier one, without summary.json), or ``<name>.partial``
+    for a run a signal ended after its checkpoint (RunInterrupted), and the target is
+    untouched. The lock is released in all cases.
     """
 
     def __init__(self, target: Path, comm: MPI.Comm) -> None:
@@ -171,7 +183,8 @@ class RunFolder:
     ) -> None:
         if kind is not None:
             if self.comm.rank == 0:
-                self._fail()
+                interrupted = issubclass(kind, RunInterrupted)
+                self._fail(partial_folder(self.target) if interrupted else None)
                 self._release()
             return
         failure = None
@@ -193,11 +206,13 @@ class RunFolder:
         os.rename(self.staging, self.target)
         shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(failed_folder(self.target), ignore_errors=True)
+        shutil.rmtree(partial_folder(self.target), ignore_errors=True)
+        checkpoint_file(self.target).unlink(missing_ok=True)
 
-    def _fail(self) -> None:
-        """Keep the partial results as ``<name>.failed`` (best effort: an error here must not
-        hide the run's own error)."""
-        failed = failed_folder(self.target)
+    def _fail(self, folder: Path | None = None) -> None:
+        """Keep the partial results as `folder`, by default ``<name>.failed`` (best effort: an
+        error here must not hide the run's own error)."""
+        failed = failed_folder(self.target) if folder is None else folder
         try:
             (self.staging / "summary.json").unlink(missing_ok=True)
             shutil.rmtree(failed, ignore_errors=True)

@@ -39,6 +39,17 @@ class TimeSeries:
             self._writer.writerow([repr(v) for v in row])
             self._file.flush()  # type: ignore[union-attr]
 
+    def restore(self, rows: np.ndarray, columns: list[str]) -> None:
+        """Take up the rows of an earlier part of the run (and write them to the CSV)."""
+        if columns != self.columns:
+            raise ValueError("the time-series columns differ from the checkpointed run's")
+        for row in rows.tolist():
+            self.rows.append(row)
+            if self._writer is not None:
+                self._writer.writerow([repr(v) for v in row])
+        if self._file is not None:
+            self._file.flush()
+
     def column(self, name: str) -> np.ndarray:
         return np.array([row[self.columns.index(name)] for row in self.rows])
 

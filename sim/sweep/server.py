@@ -2,8 +2,8 @@
 
 `python -m sim.sweep.server` reads one JSON request per line on its standard input,
 ``{"base": SCENARIO, "out": RUN_DIR, "overrides": ["key=value", ...]}``, runs it exactly as
-``cementsim run SCENARIO --out RUN_DIR --quiet --set ...`` would (the same command-line
-entry point, in this process), and answers one JSON line ``{"exit_code": int, "output":
+``cementsim run SCENARIO --out RUN_DIR --quiet --no-checkpoints --set ...`` would (the same
+command-line entry point, in this process), and answers one JSON line ``{"exit_code": int, "output":
 str}`` with the tail of what the run printed. It ends at the end of its input.
 
 Starting Python, DOLFINx and PETSc costs 2-5 s per process; a sweep of small points paid it
@@ -34,6 +34,7 @@ TAIL = 4000
 def run_request(request: dict[str, object]) -> dict[str, object]:
     """Run one point as the command line would; its exit code and the tail of its output."""
     argv = ["run", str(request["base"]), "--out", str(request["out"]), "--quiet"]
+    argv += ["--no-checkpoints"]  # a point is rerun whole; SIGTERM ends it at once
     for override in request.get("overrides", []):  # type: ignore[attr-defined]
         argv += ["--set", str(override)]
     printed = io.StringIO()

@@ -119,7 +119,7 @@ def _attempts(
     (out / "failed.json").unlink(missing_ok=True)
     python = python or sys.executable
     cmd = [*launcher(ranks, python), "-m", "sim", "run", base]
-    cmd += ["--out", str(out), "--quiet"]
+    cmd += ["--out", str(out), "--quiet", "--no-checkpoints"]  # a point is rerun whole
     for o in overrides:
         cmd += ["--set", o]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_"))}

@@ -1,0 +1,207 @@
+"""Checkpoints: everything that evolves during a run, in one HDF5 file, so that the run can
+go on later (`cementsim run --resume`) on the same or another number of MPI ranks.
+
+The parts of a run (the state, the stepper, the injector, each component, the outputs) give
+their evolving state as a flat dict (`Saved`): JSON values (numbers, strings, None, lists,
+dicts), NumPy arrays that are the same on every rank, and `VertexValues` / `CellValues`,
+arrays over the owned P1 vertices / owned cells of this rank. Those are gathered to rank 0
+and stored by the mesh's input node and input cell numbers (`mesh.geometry.
+input_global_indices`, `mesh.topology.original_cell_index`), which do not depend on the
+partition; on restore every rank reads them and picks its owned and ghost entries. Floats
+are stored exactly (float64, JSON with repr), so a resumed run continues bit for bit on the
+same number of ranks.
+
+The file (``<parent>/<name>.checkpoint.h5`` beside the results folder) also holds the hash
+and the resolved scenario of the run, and the coordinates of the mesh vertices: a resume
+with another scenario, or on a mesh that was not rebuilt identically, is refused
+(`CheckpointError`, invalid input). Rank 0 writes it to a temporary name, syncs and renames
+it, so the file is always a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import h5py
+import numpy as np
+from mpi4py import MPI
+
+from sim.errors import InputError
+
+if TYPE_CHECKING:
+    from sim.discretisation import Discretisation
+
+#: version of the file layout
+FORMAT = 1
+
+
+class CheckpointError(InputError):
+    """A run cannot resume: no checkpoint, or one of another scenario or mesh."""
+
+
+@dataclass(frozen=True)
+class VertexValues:
+    """Values per owned P1 vertex of this rank (first axis); restored as values per local
+    vertex, owned and ghost."""
+
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class CellValues:
+    """Values per owned cell of this rank (first axis); restored as values per local cell,
+    owned and ghost."""
+
+    values: np.ndarray
+
+
+#: the evolving state of one part of a run: JSON values, global arrays, vertex/cell values
+Saved = dict[str, Any]
+
+
+class Layout:
+    """The input node number of every local P1 vertex and the input cell number of every
+    local cell (owned first, then ghosts): the keys under which checkpoints store them."""
+
+    def __init__(self, disc: Discretisation) -> None:
+        mesh = disc.mesh
+        self.disc = disc
+        self.comm = disc.comm
+        self.vertex_ids = np.empty(disc.n_local, dtype=np.int64)
+        nodes = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
+        # P1 on affine tetrahedra: the cell's dofs and geometry nodes share the vertex order
+        self.vertex_ids[disc.cell_dofs] = nodes[mesh.geometry.dofmaps[0]]
+        n_cells = len(disc.cell_dofs)
+        self.cell_ids = np.asarray(mesh.topology.original_cell_index, dtype=np.int64)[:n_cells]
+        self.n_vertex_ids = self._count(self.vertex_ids)
+        self.n_cell_ids = self._count(self.cell_ids)
+
+    def _count(self, ids: np.ndarray) -> int:
+        return int(self.comm.allreduce(int(ids.max(initial=-1)), op=MPI.MAX)) + 1
+
+    def gather(self, saved: VertexValues | CellValues) -> np.ndarray | None:
+        """The owned values of every rank by input number on rank 0 (NaN where no vertex or
+        cell has that number), None elsewhere (collective)."""
+        vertex = isinstance(saved, VertexValues)
+        n = self.disc.n_owned if vertex else self.disc.n_cells
+        ids = (self.vertex_ids if vertex else self.cell_ids)[:n]
+        values = np.asarray(saved.values, dtype=np.float64)
+        parts = self.comm.gather((ids, values[:n]), root=0)
+        if parts is None:
+            return None
+        size = self.n_vertex_ids if vertex else self.n_cell_ids
+        out = np.full((size, *values.shape[1:]), np.nan)
+        for part_ids, part_values in parts:
+            out[part_ids] = part_values
+        return out
+
+    def pick(self, stored: np.ndarray, vertex: bool) -> np.ndarray:
+        """This rank's local entries (owned and ghost) of values stored by input number."""
+        return stored[self.vertex_ids if vertex else self.cell_ids]
+
+
+def _jsonable(saved: Saved) -> dict[str, Any]:
+    return {
+        k: v for k, v in saved.items() if not isinstance(v, VertexValues | CellValues | np.ndarray)
+    }
+
+
+def write_checkpoint(
+    path: Path, parts: dict[str, Saved], layout: Layout, meta: dict[str, Any]
+) -> None:
+    """Write the parts of a run to `path` (collective; rank 0 writes, atomically)."""
+    gathered: dict[str, dict[str, tuple[str, np.ndarray | None]]] = {}
+    for name, saved in parts.items():
+        gathered[name] = {}
+        for key, value in saved.items():
+            if isinstance(value, VertexValues | CellValues):
+                kind = "vertex" if isinstance(value, VertexValues) else "cell"
+                gathered[name][key] = (kind, layout.gather(value))
+            elif isinstance(value, np.ndarray):
+                gathered[name][key] = ("global", value)
+    x = layout.gather(VertexValues(layout.disc.x_owned))
+    if layout.comm.rank != 0:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = FORMAT
+        h5.attrs["meta"] = json.dumps(meta)
+        h5.create_dataset("mesh/x", data=x)
+        for name, saved in parts.items():
+            group = h5.create_group(f"parts/{name}")
+            group.attrs["values"] = json.dumps(_jsonable(saved))
+            for key, (kind, data) in gathered[name].items():
+                dataset = group.create_dataset(key, data=data)
+                dataset.attrs["kind"] = kind
+        h5.flush()
+        os.fsync(h5.id.get_vfd_handle())
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The run description stored with a checkpoint (scenario hash and resolved scenario,
+    time, steps, ranks); CheckpointError if there is none or it cannot be read."""
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint to resume from: {path} does not exist")
+    try:
+        with h5py.File(path, "r") as h5:
+            if int(h5.attrs["format"]) != FORMAT:
+                raise CheckpointError(f"{path}: checkpoint format {h5.attrs['format']}")
+            return dict(json.loads(h5.attrs["meta"]))
+    except (OSError, KeyError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+
+
+def read_checkpoint(path: Path, layout: Layout) -> dict[str, Saved]:
+    """The parts of a run from `path`, vertex and cell values as this rank's local entries
+    (every rank reads). CheckpointError if the mesh is not the one checkpointed."""
+    with h5py.File(path, "r") as h5:
+        stored = h5["mesh/x"][...]
+        x = layout.pick(stored, vertex=True) if len(stored) == layout.n_vertex_ids else None
+        # the vertex coordinates as tabulated differ in the last bit between partitions
+        extent = float(np.nanmax(np.abs(stored))) if len(stored) else 0.0
+        mismatch = x is None or not np.allclose(
+            x, layout.disc.V.tabulate_dof_coordinates(), rtol=0.0, atol=1e-12 * extent
+        )
+        parts: dict[str, Saved] = {}
+        for name, group in h5["parts"].items():
+            saved: Saved = json.loads(group.attrs["values"])
+            for key, dataset in group.items():
+                data = dataset[...]
+                kind = dataset.attrs["kind"]
+                saved[key] = data if kind == "global" else layout.pick(data, kind == "vertex")
+            parts[name] = saved
+    if layout.comm.allreduce(mismatch, op=MPI.LOR):
+        raise CheckpointError(
+            f"{path}: the mesh differs from the checkpointed run's (was it built with another "
+            "gmsh version?); start the run again without --resume"
+        )
+    return parts
+
+
+def scenario_changes(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the values that differ between two resolved scenarios (JSON)."""
+    changes = []
+    for key in sorted(set(before) | set(after), key=str):
+        a, b = before.get(key), after.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += scenario_changes(a, b, name + ".")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                if isinstance(x, dict) and isinstance(y, dict):
+                    changes += scenario_changes(x, y, f"{name}.{i}.")
+                elif x != y:
+                    changes.append(f"{name}.{i}")
+        elif a != b:
+            changes.append(name)
+    return changes
