@@ -23,12 +23,11 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from sim.outputs.rundir import CHECKPOINT_EVERY, checkpoint_interval
 from sim.scenario import ScenarioError, load_scenario
 
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 3
-#: default wall time between checkpoints of a run
-CHECKPOINT_EVERY = "30 min"
 ML = 1e-6
 
 
@@ -77,8 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-checkpoints",
         action="store_true",
-        help="write no checkpoints, and let SIGTERM and SIGUSR1 end the run at once (sweep "
-        "points, which are rerun whole)",
+        help="write no checkpoints, and let SIGTERM and SIGUSR1 end the run at once",
+    )
+    run.add_argument(
+        "--no-signal-checkpoints",
+        action="store_true",
+        help="let SIGTERM and SIGUSR1 end the run at once, without a checkpoint; the interval "
+        "checkpoints are still written (sweep workers, whose points must die with them)",
     )
     run.add_argument("--quiet", action="store_true", help="only warnings and errors")
     run.add_argument("--log-all-ranks", action="store_true", help="log from every MPI rank")
@@ -142,23 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID
     if args.command == "run" and not args.no_checkpoints:
         try:
-            args.checkpoint_every = _interval(args.checkpoint_every)
+            args.checkpoint_every = checkpoint_interval(args.checkpoint_every)
         except ValueError as exc:
             _error(f"--checkpoint-every {args.checkpoint_every}: {exc}")
             return EXIT_INVALID
     return _with_mpi(args, scenario, out)
-
-
-def _interval(text: str) -> float | None:
-    """Seconds between checkpoints from a time with units, None for 'never'."""
-    from sim.units import TIME, to_si
-
-    if text.strip().lower() == "never":
-        return None
-    seconds = to_si(text, TIME)
-    if seconds <= 0:
-        raise ValueError("must be a positive time such as '30 min', or 'never'")
-    return seconds
 
 
 def _output_folder(args: argparse.Namespace, scenario: Any) -> Path | None:
@@ -207,7 +199,7 @@ def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
             progress=not args.quiet,
             resume=args.resume,
             checkpoint_every=None if args.no_checkpoints else args.checkpoint_every,
-            signals=not args.no_checkpoints,
+            signals=not (args.no_checkpoints or args.no_signal_checkpoints),
         )
     except RunInterrupted as exc:  # raised on every rank, after the checkpoint
         _error(

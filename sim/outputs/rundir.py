@@ -62,6 +62,23 @@ def partial_folder(target: Path) -> Path:
     return target.parent / f"{target.name}.partial"
 
 
+#: default wall time between checkpoints of a run (a time, or "never")
+CHECKPOINT_EVERY = "30 min"
+
+
+def checkpoint_interval(text: str) -> float | None:
+    """Seconds between checkpoints from a time with units ("30 min"), None for "never";
+    ValueError saying what is allowed otherwise."""
+    from sim.units import TIME, to_si
+
+    if text.strip().lower() == "never":
+        return None
+    seconds = to_si(text, TIME)
+    if seconds <= 0:
+        raise ValueError("must be a positive time such as '30 min', or 'never'")
+    return seconds
+
+
 def checkpoint_file(target: Path) -> Path:
     """Where the checkpoint of a run into `target` is kept (sim.checkpoint)."""
     return target.parent / f"{target.name}.checkpoint.h5"

@@ -280,6 +280,7 @@ def _collect(sweep_dir: Path) -> int:
 
 
 def _run_one(sweep_dir: Path, run_id: str) -> int:
+    from sim.outputs.rundir import CHECKPOINT_EVERY
     from sim.sweep.store import planned_runs, read_plan
     from sim.sweep.worker import run_point
 
@@ -297,6 +298,7 @@ def _run_one(sweep_dir: Path, run_id: str) -> int:
         ranks=ex.get("ranks_per_run", 1),
         retries=ex.get("retries", 1),
         timeout=ex.get("timeout", 86400.0),
+        checkpoint_every=ex.get("checkpoint_every", CHECKPOINT_EVERY),
     )
     print(f"{run_id}: {result['status']}")
     return 0 if result["status"] == "done" else 1

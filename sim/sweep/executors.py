@@ -39,6 +39,7 @@ def _arguments(sweep_dir: Path, base: Path, run: PlannedRun, ex: Executor) -> di
         "retries": ex.retries,
         "timeout": ex.timeout,
         "python": sys.executable,
+        "checkpoint_every": ex.checkpoint_every,
     }
 
 

@@ -1,10 +1,13 @@
 """A sweep worker process that imports cementsim once and runs many points.
 
 `python -m sim.sweep.server` reads one JSON request per line on its standard input,
-``{"base": SCENARIO, "out": RUN_DIR, "overrides": ["key=value", ...]}``, runs it exactly as
-``cementsim run SCENARIO --out RUN_DIR --quiet --no-checkpoints --set ...`` would (the same
-command-line entry point, in this process), and answers one JSON line ``{"exit_code": int, "output":
-str}`` with the tail of what the run printed. It ends at the end of its input.
+``{"base": SCENARIO, "out": RUN_DIR, "overrides": ["key=value", ...], "checkpoint_every":
+TIME, "resume": bool}``, runs it exactly as ``cementsim run SCENARIO --out RUN_DIR --quiet
+--checkpoint-every TIME --no-signal-checkpoints [--resume] --set ...`` would (the same
+command-line entry point, in this process), and answers one JSON line ``{"exit_code": int,
+"output": str}`` with the tail of what the run printed. It ends at the end of its input.
+Interval checkpoints let a point killed with its worker (a job at its wall-time limit) go on
+where it was; a signal ends the point at once (a resubmitted point may start elsewhere).
 
 Starting Python, DOLFINx and PETSc costs 2-5 s per process; a sweep of small points paid it
 for every point. The answer goes out on a private copy of the original standard output:
@@ -34,7 +37,8 @@ TAIL = 4000
 def run_request(request: dict[str, object]) -> dict[str, object]:
     """Run one point as the command line would; its exit code and the tail of its output."""
     argv = ["run", str(request["base"]), "--out", str(request["out"]), "--quiet"]
-    argv += ["--no-checkpoints"]  # a point is rerun whole; SIGTERM ends it at once
+    argv += ["--checkpoint-every", str(request["checkpoint_every"]), "--no-signal-checkpoints"]
+    argv += ["--resume"] if request.get("resume") else []
     for override in request.get("overrides", []):  # type: ignore[attr-defined]
         argv += ["--set", str(override)]
     printed = io.StringIO()

@@ -39,6 +39,7 @@ from typing import Annotated, Any, Literal
 import pint
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from sim.outputs.rundir import CHECKPOINT_EVERY, checkpoint_interval
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
 from sim.units import Time, Volume, quantity
@@ -353,15 +354,22 @@ class JobQueue(Section):
     interface: Interface | None = None
 
 
+def _checkpoint_every(text: str) -> str:
+    checkpoint_interval(text)
+    return text
+
+
 class Executor(Section):
     """How runs are executed. ranks_per_run > 1 runs each with mpirun; retries: attempts after
-    the first; timeout: per attempt (s)."""
+    the first; timeout: per attempt (s); checkpoint_every: wall time between a point's
+    checkpoints ("30 min", or "never"), from which a point killed with its job goes on."""
 
     kind: Literal["serial", "local", "dask", "slurm", "pbs", "slurm_array"] = "local"
     workers: Annotated[int, Field(ge=1)] = 2
     ranks_per_run: Annotated[int, Field(ge=1)] = 1
     retries: Annotated[int, Field(ge=0, le=10)] = 1
     timeout: Annotated[Time, Field(gt=0)] = 24 * 3600.0
+    checkpoint_every: Annotated[str, AfterValidator(_checkpoint_every)] = CHECKPOINT_EVERY
     scheduler: str | None = None
     jobqueue: JobQueue = JobQueue()
 

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from sim.outputs.rundir import CHECKPOINT_EVERY, checkpoint_file
 from sim.outputs.summary import write_json_atomic
 from sim.sweep.store import BUSY, DONE, FAILED, point_state, run_dir
 
@@ -85,10 +86,14 @@ def run_point(
     retries: int = 1,
     timeout: float = 86400.0,
     python: str | None = None,
+    checkpoint_every: str = CHECKPOINT_EVERY,
 ) -> dict[str, Any]:
     """Run one point (idempotent); returns {id, status, attempts, seconds[, error]}.
 
-    status is done, failed, or busy (another live worker holds the point's lock).
+    status is done, failed, or busy (another live worker holds the point's lock). A point
+    writes a checkpoint every `checkpoint_every` of wall time; an attempt goes on from the
+    point's checkpoint when it has one (a point killed at a job's wall-time limit), and a
+    resume that fails leaves the next attempt to start afresh.
     """
     out = run_dir(Path(sweep_dir), run_id)
     skipped = {"id": run_id, "status": DONE, "attempts": 0, "seconds": 0.0, "skipped": True}
@@ -103,7 +108,8 @@ def run_point(
         state = point_state(out).status
         if state == DONE:  # finished while we waited for the lock
             return skipped
-        return _attempts(out, base, run_id, overrides, ranks, retries, timeout, python)
+        limits = (retries, timeout, checkpoint_every)
+        return _attempts(out, base, run_id, overrides, ranks, limits, python)
 
 
 def _attempts(
@@ -112,27 +118,32 @@ def _attempts(
     run_id: str,
     overrides: list[str],
     ranks: int,
-    retries: int,
-    timeout: float,
+    limits: tuple[int, float, str],
     python: str | None,
 ) -> dict[str, Any]:
+    """The attempts at a point; `limits`: retries, timeout per attempt (s), checkpoint
+    interval (a time)."""
+    retries, timeout, every = limits
     (out / "failed.json").unlink(missing_ok=True)
     python = python or sys.executable
     cmd = [*launcher(ranks, python), "-m", "sim", "run", base]
-    cmd += ["--out", str(out), "--quiet", "--no-checkpoints"]  # a point is rerun whole
+    cmd += ["--out", str(out), "--quiet", "--checkpoint-every", every]
     for o in overrides:
         cmd += ["--set", o]
+    checkpoint = checkpoint_file(out)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_"))}
     env.setdefault("OMP_NUM_THREADS", "1")
     history = _history(out)
     start = time.perf_counter()
     for attempt in range(1, retries + 2):
         t0 = time.perf_counter()
+        resume = checkpoint.is_file()
         if ranks == 1:
             request = {"base": base, "out": str(out), "overrides": overrides}
+            request |= {"checkpoint_every": every, "resume": resume}
             code, err = _server(python, env).run(request, timeout)
         else:
-            code, err = _process(cmd, python, env, timeout)
+            code, err = _process([*cmd, *(["--resume"] * resume)], python, env, timeout)
         state = point_state(out)
         ok = code == 0 and state.status == DONE
         if code == 0 and not ok:
@@ -149,6 +160,8 @@ def _attempts(
             }
         )
         write_json_atomic(out / "attempts.json", {"attempts": history})
+        if resume and not ok:  # the checkpoint may be what fails: start afresh next time
+            checkpoint.unlink(missing_ok=True)
         if ok:
             return {
                 "id": run_id,
