@@ -78,8 +78,8 @@ def load_sweep(path: Path) -> SweepSpec:
         raise ScenarioError(str(path), [problem], "sweep")
     try:
         data = read_yaml(path, "sweep")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(str(path), [f"cannot be read as text: {exc}"], "sweep") from None
+    except OSError as exc:  # not UTF-8 is the reader's ScenarioError
+        raise ScenarioError(str(path), [f"cannot be read: {exc}"], "sweep") from None
     if isinstance(data.get("base"), str):
         base = Path(data["base"])
         data["base"] = str(base if base.is_absolute() else (path.parent / base).resolve())

@@ -29,6 +29,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from typing import TextIO
 
 from sim.cli import main
+from sim.outputs.rundir import CHECKPOINT_EVERY
 
 #: characters of a run's printed output sent back
 TAIL = 4000
@@ -37,7 +38,8 @@ TAIL = 4000
 def run_request(request: dict[str, object]) -> dict[str, object]:
     """Run one point as the command line would; its exit code and the tail of its output."""
     argv = ["run", str(request["base"]), "--out", str(request["out"]), "--quiet"]
-    argv += ["--checkpoint-every", str(request["checkpoint_every"]), "--no-signal-checkpoints"]
+    every = str(request.get("checkpoint_every", CHECKPOINT_EVERY))
+    argv += ["--checkpoint-every", every, "--no-signal-checkpoints"]
     argv += ["--resume"] if request.get("resume") else []
     for override in request.get("overrides", []):  # type: ignore[attr-defined]
         argv += ["--set", str(override)]

@@ -54,7 +54,7 @@ BAD_SWEEP_FILES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "malformed YAML": (_write("bad.yaml", b"name: x\nbase: [unclosed\n"), "not valid YAML"),
     "a list": (_write("list.yaml", b"- a\n- b\n"), "mapping"),
     "empty": (_write("empty.yaml", b""), "mapping"),
-    "not UTF-8": (_write("binary.yaml", b"\xff\xfe\x00name: x"), "cannot be read as text"),
+    "not UTF-8": (_write("binary.yaml", b"\xff\xfe\x00name: x"), "not UTF-8 text: byte 0"),
     "unknown key": (_unknown_key, "colour: unknown key"),
 }
 
