@@ -28,6 +28,7 @@ from sim.shapes import sacrum as sacrum_shape
 from sim.shapes import vertebral_body as body_shape
 from sim.shapes import vertebral_features
 from sim.shapes.label_map import MaskReport, bone_mask, label_surface, label_values, listed
+from sim.shapes.orientation import orientation_warning
 from sim.shapes.primitives import needle_tips, validate_sizes
 from sim.shapes.surface import (
     Surface,
@@ -787,10 +788,24 @@ def _opened_surface(
 
 
 @cache
-def _surface_asymmetry(kind: type[BoundedBySurface], opening: tuple[Any, ...]) -> np.ndarray:
-    """mirror_asymmetry of the surface of a geometry kind, once per opening (the key of
-    its surface, BoundedBySurface._opening)."""
-    return mirror_asymmetry(kind.open_surface(*opening)[0])
+def _frame_warnings(kind: type[BoundedBySurface], opening: tuple[Any, ...]) -> tuple[str, ...]:
+    """The warnings of a geometry kind's surface that it is not in the project frame, once
+    per opening (the key of its surface, BoundedBySurface._opening): mirror symmetry across
+    another plane than the midsagittal one, else a shape that fits the shipped anatomy
+    clearly better turned (sim.shapes.orientation)."""
+    surface = kind.open_surface(*opening)[0]
+    asymmetry = mirror_asymmetry(surface)
+    best = int(np.argmin(asymmetry))
+    if best != 1 and asymmetry[best] < 0.5 * asymmetry[1]:
+        return (
+            f"geometry: the surface is most nearly mirror-symmetric across the plane normal to "
+            f"{'xyz'[best]} ({asymmetry[best]:.1%} of its size off) rather than the midsagittal "
+            f"plane normal to y ({asymmetry[1]:.1%}): it is probably not in the project frame "
+            "(+x anterior, +y left, +z cranial); give geometry.frame (LPS, RAS) or "
+            "geometry.transform",
+        )
+    turned = orientation_warning(surface)
+    return () if turned is None else (turned,)
 
 
 class BoundedBySurface(GeometryKind):
@@ -840,19 +855,10 @@ class BoundedBySurface(GeometryKind):
                 raise ValueError(f"boundaries.{name}.{exc}") from None
 
     def warnings(self) -> list[str]:
-        """A warning when the surface looks mirror-symmetric across a plane other than the
-        midsagittal one (normal to y): probably not in the project frame."""
-        asymmetry = _surface_asymmetry(type(self), self._opening())
-        best = int(np.argmin(asymmetry))
-        if best == 1 or asymmetry[best] >= 0.5 * asymmetry[1]:
-            return []
-        return [
-            f"geometry: the surface is most nearly mirror-symmetric across the plane normal to "
-            f"{'xyz'[best]} ({asymmetry[best]:.1%} of its size off) rather than the midsagittal "
-            f"plane normal to y ({asymmetry[1]:.1%}): it is probably not in the project frame "
-            "(+x anterior, +y left, +z cranial); give geometry.frame (LPS, RAS) or "
-            "geometry.transform"
-        ]
+        """A warning when the surface is probably not in the project frame: mirror-symmetric
+        across another plane than the midsagittal one, or a spine shape that fits the shipped
+        anatomy clearly better turned."""
+        return list(_frame_warnings(type(self), self._opening()))
 
     def contains(self, point: Point3, margin: float) -> bool | None:
         return signed_clearance(self.surface()[0], np.asarray(point, dtype=float)) >= margin
