@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -292,8 +293,7 @@ def write_ct_dicom(
     HU = pixel * slope + intercept), taking its world coordinates as the patient frame (LPS)
     in metres (written in mm). Read back with read_ct(folder). The i and j directions must be
     perpendicular (they become the slices' row and column cosines)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import CTImageStorage, generate_uid
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -306,14 +306,7 @@ def write_ct_dicom(
     study, series = generate_uid(), generate_uid()
     mm = 1e3
     for k in range(volume.shape[2]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds = _dicom_dataset(CTImageStorage, study, series)
         ds.Modality, ds.InstanceNumber = "CT", k + 1
         ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
         ds.PixelSpacing = [float(volume.voxel_size[1] * mm), float(volume.voxel_size[0] * mm)]
@@ -335,10 +328,10 @@ def write_dicom_seg(path: str | Path, volume: CTVolume) -> Path:
     taken as the patient frame (LPS) in metres (written in mm). Read back with
     read_ct(path) (sim.ct.series.read_dicom_seg). The i and j directions must be
     perpendicular. Holds what the reader needs, not every attribute the standard asks for."""
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.pixels import pack_bits
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, SegmentationStorage, generate_uid
+    from pydicom.uid import SegmentationStorage, generate_uid
 
     path = Path(path)
     axes = np.eye(3) if volume.direction is None else volume.direction
@@ -346,14 +339,7 @@ def write_dicom_seg(path: str | Path, volume: CTVolume) -> Path:
         raise ValueError("DICOM frames need perpendicular i and j directions")
     mm = 1e3
     labels = np.asarray(volume.values).astype(np.int64)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SegmentationStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = SegmentationStorage, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds = _dicom_dataset(SegmentationStorage, generate_uid(), generate_uid())
     ds.Modality, ds.SegmentationType = "SEG", "BINARY"
     ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
@@ -393,3 +379,20 @@ def write_dicom_seg(path: str | Path, volume: CTVolume) -> Path:
     ds.PixelData = pack_bits(np.stack(frames).astype(np.uint8))
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def _dicom_dataset(sop_class: str, study: str, series: str) -> Any:
+    """A DICOM dataset of `sop_class` with its file meta (explicit VR little endian), a new
+    instance UID, and the study and series UIDs."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    return ds
