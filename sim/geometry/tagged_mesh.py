@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,15 @@ from mpi4py import MPI
 from sim.errors import MeshError
 from sim.geometry.gmsh_tools import interruptible
 from sim.geometry.mesh_cache import entry, info_of, key_of, store
+from sim.shapes.orientation import frame_warnings
+from sim.shapes.surface import Surface
 from sim.units import metres_per
 
 if TYPE_CHECKING:
     from sim.scenario.geometry import MeshFileGeometry
     from sim.scenario.injection import Needle
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -182,11 +187,31 @@ def read_mesh_file(
     msh_path: Path | None,
 ) -> TaggedMesh:
     """The builder of the ``mesh_file`` kind: the file read, scaled to metres and moved into
-    the project frame."""
+    the project frame; a warning in the log when its outer surface is probably not in the
+    project frame (sim.shapes.orientation, as for surface files)."""
     tagged = read_msh(geometry.path, comm)
     tagged.scale(metres_per(geometry.length_unit))
     tagged.move(geometry.to_project())
+    surface = outer_surface(tagged)
+    if surface is not None:
+        for warning in frame_warnings(surface):
+            log.warning(warning)
     return tagged
+
+
+def outer_surface(tagged: TaggedMesh) -> Surface | None:
+    """The exterior facets of the mesh as a triangle soup (m), gathered on rank 0 (None on
+    the other ranks; collective)."""
+    mesh = tagged.mesh
+    tdim = mesh.topology.dim
+    mesh.topology.create_connectivity(tdim - 1, tdim)
+    facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
+    corners = mesh.geometry.x[dolfinx.mesh.entities_to_geometry(mesh, tdim - 1, facets)][:, :3]
+    gathered = tagged.comm.gather(corners, root=0)
+    if gathered is None:
+        return None
+    points = np.concatenate(gathered).reshape(-1, 3)
+    return Surface(points, np.arange(len(points)).reshape(-1, 3))
 
 
 def _distribute(action: Callable[[], None], comm: MPI.Comm, what: str) -> TaggedMesh:

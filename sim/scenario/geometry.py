@@ -28,7 +28,7 @@ from sim.shapes import sacrum as sacrum_shape
 from sim.shapes import vertebral_body as body_shape
 from sim.shapes import vertebral_features
 from sim.shapes.label_map import MaskReport, bone_mask, label_surface, label_values, listed
-from sim.shapes.orientation import orientation_warning
+from sim.shapes.orientation import frame_warnings
 from sim.shapes.primitives import needle_tips, validate_sizes
 from sim.shapes.surface import (
     Surface,
@@ -39,7 +39,6 @@ from sim.shapes.surface import (
     import_surface,
     keep_largest_shell,
     known_names,
-    mirror_asymmetry,
     plausible_unit,
     signed_clearance,
     surface_format,
@@ -789,23 +788,9 @@ def _opened_surface(
 
 @cache
 def _frame_warnings(kind: type[BoundedBySurface], opening: tuple[Any, ...]) -> tuple[str, ...]:
-    """The warnings of a geometry kind's surface that it is not in the project frame, once
-    per opening (the key of its surface, BoundedBySurface._opening): mirror symmetry across
-    another plane than the midsagittal one, else a shape that fits the shipped anatomy
-    clearly better turned (sim.shapes.orientation)."""
-    surface = kind.open_surface(*opening)[0]
-    asymmetry = mirror_asymmetry(surface)
-    best = int(np.argmin(asymmetry))
-    if best != 1 and asymmetry[best] < 0.5 * asymmetry[1]:
-        return (
-            f"geometry: the surface is most nearly mirror-symmetric across the plane normal to "
-            f"{'xyz'[best]} ({asymmetry[best]:.1%} of its size off) rather than the midsagittal "
-            f"plane normal to y ({asymmetry[1]:.1%}): it is probably not in the project frame "
-            "(+x anterior, +y left, +z cranial); give geometry.frame (LPS, RAS) or "
-            "geometry.transform",
-        )
-    turned = orientation_warning(surface)
-    return () if turned is None else (turned,)
+    """frame_warnings of a geometry kind's surface, once per opening (the key of its
+    surface, BoundedBySurface._opening)."""
+    return tuple(frame_warnings(kind.open_surface(*opening)[0]))
 
 
 class BoundedBySurface(GeometryKind):

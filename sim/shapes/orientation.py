@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.shapes.surface import Surface
+from sim.shapes.surface import Surface, mirror_asymmetry
 
 #: the identity must fit this many times worse than the best turn to be doubted ...
 RATIO = 1.5
@@ -113,6 +113,24 @@ def orientation_warning(surface: Surface) -> str | None:
         "its cranial (+z) and anterior (+x) axes are probably not those of the project frame; "
         "give geometry.frame (LPS, RAS) or geometry.transform"
     )
+
+
+def frame_warnings(surface: Surface) -> list[str]:
+    """Warnings that a bone surface is probably not in the project frame: mirror-symmetric
+    across another plane than the midsagittal one (sim.shapes.surface.mirror_asymmetry),
+    else a spine shape that fits the shipped anatomy clearly better turned."""
+    asymmetry = mirror_asymmetry(surface)
+    best = int(np.argmin(asymmetry))
+    if best != 1 and asymmetry[best] < 0.5 * asymmetry[1]:
+        return [
+            f"geometry: the surface is most nearly mirror-symmetric across the plane normal to "
+            f"{'xyz'[best]} ({asymmetry[best]:.1%} of its size off) rather than the midsagittal "
+            f"plane normal to y ({asymmetry[1]:.1%}): it is probably not in the project frame "
+            "(+x anterior, +y left, +z cranial); give geometry.frame (LPS, RAS) or "
+            "geometry.transform"
+        ]
+    turned = orientation_warning(surface)
+    return [] if turned is None else [turned]
 
 
 def reference_moments(folder: Path) -> dict[str, dict[str, list]]:

@@ -106,3 +106,33 @@ def test_validate_warns_of_a_turned_surface(tmp_path: Path, capsys) -> None:
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert "turning its axes" in out and "not those of the project frame" in out, out
+
+
+def test_a_turned_mesh_file_is_doubted_in_the_log(tmp_path: Path, caplog) -> None:
+    """The generated vertebral body written as .msh, read back as a mesh file as it is and
+    turned by 90 degrees about y (the frame check of mesh files runs when they are read)."""
+    import logging
+
+    from mpi4py import MPI
+
+    from sim.geometry import build_mesh
+    from sim.scenario import load_scenario, validate_scenario
+
+    scenario = load_scenario(
+        REPO / "scenarios/vertebroplasty.yaml", ["geometry.mesh.size_max=6 mm"]
+    )
+    build_mesh(scenario, MPI.COMM_SELF, msh_path=tmp_path / "body.msh")
+    data = scenario.model_dump(mode="json")
+    turned = {"rotate": [{"axis": [0, 1, 0], "angle": "90 deg"}]}
+    for transform, doubted in ((None, False), (turned, True)):
+        data["geometry"] = {
+            "kind": "mesh_file",
+            "path": str(tmp_path / "body.msh"),
+            "length_unit": "m",
+        }
+        if transform is not None:
+            data["geometry"]["transform"] = transform
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sim.geometry.tagged_mesh"):
+            build_mesh(validate_scenario(data), MPI.COMM_SELF)
+        assert ("not those of the project frame" in caplog.text) is doubted, caplog.text
