@@ -165,15 +165,20 @@ def bone_statistics(
     n = tagged.mesh.topology.index_map(3).size_local
     volume = _volumes(_vertices(tagged, np.arange(n, dtype=np.int32)))
     out = {}
-    for name, values, unit in (
-        ("porosity", porosity[:n], ""),
-        ("permeability_m2", mean_permeability(permeability[:n]), " m^2"),
+    for name, label, values, unit in (
+        ("porosity", "porosity", porosity[:n], ""),
+        (
+            "permeability_m2",
+            "permeability (mean principal value)",
+            mean_permeability(permeability[:n]),
+            " m^2",
+        ),
     ):
         mean, cv, lo, hi = _weighted_statistics(tagged.comm, values, volume)
         out[name] = {"mean": mean, "cv": cv, "min": lo, "max": hi}
         log.info(
             "bone %s: mean %.4g%s, CV %.3g, min %.4g, max %.4g (volume-weighted)",
-            name.removesuffix("_m2"),
+            label,
             mean,
             unit,
             cv,
