@@ -197,8 +197,10 @@ def _volumes(x: np.ndarray) -> np.ndarray:
 def _weighted_statistics(
     comm: MPI.Comm, values: np.ndarray, weights: np.ndarray
 ) -> tuple[float, float, float, float]:
-    """Weighted mean, coefficient of variation, min and max of values over all ranks."""
+    """Weighted mean, coefficient of variation, min and max of values over all ranks (the
+    CV of a uniform field is exactly 0, not the round-off of its partition's sums)."""
     total = comm.allreduce(float(weights.sum()), op=MPI.SUM)
     mean = comm.allreduce(float(weights @ values), op=MPI.SUM) / total
     variance = comm.allreduce(float(weights @ (values - mean) ** 2), op=MPI.SUM) / total
-    return (mean, np.sqrt(variance) / mean, *_extent(comm, values))
+    lo, hi = _extent(comm, values)
+    return (mean, 0.0 if lo == hi else np.sqrt(variance) / mean, lo, hi)
