@@ -73,21 +73,27 @@ def references() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {k: (np.array(v["second"]), np.array(v["third"])) for k, v in stored.items()}
 
 
-def _distance(moments: tuple[np.ndarray, np.ndarray], turn: np.ndarray, ref: tuple) -> float:
+def _turned(moments: tuple[np.ndarray, np.ndarray], turn: np.ndarray) -> tuple:
+    """The second and third moments of the shape turned by `turn`."""
     second, third = moments
-    turned2 = turn @ second @ turn.T
-    turned3 = np.einsum("ai,bj,ck,ijk->abc", turn, turn, turn, third)
-    return float(np.linalg.norm(turned2 - ref[0]) + np.linalg.norm(turned3 - ref[1]))
+    return turn @ second @ turn.T, np.einsum("ai,bj,ck,ijk->abc", turn, turn, turn, third)
+
+
+def _nearest(turned: tuple[np.ndarray, np.ndarray]) -> tuple[float, str]:
+    """The moment distance to the nearest reference, and its name."""
+    return min(
+        (float(np.linalg.norm(turned[0] - r[0]) + np.linalg.norm(turned[1] - r[1])), name)
+        for name, r in references().items()
+    )
 
 
 def best_turn(surface: Surface) -> tuple[np.ndarray, str, float, float]:
     """The turn of the axes that fits the surface best to a shipped surface: (turn, name of
     that surface, its distance, the distance without a turn)."""
     moments = shape_moments(surface)
-    refs = references()
-    fits = [(min((_distance(moments, t, r), name) for name, r in refs.items()), t) for t in turns()]
+    fits = [(_nearest(_turned(moments, t)), t) for t in turns()]  # each turn computed once
     (distance, name), turn = min(fits, key=lambda f: f[0][0])
-    identity = min(_distance(moments, np.eye(3), r) for r in refs.values())
+    identity = next(fit for fit, t in fits if np.array_equal(t, np.eye(3)))[0]
     return turn, name, distance, identity
 
 
