@@ -13,6 +13,11 @@ Starting Python, DOLFINx and PETSc costs 2-5 s per process; a sweep of small poi
 for every point. The answer goes out on a private copy of the original standard output:
 file descriptor 1 is pointed at standard error, so that nothing a library prints at C level
 can corrupt the protocol. sim.sweep.worker starts and feeds these processes.
+
+A server never outlives the process that started it: besides the parent-death signal that
+sim.sweep.worker asks Linux for (which PETSc's own signal handler may answer, or which
+comes too late when the parent dies while the server starts), a watchdog thread ends the
+server within a second of its parent's death, mid-point or idle.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import io
 import json
 import os
 import sys
+import threading
+import time
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from typing import TextIO
@@ -33,6 +40,10 @@ from sim.outputs.rundir import CHECKPOINT_EVERY
 
 #: characters of a run's printed output sent back
 TAIL = 4000
+#: seconds between two looks at the parent process
+WATCH_INTERVAL = 0.5
+#: exit code of a server whose parent died (as if ended by SIGTERM)
+ORPHANED = 143
 
 
 def run_request(request: dict[str, object]) -> dict[str, object]:
@@ -63,7 +74,23 @@ def serve(requests: TextIO, answers: TextIO) -> None:
             answers.flush()
 
 
+def end_when_orphaned(parent: int, interval: float = WATCH_INTERVAL) -> threading.Thread:
+    """Start a daemon thread that ends this process (exit code ORPHANED, no clean-up: a
+    point's staging folder is left for the next attempt) once its parent is no longer
+    `parent`, i.e. died and this process was re-parented."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(ORPHANED)
+
+    watchdog = threading.Thread(target=watch, name="orphan-watchdog", daemon=True)
+    watchdog.start()
+    return watchdog
+
+
 if __name__ == "__main__":
+    end_when_orphaned(int(os.environ.get("CEMENTSIM_SERVER_PARENT", os.getppid())))
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr

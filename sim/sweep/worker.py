@@ -208,7 +208,7 @@ class _Server:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
-            env=env,
+            env={**env, "CEMENTSIM_SERVER_PARENT": str(os.getpid())},
             text=True,
         )
 

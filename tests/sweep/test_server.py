@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.sweep.server import run_request
+from sim.sweep.server import ORPHANED, run_request
 from sim.sweep.worker import _server
 from tests.sweep.conftest import SPHERE
 
@@ -63,3 +64,54 @@ def test_a_hung_or_killed_worker_is_replaced(tmp_path: Path) -> None:
     assert code == 0, output
     assert (tmp_path / "done" / "summary.json").is_file()
     assert _server(sys.executable, env) is third  # kept for the next point
+
+
+#: a parent that starts a server with no parent-death signal, hands it one point and waits
+PARENT = """
+import json, subprocess, sys, time
+server = subprocess.Popen([sys.executable, "-m", "sim.sweep.server"], stdin=subprocess.PIPE)
+server.stdin.write((sys.argv[1] + "\\n").encode()); server.stdin.flush()
+print(server.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie nobody reaps counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def test_a_server_ends_when_its_parent_dies_mid_point(tmp_path: Path) -> None:
+    """Without the parent-death signal (the wrapper's), the server's own watchdog ends it."""
+    point = {"base": str(SPHERE), "out": str(tmp_path / "p"), "overrides": QUICK}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, json.dumps(point)], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    server = int(parent.stdout.readline())
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".p.staging-*")):  # the run has begun
+        assert time.monotonic() < deadline and not _gone(server), "the point never started"
+        time.sleep(0.05)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while not _gone(server):
+        assert time.monotonic() < deadline, "the server outlived its parent"
+        time.sleep(0.1)
+    assert not (tmp_path / "p" / "summary.json").exists()
+
+
+def test_a_server_whose_parent_died_before_it_started_ends() -> None:
+    env = {**os.environ, "CEMENTSIM_SERVER_PARENT": "1"}  # not this server's parent
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sim.sweep.server"], stdin=subprocess.PIPE, env=env
+    )
+    try:
+        assert server.wait(timeout=60) == ORPHANED
+    finally:
+        server.kill()
