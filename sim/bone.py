@@ -15,6 +15,7 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.ct.density import permeability_tensor as axial_tensor
+from sim.ct.placement import placement_warning
 from sim.ct.volume import CTVolume, average_cells, sample_cells
 from sim.errors import InputError
 from sim.geometry.tagged_mesh import TaggedMesh
@@ -79,7 +80,9 @@ def _vertices(tagged: TaggedMesh, cells: np.ndarray) -> np.ndarray:
 def _apply_ct(
     ct: CTSection, tagged: TaggedMesh, porosity: np.ndarray, permeability: np.ndarray
 ) -> None:
-    """Map the CT volume onto the cells of ct.regions (all cells by default), in place."""
+    """Map the CT volume onto the cells of ct.regions (all cells by default), in place; a
+    warning in the log when the CT probably lies on the mesh in the wrong frame
+    (sim.ct.placement)."""
     comm = tagged.comm
     cells = _cells_of(tagged, ct.regions, len(porosity))
     volume = ct.read(ct.file)
@@ -87,6 +90,12 @@ def _apply_ct(
     if problem is not None:
         raise CTMappingError(f"bone.ct: {problem}")
     x = _vertices(tagged, cells)
+    owned = cells < tagged.mesh.topology.index_map(3).size_local
+    warning = placement_warning(
+        volume, cell_centroids(x[owned]), _volumes(x[owned]), comm, "bone.ct"
+    )
+    if warning is not None:
+        log.warning(warning)
     if len(cells):
         volume = volume.crop(x.reshape(-1, 3).min(axis=0), x.reshape(-1, 3).max(axis=0))
     if ct.threshold is not None:

@@ -12,6 +12,7 @@ Serially and under mpirun -n 2 (files written by rank 0).
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,26 @@ def test_the_bone_statistics_are_volume_weighted_over_all_ranks(shared_tmp_path:
     n = disc.n_cells
     assert stats["max"] == comm.allreduce(float(medium.porosity.x.array[:n].max()), MPI.MAX)
     assert stats["cv"] > 0.01
+
+
+def test_a_ct_in_the_wrong_frame_is_doubted_in_the_log(shared_tmp_path: Path, caplog) -> None:
+    """A CT of a vertebral body (250 HU inside an ellipsoid of its size, 40 HU around) on the
+    generated L1 body: as written, no doubt; with its x and z axes swapped (a stack read in
+    the wrong axis order), the run's log names the swap (sim.ct.placement)."""
+    c = (np.arange(51) - 25) * 1e-3
+    x, y, z = np.meshgrid(c, c, c, indexing="ij")
+    body = np.where((x / 17e-3) ** 2 + (y / 20.6e-3) ** 2 + (z / 11.9e-3) ** 2 <= 1, 250, 40)
+    data = yaml.safe_load((REPO / "scenarios/anatomy/vertebroplasty_L1_ct.yaml").read_text())
+    data["geometry"]["mesh"] = {"size_tip": "2 mm", "size_max": "4 mm", "size_outlet": "1.5 mm"}
+    for name, values, doubted in (("right", body, False), ("swapped", body.transpose(), True)):
+        volume = CTVolume(np.ascontiguousarray(values), [1e-3] * 3, [-25e-3] * 3)
+        data["bone"]["ct"]["file"] = str(
+            on_root(shared_tmp_path / f"{name}.h5", lambda p, v=volume: write_ct_h5(p, v))
+        )
+        scenario = validate_scenario(data)
+        tagged = build_mesh(scenario, MPI.COMM_WORLD)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sim.bone"):
+            cell_properties(scenario.bone, tagged)
+        if MPI.COMM_WORLD.rank == 0:
+            assert ("(x -> z, z -> x, about" in caplog.text) is doubted, caplog.text
