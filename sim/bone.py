@@ -81,8 +81,8 @@ def _apply_ct(
     ct: CTSection, tagged: TaggedMesh, porosity: np.ndarray, permeability: np.ndarray
 ) -> None:
     """Map the CT volume onto the cells of ct.regions (all cells by default), in place; a
-    warning in the log when the CT probably lies on the mesh in the wrong frame
-    (sim.ct.placement)."""
+    warning in the log when a CT mapped onto the whole mesh probably lies on it in the wrong
+    frame (sim.ct.placement)."""
     comm = tagged.comm
     cells = _cells_of(tagged, ct.regions, len(porosity))
     volume = ct.read(ct.file)
@@ -90,12 +90,13 @@ def _apply_ct(
     if problem is not None:
         raise CTMappingError(f"bone.ct: {problem}")
     x = _vertices(tagged, cells)
-    owned = cells < tagged.mesh.topology.index_map(3).size_local
-    warning = placement_warning(
-        volume, cell_centroids(x[owned]), _volumes(x[owned]), comm, "bone.ct"
-    )
-    if warning is not None:
-        log.warning(warning)
+    if ct.regions is None:  # the mesh is the bone the CT images (a region's edge need not be)
+        owned = cells < tagged.mesh.topology.index_map(3).size_local
+        warning = placement_warning(
+            volume, cell_centroids(x[owned]), _volumes(x[owned]), comm, "bone.ct"
+        )
+        if warning is not None:
+            log.warning(warning)
     if len(cells):
         volume = volume.crop(x.reshape(-1, 3).min(axis=0), x.reshape(-1, 3).max(axis=0))
     if ct.threshold is not None:
