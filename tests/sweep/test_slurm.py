@@ -161,6 +161,16 @@ def _sbatch(conf: Path, workdir: Path, *args: str) -> str:
     return job_id
 
 
+def _cluster_state(conf: Path) -> str:
+    """What the cluster says about its queue and node, and the end of slurmctld's log: the
+    diagnosis printed when a job does not start or end in time."""
+    log = STATE_DIR / "log" / "slurmctld.log"
+    ctld_tail = _tail(log.read_text(errors="replace"), 20) if log.exists() else "(no log)"
+    queue = _slurm(conf, "squeue", "-h", "-o", "%i %T %r")
+    nodes = _slurm(conf, "sinfo", "-h", "-N", "-o", "%N %T %E")
+    return f"squeue:\n{queue}sinfo:\n{nodes}slurmctld.log:\n{ctld_tail}"
+
+
 def _wait(conf: Path, job_id: str, expected: list[Path]) -> None:
     """Wait until the job (all its array tasks) left the queue and wrote the expected files;
     then check with scontrol that every task COMPLETED with exit code 0."""
@@ -173,11 +183,9 @@ def _wait(conf: Path, job_id: str, expected: list[Path]) -> None:
         time.sleep(0.5)
     else:
         missing = [p.name for p in expected if not p.exists()]
-        log = STATE_DIR / "log" / "slurmctld.log"
-        ctld_tail = _tail(log.read_text(errors="replace"), 20) if log.exists() else ""
         pytest.fail(
             f"job {job_id} not done after {JOB_TIMEOUT:.0f} s: squeue says {queued!r}, "
-            f"missing files {missing}\n{ctld_tail}",
+            f"missing files {missing}\n{_cluster_state(conf)}",
             pytrace=False,
         )
     records = _slurm(conf, "scontrol", "-o", "show", "job", job_id).strip().splitlines()
@@ -360,7 +368,9 @@ def test_stop_leaves_no_daemons(
     )
     deadline = time.monotonic() + JOB_TIMEOUT
     while not (pidfile.exists() and pidfile.read_text().strip()):
-        assert time.monotonic() < deadline, "the sleeping job did not start"
+        assert time.monotonic() < deadline, (
+            f"the sleeping job did not start in {JOB_TIMEOUT:.0f} s\n{_cluster_state(slurm_conf)}"
+        )
         time.sleep(0.2)
     job_pid = int(pidfile.read_text())
     stop = _stop()
