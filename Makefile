@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[fenics,test]"
+	$(BIN)/python -m pip install --quiet -e ".[fenics,ct,repair,test]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -18,8 +18,10 @@ elsewhere; where segments overlap, the larger number wins). Frames are placed by
 PlanePositionSequence along the normal of the (shared or per-frame) PlaneOrientationSequence,
 on a grid of SpacingBetweenSlices (else the smallest distance between frame positions);
 BINARY segments are read as they are, FRACTIONAL ones from half their
-MaximumFractionalValue. Same placement convention as a series (LPS, mm). Frames that are
-not on one grid, or a SEG without placement, are errors.
+MaximumFractionalValue; a LABELMAP segmentation (DICOM 2024: one frame per slice whose pixel
+values are the segment numbers) is read as it is. Writers such as highdicom leave out empty
+frames: the grid then spans the frames present. Same placement convention as a series (LPS,
+mm). Frames that are not on one grid, or a SEG without placement, are errors.
 """
 
 from __future__ import annotations
@@ -192,8 +194,10 @@ def read_dicom_seg(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
                 return getattr(items[0], keyword)
         raise CTFileError(f"{path}: a frame lacks {sequence} > {keyword} (its placement)")
 
+    labelmap = ds.get("SegmentationType") == "LABELMAP"
     segments = [
-        int(item(f, "SegmentIdentificationSequence", "ReferencedSegmentNumber")) for f in per_frame
+        0 if labelmap else int(item(f, "SegmentIdentificationSequence", "ReferencedSegmentNumber"))
+        for f in per_frame
     ]
     positions = np.array(
         [item(f, "PlanePositionSequence", "ImagePositionPatient") for f in per_frame],
@@ -228,7 +232,8 @@ def read_dicom_seg(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     k = np.round(k).astype(int)
     labels = np.zeros((int(ds.Columns), int(ds.Rows), int(k.max()) + 1), dtype=np.uint16)
     for frame in np.argsort(segments, kind="stable"):  # larger segment numbers last
-        labels[:, :, k[frame]][frames[frame].T > 0] = segments[frame]
+        values = frames[frame].T
+        labels[:, :, k[frame]][values > 0] = values[values > 0] if labelmap else segments[frame]
     origin = in_plane[0] + levels[0] * normal
     voxel = np.array([spacing[1], spacing[0], dz])
     return labels, voxel, origin, np.column_stack([row, column, normal])

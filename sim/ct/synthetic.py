@@ -303,10 +303,11 @@ def write_ct_dicom(
     stored = np.rint((np.asarray(volume.values, dtype=float) - intercept) / slope)
     if stored.min() < -32768 or stored.max() > 32767:
         raise ValueError("the values do not fit int16 pixels with this slope and intercept")
-    study, series = generate_uid(), generate_uid()
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
     mm = 1e3
     for k in range(volume.shape[2]):
         ds = _dicom_dataset(CTImageStorage, study, series)
+        ds.FrameOfReferenceUID = frame
         ds.Modality, ds.InstanceNumber = "CT", k + 1
         ds.Rows, ds.Columns = volume.shape[1], volume.shape[0]
         ds.PixelSpacing = [float(volume.voxel_size[1] * mm), float(volume.voxel_size[0] * mm)]
@@ -395,4 +396,8 @@ def _dicom_dataset(sop_class: str, study: str, series: str) -> Any:
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    # patient and general study modules (type 2: present, may be empty)
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Phantom^", "", "", ""
+    ds.StudyID, ds.StudyDate, ds.StudyTime = "", "", ""
+    ds.AccessionNumber, ds.ReferringPhysicianName = "", ""
     return ds

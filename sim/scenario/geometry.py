@@ -9,6 +9,7 @@ their tags once read, still before anything is solved.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -773,7 +774,7 @@ def _opened_surface(
     factor: float,
     affine: tuple[float, ...],
     largest_shell: bool,
-    max_hole_rim: float | None,
+    max_hole_size: float | None,
 ) -> tuple[Surface, SurfaceReport]:
     """import_surface, once per file, version (mtime, size), unit, placement (the 4 x 4
     affine map into the project frame, flattened) and repair choices."""
@@ -782,7 +783,7 @@ def _opened_surface(
         factor,
         affine=np.reshape(affine, (4, 4)),
         largest_shell=largest_shell,
-        max_hole_rim=max_hole_rim,
+        max_hole_size=max_hole_size,
     )
 
 
@@ -876,8 +877,8 @@ class SurfaceFileGeometry(BoundedBySurface):
     rest of the surface is ``surface``, the rest of the volume ``bone``. Needles inject as a
     source around their tips (no cavity is meshed). keep_largest_shell: keep only the piece
     enclosing the largest volume (e.g. a sacrum exported with its coccyx) instead of refusing
-    a file of several pieces. fill_holes: close holes whose rim is at most this long (m) with
-    a fan of triangles (export or segmentation gaps); larger holes stay an error. frame and
+    a file of several pieces. fill_holes: close holes at most this wide (m) with a
+    triangulated patch (export or segmentation gaps; VTK); larger holes stay an error. frame and
     transform bring the file's coordinates into the project frame (sim.scenario.frames);
     everything else (selectors, needles, fluoroscopy, anisotropy axes) is in the project
     frame, and a surface whose plane of mirror symmetry is not normal to y gets a warning.
@@ -906,6 +907,15 @@ class SurfaceFileGeometry(BoundedBySurface):
             raise ValueError(f"surface file {str(v)!r} does not exist")
         return v
 
+    @field_validator("fill_holes")
+    @classmethod
+    def _repair_installed(cls, v: float | None) -> float | None:
+        if v is not None and importlib.util.find_spec("vtkmodules") is None:
+            raise ValueError(
+                "filling holes needs VTK, which is not installed: pip install 'cementsim[repair]'"
+            )
+        return v
+
     @model_validator(mode="after")
     def _opened(self) -> SurfaceFileGeometry:
         try:
@@ -913,7 +923,7 @@ class SurfaceFileGeometry(BoundedBySurface):
         except SurfaceError as exc:
             hint = ""
             if "not closed" in str(exc) and self.fill_holes is None:
-                hint = " (fill_holes: LENGTH closes holes whose rim is at most that long)"
+                hint = " (fill_holes: LENGTH closes holes at most that wide)"
             raise ValueError(f"path: {exc}{hint}") from None
         self._check_surface("path", repr(str(self.path)))
         return self

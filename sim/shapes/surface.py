@@ -775,10 +775,10 @@ def import_surface(
     tol: float = 1e-9,
     affine: np.ndarray | None = None,
     largest_shell: bool = False,
-    max_hole_rim: float | None = None,
+    max_hole_size: float | None = None,
 ) -> tuple[Surface, SurfaceReport]:
     """read_surface (+ moved by the 4 x 4 `affine`, in m) + clean (+ keep_largest_shell,
-    + fill_holes up to `max_hole_rim` m) + check (strict): a closed, manifold, outward
+    + fill_holes up to `max_hole_size` m across) + check (strict): a closed, manifold, outward
     surface and its report.
 
     The unit check (:func:`plausible_unit`) is left to the caller.
@@ -787,8 +787,8 @@ def import_surface(
     if affine is not None and not np.array_equal(affine, np.eye(4)):
         surface.points = surface.points @ affine[:3, :3].T + affine[:3, 3]
     surface = clean(surface, tol)  # also orients outward again after a mirroring
-    if max_hole_rim is not None:
-        surface, filled = fill_holes(surface, max_hole_rim)
+    if max_hole_size is not None:
+        surface, filled = fill_holes(surface, max_hole_size)
         if filled:
             log.info("'%s': %d hole(s) filled", path, filled)
             surface = clean(surface, tol)
@@ -801,51 +801,84 @@ def import_surface(
     return surface, report
 
 
-def fill_holes(surface: Surface, max_rim: float) -> tuple[Surface, int]:
-    """The surface with every hole whose rim is at most `max_rim` long (m) closed by a fan
-    of triangles around the rim's centroid, and the number of holes filled.
+def fill_holes(surface: Surface, max_size: float) -> tuple[Surface, int]:
+    """The surface with every hole at most `max_size` across (m: the largest distance between
+    two points of its rim) closed by a triangulated patch, and the number of holes filled.
 
-    A hole is a loop of open edges (edges of one triangle). The fan is oriented against the
-    triangles along the rim, so a consistently oriented surface stays so; it is exact for
-    planar rims and a fair patch for small curved ones (segmentation or export gaps), not a
-    reconstruction of missing anatomy: larger holes are left for :func:`check` to report.
-    Hand-written because the well-kept repair libraries (MeshFix, PyMeshLab) are GPL and
-    cementsim is MIT-licensed.
+    A hole is a loop of open edges (edges of one triangle). The patches are VTK's
+    (vtkFillHolesFilter, BSD-3-Clause; the optional dependency ``cementsim[repair]``): each
+    rim polygon triangulated without new points; this function only picks the holes by their
+    size (VTK's own size limit rests on a rough bounding sphere) and clean() orients the
+    patches like the triangles around them. It closes segmentation and export gaps, not
+    missing anatomy: larger holes are left for :func:`check` to report.
     """
     tris = surface.triangles
-    half = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
-    key = np.sort(half, axis=1)
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    rim = half[counts[inverse.ravel()] == 1]  # open half-edges a -> b of the triangles
-    successor = {int(b): int(a) for a, b in rim}  # walk the rim against the triangles
-    if len(successor) != len(rim):
-        return surface, 0  # a vertex on two rims (non-manifold): leave it to check()
-    points, new_tris, filled = [surface.points], [tris], 0
-    n = len(surface.points)
-    seen: set[int] = set()
-    for start in successor:
-        if start in seen:
-            continue
-        loop = [start]
-        while (nxt := successor.get(loop[-1])) is not None and nxt != start and nxt not in seen:
-            loop.append(nxt)
-            if len(loop) > len(successor):
-                break
-        seen.update(loop)
-        if nxt != start or len(loop) < 3:
-            continue
-        ring = surface.points[loop]
-        if np.linalg.norm(np.roll(ring, -1, axis=0) - ring, axis=1).sum() > max_rim:
-            continue
-        points.append(ring.mean(axis=0)[None])
-        fan = np.column_stack([loop, np.roll(loop, -1), np.full(len(loop), n)])
-        new_tris.append(fan)
-        n += 1
-        filled += 1
-    if not filled:
+    _, _, edges, counts = _edges(tris)
+    rims = edges[counts == 1]
+    if len(rims) == 0:
         return surface, 0
-    out = Surface(np.concatenate(points), np.concatenate(new_tris), surface.length_unit_factor)
+    loop_of = np.full(len(surface.points), -1, dtype=np.int64)
+    loop_of[rims.ravel()] = np.repeat(_piece_of_cells(rims, len(surface.points)), 2)
+    small = {
+        int(loop)
+        for loop in np.unique(loop_of[rims[:, 0]])
+        if _diameter(surface.points[loop_of == loop]) <= max_size
+    }
+    if not small:
+        return surface, 0
+    patches = _vtk_hole_patches(surface)
+    kept = patches[np.isin(loop_of[patches[:, 0]], list(small))]
+    filled = len(np.unique(loop_of[kept[:, 0]]))
+    out = Surface(surface.points, np.concatenate([tris, kept]), surface.length_unit_factor)
     return out, filled
+
+
+def _diameter(points: np.ndarray) -> float:
+    """The largest distance between two of the points (m)."""
+    return float(np.max(np.linalg.norm(points[:, None] - points[None], axis=2)))
+
+
+def _vtk_hole_patches(surface: Surface) -> np.ndarray:
+    """The triangles (indices into surface.points) VTK's vtkFillHolesFilter adds to close
+    every hole of the surface."""
+    try:
+        from vtkmodules.util.numpy_support import (
+            numpy_to_vtk,
+            numpy_to_vtkIdTypeArray,
+            vtk_to_numpy,
+        )
+        from vtkmodules.vtkCommonCore import vtkPoints
+        from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+        from vtkmodules.vtkFiltersCore import vtkTriangleFilter
+        from vtkmodules.vtkFiltersModeling import vtkFillHolesFilter
+    except ImportError as exc:
+        raise SurfaceError(
+            "filling holes needs VTK, which is not installed: pip install 'cementsim[repair]'"
+        ) from exc
+    tris = surface.triangles.astype(np.int64)
+    points = vtkPoints()
+    points.SetData(numpy_to_vtk(np.ascontiguousarray(surface.points, dtype=np.float64)))
+    cells = vtkCellArray()
+    cells.SetData(
+        numpy_to_vtkIdTypeArray(np.arange(0, tris.size + 1, 3, dtype=np.int64), deep=True),
+        numpy_to_vtkIdTypeArray(tris.ravel(), deep=True),
+    )
+    poly = vtkPolyData()
+    poly.SetPoints(points)
+    poly.SetPolys(cells)
+    filler = vtkFillHolesFilter()
+    filler.SetInputData(poly)
+    extent = np.ptp(surface.points, axis=0)
+    filler.SetHoleSize(float(np.linalg.norm(extent)))  # all holes: the caller picks
+    triangulate = vtkTriangleFilter()
+    triangulate.SetInputConnection(filler.GetOutputPort())
+    triangulate.Update()
+    out = triangulate.GetOutput()
+    if out.GetNumberOfPoints() != len(surface.points):
+        raise SurfaceError("VTK's hole filling moved the surface's points")
+    every = vtk_to_numpy(out.GetPolys().GetConnectivityArray()).reshape(-1, 3).astype(np.int64)
+    old = {tuple(t) for t in np.sort(tris, axis=1)}
+    return every[[tuple(t) not in old for t in np.sort(every, axis=1)]]
 
 
 def keep_largest_shell(surface: Surface) -> Surface:

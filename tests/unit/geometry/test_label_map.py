@@ -13,11 +13,12 @@ from typing import Any
 from mpi4py import MPI
 
 # isort: split
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
 
-from sim.ct.synthetic import write_ct_nifti, write_dicom_seg
+from sim.ct.synthetic import write_ct_dicom, write_ct_nifti, write_dicom_seg
 from sim.ct.volume import CTVolume, read_ct
 from sim.geometry import build_mesh
 from sim.geometry.mesh_cache import key_of
@@ -208,6 +209,61 @@ def test_a_dicom_seg_reads_as_its_label_map_in_the_patient_frame(
     assert geometry.volume() == pytest.approx(reference.volume(), rel=1e-9)
     assert geometry.surface()[0].centroid() == pytest.approx(
         reference.surface()[0].centroid(), abs=1e-9
+    )
+
+
+@pytest.mark.parametrize("kind", ["BINARY", "FRACTIONAL", "LABELMAP"])
+def test_a_highdicom_segmentation_lands_on_the_ct_voxels_it_was_drawn_on(
+    tmp_path: Path, kind: str
+) -> None:
+    """A DICOM-SEG written by highdicom (the reference implementation, not our writer) over a
+    CT series (LPS, anisotropic voxels): each label lands on the CT voxels it was drawn on.
+    highdicom leaves out frames without a label, so the grid spans the labelled slices."""
+    rng = np.random.default_rng(3)
+    ct = CTVolume(
+        rng.normal(300.0, 50.0, (12, 10, 8)),
+        [0.5e-3, 0.6e-3, 0.7e-3],
+        [0.01, 0.02, -0.03],
+        FRAMES["LPS"].T,
+    )
+    write_ct_dicom(tmp_path / "ct", ct)
+    sources = [pydicom.dcmread(p) for p in sorted((tmp_path / "ct").glob("*.dcm"))]
+    drawn = np.zeros(ct.shape, dtype=np.uint8)  # [i, j, k] like the CT
+    drawn[2:9, 3:7, 2:6] = 1
+    drawn[4:6, 4:6, 3:5] = 2
+    category = hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure")
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=name,
+            segmented_property_category=category,
+            segmented_property_type=hd.sr.CodedConcept(code, "SCT", name),
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        )
+        for number, name, code in ((1, "vertebra", "51282000"), (2, "lesion", "52988006"))
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=np.transpose(drawn, (2, 1, 0)),  # [frame, row, column]
+        segmentation_type=kind,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=2,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="cementsim tests",
+        manufacturer_model_name="highdicom",
+        software_versions=hd.__version__,
+        device_serial_number="0",
+    )
+    seg.save_as(tmp_path / "seg.dcm")
+    back = read_ct(tmp_path / "seg.dcm")
+    np.testing.assert_array_equal(back.values, drawn[:, :, 2:6])
+    assert back.voxel_size == pytest.approx(ct.voxel_size, rel=1e-9)
+    assert back.axes == pytest.approx(ct.axes, abs=1e-12)
+    corners = np.array([[0, 0, 0], [11, 9, 3]])
+    assert back.world_coordinates(corners) == pytest.approx(
+        ct.world_coordinates(corners + np.array([0, 0, 2])), abs=1e-9
     )
 
 

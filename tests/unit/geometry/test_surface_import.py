@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import lzma
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import gmsh
 import meshio
 import numpy as np
 import pytest
+from skimage.measure import marching_cubes
 
 from sim.errors import MeshError
 from sim.geometry.surface_import import BONE_TAG, SURFACE_TAG, mesh_surface_volume
@@ -233,17 +235,49 @@ def test_truncated_stl_files_are_named_as_truncated(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("missing", [[0, 6], [4, 10]])
 def test_small_holes_are_filled_and_large_ones_left(missing: list[int]) -> None:
-    # one face of the unit cube removed: a square hole with a rim of 4 (planar: exact fill)
+    # one face of the unit cube removed: a square hole sqrt(2) across (planar: exact fill)
     keep = np.setdiff1d(np.arange(12), missing)
     holed = clean(Surface(CUBE_POINTS, CUBE_TRIS[keep]))
     assert check(holed, strict=False).open_edges == 4
-    same, filled = fill_holes(holed, 3.9)
+    same, filled = fill_holes(holed, 1.41)
     assert filled == 0 and same is holed
-    closed, filled = fill_holes(holed, 4.1)
+    closed, filled = fill_holes(holed, 1.42)
     report = check(clean(closed))
     assert filled == 1 and report.genus == 0
     assert report.volume == pytest.approx(1.0, rel=1e-12)
     assert report.area == pytest.approx(6.0, rel=1e-12)
+
+
+def test_a_curved_rim_is_closed_by_a_patch_spanning_it() -> None:
+    """Polar caps (z > 0.9, z < -0.8) cut off a marching-cubes unit sphere leave ragged,
+    non-planar rims 0.87 and 1.2 across; patches close them without new points, taking off
+    about the caps' volume (pi h^2 (3 - h) / 3 at h = 0.1 and 0.2). Only holes up to the
+    size given are filled."""
+    g = np.linspace(-1.2, 1.2, 25)
+    x, y, z = np.meshgrid(g, g, g, indexing="ij")
+    verts, faces, _, _ = marching_cubes(x**2 + y**2 + z**2, 1.0, spacing=(g[1] - g[0],) * 3)
+    sphere = clean(Surface(verts - 1.2, faces))
+    centroids = sphere.points[sphere.triangles].mean(axis=1)
+    cut = (centroids[:, 2] > 0.9) | (centroids[:, 2] < -0.8)
+    holed = clean(Surface(sphere.points, sphere.triangles[~cut]))
+    assert check(holed, strict=False).open_edges > 0
+    patched, filled = fill_holes(holed, 1.0)
+    assert filled == 1
+    assert len(patched.points) == len(holed.points)
+    with pytest.raises(SurfaceError, match="1 hole"):
+        check(clean(patched))  # the large hole stays
+    both, filled = fill_holes(holed, 1.3)
+    report = check(clean(both))
+    assert filled == 2 and report.genus == 0
+    caps = np.pi * (0.1**2 * 2.9 + 0.2**2 * 2.8) / 3
+    assert report.volume == pytest.approx(check(sphere).volume - caps, rel=2e-3)
+
+
+def test_filling_holes_without_vtk_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "vtkmodules.vtkFiltersModeling", None)
+    holed = clean(Surface(CUBE_POINTS, CUBE_TRIS[2:]))
+    with pytest.raises(SurfaceError, match=r"needs VTK.*cementsim\[repair\]"):
+        fill_holes(holed, 2.0)
 
 
 def test_the_largest_shell_is_kept() -> None:
