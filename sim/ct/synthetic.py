@@ -257,8 +257,11 @@ def write_ct_npy(path: str | Path, volume: CTVolume) -> Path:
     return path
 
 
-def write_ct_nifti(path: str | Path, volume: CTVolume, length_unit: float = 1e-3) -> Path:
-    """Write a NIfTI-1 image (.nii or .nii.gz), lengths in units of `length_unit` metres.
+def write_ct_nifti(
+    path: str | Path, volume: CTVolume, length_unit: float = 1e-3, dtype: str = "float32"
+) -> Path:
+    """Write a NIfTI-1 image (.nii or .nii.gz), lengths in units of `length_unit` metres,
+    values stored as `dtype` (e.g. "uint8" for a label map).
 
     Default mm, the NIfTI convention: read back with
     read_ct(path, length_unit_factor=length_unit). Needs nibabel.
@@ -267,7 +270,7 @@ def write_ct_nifti(path: str | Path, volume: CTVolume, length_unit: float = 1e-3
     path = Path(path)
     affine = volume.affine
     affine[:3, :] /= length_unit
-    image = nibabel.Nifti1Image(np.asarray(volume.values), affine)
+    image = nibabel.Nifti1Image(np.asarray(volume.values).astype(dtype), affine)
     units = {1.0: "meter", 1e-3: "mm", 1e-6: "micron"}
     image.header.set_xyzt_units(xyz=units.get(length_unit, "unknown"))
     image.set_sform(affine, code=1)

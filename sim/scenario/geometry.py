@@ -819,6 +819,19 @@ class BoundedBySurface(GeometryKind):
         per file version."""
         return type(self).open_surface(*self._opening())
 
+    def check_needles(self, needles: Sequence[Needle]) -> None:
+        """As for every geometry, and the tip size at most half each needle's inner radius:
+        the needle injects as a source spread over the control volumes around its tip."""
+        super().check_needles(needles)
+        for needle in needles:
+            if self.mesh.size_tip > needle.inner_radius / 2:
+                raise ValueError(
+                    f"geometry.mesh.size_tip: {self.mesh.size_tip * 1e3:g} mm must be at most "
+                    f"half the inner radius of needle '{needle.name}' "
+                    f"({needle.inner_radius / 2 * 1e3:.4g} mm) so that its inflow is spread over "
+                    "several control volumes"
+                )
+
     def _check_surface(self, field: str, what: str) -> None:
         """ValueError naming the field unless the surface is one piece (`field` and `what`
         name the source of the surface), its size fits the length unit and the boundary

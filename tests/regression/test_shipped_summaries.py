@@ -52,6 +52,9 @@ QUIET = [
     "output.fluoroscopy=false",
     "output.report=false",
 ]
+#: geometry kinds whose needles inject as sources over the cells around the tip: their tip
+#: size is bounded by the needle (half its inner radius) and stays as shipped
+SOURCE_NEEDLES = ("surface_file", "label_map")
 SHIPPED = sorted(
     str(p.relative_to(REPO / "scenarios"))
     for p in (REPO / "scenarios").rglob("*.yaml")
@@ -65,8 +68,7 @@ def coarse_overrides(name: str) -> list[str]:
     mesh = getattr(scenario.geometry, "mesh", None)
     sizes = {} if mesh is None else mesh.model_dump()
     out = list(QUIET)
-    # imported surfaces spread the inflow over the tip: their tip size stays as shipped
-    if sizes.get("size_tip") is not None and scenario.geometry.kind != "surface_file":
+    if sizes.get("size_tip") is not None and scenario.geometry.kind not in SOURCE_NEEDLES:
         out.append(f"geometry.mesh.size_tip={max(sizes['size_tip'], 1.2e-3)!r}")
     if sizes.get("size_max") is not None:
         out.append(f"geometry.mesh.size_max={max(sizes['size_max'], 6e-3)!r}")

@@ -61,6 +61,16 @@ def test_a_tip_outside_the_surface_names_the_needle() -> None:
     assert_mentions(invalid(data), "injection.needles.0.tip:", "outside the bone")
 
 
+def test_a_tip_size_too_coarse_for_the_needle_is_refused_before_meshing() -> None:
+    """An 11-gauge needle (inner diameter 2.39 mm) spreads its inflow over the control
+    volumes around its tip only with cells of at most half its inner radius."""
+    data = scenario(L1, mesh={"size_tip": "0.6 mm"})
+    data["injection"]["needles"][0]["gauge"] = 11
+    assert_mentions(invalid(data), "geometry.mesh.size_tip: 0.6 mm", "needle 'right' (0.5975 mm)")
+    data["geometry"]["mesh"]["size_tip"] = "0.59 mm"
+    assert validate_scenario(data, "test").geometry.mesh.size_tip == pytest.approx(0.59e-3)
+
+
 def test_an_open_surface_is_refused_unless_its_holes_are_small_enough(
     tmp_path: Path, l1_points_and_triangles: tuple[np.ndarray, np.ndarray]
 ) -> None:

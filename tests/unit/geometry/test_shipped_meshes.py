@@ -5,12 +5,14 @@ Pure reading: runs serially and under ``mpirun -n 2``."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import lzma
 from pathlib import Path
 
 from mpi4py import MPI  # noqa: F401  (before dolfinx, which the importer loads)
 
 # isort: split
+import numpy as np
 import pytest
 
 from sim.shapes.surface import import_surface, plausible_unit
@@ -57,3 +59,23 @@ def test_every_shipped_surface_is_a_closed_bone_in_metres(name: str) -> None:
     assert report.n_components == 1 and report.genus == genus
     assert report.volume * 1e6 == pytest.approx(volume_cm3, rel=1e-4)
     assert plausible_unit(report) is None
+
+
+def test_the_shipped_label_map_is_what_its_script_writes(tmp_path: Path) -> None:
+    """scenarios/anatomy/segmentation: the label map rewritten by its script has the shipped
+    voxels, affine and unit, and its bone (all labels) the volume of the L2 surface (0.2 %)."""
+    nibabel = pytest.importorskip("nibabel")
+    script = FOLDER.parents[2] / "scenarios" / "anatomy" / "segmentation" / "make_L2_label_map.py"
+    spec = importlib.util.spec_from_file_location("make_L2_label_map", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shipped, written = (nibabel.load(p) for p in (module.OUT, module.main(tmp_path / "l.nii.gz")))
+    np.testing.assert_array_equal(written.get_fdata(), shipped.get_fdata())
+    np.testing.assert_array_equal(written.affine, shipped.affine)
+    assert shipped.header.get_xyzt_units()[0] == "mm"
+    assert shipped.get_data_dtype() == np.uint8
+    labels = np.asarray(shipped.dataobj)
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    bone = np.count_nonzero(labels) * abs(np.linalg.det(shipped.affine[:3, :3])) * 1e-3  # cm³
+    assert bone == pytest.approx(SURFACES["L2_body.obj"][1], rel=2e-3)
