@@ -24,14 +24,12 @@ false alarm.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from mpi4py import MPI
 from scipy import fft, ndimage
 
 from sim.ct.volume import CTVolume, sample
-from sim.shapes.orientation import describe_turn
+from sim.shapes.orientation import describe_turn, signed_permutations
 
 #: the 48 placements must spread the mean CT value over the mesh by this fraction of the
 #: CT's own contrast (its 1st to 99th percentile) for the check to judge
@@ -49,16 +47,10 @@ SHELL = 3
 GRID = 65
 
 
-def signed_permutations() -> list[np.ndarray]:
-    """The 48 orthogonal matrices that map the coordinate axes onto each other, those that
-    move fewer axes first (the identity first)."""
-    out = []
-    for order in itertools.permutations(range(3)):
-        for signs in itertools.product((1.0, -1.0), repeat=3):
-            p = np.zeros((3, 3))
-            p[range(3), order] = signs
-            out.append(p)
-    return sorted(out, key=lambda p: int(np.sum(np.diag(p) != 1.0)))
+def axis_changes() -> list[np.ndarray]:
+    """The 48 signed permutations of the axes, those that move fewer axes first (the
+    identity first)."""
+    return sorted(signed_permutations(), key=lambda p: int(np.sum(np.diag(p) != 1.0)))
 
 
 def percentiles(volume: CTVolume) -> tuple[float, float]:
@@ -74,7 +66,7 @@ def placement_scores(
     """How well the CT's edges lie on the mesh's (cells: centroids (n, 3) m, weights (n,)
     m³, this rank's owned cells): the contrast, mean CT value inside the mesh less that in a
     shell SHELL grid spacings thick around it, as placed; for each signed permutation P
-    (signed_permutations order) about the mesh's weighted centroid c the largest contrast
+    (axis_changes order) about the mesh's weighted centroid c the largest contrast
     over shifts t of up to the mesh's radius R (the CT at c + P (x - c) + t for a point x),
     and that shift t (m).
 
@@ -115,7 +107,7 @@ def placement_scores(
         return np.where(count >= 0.5 * mask.sum(), mean, np.nan)
 
     scores, shifts = [], []
-    for p in signed_permutations():
+    for p in axis_changes():
         contrast = np.nan_to_num(mean_over(inside, p) - mean_over(shell, p), nan=-np.inf)
         best = np.unravel_index(int(np.argmax(contrast)), contrast.shape)
         scores.append(float(contrast[best]))
@@ -150,7 +142,7 @@ def _judgement(
         return None
     best = int(np.argmax(scores >= hi - TIE * (hi - lo)))  # of a tie, the smallest change
     # the CT at c + P (x - c) + t images the mesh's x: the CT moves by P^T about c, less t
-    turn = signed_permutations()[best].T
+    turn = axis_changes()[best].T
     shift = np.round(-turn @ shifts[best] * 1e3, 1).tolist()
     return (
         f"{where}: the CT lies on the mesh much better with its axes moved "

@@ -52,17 +52,22 @@ def shape_moments(surface: Surface) -> tuple[np.ndarray, np.ndarray]:
     return np.einsum("n,ni,nj->ij", w, x, x), np.einsum("n,ni,nj,nk->ijk", w, x, x, x)
 
 
-def turns() -> list[np.ndarray]:
-    """The 24 rotations that map the coordinate axes onto each other (signed permutations
-    of determinant +1)."""
+def signed_permutations() -> list[np.ndarray]:
+    """The 48 orthogonal matrices that map the coordinate axes onto each other (rotations
+    and mirrorings), the identity first."""
     out = []
     for order in itertools.permutations(range(3)):
         for signs in itertools.product((1.0, -1.0), repeat=3):
-            r = np.zeros((3, 3))
-            r[range(3), order] = signs
-            if np.linalg.det(r) > 0:
-                out.append(r)
+            p = np.zeros((3, 3))
+            p[range(3), order] = signs
+            out.append(p)
     return out
+
+
+def turns() -> list[np.ndarray]:
+    """The 24 rotations that map the coordinate axes onto each other (signed permutations
+    of determinant +1)."""
+    return [p for p in signed_permutations() if np.linalg.det(p) > 0]
 
 
 @cache
