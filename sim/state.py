@@ -25,6 +25,7 @@ class Counters:
     newton_total: int = 0
     newton_last: int = 0
     saturation_change_last: float = 0.0
+    courant_last: float = 0.0
     picard_last: int = 0
     picard_failures: int = 0
 

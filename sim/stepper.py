@@ -85,6 +85,7 @@ class Stepper:
         s_new, result = self.transport.step(s_old, dt, q_in, q_out, mu)
         state.counters.newton_last = result.iterations
         state.counters.saturation_change_last = result.max_change
+        state.counters.courant_last = result.courant
         if not result.converged:
             self.flow.timings.transport += time.perf_counter() - t0
             return False
@@ -136,8 +137,9 @@ class Stepper:
             dt=num.dt_initial or self.flow.initial_step(self.state),
             dt_min=1e-12 * (self.injector.planned_end() or rules.time_limit or 1e3),
             dt_max=num.dt_max or np.inf,
-            target_change=num.max_saturation_change,
             max_iterations=num.newton_max_iterations,
+            front_courant=num.front_courant,
+            target_change=None if num.front_courant else num.max_saturation_change,
         )
         return StepPolicy(controller, fixed)
 
@@ -179,7 +181,9 @@ class Stepper:
             dt = policy.size(state.t, [lambda h, c=c: c.max_step(state, h) for c in limits], stops)
             if self.advance(dt):
                 policy.controller.accepted(
-                    state.counters.saturation_change_last, state.counters.newton_last
+                    state.counters.saturation_change_last,
+                    state.counters.newton_last,
+                    state.counters.courant_last,
                 )
                 on_step()
             else:

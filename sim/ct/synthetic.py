@@ -258,10 +258,10 @@ def write_ct_npy(path: str | Path, volume: CTVolume) -> Path:
 
 
 def write_ct_nifti(
-    path: str | Path, volume: CTVolume, length_unit: float = 1e-3, dtype: str = "float32"
+    path: str | Path, volume: CTVolume, length_unit: float = 1e-3, dtype: str | None = None
 ) -> Path:
     """Write a NIfTI-1 image (.nii or .nii.gz), lengths in units of `length_unit` metres,
-    values stored as `dtype` (e.g. "uint8" for a label map).
+    values stored as `dtype` (e.g. "uint8" for a label map; default: as they are).
 
     Default mm, the NIfTI convention: read back with
     read_ct(path, length_unit_factor=length_unit). Needs nibabel.
@@ -270,7 +270,8 @@ def write_ct_nifti(
     path = Path(path)
     affine = volume.affine
     affine[:3, :] /= length_unit
-    image = nibabel.Nifti1Image(np.asarray(volume.values).astype(dtype), affine)
+    values = np.asarray(volume.values)
+    image = nibabel.Nifti1Image(values if dtype is None else values.astype(dtype), affine)
     units = {1.0: "meter", 1e-3: "mm", 1e-6: "micron"}
     image.header.set_xyzt_units(xyz=units.get(length_unit, "unknown"))
     image.set_sform(affine, code=1)

@@ -1,8 +1,8 @@
 """The step size of the sequential scheme, decided here and nowhere else.
 
-`StepController` adapts the size to the saturation change and the Newton effort of the last
-step; `StepPolicy` applies the limits the components contribute (`volume_limited`,
-`change_limited`) and lands steps on the stops. Times in s.
+`StepController` adapts the size to the saturation change or the front's Courant number and
+to the Newton effort of the last step; `StepPolicy` applies the limits the components
+contribute (`volume_limited`, `change_limited`) and lands steps on the stops. Times in s.
 """
 
 from __future__ import annotations
@@ -17,20 +17,27 @@ class TimeStepError(RuntimeError):
 
 @dataclass
 class StepController:
-    """Step size (s) that keeps the saturation change per step near `target_change`.
+    """Step size (s) that keeps the largest saturation change per step near `target_change`
+    and the front's Courant number near `front_courant` (each when given).
 
-    After an accepted step the size grows or shrinks by the ratio of the target to the
-    observed change (at most doubling); after a failed Newton solve it halves.
+    The front's Courant number is dt x outflow / pore volume at the vertices whose saturation
+    changed in the step: how many control volumes the cement front crossed. After an
+    accepted step the size grows or shrinks by the smallest ratio of a target to what the
+    step did (at most doubling); after a failed Newton solve it halves.
     """
 
     dt: float
     dt_min: float
     dt_max: float
-    target_change: float
     max_iterations: int
+    front_courant: float | None
+    target_change: float | None = None
 
-    def accepted(self, max_change: float, iterations: int) -> None:
-        factor = 2.0 if max_change <= 0 else min(2.0, 0.9 * self.target_change / max_change)
+    def accepted(self, max_change: float, iterations: int, courant: float) -> None:
+        factor = 2.0
+        for target, done in ((self.front_courant, courant), (self.target_change, max_change)):
+            if target is not None and done > 0:
+                factor = min(factor, 0.9 * target / done)
         if iterations > self.max_iterations // 2:
             factor = min(factor, 0.7)
         self.dt = min(self.dt_max, max(self.dt_min, self.dt * max(factor, 0.3)))
@@ -40,7 +47,8 @@ class StepController:
         if self.dt < self.dt_min:
             raise TimeStepError(
                 f"time step fell below {self.dt_min:.3g} s: the saturation update does not "
-                "converge (try a finer mesh or a smaller numerics.max_saturation_change)"
+                "converge (try a finer mesh, or a smaller numerics.max_saturation_change or "
+                "numerics.front_courant)"
             )
 
 

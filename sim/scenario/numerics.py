@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sim.scenario.base import Section
 from sim.units import Length, Time, Volume
@@ -16,7 +16,16 @@ class Numerics(Section):
     """Time stepping and solver controls.
 
     max_saturation_change: largest change of cement saturation at any vertex in one step; the
-    step size adapts to it (smaller: sharper fronts, more steps). max_viscosity_change: largest
+    step size adapts to it (smaller: sharper fronts, more steps). front_courant: instead, how
+    many control volumes the cement front may cross in one step (the Courant number of the
+    flow through the vertices whose saturation changes, dt x outflow / pore volume). The
+    implicit scheme is stable at any step but smears the front over more control volumes the
+    larger the step; a front of cement much more viscous than the fluid it displaces
+    sharpens itself and stays accurate at several cells a step (1-D benchmark, 1000 cells,
+    ratio 2500: 4 takes 300 steps, front within 0.01 % and inlet pressure within 0.21 % of
+    exact, where max_saturation_change 0.25 takes 4239), a front of comparable viscosities
+    does not (ratio 1: first leak 22 % later at 4). Giving both is an error.
+    max_viscosity_change: largest
     relative change of the cement viscosity in one step. dt_initial / dt_max: bounds of the
     step (s); by default the first step fills about half of the inlet's control volumes and the
     largest step is 1/20 of the injection time. pressure_tolerance: largest residual of the
@@ -29,6 +38,7 @@ class Numerics(Section):
     """
 
     max_saturation_change: Fraction = 0.25
+    front_courant: Annotated[float, Field(gt=0, le=100)] | None = None
     max_viscosity_change: Annotated[float, Field(gt=0)] = 0.1
     dt_initial: Annotated[Time, Field(gt=0)] | None = None
     dt_max: Annotated[Time, Field(gt=0)] | None = None
@@ -38,6 +48,15 @@ class Numerics(Section):
     picard_tolerance: Annotated[float, Field(gt=0, lt=1)] = 1e-3
     picard_max_iterations: Annotated[int, Field(ge=1, le=500)] = 30
     max_steps: Annotated[int, Field(ge=1)] = 20000
+
+    @model_validator(mode="after")
+    def _one_step_rule(self) -> Numerics:
+        if self.front_courant is not None and "max_saturation_change" in self.model_fields_set:
+            raise ValueError(
+                "front_courant and max_saturation_change are two rules for the step size: "
+                "give one of them"
+            )
+        return self
 
 
 class Output(Section):

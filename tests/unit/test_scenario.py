@@ -680,6 +680,15 @@ def test_overrides_apply_in_order_and_may_create_sections(
     assert s.name == "other"
 
 
+def test_the_step_follows_one_rule(write: Writer, vb: dict[str, Any]) -> None:
+    s = load_scenario(write(vb), ["numerics.front_courant=4"])
+    assert s.numerics.front_courant == 4.0 and s.numerics.max_saturation_change == 0.25
+    message = error_of(
+        write(vb), ["numerics.front_courant=4", "numerics.max_saturation_change=0.25"]
+    )
+    assert_mentions(message, "numerics:", "front_courant and max_saturation_change", "one of")
+
+
 def test_override_with_a_bad_value_is_validated(write: Writer, vb: dict[str, Any]) -> None:
     message = error_of(write(vb), ["injection.needles.0.rate=2 mL"])
     assert_mentions(message, "injection.needles.0.rate", "'2 mL'", "a volumetric flow rate")
