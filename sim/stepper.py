@@ -139,7 +139,7 @@ class Stepper:
             dt_max=num.dt_max or np.inf,
             max_iterations=num.newton_max_iterations,
             front_courant=num.front_courant,
-            target_change=None if num.front_courant else num.max_saturation_change,
+            target_change=num.saturation_target(),
         )
         return StepPolicy(controller, fixed)
 

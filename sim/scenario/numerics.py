@@ -12,18 +12,22 @@ from sim.units import Length, Time, Volume
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
+#: the step's largest saturation change unless another rule is given
+DEFAULT_SATURATION_CHANGE = 0.25
+
+
 class Numerics(Section):
     """Time stepping and solver controls.
 
-    max_saturation_change: largest change of cement saturation at any vertex in one step; the
-    step size adapts to it (smaller: sharper fronts, more steps). front_courant: instead, how
-    many control volumes the cement front may cross in one step (the Courant number of the
-    flow through the vertices whose saturation changes, dt x outflow / pore volume). The
-    implicit scheme is stable at any step but smears the front over more control volumes the
-    larger the step; a front of cement much more viscous than the fluid it displaces
-    sharpens itself and stays accurate at several cells a step (1-D benchmark, 1000 cells,
-    ratio 2500: 4 takes 300 steps, front within 0.01 % and inlet pressure within 0.21 % of
-    exact, where max_saturation_change 0.25 takes 4239), a front of comparable viscosities
+    max_saturation_change: largest change of cement saturation at any vertex in one step (0.25
+    unless front_courant is given); the step size adapts to it (smaller: sharper fronts, more
+    steps). front_courant: instead, how many control volumes the cement front may cross in one
+    step (the Courant number of the flow through the vertices whose saturation changes, dt x
+    outflow / pore volume). The implicit scheme is stable at any step but smears the front over
+    more control volumes the larger the step; a front of cement much more viscous than the fluid
+    it displaces sharpens itself and stays accurate at several cells a step (1-D benchmark, 1000
+    cells, ratio 2500: 4 takes 300 steps, front within 0.01 % and inlet pressure within 0.21 %
+    of exact, where max_saturation_change 0.25 takes 4239), a front of comparable viscosities
     does not (ratio 1: first leak 22 % later at 4). Giving both is an error.
     max_viscosity_change: largest
     relative change of the cement viscosity in one step. dt_initial / dt_max: bounds of the
@@ -37,7 +41,7 @@ class Numerics(Section):
     with an error.
     """
 
-    max_saturation_change: Fraction = 0.25
+    max_saturation_change: Fraction | None = None
     front_courant: Annotated[float, Field(gt=0, le=100)] | None = None
     max_viscosity_change: Annotated[float, Field(gt=0)] = 0.1
     dt_initial: Annotated[Time, Field(gt=0)] | None = None
@@ -51,12 +55,21 @@ class Numerics(Section):
 
     @model_validator(mode="after")
     def _one_step_rule(self) -> Numerics:
-        if self.front_courant is not None and "max_saturation_change" in self.model_fields_set:
+        if self.front_courant is not None and self.max_saturation_change is not None:
             raise ValueError(
                 "front_courant and max_saturation_change are two rules for the step size: "
                 "give one of them"
             )
         return self
+
+    def saturation_target(self) -> float | None:
+        """The largest saturation change per step the step follows: as given, 0.25 by
+        default, none when the step follows front_courant."""
+        if self.front_courant is not None:
+            return None
+        if self.max_saturation_change is None:
+            return DEFAULT_SATURATION_CHANGE
+        return self.max_saturation_change
 
 
 class Output(Section):

@@ -681,8 +681,11 @@ def test_overrides_apply_in_order_and_may_create_sections(
 
 
 def test_the_step_follows_one_rule(write: Writer, vb: dict[str, Any]) -> None:
+    assert vb.pop("numerics") == {"front_courant": 4}  # the default scenario's rule
+    assert load_scenario(write(vb)).numerics.saturation_target() == 0.25
     s = load_scenario(write(vb), ["numerics.front_courant=4"])
-    assert s.numerics.front_courant == 4.0 and s.numerics.max_saturation_change == 0.25
+    assert s.numerics.front_courant == 4.0 and s.numerics.saturation_target() is None
+    assert validate_scenario(s.model_dump(mode="json")).numerics == s.numerics  # round trip
     message = error_of(
         write(vb), ["numerics.front_courant=4", "numerics.max_saturation_change=0.25"]
     )
