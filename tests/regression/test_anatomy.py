@@ -34,6 +34,7 @@ def _first_leak(pb) -> float:
     )
 
 
+@pytest.mark.serial  # a physics trend; these meshes run on 2 ranks in test_vertebral_body
 def test_a_posterior_defect_near_the_tip_leaks_earlier(scenarios):
     path = scenarios / "anatomy" / "vertebroplasty_posterior_defect.yaml"
 
@@ -47,6 +48,7 @@ def test_a_posterior_defect_near_the_tip_leaks_earlier(scenarios):
     assert _first_leak(with_defect) < _first_leak(without)
 
 
+@pytest.mark.serial  # a physics trend; these meshes run on 2 ranks in test_vertebral_body
 def test_a_permeable_cleft_draws_the_cement_into_it(scenarios):
     path = scenarios / "anatomy" / "vertebroplasty_cleft.yaml"
 

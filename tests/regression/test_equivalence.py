@@ -95,6 +95,7 @@ MM = {
 }
 
 
+@pytest.mark.serial  # units are converted before any mesh: nothing parallel
 def test_scenario_in_mm_ml_mpas_gives_the_si_answer(shared_tmp_path):
     comm = MPI.COMM_WORLD
     a = run_scenario(validate_scenario(SI), shared_tmp_path / "si", comm)

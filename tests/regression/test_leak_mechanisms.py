@@ -29,6 +29,7 @@ from ..verification.conftest import run_conservative
 PINNED = {0.05: (0.01263, 2.259), 6.5: (0.3565, 0.9854), 65.0: (1.132, 0.3949)}
 
 
+@pytest.mark.serial  # a physics trend; veins run on 2 ranks in test_leak_routes
 def test_leakage_grows_as_the_viscosity_ratio_falls(scenarios):
     results = {}
     for marrow in PINNED:

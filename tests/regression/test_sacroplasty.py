@@ -53,6 +53,7 @@ def _one_needle(tip: list[float] | None = None, path: dict[str, str] | None = No
     return scenario
 
 
+@pytest.mark.serial  # the sacrum runs on 2 ranks in test_shipped_sacroplasty_scenario_runs
 def test_cement_reaches_the_disc_only_from_a_tip_below_the_endplate():
     near = _run(_one_needle(tip=BELOW_ENDPLATE))
     deep = _run(_one_needle(path={"approach": "short_axis", "side": "left", "level": "S1"}))
