@@ -248,6 +248,7 @@ def test_small_holes_are_filled_and_large_ones_left(missing: list[int]) -> None:
     assert report.area == pytest.approx(6.0, rel=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:Setting the shape:DeprecationWarning")  # skimage 0.26
 def test_a_curved_rim_is_closed_by_a_patch_spanning_it() -> None:
     """Polar caps (z > 0.9, z < -0.8) cut off a marching-cubes unit sphere leave ragged,
     non-planar rims 0.87 and 1.2 across; patches close them without new points, taking off
