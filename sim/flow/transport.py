@@ -116,11 +116,12 @@ class ImplicitUpwindTransport:
             scaled = np.abs(np.where(at_bound, 0.0, residual)) / accumulation
             error = self.comm.allreduce(float(scaled.max(initial=0.0)), op=MPI.MAX)
             if error <= self.tolerance or last_update <= _ROUND_OFF:
-                change = self.comm.allreduce(float(np.abs(s - s_old).max(initial=0.0)), op=MPI.MAX)
-                moving = np.abs(s - s_old) > MOVING
-                through = np.where(moving, out_sum / self.pore_volume, 0.0)
-                courant = dt * self.comm.allreduce(float(through.max(initial=0.0)), op=MPI.MAX)
-                return s, TransportResult(True, iteration, change, courant)
+                moved = np.abs(s - s_old)
+                through = np.where(moved > MOVING, out_sum / self.pore_volume, 0.0)
+                local = np.array([moved.max(initial=0.0), through.max(initial=0.0)])
+                self.comm.Allreduce(MPI.IN_PLACE, local, op=MPI.MAX)  # one reduction
+                change, rate = local
+                return s, TransportResult(True, iteration, float(change), dt * float(rate))
             if iteration == self.max_iterations:
                 break
             df_col = self.mobility.d_fractional(s_col, mu_col)
