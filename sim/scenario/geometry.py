@@ -32,6 +32,7 @@ from sim.shapes.label_map import MaskReport, bone_mask, label_surface, label_val
 from sim.shapes.orientation import frame_warnings
 from sim.shapes.primitives import needle_tips, validate_sizes
 from sim.shapes.surface import (
+    NO_VTK,
     Surface,
     SurfaceError,
     SurfaceReport,
@@ -924,9 +925,7 @@ class SurfaceFileGeometry(BoundedBySurface):
     @classmethod
     def _repair_installed(cls, v: float | None) -> float | None:
         if v is not None and importlib.util.find_spec("vtkmodules") is None:
-            raise ValueError(
-                "filling holes needs VTK, which is not installed: pip install 'cementsim[repair]'"
-            )
+            raise ValueError(NO_VTK)
         return v
 
     @model_validator(mode="after")

@@ -43,6 +43,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import pdist
 
 from sim.errors import MeshError
 
@@ -801,6 +802,10 @@ def import_surface(
     return surface, report
 
 
+#: what filling holes needs and how to get it
+NO_VTK = "filling holes needs VTK, which is not installed: pip install 'cementsim[repair]'"
+
+
 def fill_holes(surface: Surface, max_size: float) -> tuple[Surface, int]:
     """The surface with every hole at most `max_size` across (m: the largest distance between
     two points of its rim) closed by a triangulated patch, and the number of holes filled.
@@ -819,10 +824,13 @@ def fill_holes(surface: Surface, max_size: float) -> tuple[Surface, int]:
         return surface, 0
     loop_of = np.full(len(surface.points), -1, dtype=np.int64)
     loop_of[rims.ravel()] = np.repeat(_piece_of_cells(rims, len(surface.points)), 2)
+    on_rim = np.flatnonzero(loop_of >= 0)
+    on_rim = on_rim[np.argsort(loop_of[on_rim], kind="stable")]
+    loops, starts = np.unique(loop_of[on_rim], return_index=True)
     small = {
         int(loop)
-        for loop in np.unique(loop_of[rims[:, 0]])
-        if _diameter(surface.points[loop_of == loop]) <= max_size
+        for loop, members in zip(loops, np.split(on_rim, starts[1:]), strict=True)
+        if _at_most_across(surface.points[members], max_size)
     }
     if not small:
         return surface, 0
@@ -833,9 +841,12 @@ def fill_holes(surface: Surface, max_size: float) -> tuple[Surface, int]:
     return out, filled
 
 
-def _diameter(points: np.ndarray) -> float:
-    """The largest distance between two of the points (m)."""
-    return float(np.max(np.linalg.norm(points[:, None] - points[None], axis=2)))
+def _at_most_across(points: np.ndarray, size: float) -> bool:
+    """No two of the points farther apart than `size` (m). A wider bounding box along an
+    axis decides without the pairwise distances."""
+    if np.ptp(points, axis=0).max() > size:
+        return False
+    return float(pdist(points).max(initial=0.0)) <= size
 
 
 def _vtk_hole_patches(surface: Surface) -> np.ndarray:
@@ -852,9 +863,7 @@ def _vtk_hole_patches(surface: Surface) -> np.ndarray:
         from vtkmodules.vtkFiltersCore import vtkTriangleFilter
         from vtkmodules.vtkFiltersModeling import vtkFillHolesFilter
     except ImportError as exc:
-        raise SurfaceError(
-            "filling holes needs VTK, which is not installed: pip install 'cementsim[repair]'"
-        ) from exc
+        raise SurfaceError(NO_VTK) from exc
     tris = surface.triangles.astype(np.int64)
     points = vtkPoints()
     points.SetData(numpy_to_vtk(np.ascontiguousarray(surface.points, dtype=np.float64)))
@@ -877,8 +886,9 @@ def _vtk_hole_patches(surface: Surface) -> np.ndarray:
     if out.GetNumberOfPoints() != len(surface.points):
         raise SurfaceError("VTK's hole filling moved the surface's points")
     every = vtk_to_numpy(out.GetPolys().GetConnectivityArray()).reshape(-1, 3).astype(np.int64)
-    old = {tuple(t) for t in np.sort(tris, axis=1)}
-    return every[[tuple(t) not in old for t in np.sort(every, axis=1)]]
+    if not np.array_equal(every[: len(tris)], tris):  # VTK appends the patches to the input
+        raise SurfaceError("VTK's hole filling changed the surface's triangles")
+    return every[len(tris) :]
 
 
 def keep_largest_shell(surface: Surface) -> Surface:
