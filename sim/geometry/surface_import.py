@@ -48,7 +48,7 @@ from sim.errors import MeshError
 from sim.geometry.gmsh_tools import math_field, point_distance, threshold_field, use_smallest_size
 from sim.geometry.mesh_cache import key_of
 from sim.geometry.tagged_mesh import TaggedMesh, generated
-from sim.shapes.primitives import NeedleTip
+from sim.shapes.primitives import NeedleTip, largest_source_size
 from sim.shapes.surface import Surface, SurfaceError, check, check_tip
 
 log = logging.getLogger(__name__)
@@ -151,11 +151,11 @@ def _check_needles(needles: Sequence[NeedleTip], surface: Surface, h_min: float)
         name, tip, radius = needle.name, needle.centre, needle.radius
         if not radius > 0:
             raise ValueError(f"needle '{name}': radius = {radius!r} must be > 0 m")
-        if h_min > radius / 2:
+        if h_min > largest_source_size(radius):
             raise ValueError(
                 f"needle '{name}': h_min = {h_min:g} m must be at most half the needle's inner "
-                f"radius ({radius / 2:g} m) so that the inflow is spread over several control "
-                "volumes"
+                f"radius ({largest_source_size(radius):g} m) so that the inflow is spread over "
+                "several control volumes"
             )
         check_tip(surface, name, tip, radius)
 

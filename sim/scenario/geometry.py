@@ -30,7 +30,7 @@ from sim.shapes import vertebral_body as body_shape
 from sim.shapes import vertebral_features
 from sim.shapes.label_map import MaskReport, bone_mask, label_surface, label_values, listed
 from sim.shapes.orientation import frame_warnings
-from sim.shapes.primitives import needle_tips, validate_sizes
+from sim.shapes.primitives import largest_source_size, needle_tips, validate_sizes
 from sim.shapes.surface import (
     NO_VTK,
     Surface,
@@ -825,12 +825,12 @@ class BoundedBySurface(GeometryKind):
         the needle injects as a source spread over the control volumes around its tip."""
         super().check_needles(needles)
         for needle in needles:
-            if self.mesh.size_tip > needle.inner_radius / 2:
+            largest = largest_source_size(needle.inner_radius)
+            if self.mesh.size_tip > largest:
                 raise ValueError(
                     f"geometry.mesh.size_tip: {self.mesh.size_tip * 1e3:g} mm must be at most "
-                    f"half the inner radius of needle '{needle.name}' "
-                    f"({needle.inner_radius / 2 * 1e3:.4g} mm) so that its inflow is spread over "
-                    "several control volumes"
+                    f"half the inner radius of needle '{needle.name}' ({largest * 1e3:.4g} mm) "
+                    "so that its inflow is spread over several control volumes"
                 )
 
     def _check_surface(self, field: str, what: str) -> None:

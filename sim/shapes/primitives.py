@@ -158,6 +158,12 @@ def distance_to_ellipse(u: float, v: float, a: float, b: float) -> float:
     return abs(y0 - e0)
 
 
+def largest_source_size(inner_radius: float) -> float:
+    """The largest element size (m) around a needle that injects as a source: half its inner
+    radius (m), so that the inflow is spread over several control volumes."""
+    return inner_radius / 2
+
+
 def validate_sizes(h_tip: float, h_max: float, growth: float, h_outlet: float) -> None:
     """Check the mesh-size parameters (m, growth dimensionless)."""
     require(h_tip > 0.0, "h_tip", h_tip, "> 0 m")

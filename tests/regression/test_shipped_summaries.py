@@ -41,6 +41,7 @@ from mpi4py import MPI
 
 from sim.run import run_scenario
 from sim.scenario import load_scenario
+from sim.scenario.geometry import BoundedBySurface
 
 from ..conftest import REPO
 from .test_equivalence import NOT_PHYSICS, assert_same_numbers, flat
@@ -52,9 +53,6 @@ QUIET = [
     "output.fluoroscopy=false",
     "output.report=false",
 ]
-#: geometry kinds whose needles inject as sources over the cells around the tip: their tip
-#: size is bounded by the needle (half its inner radius) and stays as shipped
-SOURCE_NEEDLES = ("surface_file", "label_map")
 SHIPPED = sorted(
     str(p.relative_to(REPO / "scenarios"))
     for p in (REPO / "scenarios").rglob("*.yaml")
@@ -68,7 +66,9 @@ def coarse_overrides(name: str) -> list[str]:
     mesh = getattr(scenario.geometry, "mesh", None)
     sizes = {} if mesh is None else mesh.model_dump()
     out = list(QUIET)
-    if sizes.get("size_tip") is not None and scenario.geometry.kind not in SOURCE_NEEDLES:
+    # a surface's needles inject as sources: the needle bounds its tip size (kept as shipped)
+    surface = isinstance(scenario.geometry, BoundedBySurface)
+    if sizes.get("size_tip") is not None and not surface:
         out.append(f"geometry.mesh.size_tip={max(sizes['size_tip'], 1.2e-3)!r}")
     if sizes.get("size_max") is not None:
         out.append(f"geometry.mesh.size_max={max(sizes['size_max'], 6e-3)!r}")
