@@ -89,6 +89,7 @@ class Flow(Component):
             tolerance=numerics.pressure_tolerance,
             flow_scale=_flow_scale(needles),
             robin=None if self.openings is None else self.openings.robin,
+            method=numerics.pressure_solver,
         )
         controlled = [n for n in needles if n.protocol.pressure_controlled]
         self._superposition = [pressure.x.petsc_vec.duplicate() for _ in range(len(controlled) + 1)]

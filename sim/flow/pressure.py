@@ -11,8 +11,13 @@ the consistent boundary mass matrix couples neighbouring vertices with positive 
 entries, and where a vein's conductance jumps by the viscosity ratio between a cement-filled
 and a marrow-filled vertex it pulled the pressure of the first below the venous pressure
 (a discrete maximum-principle violation). Every other boundary is a wall (no flow). The matrix
-is symmetric positive definite: CG with algebraic multigrid (GAMG, Jacobi-Chebyshev smoothing),
-and a direct solve (MUMPS) if CG ever fails.
+is symmetric positive definite. Small systems are factorised (MUMPS Cholesky: the symbolic
+factorisation is kept, each step refactorises numerically); large ones use CG with algebraic
+multigrid (GAMG, Jacobi-Chebyshev smoothing) and fall back on the direct solve if CG ever fails.
+The multigrid set-up for an operator that changes every step (the mobility moves with the
+front) costs several times the factorisation of a small system: on the 1-D benchmark column
+(4004 unknowns) 10 ms per step against 2 ms; reusing the set-up for later operators took 2.5 to
+9 times more CG iterations there (`benchmarks/pressure_solvers.py` prints the crossover).
 
 Reproducibility: the GMRES eigenvalue estimates of GAMG (prolongator smoothing, at the first
 set-up) and of the Chebyshev smoothers (again at every set-up for a new operator) orthogonalise
@@ -41,6 +46,8 @@ import ufl
 from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,41 @@ class Robin:
     pressure: np.ndarray
 
 
+#: "auto" solves directly on at most this many unknowns ...
+DIRECT_UNKNOWNS = 100_000
+#: ... where a Cholesky factorisation in reverse Cuthill-McKee order costs at most this many
+#: flops per matrix nonzero (`envelope_work`: 2 on a column one hexahedron across, 330 on a
+#: cube of 8^3 hexahedra, 2900 on 15^3, 700 on a slab one cell thick). A thin domain
+#: factorises with little fill (1-D column, 4004 unknowns: MUMPS 2 ms a step against 10 ms of
+#: CG + GAMG, whose set-up dominates and which needs 57 iterations there); a 3-D body does not
+#: (default scenario, 3919 unknowns: 11 ms against 8.5 ms; cube of 4096: 19 against 4.5 ms).
+DIRECT_ENVELOPE_WORK = 100.0
+#: the methods of numerics.pressure_solver
+METHODS = ("auto", "direct", "multigrid")
+
+
+def envelope_work(A: PETSc.Mat) -> float:
+    """Flops per nonzero of a Cholesky factorisation of the assembled matrix A in reverse
+    Cuthill-McKee order, sum_i w_i^2 / nnz with w_i the envelope width of row i: from each
+    rank's diagonal block (the couplings between ranks left out), summed over the ranks."""
+    indptr, columns, _ = A.getValuesCSR()
+    first, end = A.getOwnershipRange()
+    n = end - first
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    own = (columns >= first) & (columns < end)
+    rows, columns = rows[own], columns[own] - first
+    graph = csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(n, n))
+    position = np.empty(n, dtype=np.int64)
+    position[reverse_cuthill_mckee(graph, symmetric_mode=True)] = np.arange(n)
+    row_of, column_of = position[rows], position[columns]
+    leftmost = np.arange(n)
+    np.minimum.at(leftmost, row_of, column_of)
+    width = (np.arange(n) - leftmost).astype(float)
+    totals = np.array([np.sum(width**2), float(len(rows))])
+    A.getComm().tompi4py().Allreduce(MPI.IN_PLACE, totals, op=MPI.SUM)
+    return float(totals[0] / max(totals[1], 1.0))
+
+
 class PressureSolveError(RuntimeError):
     """Neither the iterative nor the direct pressure solve converged."""
 
@@ -81,8 +123,11 @@ class PressureSolver:
 
     mobility_k: DG0 tensor function lambda_t K (m²/(Pa·s)); inlets: per needle, the share of
     its inflow entering each owned vertex's box (sums to 1 over all ranks); bcs: fixed-pressure
-    outlets; tolerance: largest residual (m³/s per box) as a fraction of `flow_scale` (m³/s, a
-    typical injection rate).
+    outlets; tolerance: largest residual (m³/s per box) of the iterative solve as a fraction of
+    `flow_scale` (m³/s, a typical injection rate); method: "direct" (MUMPS Cholesky every
+    step), "multigrid" (CG + GAMG) or "auto": direct on at most DIRECT_UNKNOWNS unknowns whose
+    factorisation is cheap (DIRECT_ENVELOPE_WORK), multigrid otherwise, decided at the first
+    assembly.
     """
 
     def __init__(
@@ -94,9 +139,12 @@ class PressureSolver:
         tolerance: float,
         flow_scale: float,
         robin: Robin | None = None,
+        method: str = "multigrid",
         prefix: str = "cementsim_pressure_",
     ) -> None:
         """robin: the resistive openings and veins (lumped Robin boundaries)."""
+        if method not in METHODS:
+            raise ValueError(f"pressure solver method {method!r}: one of {', '.join(METHODS)}")
         V = p.function_space
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         self.p = p
@@ -111,15 +159,32 @@ class PressureSolver:
         self._diag_scale: float | None = None
         self.atol = tolerance * flow_scale
         self.iterations = 0
+        self._prefix = prefix
+        self._method = method
+        self.direct = method == "direct"  # factorise every step (else CG + GAMG)
+        self.ksp: PETSc.KSP | None = None  # made at the first assembly
+        self._direct: PETSc.KSP | None = None  # CG's fall-back
+
+    def _multigrid(self) -> PETSc.KSP:
+        """A KSP that solves with CG preconditioned by GAMG (reproducible options)."""
         opts = PETSc.Options()
         for key, value in (_GAMG_OPTIONS | _REPRODUCIBLE_OPTIONS).items():
-            opts.setValue(prefix + key, value)
-        self.ksp = PETSc.KSP().create(V.mesh.comm)
-        self.ksp.setOptionsPrefix(prefix)
-        self.ksp.setFromOptions()
+            opts.setValue(self._prefix + key, value)
+        ksp = PETSc.KSP().create(self.A.getComm())
+        ksp.setOptionsPrefix(self._prefix)
+        ksp.setFromOptions()
         for key in _REPRODUCIBLE_OPTIONS:  # looked up: not reported as unused if never read
-            opts.hasName(prefix + key)
-        self._direct: PETSc.KSP | None = None
+            opts.hasName(self._prefix + key)
+        return ksp
+
+    def _factorising(self) -> PETSc.KSP:
+        """A KSP that solves with a MUMPS Cholesky factorisation of the operator."""
+        ksp = PETSc.KSP().create(self.A.getComm())
+        ksp.setType("preonly")
+        pc = ksp.getPC()
+        pc.setType("cholesky")
+        pc.setFactorSolverType("mumps")
+        return ksp
 
     def _unit_inflow(self, weights: np.ndarray) -> PETSc.Vec:
         b = fem_petsc.create_vector(self.p.function_space)
@@ -142,6 +207,12 @@ class PressureSolver:
             total = self.A.getComm().tompi4py().allreduce(np.abs(diag.array).sum(), op=MPI.SUM)
             self._diag_scale = float(total / diag.getSize())
             diag.destroy()
+            if self._method == "auto" and self.A.getSize()[0] <= DIRECT_UNKNOWNS:
+                work = envelope_work(self.A)
+                self.direct = work <= DIRECT_ENVELOPE_WORK
+                log.info("pressure: %.0f flops per nonzero to factorise", work)
+            log.info("pressure: %s", "MUMPS Cholesky" if self.direct else "CG + GAMG")
+            self.ksp = self._factorising() if self.direct else self._multigrid()
         self.A.zeroEntries()
         fem_petsc.assemble_matrix(self.A, self.a, bcs=self.bcs, diag=self._diag_scale)
         self.A.assemble()
@@ -176,6 +247,11 @@ class PressureSolver:
                 b.axpy(rate, unit)
         if outlets:
             b.axpy(1.0, self._outlet_rhs)
+        if self.direct:
+            self._solve_direct(self.ksp, b, x)
+            self.iterations = 1
+            x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+            return x
         self.ksp.setTolerances(rtol=1e-14, atol=self.atol, max_it=500)
         self.ksp.solve(b, x)
         self.iterations = self.ksp.getIterationNumber()
@@ -186,22 +262,19 @@ class PressureSolver:
                 self.ksp.getConvergedReason(),
                 self.iterations,
             )
-            self._solve_direct(b, x)
+            if self._direct is None:
+                self._direct = self._factorising()
+            self._direct.setOperators(self.A)
+            self._solve_direct(self._direct, b, x)
         x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
         return x
 
-    def _solve_direct(self, b: PETSc.Vec, x: PETSc.Vec) -> None:
-        if self._direct is None:
-            self._direct = PETSc.KSP().create(self.A.getComm())
-            self._direct.setType("preonly")
-            pc = self._direct.getPC()
-            pc.setType("lu")
-            pc.setFactorSolverType("mumps")
-        self._direct.setOperators(self.A)
-        self._direct.solve(b, x)
-        if self._direct.getConvergedReason() < 0:
+    @staticmethod
+    def _solve_direct(ksp: PETSc.KSP, b: PETSc.Vec, x: PETSc.Vec) -> None:
+        ksp.solve(b, x)
+        if ksp.getConvergedReason() < 0:
             raise PressureSolveError(
-                f"pressure: direct solve failed (reason {self._direct.getConvergedReason()})"
+                f"pressure: direct solve failed (reason {ksp.getConvergedReason()})"
             )
 
     def destroy(self) -> None:
@@ -222,4 +295,11 @@ def superpose(
                 t.axpy(rate, u)
 
 
-__all__ = ["PressureSolveError", "PressureSolver", "Robin", "superpose"]
+__all__ = [
+    "METHODS",
+    "PressureSolveError",
+    "PressureSolver",
+    "Robin",
+    "envelope_work",
+    "superpose",
+]

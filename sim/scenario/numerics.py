@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -21,24 +21,25 @@ class Numerics(Section):
 
     max_saturation_change: largest change of cement saturation at any vertex in one step (0.25
     unless front_courant is given); the step size adapts to it (smaller: sharper fronts, more
-    steps). front_courant: instead, how many control volumes the cement front may cross in one
-    step (the Courant number of the flow through the vertices whose saturation changes, dt x
-    outflow / pore volume). The implicit scheme is stable at any step but smears the front over
-    more control volumes the larger the step; a front of cement much more viscous than the fluid
-    it displaces sharpens itself and stays accurate at several cells a step (1-D benchmark, 1000
-    cells, ratio 2500: 4 takes 300 steps, front within 0.01 % and inlet pressure within 0.21 %
-    of exact, where max_saturation_change 0.25 takes 4239), a front of comparable viscosities
-    does not (ratio 1: first leak 22 % later at 4). Giving both is an error.
-    max_viscosity_change: largest
-    relative change of the cement viscosity in one step. dt_initial / dt_max: bounds of the
-    step (s); by default the first step fills about half of the inlet's control volumes and the
-    largest step is 1/20 of the injection time. pressure_tolerance: largest residual of the
-    pressure solve (CG + GAMG), relative to the injection rate; it bounds the mass-balance
-    error. newton_tolerance: convergence of the implicit saturation
-    update, in units of saturation. picard_tolerance / picard_max_iterations: the iteration
-    between pressure and a shear-rate dependent viscosity stops when no cell's viscosity
-    changes by more than this relative amount. max_steps: a run that needs more steps stops
-    with an error.
+    steps). front_courant: instead, how many control volumes the cement front may cross in one step
+    (the Courant number of the flow through the vertices whose saturation changes, dt x outflow /
+    pore volume). The implicit scheme is stable at any step but smears the front over more control
+    volumes the larger the step; a front of cement much more viscous than the fluid it displaces
+    sharpens itself and stays accurate at several cells a step (1-D benchmark, 1000 cells, ratio
+    2500: 4 takes 300 steps, front within 0.01 % and inlet pressure within 0.21 % of exact, where
+    max_saturation_change 0.25 takes 4239), a front of comparable viscosities does not (ratio 1:
+    first leak 22 % later at 4). Giving both is an error. max_viscosity_change: largest relative
+    change of the cement viscosity in one step. dt_initial / dt_max: bounds of the step (s); by
+    default the first step fills about half of the inlet's control volumes and the largest step is
+    1/20 of the injection time. pressure_solver: "direct" factorises the pressure system every step
+    (MUMPS Cholesky), "multigrid" iterates (CG + GAMG), "auto" (default) factorises systems of up to
+    20 000 vertices whose factorisation is cheap (thin domains such as columns and bars; 3-D bodies
+    go to multigrid after the first step). pressure_tolerance: largest residual of the iterative
+    pressure solve, relative to the injection rate; it bounds the mass-balance error.
+    newton_tolerance: convergence of the implicit saturation update, in units of saturation.
+    picard_tolerance / picard_max_iterations: the iteration between pressure and a shear-rate
+    dependent viscosity stops when no cell's viscosity changes by more than this relative amount.
+    max_steps: a run that needs more steps stops with an error.
     """
 
     max_saturation_change: Fraction | None = None
@@ -46,6 +47,7 @@ class Numerics(Section):
     max_viscosity_change: Annotated[float, Field(gt=0)] = 0.1
     dt_initial: Annotated[Time, Field(gt=0)] | None = None
     dt_max: Annotated[Time, Field(gt=0)] | None = None
+    pressure_solver: Literal["auto", "direct", "multigrid"] = "auto"
     pressure_tolerance: Annotated[float, Field(ge=1e-14, lt=1e-4)] = 1e-11
     newton_tolerance: Annotated[float, Field(gt=0, lt=1e-4)] = 1e-11
     newton_max_iterations: Annotated[int, Field(ge=2, le=200)] = 40

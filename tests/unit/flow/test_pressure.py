@@ -9,7 +9,10 @@ Anisotropic lambda K per cell; serially and on 2 ranks, to the solver tolerance:
   ghosts included;
 - lumped Robin openings on x = 1 with a conductance and outside pressure varying per vertex:
   the outflow of each opening vertex, minus the net box flux into its neighbours, equals
-  g_i A_i (p_i - p_ext,i), A_i = int phi_i ds, and the openings let out Q in all.
+  g_i A_i (p_i - p_ext,i), A_i = int phi_i ds, and the openings let out Q in all;
+- the direct solve (MUMPS Cholesky) gives the multigrid pressure, with outlets and with
+  openings; "auto" keeps it for a thin bar (little fill) and gives it up for a cube of
+  12^3 hexahedra after the first solve, and either way answers as the other methods do.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import pytest
 import ufl
 from dolfinx import fem
 
-from sim.flow.pressure import PressureSolver, Robin, superpose
+from sim.flow.pressure import PressureSolver, Robin, envelope_work, superpose
 
 from .conftest import (
     COMM,
     anisotropic,
     assemble_owned,
     at_point,
+    bar,
     face_facets,
     face_tags,
     fluxes_of,
@@ -45,19 +49,34 @@ SOURCE_2 = (1 / 3, 1.0, 2 / 3)
 TOL = 1e-12  # residual (m³/s per box) / flow scale (1 m³/s)
 
 
-def setup(dirichlet: bool = True, robin: Callable | None = None, p_out: float = 100.0):
-    """The cube with an outlet on x = 1 (or none), inlets at SOURCE and SOURCE_2 and, if
-    given, the Robin openings robin(V); the operator assembled."""
-    mesh = unit_cube()
+def setup(
+    dirichlet: bool = True,
+    robin: Callable | None = None,
+    p_out: float = 100.0,
+    mesh=None,
+    method: str = "multigrid",
+    sources=(SOURCE, SOURCE_2),
+):
+    """The cube (or `mesh`) with an outlet on x = 1 (or none), inlets at two vertices
+    (`sources`) and, if given, the Robin openings robin(V); the operator assembled."""
+    mesh = unit_cube() if mesh is None else mesh
     V = p1(mesh)
     robin = None if robin is None else robin(V)
     tensor = anisotropic(mesh)
     p = fem.Function(V)
     outlet = fem.locate_dofs_topological(V, 2, face_facets(mesh, 0, 1.0))
     bcs = [fem.dirichletbc(fem.Constant(mesh, p_out), outlet, V)] if dirichlet else []
-    inlets = [at_point(V, SOURCE).astype(float), at_point(V, SOURCE_2).astype(float)]
+    inlets = [at_point(V, point).astype(float) for point in sources]
     solver = PressureSolver(
-        p, tensor_function(mesh, tensor), inlets, bcs, TOL, 1.0, robin=robin, prefix="unit_p_"
+        p,
+        tensor_function(mesh, tensor),
+        inlets,
+        bcs,
+        TOL,
+        1.0,
+        robin=robin,
+        method=method,
+        prefix="unit_p_",
     )
     solver.assemble()
     return V, p, tensor, inlets, outlet, solver
@@ -152,3 +171,56 @@ def test_lumped_robin_outflow_per_vertex():
     assert global_max(np.abs(div - q * inlets[0])[~opening]) <= 1e-10
     assert global_sum(outflow[opening]) == pytest.approx(q, rel=1e-10)
     solver.destroy()
+
+
+@pytest.mark.parametrize("robin", [None, robin_on_x1], ids=["outlet", "openings"])
+def test_direct_solve_equals_multigrid(robin):
+    pressures = []
+    for method in ("direct", "multigrid"):
+        _, p, _, _, _, solver = setup(dirichlet=robin is None, robin=robin, method=method)
+        solver.solve([1.0, -0.4])
+        assert solver.direct == (method == "direct")
+        pressures.append(p.x.array.copy())
+        solver.destroy()
+    scale = global_max(np.abs(pressures[1]))
+    assert scale > 1.0
+    assert global_max(np.abs(pressures[0] - pressures[1])) <= 1e-9 * scale
+
+
+# a thin bar factorises with little fill, a 3-D cube does not: "auto" solves the first
+# directly and the second by multigrid, with the same answer as the other methods
+@pytest.mark.parametrize(
+    ("mesh", "sources", "direct"),
+    [
+        (lambda: bar(n=600), [(0.0, 0.0, 0.0), (0.0, 0.2, 0.2)], True),
+        (lambda: unit_cube(8), [(0.0, 0.375, 0.375), (0.375, 1.0, 0.625)], False),
+    ],
+    ids=["bar", "cube"],
+)
+def test_auto_solves_directly_only_where_factorising_is_cheap(mesh, sources, direct):
+    shape = mesh()
+    answers = {}
+    for method in ("auto", "direct", "multigrid"):
+        _, p, _, _, _, solver = setup(mesh=shape, method=method, sources=sources)
+        solver.solve([1.0, 0.5])
+        if method == "auto":
+            assert solver.direct == direct
+            assert (solver.iterations == 1) == direct
+        answers[method] = p.x.array.copy()
+        solver.destroy()
+    scale = global_max(np.abs(answers["direct"]))
+    assert scale > 1.0
+    for method in ("auto", "multigrid"):
+        assert global_max(np.abs(answers[method] - answers["direct"])) <= 1e-9 * scale
+
+
+def test_envelope_work_of_a_column_and_of_a_cube():
+    """A column one hexahedron across: RCM orders it by layers of 4 vertices, each row of the
+    factor reaches at most 7 back; the cube of 8^3 hexahedra: a layer of 81 vertices."""
+    works = []
+    for shape in (bar(n=400), unit_cube(8)):
+        _, _, _, _, _, solver = setup(mesh=shape, method="multigrid", sources=[])
+        works.append(envelope_work(solver.A))
+        solver.destroy()
+    assert 1.0 < works[0] < 7.0**2 / 14
+    assert works[1] > 81.0**2 / 27
