@@ -2,11 +2,14 @@
 
 Run: .venv/bin/python benchmarks/default_scenario.py            (serial)
      .venv/bin/mpirun -n 2 .venv/bin/python benchmarks/default_scenario.py
+     ... default_scenario.py geometry.mesh.size_max=1.5mm ...     (scenario overrides)
+     ... default_scenario.py --json ...                           (one JSON line instead)
 Prints one table; nothing is asserted (timings on shared machines are noisy).
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import tempfile
@@ -23,7 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     comm = MPI.COMM_WORLD
-    scenario = load_scenario(REPO / "scenarios" / "vertebroplasty.yaml", sys.argv[1:])
+    as_json = "--json" in sys.argv[1:]
+    overrides = [a for a in sys.argv[1:] if a != "--json"]
+    scenario = load_scenario(REPO / "scenarios" / "vertebroplasty.yaml", overrides)
     out = Path(comm.bcast(tempfile.mkdtemp(prefix="cementsim-bench-") if comm.rank == 0 else None))
     start = time.perf_counter()
     summary = run_scenario(scenario, out, comm)
@@ -40,6 +45,23 @@ def main() -> None:
         "output (series, fields, plots)": t["output"],
     }
     setup = wall - sum(phases.values())
+    if as_json:
+        record = {
+            "ranks": comm.size,
+            "cells": summary["n_cells"],
+            "vertices": summary["n_vertices"],
+            "steps": steps,
+            "wall_s": wall,
+            "setup_s": setup,
+            "phases_s": phases,
+            "peak_mb_per_rank": peak_mb,
+            "mass_balance": summary["mass_balance_rel_error"],
+            "fill_fraction": summary["fill_fraction"],
+            "tip_pressure_max_pa": summary["tip_pressure_max_pa"],
+            "cloud_volume_m3": summary["cloud_volume_m3"],
+        }
+        print(json.dumps(record))
+        return
     print(
         f"default scenario: {summary['n_cells']} cells, {summary['n_vertices']} vertices, "
         f"{comm.size} rank(s)"
