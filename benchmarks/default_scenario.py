@@ -54,6 +54,7 @@ def main() -> None:
             "wall_s": wall,
             "setup_s": setup,
             "phases_s": phases,
+            "petsc_solves_s": t["petsc_solves"],
             "peak_mb_per_rank": peak_mb,
             "mass_balance": summary["mass_balance_rel_error"],
             "fill_fraction": summary["fill_fraction"],
@@ -70,6 +71,11 @@ def main() -> None:
     print(f"  time steps           {steps:8d}")
     for name, seconds in phases.items():
         print(f"  {name:<30s} {seconds:7.2f} s  {1e3 * seconds / steps:7.1f} ms/step")
+    stepping = sum(phases.values()) - phases["output (series, fields, plots)"]
+    print(
+        f"  of the steps, in PETSc's linear solves {t['petsc_solves']:.2f} s "
+        f"({t['petsc_solves'] / stepping:.0%})"
+    )
     print(f"  peak memory per rank {peak_mb:8.0f} MB")
     print(f"  mass balance error   {summary['mass_balance_rel_error']:8.1e}")
 

@@ -72,6 +72,15 @@ def run(data: dict, until: float) -> tuple[InjectionProblem, float]:
     return problem, time.perf_counter() - start
 
 
+def petsc_share(pb: InjectionProblem) -> str:
+    """Time in PETSc's linear solves against the time of the steps (output excluded)."""
+    tm = pb.timings
+    stepping = tm.assembly_and_pressure + tm.fluxes + tm.transport
+    inside = pb.flow.solver.solver_seconds + pb.transport.solver_seconds
+    share = inside / stepping
+    return f"{inside:.1f} s of {stepping:.1f} s stepping in PETSc's linear solves ({share:.0%})"
+
+
 #: the step rules compared: the default and the front's Courant number
 STEP_RULES = {"max_saturation_change 0.25": {}, "front_courant 4": {"front_courant": 4.0}}
 
@@ -120,6 +129,7 @@ def column(rule: str) -> None:
             f"    {pb.state.counters.steps} steps, {pb.state.counters.newton_total} Newton "
             f"iterations, {wall:.1f} s wall, mass balance {mass:.1e}"
         )
+        print(f"    {petsc_share(pb)}")
 
 
 def cube_mesh(path: Path, h: float) -> None:
@@ -214,6 +224,7 @@ def cube(rule: str, t_end: float) -> None:
             f"{wall:.1f} s wall, "
             f"mass balance {mass:.1e}"
         )
+        print(f"    {petsc_share(pb)}")
 
 
 if __name__ == "__main__":

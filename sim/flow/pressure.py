@@ -37,6 +37,7 @@ pressures; `solve(rates)` does a single solve when the rates are known.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -159,6 +160,7 @@ class PressureSolver:
         self._diag_scale: float | None = None
         self.atol = tolerance * flow_scale
         self.iterations = 0
+        self.solver_seconds = 0.0  # wall time in PETSc's solves (set-up included)
         self._prefix = prefix
         self._method = method
         self.direct = method == "direct"  # factorise every step (else CG + GAMG)
@@ -247,14 +249,17 @@ class PressureSolver:
                 b.axpy(rate, unit)
         if outlets:
             b.axpy(1.0, self._outlet_rhs)
+        start = time.perf_counter()
         if self.direct:
             self._solve_direct(self.ksp, b, x)
             self.iterations = 1
+            self.solver_seconds += time.perf_counter() - start
             x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
             return x
         self.ksp.setTolerances(rtol=1e-14, atol=self.atol, max_it=500)
         self.ksp.solve(b, x)
         self.iterations = self.ksp.getIterationNumber()
+        self.solver_seconds += time.perf_counter() - start
         if self.ksp.getConvergedReason() < 0:
             log.warning(
                 "pressure: CG+GAMG did not converge (reason %d after %d iterations); "

@@ -21,6 +21,7 @@ unbalanced is of the size of that divergence error and shows in the reported mas
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,7 @@ class ImplicitUpwindTransport:
         self._rhs = self.jacobian.createVecLeft()
         self._update = self.jacobian.createVecRight()
         self._max = np.zeros(1)  # the buffer of `_global_max`
+        self.solver_seconds = 0.0  # wall time in PETSc's solves (set-up included)
 
     def step(
         self,
@@ -194,7 +196,9 @@ class ImplicitUpwindTransport:
         self.jacobian.assemble()
         self._rhs.array[:] = rhs
         self.ksp.setOperators(self.jacobian)
+        start = time.perf_counter()
         self.ksp.solve(self._rhs, self._update)
+        self.solver_seconds += time.perf_counter() - start
         if self.ksp.getConvergedReason() < 0:
             return None
         return self._update.array.copy()

@@ -90,6 +90,8 @@ def build_summary(
             "fluxes": problem.timings.fluxes,
             "transport": problem.timings.transport,
             "output": problem.timings.output,
+            # of the phases above, the time inside PETSc's linear solves (pressure, transport)
+            "petsc_solves": problem.flow.solver.solver_seconds + problem.transport.solver_seconds,
         },
     }
     for component in problem.stepper.components:
