@@ -33,13 +33,13 @@ class Numerics(Section):
     default the first step fills about half of the inlet's control volumes and the largest step is
     1/20 of the injection time. pressure_solver: "direct" factorises the pressure system every step
     (MUMPS Cholesky), "multigrid" iterates (CG + GAMG), "auto" (default) factorises systems of up to
-    20 000 vertices whose factorisation is cheap (thin domains such as columns and bars; 3-D bodies
-    go to multigrid after the first step). pressure_tolerance: largest residual of the iterative
-    pressure solve, relative to the injection rate; it bounds the mass-balance error.
-    newton_tolerance: convergence of the implicit saturation update, in units of saturation.
-    picard_tolerance / picard_max_iterations: the iteration between pressure and a shear-rate
-    dependent viscosity stops when no cell's viscosity changes by more than this relative amount.
-    max_steps: a run that needs more steps stops with an error.
+    100 000 vertices whose factorisation is cheap (thin domains such as columns and bars; not 3-D
+    bodies, judged from the matrix's envelope before the first solve). pressure_tolerance: largest
+    residual of the iterative pressure solve, relative to the injection rate; it bounds the
+    mass-balance error. newton_tolerance: convergence of the implicit saturation update, in units of
+    saturation. picard_tolerance / picard_max_iterations: the iteration between pressure and a
+    shear-rate dependent viscosity stops when no cell's viscosity changes by more than this relative
+    amount. max_steps: a run that needs more steps stops with an error.
     """
 
     max_saturation_change: Fraction | None = None

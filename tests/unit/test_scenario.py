@@ -692,6 +692,14 @@ def test_the_step_follows_one_rule(write: Writer, vb: dict[str, Any]) -> None:
     assert_mentions(message, "numerics:", "front_courant and max_saturation_change", "one of")
 
 
+def test_the_pressure_solver_is_one_of_three(write: Writer, vb: dict[str, Any]) -> None:
+    assert load_scenario(write(vb)).numerics.pressure_solver == "auto"
+    s = load_scenario(write(vb), ["numerics.pressure_solver=direct"])
+    assert s.numerics.pressure_solver == "direct"
+    message = error_of(write(vb), ["numerics.pressure_solver=lu"])
+    assert_mentions(message, "numerics.pressure_solver", "'lu'", "'auto', 'direct' or 'multigrid'")
+
+
 def test_override_with_a_bad_value_is_validated(write: Writer, vb: dict[str, Any]) -> None:
     message = error_of(write(vb), ["injection.needles.0.rate=2 mL"])
     assert_mentions(message, "injection.needles.0.rate", "'2 mL'", "a volumetric flow rate")
