@@ -2,7 +2,7 @@
 
 Runs the default scenario at several mesh sizes with `numerics.pressure_solver` direct and
 multigrid and prints the pressure time per step (assembly + solve; the operator changes
-every step as the front moves), the CG iterations and the wall time. The 1-D column of
+every step as the front moves). The 1-D column of
 `two_phase_benchmark.py` (4004 unknowns) is the other end: run it with the option set.
 
 Run: .venv/bin/python benchmarks/pressure_solvers.py            (or under mpirun -n N)
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from mpi4py import MPI
+from scaling import overrides
 
 from sim.run import run_scenario
 from sim.scenario import load_scenario
@@ -25,25 +25,13 @@ from sim.scenario import load_scenario
 REPO = Path(__file__).resolve().parents[1]
 
 
-def one(size_max_mm: float, method: str, comm: MPI.Comm) -> tuple[dict, float]:
-    """Summary and wall time (s) of the default scenario with cells of at most `size_max_mm`
-    (tip and outlet sizes scaled with it) and the given pressure solver."""
-    scale = size_max_mm / 3.0
-    overrides = [
-        f"geometry.mesh.size_max={size_max_mm}mm",
-        f"geometry.mesh.size_tip={0.6 * scale}mm",
-        f"geometry.mesh.size_outlet={1.0 * scale}mm",
-        f"numerics.pressure_solver={method}",
-        "output.fields=false",
-        "output.plots=false",
-        "output.fluoroscopy=false",
-        "output.report=false",
-    ]
-    scenario = load_scenario(REPO / "scenarios" / "vertebroplasty.yaml", overrides)
+def one(size_max_mm: float, method: str, comm: MPI.Comm) -> dict:
+    """Summary of the default scenario with cells of at most `size_max_mm`
+    (tip and outlet sizes scaled with it, as in scaling.py) and the given pressure solver."""
+    settings = [*overrides(size_max_mm), f"numerics.pressure_solver={method}"]
+    scenario = load_scenario(REPO / "scenarios" / "vertebroplasty.yaml", settings)
     out = Path(comm.bcast(tempfile.mkdtemp(prefix="cementsim-psolve-") if comm.rank == 0 else None))
-    start = time.perf_counter()
-    summary = run_scenario(scenario, out, comm)
-    return summary, time.perf_counter() - start
+    return run_scenario(scenario, out, comm)
 
 
 def main() -> None:
@@ -55,7 +43,7 @@ def main() -> None:
     for size in sizes:
         per_step = {}
         for method in ("direct", "multigrid"):
-            summary, _ = one(size, method, comm)
+            summary = one(size, method, comm)
             t = summary["timings_s"]["pressure_assembly_and_solve"]
             per_step[method] = 1e3 * t / max(summary["n_steps"], 1)
         if comm.rank == 0:
