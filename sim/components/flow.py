@@ -83,7 +83,8 @@ class Flow(Component):
         self.pressure = pressure
         self.solver = PressureSolver(
             pressure,
-            self.mobility_k,
+            fluxes,
+            medium.permeability,
             [n.weights for n in needles],
             boundaries.bcs,
             tolerance=numerics.pressure_tolerance,
@@ -171,11 +172,13 @@ class Flow(Component):
         dofs = self.disc.cell_dofs
         return dofs[np.arange(len(dofs)), np.argmax(self.pressure.x.array[dofs], axis=1)]
 
-    def _set_mobility(self, state: State, upwind: np.ndarray) -> None:
-        """lambda_t K per cell, lambda_t from the saturation of the cell's upstream vertex."""
+    def _set_mobility(self, state: State, upwind: np.ndarray) -> np.ndarray:
+        """lambda_t K per cell, lambda_t from the saturation of the cell's upstream vertex;
+        returns lambda_t (1/(Pa·s))."""
         s_up = state.S.x.array[upwind]
         lam = self.medium.mobility.total(s_up, self.viscosity.x.array)
         self.mobility_k.x.array[:] = (lam[:, None, None] * self.medium.permeability).ravel()
+        return lam
 
     def _update_openings(self, state: State) -> None:
         """Conductances of the openings for the fluid now at them (1 / mu_mixture: the total
@@ -269,8 +272,7 @@ class Flow(Component):
         n_cells = self.disc.n_cells
         for iteration in range(1, num.picard_max_iterations + 1):
             t0 = time.perf_counter()
-            self._set_mobility(state, upwind)
-            self.solver.assemble()
+            self.solver.assemble(self._set_mobility(state, upwind))
             rates = self._pressure_and_rates(state, given, controlled)
             self.pressure.x.scatter_forward()
             t1 = time.perf_counter()

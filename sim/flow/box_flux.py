@@ -87,14 +87,27 @@ class BoxFluxes:
         self._csr.scatter_reverse()
         self.flux = self._csr.data[: self.n_entries].copy()
 
-    def stiffness(self, coefficient: np.ndarray) -> np.ndarray:
-        """Values (owned rows, this CSR layout) of the P1 stiffness matrix of a cellwise
-        coefficient c: A_ab = sum_e c_e |e| grad phi_a . grad phi_b. The box method's
-        diffusion operator: A T is the diffusive flux out of each box (W for a thermal
-        conductivity in W/(m K) and T in K). Rows sum to zero."""
+    def edge_weights(self, tensor: np.ndarray | None = None) -> np.ndarray:
+        """|e| grad phi_a . T_e grad phi_b for the six edges (a, b) of each owned cell e
+        (cells, 6), T a symmetric tensor per cell (cells, 3, 3; the identity if None): the
+        entries of the P1 stiffness matrix of T that cell e adds to rows a and b."""
         g = self.grad_phi
-        dots = np.einsum("ced,ced->ce", g[:, EDGE_A], g[:, EDGE_B])
-        edge = ((coefficient[: self.n_cells] * self.cell_volume)[:, None] * dots).ravel()
+        if tensor is None:
+            dots = np.einsum("ced,ced->ce", g[:, EDGE_A], g[:, EDGE_B])
+        else:
+            dots = np.einsum("ced,cdf,cef->ce", g[:, EDGE_A], tensor[: self.n_cells], g[:, EDGE_B])
+        return self.cell_volume[:, None] * dots
+
+    def stiffness(self, coefficient: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Values (owned rows, this CSR layout) of the P1 stiffness matrix of a cellwise
+        coefficient c: A_ab = sum_e c_e |e| grad phi_a . T_e grad phi_b, with the edge
+        `weights` of T (`edge_weights`; by default of the identity). The box method's
+        diffusion operator: A T is the diffusive flux out of each box (W for a thermal
+        conductivity in W/(m K) and T in K; m³/s for a mobility lambda in 1/(Pa s), T the
+        permeability K in m² and a pressure in Pa). Rows sum to zero."""
+        if weights is None:
+            weights = self.edge_weights()
+        edge = (coefficient[: self.n_cells, None] * weights).ravel()
         size = len(self._csr.data)
         self._csr.data[:] = np.bincount(self._pos_ab, edge, size) + np.bincount(
             self._pos_ba, edge, size

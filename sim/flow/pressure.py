@@ -1,7 +1,11 @@
 """The pressure equation of the sequential scheme: -div(lambda_t K grad p) = 0.
 
-P1 finite elements with a cell-wise total mobility lambda_t and permeability K (given together
-as the tensor lambda_t K per cell). Needle inlets are Neumann boundaries with a uniform inflow
+P1 finite elements with a cell-wise total mobility lambda_t and permeability tensor K. The
+operator is assembled in NumPy on the layout of the box fluxes: the edge weights
+|e| grad phi_a . K_e grad phi_b of every cell are computed once, and each assembly scales them
+by the cell mobilities and sums them into the owned rows (rows sum to zero, so the diagonal is
+minus the rest): a fifth of the time of a finite-element assembly of the tensor lambda_t K
+(113k cells: 11 ms against 55 ms). Needle inlets are Neumann boundaries with a uniform inflow
 density Q / A (A the discrete inlet area, so the inflow sums to Q exactly); outlets are
 Dirichlet boundaries; resistive openings and veins are Robin boundaries whose outflow is
 lumped on the vertices: vertex i of an opening lets out g_i A_i (p_i - p_ext,i), with g_i its
@@ -41,14 +45,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import dolfinx.fem.petsc as fem_petsc
 import numpy as np
-import ufl
 from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+from sim.flow.box_flux import BoxFluxes
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +126,21 @@ class PressureSolveError(RuntimeError):
 class PressureSolver:
     """Assemble and solve the pressure system for the current mobility.
 
-    mobility_k: DG0 tensor function lambda_t K (m²/(Pa·s)); inlets: per needle, the share of
-    its inflow entering each owned vertex's box (sums to 1 over all ranks); bcs: fixed-pressure
-    outlets; tolerance: largest residual (m³/s per box) of the iterative solve as a fraction of
-    `flow_scale` (m³/s, a typical injection rate); method: "direct" (MUMPS Cholesky every
-    step), "multigrid" (CG + GAMG) or "auto": direct on at most DIRECT_UNKNOWNS unknowns whose
-    factorisation is cheap (DIRECT_ENVELOPE_WORK), multigrid otherwise, decided at the first
-    assembly.
+    fluxes: the box-flux layout (owned rows of the P1 vertex graph); permeability: K per local
+    cell (cells, 3, 3; m²); inlets: per needle, the share of its inflow entering each owned
+    vertex's box (sums to 1 over all ranks); bcs: fixed-pressure outlets (P1 Dirichlet
+    conditions); tolerance: largest residual (m³/s per box) of the iterative solve as a
+    fraction of `flow_scale` (m³/s, a typical injection rate); method: "direct" (MUMPS
+    Cholesky every step), "multigrid" (CG + GAMG) or "auto": direct on at most
+    DIRECT_UNKNOWNS unknowns whose factorisation is cheap (DIRECT_ENVELOPE_WORK), multigrid
+    otherwise, decided at the first assembly.
     """
 
     def __init__(
         self,
         p: fem.Function,
-        mobility_k: fem.Function,
+        fluxes: BoxFluxes,
+        permeability: np.ndarray,
         inlets: Sequence[np.ndarray],
         bcs: Sequence[fem.DirichletBC],
         tolerance: float,
@@ -146,17 +152,27 @@ class PressureSolver:
         """robin: the resistive openings and veins (lumped Robin boundaries)."""
         if method not in METHODS:
             raise ValueError(f"pressure solver method {method!r}: one of {', '.join(METHODS)}")
-        V = p.function_space
-        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         self.p = p
-        self.bcs = list(bcs)
+        self.fx = fx = fluxes
         self.robin = robin
-        self.a = fem.form(ufl.inner(mobility_k * ufl.grad(u), ufl.grad(v)) * ufl.dx)
-        self.A = fem_petsc.create_matrix(self.a)
-        self._robin_diagonal = self.A.createVecLeft()
+        self._weights = fx.edge_weights(permeability)
+        n, n_global = fx.n_owned, p.function_space.dofmap.index_map.size_global
+        self.A = PETSc.Mat().createAIJ(
+            size=((n, n_global), (n, n_global)),
+            csr=(fx.indptr, fx.global_cols, np.zeros(fx.n_entries)),
+            comm=fx.comm,
+        )
+        self.A.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        self.A.setOption(PETSc.Mat.Option.SYMMETRIC, True)
+        fixed, value = self._dirichlet(p.function_space, bcs)
+        self._fixed = fixed  # owned vertices of fixed pressure
+        self._fixed_value = value[:n]  # their pressure (Pa)
+        fixed_column = fx.to_columns(fixed.astype(float))[fx.cols] > 0.5
+        self._column_value = np.where(fixed_column, fx.to_columns(value[:n])[fx.cols], 0.0)
+        self._fixed_entry = fixed[fx.rows] | fixed_column  # entries eliminated
         self._unit_rhs = [self._unit_inflow(weights) for weights in inlets]
-        self._rhs = self._unit_rhs[0].duplicate() if self._unit_rhs else None
-        self._outlet_rhs = fem_petsc.create_vector(V)
+        self._rhs = self.A.createVecLeft()
+        self._outlet_rhs = self.A.createVecLeft()
         self._diag_scale: float | None = None
         self.atol = tolerance * flow_scale
         self.iterations = 0
@@ -166,6 +182,21 @@ class PressureSolver:
         self.direct = method == "direct"  # factorise every step (else CG + GAMG)
         self.ksp: PETSc.KSP | None = None  # made at the first assembly
         self._direct: PETSc.KSP | None = None  # CG's fall-back
+
+    @staticmethod
+    def _dirichlet(
+        V: fem.FunctionSpace, bcs: Sequence[fem.DirichletBC]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Which owned vertices the conditions fix, and the fixed values on the local
+        vertices (0 elsewhere)."""
+        n = V.dofmap.index_map.size_local
+        value = np.zeros(n + V.dofmap.index_map.num_ghosts)
+        fixed = np.zeros(n, dtype=bool)
+        for bc in bcs:
+            bc.set(value)
+            dofs = bc.dof_indices()[0]
+            fixed[dofs[dofs < n]] = True
+        return fixed, value
 
     def _multigrid(self) -> PETSc.KSP:
         """A KSP that solves with CG preconditioned by GAMG (reproducible options)."""
@@ -189,48 +220,48 @@ class PressureSolver:
         return ksp
 
     def _unit_inflow(self, weights: np.ndarray) -> PETSc.Vec:
-        b = fem_petsc.create_vector(self.p.function_space)
-        with b.localForm() as local:
-            local.set(0.0)
-        b.array[:] = weights
-        fem_petsc.set_bc(b, self.bcs, alpha=0.0)  # outlets carry no inflow
+        b = self.A.createVecLeft()
+        b.array[:] = np.where(self._fixed, 0.0, weights)  # outlets carry no inflow
         return b
 
-    def assemble(self) -> None:
-        """Assemble the operator for the current mobility (call before `solve`)."""
-        # Dirichlet rows get a diagonal of the size of the others (mean of the unconstrained
-        # operator's diagonal at the first assembly) to keep the system well scaled.
+    def assemble(self, mobility: np.ndarray) -> None:
+        """Assemble the operator for the total mobility lambda_t per local cell (1/(Pa·s));
+        call before `solve`.
+
+        Fixed-pressure rows become a diagonal of the size of the others (the mean diagonal of
+        the unconstrained operator at the first assembly, which keeps the system well scaled)
+        and their columns move to the right-hand side (symmetric elimination)."""
+        fx = self.fx
+        values = fx.stiffness(mobility, self._weights)
         if self._diag_scale is None:
-            self.A.zeroEntries()
-            fem_petsc.assemble_matrix(self.A, self.a)
-            self.A.assemble()
-            diag = self.A.getDiagonal()
             # NumPy's sum, not BLAS asum (NORM_1), whose result depends on the alignment
-            total = self.A.getComm().tompi4py().allreduce(np.abs(diag.array).sum(), op=MPI.SUM)
-            self._diag_scale = float(total / diag.getSize())
-            diag.destroy()
-            if self._method == "auto" and self.A.getSize()[0] <= DIRECT_UNKNOWNS:
+            total = fx.comm.allreduce(float(np.abs(values[fx.diagonal]).sum()), op=MPI.SUM)
+            unknowns = self.A.getSize()[0]
+            self._diag_scale = total / unknowns
+            if self._method == "auto" and unknowns <= DIRECT_UNKNOWNS:
+                self._set(values)
                 work = envelope_work(self.A)
                 self.direct = work <= DIRECT_ENVELOPE_WORK
                 log.info("pressure: %.0f flops per nonzero to factorise", work)
             log.info("pressure: %s", "MUMPS Cholesky" if self.direct else "CG + GAMG")
             self.ksp = self._factorising() if self.direct else self._multigrid()
-        self.A.zeroEntries()
-        fem_petsc.assemble_matrix(self.A, self.a, bcs=self.bcs, diag=self._diag_scale)
-        self.A.assemble()
-        b = self._outlet_rhs
-        with b.localForm() as local:
-            local.set(0.0)
+        b = self._outlet_rhs.array
+        b[:] = -np.bincount(fx.rows, values * self._column_value, fx.n_owned)  # lifting
+        values[self._fixed_entry] = 0.0
         if self.robin is not None:
-            n = len(self.robin.area)
-            gain = self.robin.conductance[:n] * self.robin.area
-            self._robin_diagonal.array[:] = gain
-            self.A.setDiagonal(self._robin_diagonal, addv=PETSc.InsertMode.ADD_VALUES)
-            b.array[:n] = gain * self.robin.pressure[:n]
-        fem_petsc.apply_lifting(b, [self.a], bcs=[self.bcs], alpha=1.0)
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(b, self.bcs, alpha=self._diag_scale)
+            n = fx.n_owned
+            gain = np.where(self._fixed, 0.0, self.robin.conductance[:n] * self.robin.area)
+            values[fx.diagonal] += gain
+            b += gain * self.robin.pressure[:n]
+        values[fx.diagonal[self._fixed]] = self._diag_scale
+        b[self._fixed] = self._diag_scale * self._fixed_value[self._fixed]
+        self._set(values)
         self.ksp.setOperators(self.A)
+
+    def _set(self, values: np.ndarray) -> None:
+        """The operator's values in the owned-row CSR layout of the box fluxes."""
+        self.A.setValuesCSR(self.fx.indptr, self.fx.global_cols, values)
+        self.A.assemble()
 
     def solve(
         self, rates: Sequence[float], outlets: bool = True, out: PETSc.Vec | None = None
@@ -242,8 +273,7 @@ class PressureSolver:
         """
         x = self.p.x.petsc_vec if out is None else out
         b = self._rhs
-        with b.localForm() as local:
-            local.set(0.0)
+        b.set(0.0)
         for rate, unit in zip(rates, self._unit_rhs, strict=True):
             if rate != 0.0:
                 b.axpy(rate, unit)
@@ -284,7 +314,7 @@ class PressureSolver:
 
     def destroy(self) -> None:
         objects = (self.ksp, self._direct, self.A, self._rhs, self._outlet_rhs, *self._unit_rhs)
-        for obj in (*objects, self._robin_diagonal):
+        for obj in objects:
             if obj is not None:
                 obj.destroy()
 

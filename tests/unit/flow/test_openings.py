@@ -18,6 +18,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 
+from sim.flow.box_flux import BoxFluxes
 from sim.flow.openings import Openings
 from sim.flow.pressure import PressureSolver, Robin
 
@@ -31,9 +32,9 @@ from .conftest import (
     fluxes_of,
     global_max,
     global_sum,
+    n_cells_local,
     n_owned,
     p1,
-    tensor_function,
     unit_cube,
     with_ghosts,
 )
@@ -99,11 +100,11 @@ def test_active_set_iteration_reaches_complementarity():
     o = Openings(robin, fixed, [], on_face.copy(), np.ones(len(x), bool))
     p = fem.Function(V)
     source = [at_point(V, (0.0, 1 / 3, 1 / 3)).astype(float)]
-    solver = PressureSolver(p, tensor_function(mesh, tensor), source, [bc], 1e-12, 1.0, robin)
+    solver = PressureSolver(p, BoxFluxes(V), tensor, source, [bc], 1e-12, 1.0, robin)
 
     def solve() -> None:
         o.update(np.ones(len(x)))
-        solver.assemble()
+        solver.assemble(np.ones(n_cells_local(mesh)))
         solver.solve([1.0])
 
     solve()  # all open: take the median opening pressure as the threshold

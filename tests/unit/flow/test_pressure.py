@@ -10,6 +10,9 @@ Anisotropic lambda K per cell; serially and on 2 ranks, to the solver tolerance:
 - lumped Robin openings on x = 1 with a conductance and outside pressure varying per vertex:
   the outflow of each opening vertex, minus the net box flux into its neighbours, equals
   g_i A_i (p_i - p_ext,i), A_i = int phi_i ds, and the openings let out Q in all;
+- the operator and right-hand side assembled from the box fluxes' edge weights, with a
+  mobility per cell, Dirichlet rows and the lifting of their columns, equal DOLFINx's
+  finite-element assembly of lambda K with the same conditions (1e-12);
 - the direct solve (MUMPS Cholesky) gives the multigrid pressure, with outlets and with
   openings; "auto" keeps it for a thin bar (little fill) and gives it up for a cube of
   12^3 hexahedra after the first solve, and either way answers as the other methods do.
@@ -19,11 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import dolfinx.fem.petsc as fem_petsc
 import numpy as np
 import pytest
 import ufl
 from dolfinx import fem
+from petsc4py import PETSc
 
+from sim.flow.box_flux import BoxFluxes
 from sim.flow.pressure import PressureSolver, Robin, envelope_work, superpose
 
 from .conftest import (
@@ -38,6 +44,7 @@ from .conftest import (
     global_max,
     global_min,
     global_sum,
+    n_cells_local,
     n_owned,
     p1,
     tensor_function,
@@ -69,7 +76,8 @@ def setup(
     inlets = [at_point(V, point).astype(float) for point in sources]
     solver = PressureSolver(
         p,
-        tensor_function(mesh, tensor),
+        BoxFluxes(V),
+        tensor,
         inlets,
         bcs,
         TOL,
@@ -78,7 +86,7 @@ def setup(
         method=method,
         prefix="unit_p_",
     )
-    solver.assemble()
+    solver.assemble(np.ones(n_cells_local(mesh)))
     return V, p, tensor, inlets, outlet, solver
 
 
@@ -224,3 +232,40 @@ def test_envelope_work_of_a_column_and_of_a_cube():
         solver.destroy()
     assert 1.0 < works[0] < 7.0**2 / 14
     assert works[1] > 81.0**2 / 27
+
+
+def test_operator_equals_the_finite_element_assembly():
+    mesh = unit_cube(4)
+    V = p1(mesh)
+    tensor = anisotropic(mesh)
+    mobility = 1.0 + np.random.default_rng(COMM.rank).random(n_cells_local(mesh))
+    p = fem.Function(V)
+    outlet = fem.locate_dofs_topological(V, 2, face_facets(mesh, 0, 1.0))
+    bcs = [fem.dirichletbc(fem.Constant(mesh, 100.0), outlet, V)]
+    solver = PressureSolver(p, BoxFluxes(V), tensor, [], bcs, TOL, 1.0)
+    solver.assemble(mobility)
+    # the same by DOLFINx: the form of lambda K, rows and columns of the outlet eliminated
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    form = fem.form(
+        ufl.inner(
+            tensor_function(mesh, mobility[:, None, None] * tensor) * ufl.grad(u), ufl.grad(v)
+        )
+        * ufl.dx
+    )
+    reference = fem_petsc.assemble_matrix(form, bcs=bcs, diag=solver._diag_scale)
+    reference.assemble()
+    difference = solver.A.copy()
+    difference.axpy(-1.0, reference, structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
+    assert difference.norm() <= 1e-12 * reference.norm()
+    rhs = fem_petsc.create_vector(V)
+    with rhs.localForm() as local:
+        local.set(0.0)
+    fem_petsc.apply_lifting(rhs, [form], bcs=[bcs])
+    rhs.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    fem_petsc.set_bc(rhs, bcs, alpha=solver._diag_scale)
+    scale = global_max(np.abs(rhs.array))
+    assert scale > 1.0
+    assert global_max(np.abs(solver._outlet_rhs.array - rhs.array)) <= 1e-12 * scale
+    for obj in (difference, reference, rhs):
+        obj.destroy()
+    solver.destroy()
