@@ -26,7 +26,7 @@ class Numerics(Section):
     pore volume). The implicit scheme is stable at any step but smears the front over more control
     volumes the larger the step; a front of cement much more viscous than the fluid it displaces
     sharpens itself and stays accurate at several cells a step (1-D benchmark, 1000 cells, ratio
-    2500: 4 takes 300 steps, front within 0.01 % and inlet pressure within 0.21 % of exact, where
+    2500: 4 takes 300 steps, front within 0.01 % and inlet pressure within 0.2 % of exact, where
     max_saturation_change 0.25 takes 4239), a front of comparable viscosities does not (ratio 1:
     first leak 22 % later at 4). Giving both is an error. max_viscosity_change: largest relative
     change of the cement viscosity in one step. dt_initial / dt_max: bounds of the step (s); by
