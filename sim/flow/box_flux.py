@@ -16,6 +16,8 @@ index map that extends the vertex map with every neighbour of an owned vertex.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import dolfinx
 import numpy as np
 import ufl
@@ -98,6 +100,11 @@ class BoxFluxes:
             dots = np.einsum("ced,cdf,cef->ce", g[:, EDGE_A], tensor[: self.n_cells], g[:, EDGE_B])
         return self.cell_volume[:, None] * dots
 
+    @cached_property
+    def _identity_weights(self) -> np.ndarray:
+        """`edge_weights` of the identity, computed at the first use."""
+        return self.edge_weights()
+
     def stiffness(self, coefficient: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Values (owned rows, this CSR layout) of the P1 stiffness matrix of a cellwise
         coefficient c: A_ab = sum_e c_e |e| grad phi_a . T_e grad phi_b, with the edge
@@ -106,7 +113,7 @@ class BoxFluxes:
         conductivity in W/(m K) and T in K; m³/s for a mobility lambda in 1/(Pa s), T the
         permeability K in m² and a pressure in Pa). Rows sum to zero."""
         if weights is None:
-            weights = self.edge_weights()
+            weights = self._identity_weights
         edge = (coefficient[: self.n_cells, None] * weights).ravel()
         size = len(self._csr.data)
         self._csr.data[:] = np.bincount(self._pos_ab, edge, size) + np.bincount(

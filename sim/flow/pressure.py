@@ -15,8 +15,8 @@ the consistent boundary mass matrix couples neighbouring vertices with positive 
 entries, and where a vein's conductance jumps by the viscosity ratio between a cement-filled
 and a marrow-filled vertex it pulled the pressure of the first below the venous pressure
 (a discrete maximum-principle violation). Every other boundary is a wall (no flow). The matrix
-is symmetric positive definite. Small systems are factorised (MUMPS Cholesky: the symbolic
-factorisation is kept, each step refactorises numerically); large ones use CG with algebraic
+is symmetric positive definite. Thin domains are factorised (MUMPS Cholesky: the symbolic
+factorisation is kept, each step refactorises numerically); 3-D bodies use CG with algebraic
 multigrid (GAMG, Jacobi-Chebyshev smoothing) and fall back on the direct solve if CG ever fails.
 The multigrid set-up for an operator that changes every step (the mobility moves with the
 front) costs several times the factorisation of a small system: on the 1-D benchmark column
@@ -44,6 +44,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 from dolfinx import fem
@@ -53,6 +54,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from sim.flow.box_flux import BoxFluxes
+from sim.scenario.numerics import PressureSolverName
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +96,17 @@ DIRECT_UNKNOWNS = 100_000
 #: (default scenario, 3919 unknowns: 11 ms against 8.5 ms; cube of 4096: 19 against 4.5 ms).
 DIRECT_ENVELOPE_WORK = 100.0
 #: the methods of numerics.pressure_solver
-METHODS = ("auto", "direct", "multigrid")
+METHODS = get_args(PressureSolverName)
 
 
-def envelope_work(A: PETSc.Mat) -> float:
-    """Flops per nonzero of a Cholesky factorisation of the assembled matrix A in reverse
-    Cuthill-McKee order, sum_i w_i^2 / nnz with w_i the envelope width of row i: from each
-    rank's diagonal block (the couplings between ranks left out), summed over the ranks."""
-    indptr, columns, _ = A.getValuesCSR()
-    first, end = A.getOwnershipRange()
-    n = end - first
-    rows = np.repeat(np.arange(n), np.diff(indptr))
-    own = (columns >= first) & (columns < end)
-    rows, columns = rows[own], columns[own] - first
+def envelope_work(fx: BoxFluxes) -> float:
+    """Flops per nonzero of a Cholesky factorisation of a matrix on the P1 vertex graph (the
+    box-flux layout) in reverse Cuthill-McKee order, sum_i w_i^2 / nnz with w_i the envelope
+    width of row i: from each rank's block of owned vertices (the couplings between ranks left
+    out), summed over the ranks."""
+    n = fx.n_owned
+    own = fx.cols < n
+    rows, columns = fx.rows[own], fx.cols[own]
     graph = csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(n, n))
     position = np.empty(n, dtype=np.int64)
     position[reverse_cuthill_mckee(graph, symmetric_mode=True)] = np.arange(n)
@@ -115,7 +115,7 @@ def envelope_work(A: PETSc.Mat) -> float:
     np.minimum.at(leftmost, row_of, column_of)
     width = (np.arange(n) - leftmost).astype(float)
     totals = np.array([np.sum(width**2), float(len(rows))])
-    A.getComm().tompi4py().Allreduce(MPI.IN_PLACE, totals, op=MPI.SUM)
+    fx.comm.Allreduce(MPI.IN_PLACE, totals, op=MPI.SUM)
     return float(totals[0] / max(totals[1], 1.0))
 
 
@@ -133,7 +133,7 @@ class PressureSolver:
     fraction of `flow_scale` (m³/s, a typical injection rate); method: "direct" (MUMPS
     Cholesky every step), "multigrid" (CG + GAMG) or "auto": direct on at most
     DIRECT_UNKNOWNS unknowns whose factorisation is cheap (DIRECT_ENVELOPE_WORK), multigrid
-    otherwise, decided at the first assembly.
+    otherwise.
     """
 
     def __init__(
@@ -178,9 +178,14 @@ class PressureSolver:
         self.iterations = 0
         self.solver_seconds = 0.0  # wall time in PETSc's solves (set-up included)
         self._prefix = prefix
-        self._method = method
-        self.direct = method == "direct"  # factorise every step (else CG + GAMG)
-        self.ksp: PETSc.KSP | None = None  # made at the first assembly
+        #: factorise every step (else CG + GAMG)
+        self.direct = method == "direct" or (
+            method == "auto"
+            and n_global <= DIRECT_UNKNOWNS
+            and envelope_work(fx) <= DIRECT_ENVELOPE_WORK
+        )
+        log.info("pressure: %s", "MUMPS Cholesky" if self.direct else "CG + GAMG")
+        self.ksp = self._factorising() if self.direct else self._multigrid()
         self._direct: PETSc.KSP | None = None  # CG's fall-back
 
     @staticmethod
@@ -236,15 +241,7 @@ class PressureSolver:
         if self._diag_scale is None:
             # NumPy's sum, not BLAS asum (NORM_1), whose result depends on the alignment
             total = fx.comm.allreduce(float(np.abs(values[fx.diagonal]).sum()), op=MPI.SUM)
-            unknowns = self.A.getSize()[0]
-            self._diag_scale = total / unknowns
-            if self._method == "auto" and unknowns <= DIRECT_UNKNOWNS:
-                self._set(values)
-                work = envelope_work(self.A)
-                self.direct = work <= DIRECT_ENVELOPE_WORK
-                log.info("pressure: %.0f flops per nonzero to factorise", work)
-            log.info("pressure: %s", "MUMPS Cholesky" if self.direct else "CG + GAMG")
-            self.ksp = self._factorising() if self.direct else self._multigrid()
+            self._diag_scale = total / self.A.getSize()[0]
         b = self._outlet_rhs.array
         b[:] = -np.bincount(fx.rows, values * self._column_value, fx.n_owned)  # lifting
         values[self._fixed_entry] = 0.0
@@ -255,13 +252,9 @@ class PressureSolver:
             b += gain * self.robin.pressure[:n]
         values[fx.diagonal[self._fixed]] = self._diag_scale
         b[self._fixed] = self._diag_scale * self._fixed_value[self._fixed]
-        self._set(values)
-        self.ksp.setOperators(self.A)
-
-    def _set(self, values: np.ndarray) -> None:
-        """The operator's values in the owned-row CSR layout of the box fluxes."""
-        self.A.setValuesCSR(self.fx.indptr, self.fx.global_cols, values)
+        self.A.setValuesCSR(fx.indptr, fx.global_cols, values)
         self.A.assemble()
+        self.ksp.setOperators(self.A)
 
     def solve(
         self, rates: Sequence[float], outlets: bool = True, out: PETSc.Vec | None = None
@@ -283,24 +276,22 @@ class PressureSolver:
         if self.direct:
             self._solve_direct(self.ksp, b, x)
             self.iterations = 1
-            self.solver_seconds += time.perf_counter() - start
-            x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
-            return x
-        self.ksp.setTolerances(rtol=1e-14, atol=self.atol, max_it=500)
-        self.ksp.solve(b, x)
-        self.iterations = self.ksp.getIterationNumber()
+        else:
+            self.ksp.setTolerances(rtol=1e-14, atol=self.atol, max_it=500)
+            self.ksp.solve(b, x)
+            self.iterations = self.ksp.getIterationNumber()
+            if self.ksp.getConvergedReason() < 0:
+                log.warning(
+                    "pressure: CG+GAMG did not converge (reason %d after %d iterations); "
+                    "solving directly with MUMPS",
+                    self.ksp.getConvergedReason(),
+                    self.iterations,
+                )
+                if self._direct is None:
+                    self._direct = self._factorising()
+                self._direct.setOperators(self.A)
+                self._solve_direct(self._direct, b, x)
         self.solver_seconds += time.perf_counter() - start
-        if self.ksp.getConvergedReason() < 0:
-            log.warning(
-                "pressure: CG+GAMG did not converge (reason %d after %d iterations); "
-                "solving directly with MUMPS",
-                self.ksp.getConvergedReason(),
-                self.iterations,
-            )
-            if self._direct is None:
-                self._direct = self._factorising()
-            self._direct.setOperators(self.A)
-            self._solve_direct(self._direct, b, x)
         x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
         return x
 

@@ -12,6 +12,9 @@ from sim.units import Length, Time, Volume
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
+#: the pressure solvers of numerics.pressure_solver (sim.flow.pressure)
+PressureSolverName = Literal["auto", "direct", "multigrid"]
+
 #: the step's largest saturation change unless another rule is given
 DEFAULT_SATURATION_CHANGE = 0.25
 
@@ -47,7 +50,7 @@ class Numerics(Section):
     max_viscosity_change: Annotated[float, Field(gt=0)] = 0.1
     dt_initial: Annotated[Time, Field(gt=0)] | None = None
     dt_max: Annotated[Time, Field(gt=0)] | None = None
-    pressure_solver: Literal["auto", "direct", "multigrid"] = "auto"
+    pressure_solver: PressureSolverName = "auto"
     pressure_tolerance: Annotated[float, Field(ge=1e-14, lt=1e-4)] = 1e-11
     newton_tolerance: Annotated[float, Field(gt=0, lt=1e-4)] = 1e-11
     newton_max_iterations: Annotated[int, Field(ge=2, le=200)] = 40

@@ -228,7 +228,7 @@ def test_envelope_work_of_a_column_and_of_a_cube():
     works = []
     for shape in (bar(n=400), unit_cube(8)):
         _, _, _, _, _, solver = setup(mesh=shape, method="multigrid", sources=[])
-        works.append(envelope_work(solver.A))
+        works.append(envelope_work(solver.fx))
         solver.destroy()
     assert 1.0 < works[0] < 7.0**2 / 14
     assert works[1] > 81.0**2 / 27
