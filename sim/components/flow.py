@@ -111,8 +111,10 @@ class Flow(Component):
         state.syringe_pressures = [0.0 for _ in self.needles]
 
     def max_step(self, state: State, dt: float) -> float:
-        """At most VOLUME_PER_STEP of the total volume per step."""
-        return volume_limited(dt, self.total_volume(), sum(state.rates))
+        """At most numerics.volume_per_step of the total volume per step."""
+        return volume_limited(
+            dt, self.total_volume(), sum(state.rates), self.numerics.volume_per_step
+        )
 
     def stops(self, state: State) -> list[float]:
         """Times (s) a step must land on: the next scheduled rate change, and the end of each

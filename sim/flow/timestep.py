@@ -52,14 +52,12 @@ class StepController:
             )
 
 
-#: largest share of the total volume injected in one step
-VOLUME_PER_STEP = 0.05
-
-
-def volume_limited(dt: float, total_volume: float, rate: float) -> float:
-    """dt (s) capped so that at most VOLUME_PER_STEP of the total volume (m³) goes in at the
-    total `rate` (m³/s)."""
-    return min(dt, VOLUME_PER_STEP * total_volume / rate) if rate > 0 else dt
+def volume_limited(dt: float, total_volume: float, rate: float, share: float | None) -> float:
+    """dt (s) capped so that at most `share` of the total volume (m³) goes in at the total
+    `rate` (m³/s); no cap for share None."""
+    if share is None or rate <= 0:
+        return dt
+    return min(dt, share * total_volume / rate)
 
 
 def change_limited(dt: float, factor: Callable[[float], float], limit: float) -> float:

@@ -125,3 +125,22 @@ def test_heat_probes_read_a_vertex_and_the_hottest_point_of_a_boundary():
     inlet_side = MPI.COMM_WORLD.allreduce(float(t[: pb.disc.n_owned].max()), op=MPI.MAX)
     assert inlet_side > probes["vertex"] > sc.heat.body_temperature + 1.0 > probes["outlet"]
     pb.destroy()
+
+
+@pytest.mark.parametrize("share", [0.1, None])
+def test_the_volume_per_step_caps_the_steps_unless_switched_off(share):
+    raw = small_column(VOLUME)
+    raw["numerics"] = {"front_courant": 8, "volume_per_step": share}
+    sc = validate_scenario(raw)
+    pb = InjectionProblem(sc, build_mesh(sc, MPI.COMM_WORLD))
+    pb.initialise()
+    times = []
+    assert pb.run(lambda p: times.append(p.state.t)) == "volume_reached"
+    longest = np.diff(times).max()
+    cap = 0.1 * VOLUME / 1e-9  # 0.1 of the volume at 1e-9 m³/s (s)
+    if share is None:  # the front alone: fewer, longer steps
+        assert longest > 1.5 * cap and pb.state.counters.steps < 10
+    else:
+        assert longest == pytest.approx(cap, rel=1e-12) and pb.state.counters.steps >= 10
+    assert measure.injected(pb) == pytest.approx(VOLUME, rel=1e-12)
+    pb.destroy()

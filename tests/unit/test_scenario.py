@@ -700,6 +700,18 @@ def test_the_pressure_solver_is_one_of_three(write: Writer, vb: dict[str, Any]) 
     assert_mentions(message, "numerics.pressure_solver", "'lu'", "'auto', 'direct' or 'multigrid'")
 
 
+def test_the_volume_per_step_is_a_share_or_none(write: Writer, vb: dict[str, Any]) -> None:
+    def share(*overrides: str) -> float | None:
+        return load_scenario(write(vb), list(overrides)).numerics.volume_per_step
+
+    assert share() == 0.05
+    assert share("numerics.volume_per_step=null") is None
+    assert share("numerics.volume_per_step=0.1") == 0.1
+    for bad in ("0", "1.5", "-0.1"):
+        message = error_of(write(vb), [f"numerics.volume_per_step={bad}"])
+        assert_mentions(message, "numerics.volume_per_step", bad)
+
+
 def test_override_with_a_bad_value_is_validated(write: Writer, vb: dict[str, Any]) -> None:
     message = error_of(write(vb), ["injection.needles.0.rate=2 mL"])
     assert_mentions(message, "injection.needles.0.rate", "'2 mL'", "a volumetric flow rate")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import pytest
 
 from sim.flow.timestep import (
-    VOLUME_PER_STEP,
     StepController,
     StepPolicy,
     TimeStepError,
@@ -126,9 +125,11 @@ def test_policy_lands_on_the_next_stop(t, fixed, stops, expected):
 
 
 def test_volume_limit():
-    assert volume_limited(10.0, 2e-6, 1e-8) == pytest.approx(VOLUME_PER_STEP * 200.0, rel=1e-15)
-    assert volume_limited(1.0, 2e-6, 1e-8) == 1.0  # already below
-    assert volume_limited(10.0, 2e-6, 0.0) == 10.0  # no injection: no limit
+    assert volume_limited(20.0, 2e-6, 1e-8, 0.05) == pytest.approx(10.0, rel=1e-15)
+    assert volume_limited(20.0, 2e-6, 1e-8, 0.02) == pytest.approx(4.0, rel=1e-15)
+    assert volume_limited(1.0, 2e-6, 1e-8, 0.05) == 1.0  # already below
+    assert volume_limited(10.0, 2e-6, 0.0, 0.05) == 10.0  # no injection: no limit
+    assert volume_limited(500.0, 2e-6, 1e-8, None) == 500.0  # switched off
 
 
 def test_change_limit_halves_until_the_factor_moves_by_at_most_the_limit():
