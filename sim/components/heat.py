@@ -106,11 +106,7 @@ class HeatComponent(Component):
         self.energy_in = 0.0  # J, all that crossed the boundaries or was released, signed
         self.energy_scale = 0.0  # J, sum of the magnitudes of those exchanges
         self.energy_initial = 0.0
-        self.matrix = PETSc.Mat().createAIJ(
-            size=((n, fluxes.column_map.size_global), (n, fluxes.column_map.size_global)),
-            csr=(fluxes.indptr, fluxes.global_cols, np.zeros(fluxes.n_entries)),
-            comm=disc.comm,
-        )
+        self.matrix = fluxes.matrix()
         self.ksp = PETSc.KSP().create(disc.comm)
         self.ksp.setOptionsPrefix("cementsim_heat_")
         self.ksp.setType("gmres")
@@ -374,8 +370,7 @@ class HeatComponent(Component):
 
     def _solve(self, values: np.ndarray, rhs: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
         fx = self.fx
-        self.matrix.setValuesCSR(fx.indptr, fx.global_cols, values / row_scale[fx.rows])
-        self.matrix.assemble()
+        fx.set_matrix(self.matrix, values / row_scale[fx.rows])
         self._rhs.array[:] = rhs / row_scale
         self.ksp.setOperators(self.matrix)
         self.ksp.solve(self._rhs, self._solution)

@@ -129,6 +129,26 @@ class BoxFluxes:
         """Net flux out of each owned box into its neighbours (m³/s)."""
         return np.bincount(self.rows, self.flux, self.n_owned)
 
+    def matrix(self) -> PETSc.Mat:
+        """A PETSc AIJ matrix with the nonzeros of this layout (owned rows, global columns),
+        preallocated for `set_matrix`."""
+        n, n_global = self.n_owned, self.column_map.size_global
+        mat = PETSc.Mat().create(comm=self.comm)
+        mat.setSizes(((n, n_global), (n, n_global)))
+        mat.setType(PETSc.Mat.Type.AIJ)
+        first = self.column_map.local_range[0]
+        mat.setPreallocationCOO(
+            (self.rows + first).astype(PETSc.IntType), self.global_cols.astype(PETSc.IntType)
+        )
+        return mat
+
+    @staticmethod
+    def set_matrix(mat: PETSc.Mat, values: np.ndarray) -> None:
+        """Set (and assemble) the values of a `matrix()`, one per entry of this layout in its
+        order (PETSc's coordinate interface: no search for where each entry goes, about five
+        times faster than setting the CSR rows)."""
+        mat.setValuesCOO(values, addv=PETSc.InsertMode.INSERT_VALUES)
+
     def to_columns(self, owned: np.ndarray) -> np.ndarray:
         """Values on owned vertices extended to the column layout (owned + all neighbours).
 

@@ -156,13 +156,8 @@ class PressureSolver:
         self.fx = fx = fluxes
         self.robin = robin
         self._weights = fx.edge_weights(permeability)
-        n, n_global = fx.n_owned, p.function_space.dofmap.index_map.size_global
-        self.A = PETSc.Mat().createAIJ(
-            size=((n, n_global), (n, n_global)),
-            csr=(fx.indptr, fx.global_cols, np.zeros(fx.n_entries)),
-            comm=fx.comm,
-        )
-        self.A.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        n, n_global = fx.n_owned, fx.column_map.size_global
+        self.A = fx.matrix()
         self.A.setOption(PETSc.Mat.Option.SYMMETRIC, True)
         fixed, value = self._dirichlet(p.function_space, bcs)
         self._fixed = fixed  # owned vertices of fixed pressure
@@ -252,8 +247,7 @@ class PressureSolver:
             b += gain * self.robin.pressure[:n]
         values[fx.diagonal[self._fixed]] = self._diag_scale
         b[self._fixed] = self._diag_scale * self._fixed_value[self._fixed]
-        self.A.setValuesCSR(fx.indptr, fx.global_cols, values)
-        self.A.assemble()
+        fx.set_matrix(self.A, values)
         self.ksp.setOperators(self.A)
 
     def solve(

@@ -67,13 +67,7 @@ class ImplicitUpwindTransport:
         self.mobility = mobility
         self.tolerance = tolerance
         self.max_iterations = max_iterations
-        n, n_global = fluxes.n_owned, fluxes.column_map.size_global
-        self.jacobian = PETSc.Mat().createAIJ(
-            size=((n, n_global), (n, n_global)),
-            csr=(fluxes.indptr, fluxes.global_cols, np.zeros(fluxes.n_entries)),
-            comm=self.comm,
-        )
-        self.jacobian.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        self.jacobian = fluxes.matrix()
         self.ksp = PETSc.KSP().create(self.comm)
         self.ksp.setOptionsPrefix("cementsim_transport_")
         self.ksp.setType("gmres")
@@ -192,8 +186,7 @@ class ImplicitUpwindTransport:
         divided by V / dt (m³/s) by the caller so that the matrix is O(1) (factorisations use
         absolute pivot tolerances). None if the iterative solve fails."""
         fx = self.fx
-        self.jacobian.setValuesCSR(fx.indptr, fx.global_cols, values)
-        self.jacobian.assemble()
+        fx.set_matrix(self.jacobian, values)
         self._rhs.array[:] = rhs
         self.ksp.setOperators(self.jacobian)
         start = time.perf_counter()
