@@ -14,7 +14,9 @@ the outlet's radius).
 
 Run: .venv/bin/python benchmarks/mesh_convergence.py [SCENARIO ...] [--factors 1 0.7071 0.5]
      .venv/bin/mpirun -n 2 .venv/bin/python benchmarks/mesh_convergence.py ...
-Default scenarios: every shipped scenario with a leak route on a generated geometry.
+Default scenarios: the five in DEFAULT (the default scenario, a Habib bench, the posterior
+defect, the cleft and the short-axis sacroplasty); name others to run them (README Validation
+lists the results for every shipped scenario that leaks).
 Nothing is asserted; the numbers are printed (and written as JSON with --json FILE).
 """
 
