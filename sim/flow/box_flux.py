@@ -82,12 +82,7 @@ class BoxFluxes:
         grad_p = np.einsum("ckd,ck->cd", self.grad_phi, p.x.array[self.cell_dofs])
         self.velocity = -np.einsum("cij,cj->ci", mobility_k[: self.n_cells], grad_p)
         edge_flux = np.einsum("ced,cd->ce", self._dual_normals, self.velocity).ravel()
-        size = len(self._csr.data)
-        self._csr.data[:] = np.bincount(self._pos_ab, edge_flux, size) - np.bincount(
-            self._pos_ba, edge_flux, size
-        )
-        self._csr.scatter_reverse()
-        self.flux = self._csr.data[: self.n_entries].copy()
+        self.flux = self._summed(edge_flux, antisymmetric=True)
 
     def edge_weights(self, tensor: np.ndarray | None = None) -> np.ndarray:
         """|e| grad phi_a . T_e grad phi_b for the six edges (a, b) of each owned cell e
@@ -115,15 +110,21 @@ class BoxFluxes:
         if weights is None:
             weights = self._identity_weights
         edge = (coefficient[: self.n_cells, None] * weights).ravel()
-        size = len(self._csr.data)
-        self._csr.data[:] = np.bincount(self._pos_ab, edge, size) + np.bincount(
-            self._pos_ba, edge, size
-        )
-        self._csr.scatter_reverse()
-        values = self._csr.data[: self.n_entries].copy()
+        values = self._summed(edge, antisymmetric=False)
         values[self.diagonal] = 0.0
         values[self.diagonal] = -np.bincount(self.rows, values, self.n_owned)
         return values
+
+    def _summed(self, edge: np.ndarray, antisymmetric: bool) -> np.ndarray:
+        """Values per entry of the owned rows from values per cell edge (cells x 6, flat):
+        edge (a, b) of a cell adds its value to entry (a, b) and, negated if `antisymmetric`,
+        to (b, a); contributions to rows another rank owns are summed there."""
+        size = len(self._csr.data)
+        ab = np.bincount(self._pos_ab, edge, size)
+        ba = np.bincount(self._pos_ba, edge, size)
+        self._csr.data[:] = ab - ba if antisymmetric else ab + ba
+        self._csr.scatter_reverse()
+        return self._csr.data[: self.n_entries].copy()
 
     def divergence(self) -> np.ndarray:
         """Net flux out of each owned box into its neighbours (m³/s)."""

@@ -93,21 +93,18 @@ class ImplicitUpwindTransport:
         owned vertex; mu_c: cement viscosity (Pa·s) per vertex in the column layout.
         """
         fx = self.fx
-        outflow = np.where(fx.flux > 0.0, fx.flux, 0.0)
-        inflow = fx.flux - outflow
+        inflow, out_sum = self._split(q_out)
         # sum_j N_ij f(S_j) as a product with the CSR matrix of the inflows (one pass in C,
         # the same sums in the same order as a bincount over the entries)
         inflow_matrix = csr_matrix((inflow, fx.cols, fx.indptr), shape=(fx.n_owned, len(mu_c)))
-        out_sum = np.bincount(fx.rows, outflow, fx.n_owned) + q_out
         accumulation = self.pore_volume / dt
         entry_scale = 1.0 / accumulation[fx.rows]  # the Jacobian's rows divided by V / dt
-        mu_col = mu_c
-        s_infl = self.mobility.inflection(mu_col[: fx.n_owned])
+        s_infl = self.mobility.inflection(mu_c[: fx.n_owned])
         s = s_old.copy()
         last_update = np.inf
         for iteration in range(self.max_iterations + 1):
             s_col = fx.to_columns(s)
-            f_col = self.mobility.fractional(s_col, mu_col)
+            f_col = self.mobility.fractional(s_col, mu_c)
             residual = (
                 accumulation * (s - s_old)
                 + f_col[: fx.n_owned] * out_sum
@@ -115,8 +112,10 @@ class ImplicitUpwindTransport:
                 - q_in
             )
             at_bound = ((s >= 1.0) & (residual < 0.0)) | ((s <= 0.0) & (residual > 0.0))
-            scaled = np.abs(np.where(at_bound, 0.0, residual)) / accumulation
-            error = self._global_max(scaled)
+            # the residual of the free vertices in units of saturation: the convergence
+            # measure and the right-hand side of the Newton system
+            free = np.where(at_bound, 0.0, residual) / accumulation
+            error = self._global_max(np.abs(free))
             if error <= self.tolerance or last_update <= _ROUND_OFF:
                 moved = np.abs(s - s_old)
                 through = np.where(moved > MOVING, out_sum / self.pore_volume, 0.0)
@@ -126,15 +125,13 @@ class ImplicitUpwindTransport:
                 return s, TransportResult(True, iteration, float(change), dt * float(rate))
             if iteration == self.max_iterations:
                 break
-            df_col = self.mobility.d_fractional(s_col, mu_col)
+            df_col = self.mobility.d_fractional(s_col, mu_c)
             values = inflow * np.take(df_col, fx.cols)  # np.take: 1.6x a fancy index
             values[fx.diagonal] += accumulation + df_col[: fx.n_owned] * out_sum
             if at_bound.any():  # held vertices: identity rows, zero update
                 values[at_bound[fx.rows]] = 0.0
                 values[fx.diagonal[at_bound]] = accumulation[at_bound]
-            update = self._solve(
-                values * entry_scale, np.where(at_bound, 0.0, residual) / accumulation
-            )
+            update = self._solve(values * entry_scale, free)
             if update is None:
                 break
             s_next = self._limited(s, -update, s_infl)
@@ -161,9 +158,7 @@ class ImplicitUpwindTransport:
         1 - S so that a box full of cement keeps exactly its own c, keeps the system regular).
         """
         fx = self.fx
-        outflow = np.where(fx.flux > 0.0, fx.flux, 0.0)
-        inflow = fx.flux - outflow
-        out_sum = np.bincount(fx.rows, outflow, fx.n_owned) + q_out
+        inflow, out_sum = self._split(q_out)
         f_col = self.mobility.fractional(fx.to_columns(s_new), mu_c)
         accumulation = self.pore_volume / dt
         eps = 1e-9 * accumulation * (1.0 - s_new)
@@ -174,6 +169,13 @@ class ImplicitUpwindTransport:
         if c is None:
             raise RuntimeError("transport of the degree of cure: the linear solve failed")
         return c
+
+    def _split(self, q_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The fluxes into each owned box (the negative entries, N_ij; m³/s) and the flow out
+        of it, P_i + q_out,i (m³/s per owned vertex)."""
+        fx = self.fx
+        outflow = np.where(fx.flux > 0.0, fx.flux, 0.0)
+        return fx.flux - outflow, np.bincount(fx.rows, outflow, fx.n_owned) + q_out
 
     def _global_max(self, values: np.ndarray) -> float:
         """Largest of `values` over all ranks (0 for none)."""
