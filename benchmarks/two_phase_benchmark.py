@@ -77,12 +77,26 @@ def run(data: dict, until: float) -> tuple[InjectionProblem, float]:
 
 
 def petsc_share(pb: InjectionProblem) -> str:
-    """Time in PETSc's linear solves against the time of the steps (output excluded)."""
+    """Time in PETSc's linear solves and in the compiled transport sweeps against the time of
+    the steps (output excluded)."""
     tm = pb.timings
     stepping = tm.assembly_and_pressure + tm.fluxes + tm.transport
     inside = pb.flow.solver.solver_seconds + pb.transport.solver_seconds
-    share = inside / stepping
-    return f"{inside:.1f} s of {stepping:.1f} s stepping in PETSc's linear solves ({share:.0%})"
+    swept = pb.transport.sweeps.seconds
+    return (
+        f"{inside:.2f} s of {stepping:.2f} s stepping in PETSc's linear solves "
+        f"({inside / stepping:.0%}), {swept:.2f} s in the compiled sweeps "
+        f"(together {(inside + swept) / stepping:.0%})"
+    )
+
+
+def iterations(pb: InjectionProblem) -> str:
+    """Steps and the transport's iterations."""
+    tr = pb.transport
+    return (
+        f"{pb.state.counters.steps} steps ({pb.state.counters.rejected} rejected), "
+        f"{tr.sweep_count} sweeps + {tr.newton_count} Newton iterations"
+    )
 
 
 #: the step rules compared: the default and the front's Courant number
@@ -134,10 +148,7 @@ def column(rule: str) -> None:
             f"    inlet dp {dp:.4e} Pa (exact {dp_exact:.4e}, "
             f"error {100 * (dp - dp_exact) / dp_exact:+.2f} %)"
         )
-        print(
-            f"    {pb.state.counters.steps} steps, {pb.state.counters.newton_total} Newton "
-            f"iterations, {wall:.1f} s wall, mass balance {mass:.1e}"
-        )
+        print(f"    {iterations(pb)}, {wall:.1f} s wall, mass balance {mass:.1e}")
         print(f"    {petsc_share(pb)}")
 
 
@@ -255,11 +266,7 @@ def cube(rule: str, t_end: float) -> None:
             f"    volume with S >= 0.5 {cloud * 1e6:.3f} mL, reach from the patch centre "
             f"{reach * 1e3:.2f} mm"
         )
-        print(
-            f"    {pb.state.counters.steps} steps ({pb.state.counters.rejected} rejected), "
-            f"{wall:.1f} s wall, "
-            f"mass balance {mass:.1e}"
-        )
+        print(f"    {iterations(pb)}, {wall:.1f} s wall, mass balance {mass:.1e}")
         print(f"    {petsc_share(pb)}")
 
 

@@ -18,12 +18,13 @@ from sim.checkpoint import Saved, VertexValues
 
 @dataclass
 class Counters:
-    """Steps taken and rejected, and the iterations of the last and of all steps."""
+    """Steps taken and rejected, and the iterations of the last and of all steps (transport:
+    ordered sweeps plus Newton iterations)."""
 
     steps: int = 0
     rejected: int = 0
-    newton_total: int = 0
-    newton_last: int = 0
+    transport_total: int = 0
+    transport_last: int = 0
     saturation_change_last: float = 0.0
     courant_last: float = 0.0
     picard_last: int = 0

@@ -83,13 +83,13 @@ class Stepper:
         s_old = state.S.x.array[:n].copy()
         mu = self.flow.mu_columns
         s_new, result = self.transport.step(s_old, dt, q_in, q_out, mu)
-        state.counters.newton_last = result.iterations
+        state.counters.transport_last = result.iterations
         state.counters.saturation_change_last = result.max_change
         state.counters.courant_last = result.courant
         if not result.converged:
             self.flow.timings.transport += time.perf_counter() - t0
             return False
-        state.counters.newton_total += result.iterations
+        state.counters.transport_total += result.iterations
         step = StepData(state.t, dt, s_old, s_new, q_in, q_out, mu)
         for component in self.components:
             component.after_transport(state, step)
@@ -182,7 +182,7 @@ class Stepper:
             if self.advance(dt):
                 policy.controller.accepted(
                     state.counters.saturation_change_last,
-                    state.counters.newton_last,
+                    state.counters.transport_last,
                     state.counters.courant_last,
                 )
                 on_step()

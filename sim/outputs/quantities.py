@@ -217,11 +217,11 @@ class PicardIterations:
 
 
 @dataclass(frozen=True)
-class NewtonIterations:
-    column: str = "newton_iterations"
+class TransportIterations:
+    column: str = "transport_iterations"
 
     def __call__(self, problem: InjectionProblem) -> float:
-        return problem.state.counters.newton_last
+        return problem.state.counters.transport_last
 
 
 @dataclass(frozen=True)
@@ -322,7 +322,7 @@ def standard_quantities(problem: InjectionProblem) -> list[Quantity]:
         CementViscosityMin(),
         CementViscosityMax(),
         SyringeViscosity(),
-        NewtonIterations(),
+        TransportIterations(),
         PicardIterations(),
         PressureIterations(),
         *component_quantities(problem),

@@ -64,18 +64,25 @@ class Flow:
     q_in: np.ndarray
     q_out: np.ndarray
 
-    def transport(self, mobility: Mobility, max_iterations: int = 50) -> ImplicitUpwindTransport:
-        return ImplicitUpwindTransport(self.fx, self.pore_volume, mobility, TOL, max_iterations)
+    def transport(
+        self, mobility: Mobility, max_iterations: int = 50, max_sweeps: int | None = None
+    ) -> ImplicitUpwindTransport:
+        return ImplicitUpwindTransport(
+            self.fx, self.pore_volume, mobility, TOL, max_iterations, max_sweeps
+        )
 
     def columns(self, owned: np.ndarray) -> np.ndarray:
         # a copy: to_columns returns BoxFluxes' own buffer, which step() overwrites
         return self.fx.to_columns(owned).copy()
 
 
-def linear_flow(mesh, k: float = 1.0) -> Flow:
-    """p = -x with lambda K = k I: flow k along +x; inflow face x = 0, outflow face x = max."""
+def linear_flow(mesh, k: float = 1.0, tensor: np.ndarray | None = None) -> Flow:
+    """p = -x with lambda K = k I (or the given tensor per cell): flow along +x; inflow face
+    x = 0, outflow face x = max."""
     V = p1(mesh)
-    fx = fluxes_of(interpolate(V, lambda x: -x[0]), isotropic(mesh, k))
+    fx = fluxes_of(
+        interpolate(V, lambda x: -x[0]), isotropic(mesh, k) if tensor is None else tensor
+    )
     pore_volume = POROSITY * assemble_owned(ufl.TestFunction(V) * ufl.dx)
     div = fx.divergence()
     x = owned_x(V)
@@ -94,7 +101,8 @@ def balance_error(flow: Flow, mobility, s_old, s_new, dt, mu_col, q_in=None) -> 
     return abs(stored - exchanged)
 
 
-def test_mass_conservation_over_several_steps():
+@pytest.mark.parametrize("solver", ["sweeps", "newton"])
+def test_mass_conservation_over_several_steps(solver):
     flow = linear_flow(unit_cube())
     mobility = Mobility(Corey(2.0, 2.0), MU_M)
     mu_col = flow.columns(np.full(flow.fx.n_owned, 10 * MU_M))
@@ -102,13 +110,17 @@ def test_mass_conservation_over_several_steps():
     assert q_total == pytest.approx(global_sum(flow.q_out), rel=1e-12) and q_total > 0
     total_pv = global_sum(flow.pore_volume)
     dt = 0.08 * total_pv / q_total  # 8 % of the pore volume per step
-    transport = flow.transport(mobility)
+    transport = flow.transport(mobility, max_sweeps=0 if solver == "newton" else None)
     s = 0.2 + 0.5 * flow.x[:, 1]  # varies across the flow
     s_start = s.copy()
     leaked = 0.0
     for _ in range(4):
         s_new, result = transport.step(s, dt, flow.q_in, flow.q_out, mu_col)
-        assert result.converged and result.iterations >= 2  # nonlinear: more than one
+        assert result.converged
+        if solver == "newton":
+            assert result.iterations >= 2  # nonlinear: more than one
+        elif COMM.size == 1:
+            assert result.iterations == 1  # in flow order: one sweep
         assert result.max_change == global_max(np.abs(s_new - s))
         assert balance_error(flow, mobility, s, s_new, dt, mu_col) <= 1e-10 * dt * q_total
         assert global_min(s_new) >= 0.0 and global_max(s_new) <= 1.0
@@ -152,25 +164,28 @@ def diagonal_problem(changes: dict[tuple[float, float, float], float]):
     return fx, pore_volume, pore_volume * expected, expected
 
 
-def test_a_linear_problem_takes_one_newton_iteration():
+def test_a_linear_problem_takes_one_newton_iteration_or_one_sweep():
     changes = {(0.0, 0.0, 0.0): 0.5, (1 / 3, 2 / 3, 1.0): 0.1, (1.0, 1.0, 1 / 3): -0.25}
     fx, pore_volume, q_in, expected = diagonal_problem(changes)
     mobility = Mobility(Corey(1.0, 1.0), MU_M)
     mu_col = fx.to_columns(np.full(fx.n_owned, MU_M)).copy()
     s_old = np.full(fx.n_owned, 0.4)
     q_out = np.zeros(fx.n_owned)
-    none = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, 0)
+    none = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, 0, max_sweeps=0)
     s_new, result = none.step(s_old, 1.0, q_in, q_out, mu_col)
     assert not result.converged and result.iterations == 0
     assert np.isnan(result.max_change)
     assert global_max(np.abs(s_new - s_old)) == 0.0  # the old state back
-    one = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, 1)
-    s_new, result = one.step(s_old, 1.0, q_in, q_out, mu_col)
-    assert result.converged and result.iterations == 1
-    assert global_max(np.abs(s_new - (s_old + expected))) <= 1e-12
-    assert result.max_change == pytest.approx(0.5, rel=1e-12)
+    one = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, 1, max_sweeps=0)
+    swept = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, 1)
+    for transport in (one, swept):  # one Newton iteration, or one sweep
+        s_new, result = transport.step(s_old, 1.0, q_in, q_out, mu_col)
+        assert result.converged and result.iterations == 1
+        assert global_max(np.abs(s_new - (s_old + expected))) <= 1e-12
+        assert result.max_change == pytest.approx(0.5, rel=1e-12)
+        transport.destroy()
+    assert (one.newton_count, swept.sweep_count, swept.newton_count) == (1, 1, 0)
     none.destroy()
-    one.destroy()
 
 
 class Recording(ImplicitUpwindTransport):
@@ -198,13 +213,13 @@ def test_update_stops_at_the_inflection_point():
     mu_col = fx.to_columns(np.full(fx.n_owned, MU_M)).copy()
     s_old = np.full(fx.n_owned, 0.3)
     q_out = np.zeros(fx.n_owned)
-    transport = Recording(fx, pore_volume, mobility, TOL, 5)
+    transport = Recording(fx, pore_volume, mobility, TOL, 5, max_sweeps=0)
     s_new, result = transport.step(s_old, 1.0, q_in, q_out, mu_col)
     assert result.converged and result.iterations == 2
     assert transport.applied[0] == pytest.approx(0.2, abs=1e-3)  # 0.3 -> 1/2 only
     assert global_max(np.abs(s_new - (s_old + expected))) <= 1e-12
     transport.destroy()
-    one = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, 1)
+    one = ImplicitUpwindTransport(fx, pore_volume, mobility, TOL, 1, max_sweeps=0)
     assert not one.step(s_old, 1.0, q_in, q_out, mu_col)[1].converged
     one.destroy()
 

@@ -1,0 +1,209 @@
+/* Ordered nonlinear Gauss-Seidel for the implicit upwind saturation balance
+ * (sim/flow/ordered_transport.py says what is solved and why).
+ *
+ * Per owned vertex i (rows of a CSR layout over the column layout: owned, then ghosts):
+ *   R_i(S) = acc_i (S_i - S_old_i) + f(S_i) out_i + sum_j N_ij f(S_j) - q_in_i,
+ * N_ij <= 0 the inflow from column j (0 on the diagonal), out_i >= 0 the outflow, acc_i > 0.
+ * R_i is increasing in S_i and non-increasing in every other S_j (an M-function), so each
+ * vertex's equation has one root in [0, 1] (or none, and the vertex is held at the bound its
+ * residual pushes it to) and Gauss-Seidel over the vertices converges.
+ *
+ * f(S) = S^a / mu_c / (S^a / mu_c + (1 - S)^b / mu_m), Corey exponents a, b >= 1.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+static void fractional(double s, double a, double b, double inv_mu_c, double inv_mu_m,
+                       double *f, double *df)
+{
+    const double lc = pow(s, a) * inv_mu_c, lm = pow(1.0 - s, b) * inv_mu_m;
+    const double dlc = a * pow(s, a - 1.0) * inv_mu_c;
+    const double dlm = -b * pow(1.0 - s, b - 1.0) * inv_mu_m;
+    const double total = lc + lm;
+    *f = lc / total;
+    *df = (dlc * lm - lc * dlm) / (total * total);
+}
+
+/* f at n saturations (the ghost columns after an exchange). */
+void ordered_fractional(int64_t n, const double *s, const double *inv_mu_c, double inv_mu_m,
+                        double a, double b, double *f)
+{
+    double df;
+    for (int64_t k = 0; k < n; ++k)
+        fractional(s[k], a, b, inv_mu_c[k], inv_mu_m, &f[k], &df);
+}
+
+/* sum_j N_ij f(S_j) over the off-diagonal entries of row i */
+static double inflow_of(int64_t i, const int64_t *indptr, const int32_t *cols,
+                        const double *inflow, const double *f_col)
+{
+    double sum = 0.0;
+    for (int64_t k = indptr[i]; k < indptr[i + 1]; ++k)
+        if (cols[k] != i)
+            sum += inflow[k] * f_col[cols[k]];
+    return sum;
+}
+
+/* Solve vertex i's equation for S_i with the latest values of the others (safeguarded
+ * Newton on its bracket, to round-off); updates s[i] and f_col[i], returns |change|. */
+static double solve_vertex(int64_t i, const int64_t *indptr, const int32_t *cols,
+                           const double *inflow, const double *out, const double *acc,
+                           const double *s_old, const double *q_in, const double *inv_mu_c,
+                           double inv_mu_m, double a, double b, double *s, double *f_col)
+{
+    const double rest = inflow_of(i, indptr, cols, inflow, f_col) - q_in[i];
+    const double base = -acc[i] * s_old[i] + rest; /* R_i at S_i = 0 (f(0) = 0) */
+    double x, f, df;
+    if (base >= 0.0) {
+        x = 0.0;
+    } else if (acc[i] + out[i] + base <= 0.0) { /* R_i at S_i = 1 (f(1) = 1) */
+        x = 1.0;
+    } else {
+        double lo = 0.0, hi = 1.0;
+        x = s[i] > 0.0 && s[i] < 1.0 ? s[i] : 0.5;
+        for (int it = 0; it < 200 && hi - lo > 4.0 * DBL_EPSILON; ++it) {
+            fractional(x, a, b, inv_mu_c[i], inv_mu_m, &f, &df);
+            const double r = acc[i] * x + out[i] * f + base;
+            if (fabs(r) <= DBL_EPSILON * (acc[i] * x + out[i] * f - base))
+                break; /* at round-off */
+            if (r > 0.0)
+                hi = x;
+            else
+                lo = x;
+            double next = x - r / (acc[i] + out[i] * df);
+            if (!(next > lo && next < hi))
+                next = 0.5 * (lo + hi);
+            x = next;
+        }
+    }
+    fractional(x, a, b, inv_mu_c[i], inv_mu_m, &f, &df);
+    const double change = fabs(x - s[i]);
+    s[i] = x;
+    f_col[i] = f;
+    return change;
+}
+
+/* Order the owned vertices upstream first: the strongly connected components of the graph
+ * with an edge i -> j for every flux[k] > 0 from i to owned j = cols[k] (Tarjan's algorithm,
+ * iterative, which finds each component after every component downstream of it; they are
+ * written from the end of `order` backwards). `order` receives the vertices, `first` the
+ * position in `order` of each component's first vertex followed by n; `work` holds 5 n
+ * integers. Returns the number of components. */
+int64_t ordered_components(int64_t n, const int64_t *indptr, const int32_t *cols,
+                           const double *flux, int64_t *order, int64_t *first, int64_t *work)
+{
+    int64_t *index = work, *low = work + n, *stack = work + 2 * n;
+    int64_t *call = work + 3 * n, *next_entry = work + 4 * n;
+    int64_t counter = 0, top = 0, depth = 0, end = n, count = 0;
+    for (int64_t v = 0; v < n; ++v)
+        index[v] = -1;
+    for (int64_t root = 0; root < n; ++root) {
+        if (index[root] >= 0)
+            continue;
+        call[0] = root;
+        next_entry[0] = indptr[root];
+        depth = 1;
+        index[root] = low[root] = counter++;
+        stack[top++] = root;
+        while (depth > 0) {
+            const int64_t v = call[depth - 1];
+            int64_t k = next_entry[depth - 1];
+            int descended = 0;
+            for (; k < indptr[v + 1]; ++k) {
+                const int64_t w = cols[k];
+                if (!(flux[k] > 0.0) || w >= n || w == v)
+                    continue;
+                if (index[w] < 0) { /* visit w */
+                    next_entry[depth - 1] = k + 1;
+                    call[depth] = w;
+                    next_entry[depth] = indptr[w];
+                    ++depth;
+                    index[w] = low[w] = counter++;
+                    stack[top++] = w;
+                    descended = 1;
+                    break;
+                }
+                if (index[w] < n && index[w] < low[v]) /* w on the stack: index < n */
+                    low[v] = index[w];
+            }
+            if (descended)
+                continue;
+            if (low[v] == index[v]) { /* v roots a component: pop it */
+                int64_t size = 0;
+                while (stack[top - 1 - size] != v)
+                    ++size;
+                ++size;
+                end -= size;
+                for (int64_t m = 0; m < size; ++m) {
+                    const int64_t w = stack[top - size + m];
+                    order[end + m] = w;
+                    index[w] = n + index[w]; /* off the stack: index >= n */
+                }
+                top -= size;
+                first[count++] = end;
+            }
+            --depth;
+            if (depth > 0) {
+                const int64_t u = call[depth - 1];
+                if (low[v] < low[u])
+                    low[u] = low[v];
+            }
+        }
+    }
+    /* components were found downstream first: reverse their starts */
+    for (int64_t m = 0; m < count / 2; ++m) {
+        const int64_t t = first[m];
+        first[m] = first[count - 1 - m];
+        first[count - 1 - m] = t;
+    }
+    first[count] = n;
+    return count;
+}
+
+/* One pass over the components in order: a single vertex is solved once, a cycle by
+ * Gauss-Seidel over its vertices until no saturation changes by more than round-off (at most
+ * `max_passes` times; the residual afterwards tells whether it settled). Updates s and f_col
+ * in place. */
+void ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
+                   const int64_t *indptr, const int32_t *cols, const double *inflow,
+                   const double *out, const double *acc, const double *s_old,
+                   const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
+                   double b, int64_t max_passes, double *s, double *f_col)
+{
+    for (int64_t c = 0; c < count; ++c) {
+        const int64_t passes = first[c + 1] - first[c] > 1 ? max_passes : 1;
+        for (int64_t pass = 0; pass < passes; ++pass) {
+            double largest = 0.0;
+            for (int64_t m = first[c]; m < first[c + 1]; ++m) {
+                const double change = solve_vertex(order[m], indptr, cols, inflow, out, acc,
+                                                   s_old, q_in, inv_mu_c, inv_mu_m, a, b, s,
+                                                   f_col);
+                if (change > largest)
+                    largest = change;
+            }
+            if (largest <= 4.0 * DBL_EPSILON)
+                break;
+        }
+    }
+}
+
+/* The largest |R_i| / acc_i over the owned vertices, leaving out a vertex held at a bound
+ * that its residual pushes outwards. */
+double ordered_residual(int64_t n, const int64_t *indptr, const int32_t *cols,
+                        const double *inflow, const double *out, const double *acc,
+                        const double *s_old, const double *q_in, const double *s,
+                        const double *f_col)
+{
+    double largest = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        const double r = acc[i] * (s[i] - s_old[i]) + f_col[i] * out[i]
+                         + inflow_of(i, indptr, cols, inflow, f_col) - q_in[i];
+        if ((s[i] >= 1.0 && r < 0.0) || (s[i] <= 0.0 && r > 0.0))
+            continue;
+        const double scaled = fabs(r) / acc[i];
+        if (scaled > largest)
+            largest = scaled;
+    }
+    return largest;
+}

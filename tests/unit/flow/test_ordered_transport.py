@@ -1,0 +1,173 @@
+"""Ordered sweeps (sim.flow.ordered_transport) and their compiled kernel (sim.flow.compiled).
+
+- the kernel's fractional flow is the Mobility's, to round-off, for several Corey exponents
+  and viscosity ratios;
+- the ordering: on a small graph with a cycle, the cycle is one component and every edge
+  goes from an earlier component to a later one; on the box fluxes of an anisotropic
+  permeability (non-monotone fluxes) every positive flux between owned vertices does too;
+- sweeps and Newton's method give the same saturation for a large step of a sharp front
+  (viscosity ratio 100, Corey 2/2, a third of the pore volume in one step), serially in one
+  sweep where Newton takes several iterations; with one sweep allowed, Newton finishes what
+  the sweeps leave (under MPI) and the same saturation comes out;
+- the kernel is built into the cache folder once, atomically, and found there afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from sim.flow.ordered_transport import OrderedSweeps
+from sim.physics.mobility import Mobility
+from sim.physics.relative_permeability import Corey
+
+from .conftest import COMM, anisotropic, global_max, global_sum, unit_cube
+from .test_transport import MU_M, linear_flow
+
+
+def graph(edges: list[tuple[int, int]], n: int) -> tuple[SimpleNamespace, np.ndarray]:
+    """A CSR layout of n vertices with an entry (i, i) and (i, j), (j, i) for each edge
+    i -> j, and fluxes +1 on (i, j) and -1 on (j, i)."""
+    entries: dict[int, dict[int, float]] = {i: {i: 0.0} for i in range(n)}
+    for i, j in edges:
+        entries[i][j] = 1.0
+        entries[j][i] = -1.0
+    rows = [sorted(entries[i].items()) for i in range(n)]
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    cols = np.array([j for r in rows for j, _ in r], dtype=np.int32)
+    flux = np.array([v for r in rows for _, v in r])
+    return SimpleNamespace(n_owned=n, indptr=indptr, cols=cols, comm=COMM), flux
+
+
+def component_of(order: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The component index of each vertex."""
+    which = np.empty(len(order), dtype=int)
+    for c in range(len(first) - 1):
+        which[order[first[c] : first[c + 1]]] = c
+    return which
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("a, b", [(1.0, 1.0), (2.0, 2.0), (3.0, 1.5)])
+def test_the_kernel_fractional_flow_is_the_mobilitys(a, b):
+    mobility = Mobility(Corey(a, b), MU_M)
+    fake, _ = graph([], 1)
+    sweeps = OrderedSweeps(fake, mobility)
+    s = np.linspace(0.0, 1.0, 1001)
+    for ratio in (1e-2, 1.0, 2500.0):
+        mu_c = np.full_like(s, ratio * MU_M)
+        expected = mobility.fractional(s, mu_c)
+        assert np.max(np.abs(sweeps.fractional(s, 1.0 / mu_c) - expected)) <= 1e-15
+
+
+#: a graph with a cycle 1 -> 2 -> 3 -> 1 and a separate branch 6 -> 5
+EDGES = [(4, 0), (0, 1), (1, 2), (2, 3), (3, 1), (3, 5), (6, 5)]
+
+
+@pytest.mark.serial
+def test_a_cycle_is_one_component_and_edges_point_downstream():
+    fake, flux = graph(EDGES, 7)
+    order, first = OrderedSweeps(fake, Mobility(Corey(), MU_M)).components(flux)
+    assert sorted(order) == list(range(7))
+    assert sorted(np.diff(first)) == [1, 1, 1, 1, 3]
+    which = component_of(order, first)
+    assert which[1] == which[2] == which[3]
+    assert all(which[i] < which[j] for i, j in EDGES if which[i] != which[j])
+
+
+@pytest.mark.serial
+def test_one_sweep_solves_every_vertex_balance_through_a_cycle():
+    """Cement enters at vertices 4 and 6, the mixture leaves at 5: after one sweep every
+    balance R_i = 0 to round-off, those of the cycle 1 -> 2 -> 3 -> 1 included."""
+    fake, flux = graph(EDGES, 7)
+    fake.flux = 1e-3 * flux * np.linspace(1.0, 2.0, len(flux))  # m³/s, unequal
+    fake.to_columns = lambda owned: owned
+    mobility = Mobility(Corey(2.0, 2.0), MU_M)
+    sweeps = OrderedSweeps(fake, mobility)
+    inflow = np.minimum(fake.flux, 0.0)
+    rows = np.repeat(np.arange(7), np.diff(fake.indptr))
+    out = np.bincount(rows, np.maximum(fake.flux, 0.0), 7)
+    out[5] += 2e-3  # an outlet
+    accumulation = np.full(7, 4e-3)  # pore volume / dt
+    q_in = np.zeros(7)
+    q_in[[4, 6]] = 3e-3, 1e-3
+    s_old = np.linspace(0.0, 0.3, 7)
+    mu_c = np.full(7, 50 * MU_M)
+    s = s_old.copy()
+    converged, count = sweeps.solve(s, s_old, inflow, out, accumulation, q_in, mu_c, 1e-13, 5)
+    assert converged and count == 1
+    f = mobility.fractional(s, mu_c)
+    inflows = np.bincount(rows, inflow * f[fake.cols], 7)
+    residual = accumulation * (s - s_old) + f * out + inflows - q_in
+    assert np.max(np.abs(residual) / accumulation) <= 1e-14
+
+
+def test_box_fluxes_point_from_earlier_to_later_components():
+    mesh = unit_cube(4)
+    x = mesh.geometry.x  # distorted, so that some fluxes run against the pressure gradient
+    x[:, 0] += 0.32 * np.sin(5 * x[:, 1] + 2 * x[:, 2]) * x[:, 0] * (1 - x[:, 0])
+    x[:, 1] += 0.32 * np.sin(7 * x[:, 0] + 3 * x[:, 2]) * x[:, 1] * (1 - x[:, 1])
+    flow = linear_flow(mesh, tensor=anisotropic(mesh))
+    fx = flow.fx
+    sweeps = OrderedSweeps(fx, Mobility(Corey(), MU_M))
+    order, first = sweeps.components(fx.flux)
+    which = component_of(order, first)
+    owned = fx.cols < fx.n_owned
+    rows, cols = fx.rows[owned], fx.cols[owned]
+    forward = fx.flux[owned] > 0.0
+    assert np.all(which[rows[forward]] <= which[cols[forward]])
+    # some fluxes run uphill (p = -x): an order by pressure would not be upstream first
+    x_col = fx.to_columns(flow.x[:, 0]).copy()
+    uphill = forward & (x_col[cols] < x_col[rows] - 1e-12)
+    assert COMM.allreduce(int(uphill.sum())) > 0
+
+
+@pytest.mark.parametrize("max_sweeps", [None, 1])
+def test_sweeps_and_newton_give_the_same_saturation(max_sweeps):
+    mesh = unit_cube(4)
+    flow = linear_flow(mesh, tensor=anisotropic(mesh))
+    mobility = Mobility(Corey(2.0, 2.0), MU_M)
+    mu_col = flow.columns(np.full(flow.fx.n_owned, 100 * MU_M))
+    dt = 0.3 * global_sum(flow.pore_volume) / global_sum(flow.q_in)
+    s_old = np.zeros(flow.fx.n_owned)
+    newton = flow.transport(mobility, max_iterations=200, max_sweeps=0)
+    swept = flow.transport(mobility, max_iterations=200, max_sweeps=max_sweeps)
+    s_newton, by_newton = newton.step(s_old, dt, flow.q_in, flow.q_out, mu_col)
+    s_swept, by_sweeps = swept.step(s_old, dt, flow.q_in, flow.q_out, mu_col)
+    assert by_newton.converged and by_sweeps.converged
+    assert global_max(np.abs(s_swept - s_newton)) <= 1e-9
+    assert global_max(s_swept) > 0.5  # a front went through
+    assert by_sweeps.iterations == swept.sweep_count + swept.newton_count
+    if COMM.size == 1:
+        assert (swept.sweep_count, swept.newton_count) == (1, 0)
+        assert by_newton.iterations >= 4
+    newton.destroy()
+    swept.destroy()
+
+
+@pytest.mark.serial
+def test_the_kernel_is_built_once_into_the_cache(tmp_path):
+    script = (
+        "from sim.flow.compiled import kernel\n"
+        "from sim.flow.ordered_transport import DECLARATIONS\n"
+        "print(kernel('ordered_transport.c', DECLARATIONS).__file__)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+
+    def built() -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        return run.stdout.strip()
+
+    first = built()
+    folder = tmp_path / "cementsim" / "kernels"
+    assert os.path.dirname(first) == str(folder)
+    stamp = os.stat(first).st_mtime_ns
+    assert [p.name for p in folder.iterdir()] == [os.path.basename(first)]  # no build left
+    assert built() == first and os.stat(first).st_mtime_ns == stamp  # found, not rebuilt
