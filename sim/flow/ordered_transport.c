@@ -14,12 +14,22 @@
 #include <math.h>
 #include <stdint.h>
 
+/* x^e, by multiplication for the exponents 1 and 2 (as NumPy computes x**2.0) */
+static inline double power(double x, double e)
+{
+    if (e == 1.0)
+        return x;
+    if (e == 2.0)
+        return x * x;
+    return pow(x, e);
+}
+
 static void fractional(double s, double a, double b, double inv_mu_c, double inv_mu_m,
                        double *f, double *df)
 {
-    const double lc = pow(s, a) * inv_mu_c, lm = pow(1.0 - s, b) * inv_mu_m;
-    const double dlc = a * pow(s, a - 1.0) * inv_mu_c;
-    const double dlm = -b * pow(1.0 - s, b - 1.0) * inv_mu_m;
+    const double lc = power(s, a) * inv_mu_c, lm = power(1.0 - s, b) * inv_mu_m;
+    const double dlc = a * (a == 1.0 ? 1.0 : power(s, a - 1.0)) * inv_mu_c;
+    const double dlm = -b * (b == 1.0 ? 1.0 : power(1.0 - s, b - 1.0)) * inv_mu_m;
     const double total = lc + lm;
     *f = lc / total;
     *df = (dlc * lm - lc * dlm) / (total * total);
@@ -45,8 +55,12 @@ static double inflow_of(int64_t i, const int64_t *indptr, const int32_t *cols,
     return sum;
 }
 
-/* Solve vertex i's equation for S_i with the latest values of the others (safeguarded
- * Newton on its bracket, to round-off); updates s[i] and f_col[i], returns |change|. */
+/* Solve vertex i's equation for S_i with the latest values of the others; updates s[i] and
+ * f_col[i], returns |change|. Safeguarded Newton on the bracket [lo, hi] (R_i(lo) < 0 <
+ * R_i(hi)) until R_i is at the round-off of its terms or lo and hi are neighbouring doubles;
+ * of those two, the one with the smaller |R_i| (where f' is large, e.g. near S = 1 for a
+ * viscous cement with linear relative permeabilities, one unit in the last place of S moves
+ * f by far more than the round-off of R_i). */
 static double solve_vertex(int64_t i, const int64_t *indptr, const int32_t *cols,
                            const double *inflow, const double *out, const double *acc,
                            const double *s_old, const double *q_in, const double *inv_mu_c,
@@ -54,28 +68,42 @@ static double solve_vertex(int64_t i, const int64_t *indptr, const int32_t *cols
 {
     const double rest = inflow_of(i, indptr, cols, inflow, f_col) - q_in[i];
     const double base = -acc[i] * s_old[i] + rest; /* R_i at S_i = 0 (f(0) = 0) */
+    double lo = 0.0, hi = 1.0, r_lo = base, r_hi = acc[i] + out[i] + base; /* f(1) = 1 */
     double x, f, df;
-    if (base >= 0.0) {
+    if (r_lo >= 0.0) {
         x = 0.0;
-    } else if (acc[i] + out[i] + base <= 0.0) { /* R_i at S_i = 1 (f(1) = 1) */
+    } else if (r_hi <= 0.0) {
         x = 1.0;
     } else {
-        double lo = 0.0, hi = 1.0;
-        x = s[i] > 0.0 && s[i] < 1.0 ? s[i] : 0.5;
-        for (int it = 0; it < 200 && hi - lo > 4.0 * DBL_EPSILON; ++it) {
+        /* the last value, else S with the accumulation alone (f >= 0: above the root) */
+        x = s[i] > 0.0 && s[i] < 1.0 ? s[i] : -base / acc[i];
+        if (!(x > lo && x < hi))
+            x = 0.5;
+        for (int it = 0; it < 200; ++it) {
             fractional(x, a, b, inv_mu_c[i], inv_mu_m, &f, &df);
             const double r = acc[i] * x + out[i] * f + base;
-            if (fabs(r) <= DBL_EPSILON * (acc[i] * x + out[i] * f - base))
-                break; /* at round-off */
-            if (r > 0.0)
+            if (fabs(r) <= DBL_EPSILON * (acc[i] * x + out[i] * f - base)) {
+                lo = hi = x; /* at round-off */
+                r_lo = r_hi = r;
+                break;
+            }
+            if (r > 0.0) {
                 hi = x;
-            else
+                r_hi = r;
+            } else {
                 lo = x;
+                r_lo = r;
+            }
+            if (nextafter(lo, 2.0) >= hi)
+                break;
             double next = x - r / (acc[i] + out[i] * df);
+            if (next == x) /* a step below one unit in the last place: try the neighbour */
+                next = nextafter(x, r > 0.0 ? lo : hi);
             if (!(next > lo && next < hi))
                 next = 0.5 * (lo + hi);
             x = next;
         }
+        x = fabs(r_lo) <= fabs(r_hi) ? lo : hi;
     }
     fractional(x, a, b, inv_mu_c[i], inv_mu_m, &f, &df);
     const double change = fabs(x - s[i]);
@@ -163,15 +191,30 @@ int64_t ordered_components(int64_t n, const int64_t *indptr, const int32_t *cols
 
 /* One pass over the components in order: a single vertex is solved once, a cycle by
  * Gauss-Seidel over its vertices until no saturation changes by more than round-off (at most
- * `max_passes` times; the residual afterwards tells whether it settled). Updates s and f_col
- * in place. */
-void ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
-                   const int64_t *indptr, const int32_t *cols, const double *inflow,
-                   const double *out, const double *acc, const double *s_old,
-                   const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
-                   double b, int64_t max_passes, double *s, double *f_col)
+ * `max_passes` times; the residual afterwards tells whether it settled). Unless `all`, a
+ * component is left alone when no column it takes an inflow from has `changed` (owned
+ * columns: earlier in this pass; ghosts: in the last exchange). Updates s and f_col in place,
+ * sets `changed` of every owned vertex whose saturation changed; returns the largest change. */
+double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
+                     const int64_t *indptr, const int32_t *cols, const double *inflow,
+                     const double *out, const double *acc, const double *s_old,
+                     const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
+                     double b, int64_t max_passes, int all, uint8_t *changed, double *s,
+                     double *f_col)
 {
+    double moved = 0.0;
     for (int64_t c = 0; c < count; ++c) {
+        int needed = all;
+        for (int64_t m = first[c]; m < first[c + 1] && !needed; ++m) {
+            const int64_t i = order[m];
+            for (int64_t k = indptr[i]; k < indptr[i + 1]; ++k)
+                if (inflow[k] < 0.0 && changed[cols[k]]) {
+                    needed = 1;
+                    break;
+                }
+        }
+        if (!needed)
+            continue;
         const int64_t passes = first[c + 1] - first[c] > 1 ? max_passes : 1;
         for (int64_t pass = 0; pass < passes; ++pass) {
             double largest = 0.0;
@@ -179,13 +222,18 @@ void ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
                 const double change = solve_vertex(order[m], indptr, cols, inflow, out, acc,
                                                    s_old, q_in, inv_mu_c, inv_mu_m, a, b, s,
                                                    f_col);
+                if (change > 0.0)
+                    changed[order[m]] = 1;
                 if (change > largest)
                     largest = change;
             }
+            if (largest > moved)
+                moved = largest;
             if (largest <= 4.0 * DBL_EPSILON)
                 break;
         }
     }
+    return moved;
 }
 
 /* The largest |R_i| / acc_i over the owned vertices, leaving out a vertex held at a bound

@@ -33,11 +33,12 @@ void ordered_fractional(int64_t n, const double *s, const double *inv_mu_c, doub
                         double a, double b, double *f);
 int64_t ordered_components(int64_t n, const int64_t *indptr, const int32_t *cols,
                            const double *flux, int64_t *order, int64_t *first, int64_t *work);
-void ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
-                   const int64_t *indptr, const int32_t *cols, const double *inflow,
-                   const double *out, const double *acc, const double *s_old,
-                   const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
-                   double b, int64_t max_passes, double *s, double *f_col);
+double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
+                     const int64_t *indptr, const int32_t *cols, const double *inflow,
+                     const double *out, const double *acc, const double *s_old,
+                     const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
+                     double b, int64_t max_passes, int all, uint8_t *changed, double *s,
+                     double *f_col);
 double ordered_residual(int64_t n, const int64_t *indptr, const int32_t *cols,
                         const double *inflow, const double *out, const double *acc,
                         const double *s_old, const double *q_in, const double *s,
@@ -46,6 +47,11 @@ double ordered_residual(int64_t n, const int64_t *indptr, const int32_t *cols,
 
 #: Gauss-Seidel passes over a cycle of the flux graph within one sweep, at most
 _CYCLE_PASSES = 100
+#: a sweep (or Newton update) that moves no saturation by more than this has reached the
+#: round-off of the equations: where f' is large (1e5 at S = 1 for a cement 1e5 times as
+#: viscous as the marrow with linear relative permeabilities) one unit in the last place of
+#: S leaves a residual far above the tolerance
+ROUND_OFF = 1e-14
 
 
 class OrderedSweeps:
@@ -59,7 +65,7 @@ class OrderedSweeps:
         self.mobility = mobility
         self._indptr = np.ascontiguousarray(fluxes.indptr, dtype=np.int64)
         self._cols = np.ascontiguousarray(fluxes.cols, dtype=np.int32)
-        self._max = np.zeros(1)
+        self._max = np.zeros(2)  # the largest residual and change, reduced over the ranks
         self.seconds = 0.0  # wall time of `solve` (compiled code, but for the exchanges)
 
     def _p(self, array: np.ndarray, kind: str) -> object:
@@ -106,7 +112,8 @@ class OrderedSweeps:
     ) -> tuple[bool, int]:
         """Sweep `s` (owned saturations, float64, updated in place from its values) until
         the largest residual |R_i| / accumulation_i over all ranks is at most `tolerance`, at
-        most `max_sweeps` times; (converged, sweeps done: 0 if `s` already solves it).
+        most `max_sweeps` times, or until a sweep changes no saturation by more than ROUND_OFF;
+        (converged, sweeps done: 0 if `s` already solves it).
 
         inflow: N_ij per entry of the flux layout (m³/s, <= 0); out: outflow per owned vertex
         (m³/s); accumulation: pore volume / dt (m³/s); q_in: inflow through needles (m³/s);
@@ -122,25 +129,34 @@ class OrderedSweeps:
         inflow, out, accumulation = arrays
         s_old = np.ascontiguousarray(s_old)
         q_in = np.ascontiguousarray(q_in, dtype=float)
-        f_col = self.fractional(fx.to_columns(s), inv_mu_c)
+        s_col = fx.to_columns(s)
+        f_col = self.fractional(s_col, inv_mu_c)
+        s_ghost = s_col[n:].copy()
+        changed = np.zeros(len(f_col), dtype=np.uint8)  # per column: see ordered_sweep
         graph = (p(self._indptr, "int64_t"), p(self._cols, "int32_t"))
         balance = (p(inflow, "double"), p(out, "double"), p(accumulation, "double"),
                    p(s_old, "double"), p(q_in, "double"))  # fmt: skip
-        sweep = 0
+        sweep, change = 0, np.inf
         while True:
-            self._max[0] = lib.ordered_residual(
-                n, *graph, *balance, p(s, "double"), p(f_col, "double")
+            self._max[:] = (
+                lib.ordered_residual(n, *graph, *balance, p(s, "double"), p(f_col, "double")),
+                change,
             )
             fx.comm.Allreduce(MPI.IN_PLACE, self._max, op=MPI.MAX)
-            if self._max[0] <= tolerance or sweep == max_sweeps:
+            converged = self._max[0] <= tolerance or self._max[1] <= ROUND_OFF
+            if converged or sweep == max_sweeps:
                 break
-            lib.ordered_sweep(
+            changed[:n] = 0
+            change = lib.ordered_sweep(
                 len(first) - 1, p(first, "int64_t"), p(order, "int64_t"), *graph, *balance,
-                p(inv_mu_c, "double"), inv_mu_m, kr.a, kr.b, _CYCLE_PASSES, p(s, "double"),
-                p(f_col, "double"),
+                p(inv_mu_c, "double"), inv_mu_m, kr.a, kr.b, _CYCLE_PASSES, int(sweep == 0),
+                p(changed, "uint8_t"), p(s, "double"), p(f_col, "double"),
             )  # fmt: skip
             sweep += 1
-            if fx.comm.size > 1:
-                f_col[n:] = self.fractional(fx.to_columns(s)[n:], inv_mu_c[n:])
+            if fx.comm.size > 1:  # the neighbours' new values, and which of them changed
+                ghosts = fx.to_columns(s)[n:]
+                changed[n:] = ghosts != s_ghost
+                s_ghost[:] = ghosts
+                f_col[n:] = self.fractional(s_ghost, inv_mu_c[n:])
         self.seconds += time.perf_counter() - start
-        return bool(self._max[0] <= tolerance), sweep
+        return bool(converged), sweep

@@ -34,11 +34,9 @@ from petsc4py import PETSc
 from scipy.sparse import csr_matrix
 
 from sim.flow.box_flux import BoxFluxes
-from sim.flow.ordered_transport import OrderedSweeps
+from sim.flow.ordered_transport import ROUND_OFF, OrderedSweeps
 from sim.physics.mobility import Mobility
 
-#: a Newton update this small (in saturation) means the residual is at round-off: stop
-_ROUND_OFF = 1e-14
 #: a vertex whose saturation changes by more than this in a step is on the moving front
 MOVING = 0.01
 
@@ -160,7 +158,7 @@ class ImplicitUpwindTransport:
             # measure and the right-hand side of the Newton system
             free = np.where(at_bound, 0.0, residual) / accumulation
             error = self._global_max(np.abs(free))
-            if error <= self.tolerance or last_update <= _ROUND_OFF:
+            if error <= self.tolerance or last_update <= ROUND_OFF:
                 return True, iteration
             if iteration == self.max_iterations:
                 break

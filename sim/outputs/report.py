@@ -24,6 +24,8 @@ ML = 1e-6
 #: 1.7 +- 0.6 MPa, at most 3.2 MPa)
 SYRINGE_PRESSURE_WARNING = 3.2e6
 MASS_BALANCE_WARNING = 1e-8
+#: leaked volumes below this share of the injected volume are shown as 0: round-off
+ROUND_OFF = 1e-12
 
 #: (file, caption, wide)
 FIGURES = (
@@ -104,6 +106,8 @@ def _headline(summary: dict[str, Any], parts: list[tuple[str, str]]) -> list[tup
     for route, volume in summary["leaked_volume_m3"].items():
         first = summary["first_leak_time_s"].get(route)
         when = "no leak" if first is None else f"first at {first:.1f} s"
+        if volume < ROUND_OFF * summary["injected_volume_m3"]:
+            volume = 0.0  # round-off in the upwind tails (1e-35 mL, say), not a volume
         distance = summary.get("front_distance_min_m", {}).get(route)
         rows.append(
             (

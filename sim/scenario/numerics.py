@@ -47,9 +47,13 @@ class Numerics(Section):
     100 000 vertices whose factorisation is cheap (thin domains such as columns and bars; not 3-D
     bodies, judged from the matrix's envelope before the first solve). pressure_tolerance: largest
     residual of the iterative pressure solve, relative to the injection rate; it bounds the
-    mass-balance error. newton_tolerance: convergence of the implicit saturation update, in units of
-    saturation. picard_tolerance / picard_max_iterations: the iteration between pressure and a
-    shear-rate dependent viscosity stops when no cell's viscosity changes by more than this relative
+    mass-balance error. newton_tolerance: convergence of the implicit saturation update (the
+    ordered sweeps, and Newton's method where they stall), the largest residual in units of
+    saturation; 1e-13 keeps the mass balance at round-off under MPI too (the sweeps on each
+    rank use their neighbours' last values and converge linearly there).
+    newton_max_iterations: at most this many sweeps, then as many Newton iterations.
+    picard_tolerance / picard_max_iterations: the iteration between pressure and a shear-rate
+    dependent viscosity stops when no cell's viscosity changes by more than this relative
     amount. max_steps: a run that needs more steps stops with an error.
     """
 
@@ -61,7 +65,7 @@ class Numerics(Section):
     dt_max: Annotated[Time, Field(gt=0)] | None = None
     pressure_solver: PressureSolverName = "auto"
     pressure_tolerance: Annotated[float, Field(ge=1e-14, lt=1e-4)] = 1e-11
-    newton_tolerance: Annotated[float, Field(gt=0, lt=1e-4)] = 1e-11
+    newton_tolerance: Annotated[float, Field(gt=0, lt=1e-4)] = 1e-13
     newton_max_iterations: Annotated[int, Field(ge=2, le=200)] = 40
     picard_tolerance: Annotated[float, Field(gt=0, lt=1)] = 1e-3
     picard_max_iterations: Annotated[int, Field(ge=1, le=500)] = 30
