@@ -41,7 +41,7 @@ def main() -> None:
     phases = {
         "pressure assembly + solve": t["pressure_assembly_and_solve"],
         "fluxes": t["fluxes"],
-        "transport (Newton)": t["transport"],
+        "transport": t["transport"],
         "output (series, fields, plots)": t["output"],
     }
     setup = wall - sum(phases.values())
@@ -55,6 +55,7 @@ def main() -> None:
             "setup_s": setup,
             "phases_s": phases,
             "petsc_solves_s": t["petsc_solves"],
+            "transport_sweeps_s": t["transport_sweeps"],
             "peak_mb_per_rank": peak_mb,
             "mass_balance": summary["mass_balance_rel_error"],
             "fill_fraction": summary["fill_fraction"],
@@ -74,7 +75,8 @@ def main() -> None:
     stepping = sum(phases.values()) - phases["output (series, fields, plots)"]
     print(
         f"  of the steps, in PETSc's linear solves {t['petsc_solves']:.2f} s "
-        f"({t['petsc_solves'] / stepping:.0%})"
+        f"({t['petsc_solves'] / stepping:.0%}), in the compiled sweeps "
+        f"{t['transport_sweeps']:.2f} s ({t['transport_sweeps'] / stepping:.0%})"
     )
     print(f"  peak memory per rank {peak_mb:8.0f} MB")
     print(f"  mass balance error   {summary['mass_balance_rel_error']:8.1e}")

@@ -87,12 +87,18 @@ def results_rows(run_dir: Path, summary: dict[str, Any]) -> list[tuple[str, str]
     return _headline(summary, _read_parts(run_dir)[0])
 
 
+def _leaked(volume: float, summary: dict[str, Any]) -> float:
+    """A leaked volume (m³) as the report shows it: 0 below ROUND_OFF of the injected volume
+    (the round-off in the upwind tails, 1e-35 mL say, is not a volume to print)."""
+    return 0.0 if volume < ROUND_OFF * summary["injected_volume_m3"] else volume
+
+
 def _headline(summary: dict[str, Any], parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
     rows = [
         ("Stop reason", summary.get("stop_reason", "—")),
         ("Injected", _fmt(summary["injected_volume_m3"], ML, 4, "mL")),
         ("Cement in bone", _fmt(summary["cement_in_bone_m3"], ML, 4, "mL")),
-        ("Leaked in total", _fmt(summary["leaked_volume_total_m3"], ML, 3, "mL")),
+        ("Leaked in total", _fmt(_leaked(summary["leaked_volume_total_m3"], summary), ML, 3, "mL")),
     ]
     for target, fill in summary["fill_fraction"].items():
         cover = summary.get("coverage", {}).get(target)
@@ -106,13 +112,11 @@ def _headline(summary: dict[str, Any], parts: list[tuple[str, str]]) -> list[tup
     for route, volume in summary["leaked_volume_m3"].items():
         first = summary["first_leak_time_s"].get(route)
         when = "no leak" if first is None else f"first at {first:.1f} s"
-        if volume < ROUND_OFF * summary["injected_volume_m3"]:
-            volume = 0.0  # round-off in the upwind tails (1e-35 mL, say), not a volume
         distance = summary.get("front_distance_min_m", {}).get(route)
         rows.append(
             (
                 f"Leak: {route}",
-                f"{_fmt(volume, ML, 3, 'mL')} ({when}); closest "
+                f"{_fmt(_leaked(volume, summary), ML, 3, 'mL')} ({when}); closest "
                 f"approach {_fmt(distance, 1e-3, 3, 'mm')}",
             )
         )

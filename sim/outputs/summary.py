@@ -91,7 +91,9 @@ def build_summary(
             "transport": problem.timings.transport,
             "output": problem.timings.output,
             # of the phases above, the time inside PETSc's linear solves (pressure, transport)
+            # and in the transport's compiled sweeps
             "petsc_solves": problem.flow.solver.solver_seconds + problem.transport.solver_seconds,
+            "transport_sweeps": problem.transport.sweeps.seconds,
         },
     }
     for component in problem.stepper.components:

@@ -14,7 +14,7 @@ import pytest
 from mpi4py import MPI
 from PIL import Image
 
-from sim.outputs.report import warnings
+from sim.outputs.report import results_rows, warnings
 from sim.run import run_scenario
 from sim.scenario import load_scenario
 
@@ -104,6 +104,30 @@ def test_report_warnings_name_leaks_pressures_and_mass_balance():
     assert "needle left reached 3.50 MPa" in text and "right" not in text
     assert "Poor mass balance" in text and "did not converge in 2" in text
     assert "stopped early: first_leak:vein" in text
+
+
+def test_report_shows_round_off_leaks_as_zero(tmp_path):
+    """Leaks below 1e-12 of the injected volume (upwind tails at round-off) read 0 mL; a
+    small real one keeps its digits."""
+    summary = {
+        "stop_reason": "volume_reached",
+        "injected_volume_m3": 4e-6,
+        "cement_in_bone_m3": 4e-6,
+        "leaked_volume_total_m3": 2e-15 + 1.4e-41,
+        "fill_fraction": {},
+        "leaked_volume_m3": {"vein": 1.4e-41, "disc": 2e-15},
+        "first_leak_time_s": {"vein": None, "disc": None},
+        "tip_pressure_max_pa": 2e4,
+        "mass_balance_rel_error": 1e-15,
+        "n_steps": 27,
+        "n_cells": 18501,
+        "mpi_ranks": 1,
+        "wall_time_s": 2.0,
+    }
+    rows = dict(results_rows(tmp_path, summary))
+    assert rows["Leak: vein"].startswith("0 mL (no leak)")
+    assert rows["Leak: disc"].startswith("2e-09 mL (no leak)")
+    assert rows["Leaked in total"] == "2e-09 mL"
 
 
 @pytest.mark.serial

@@ -5,12 +5,13 @@ or a bar of 10 x 1 x 1 hexahedra (60 tetrahedra); checked serially and on 2 rank
 
 - mass conservation: over one and several steps with cement injected through the inflow
   face and the mixture leaving through the outflow face, sum V (S - S^n) equals
-  dt (sum q_in - sum f(S) q_out) to the Newton tolerance; S stays in [0, 1] and the reported
+  dt (sum q_in - sum f(S) q_out) to the solver's tolerance, with the ordered sweeps (one
+  sweep a step in serial) and with Newton's method alone; S stays in [0, 1] and the reported
   largest change is the true one;
 - no flux and no sources: S does not change (converged at iteration 0);
-- Newton updates: a linear (diagonal) problem is solved in one iteration however large the
-  change (fails, returning S^n and converged=False, with none); the inflection-point stop
-  costs one iteration;
+- a linear (diagonal) problem is solved in one sweep, or one Newton iteration, however large
+  the change (Newton with no iteration allowed fails, returning S^n and converged=False);
+  Newton's inflection-point stop costs one iteration;
 - the front's Courant number: dt x outflow / pore volume, largest over the vertices whose
   saturation changed, not over the untouched ones upstream;
 - upwinding: with injection in the middle of the bar, the vertices upstream stay exactly
