@@ -35,8 +35,8 @@ from sim.errors import InputError
 if TYPE_CHECKING:
     from sim.discretisation import Discretisation
 
-#: version of the file layout
-FORMAT = 1
+#: version of the file layout (2: the transport's iteration counters renamed, stop 23)
+FORMAT = 2
 
 
 class CheckpointError(InputError):
@@ -155,7 +155,10 @@ def read_meta(path: Path) -> dict[str, Any]:
     try:
         with h5py.File(path, "r") as h5:
             if int(h5.attrs["format"]) != FORMAT:
-                raise CheckpointError(f"{path}: checkpoint format {h5.attrs['format']}")
+                raise CheckpointError(
+                    f"{path}: checkpoint format {h5.attrs['format']}, this version reads "
+                    f"{FORMAT}; start the run again without --resume"
+                )
             return dict(json.loads(h5.attrs["meta"]))
     except (OSError, KeyError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc

@@ -14,12 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import meshio
 import numpy as np
 import pytest
 from mpi4py import MPI
 
 import sim.run
+from sim.checkpoint import FORMAT
 from sim.errors import RunInterrupted
 from sim.outputs.timeseries import TimeSeries
 from sim.run import run_scenario
@@ -248,6 +250,17 @@ def test_resume_is_refused_for_another_scenario_or_without_a_checkpoint(
     assert done.returncode == 2, done.stderr
     assert "no checkpoint to resume from" in done.stderr
     assert not (tmp_path / "other").exists()
+    # a checkpoint of an older layout (format 1: before the counters were renamed)
+    with h5py.File(tmp_path / "run.checkpoint.h5", "r+") as h5:
+        h5.attrs["format"] = 1
+    done = subprocess.run(
+        [sys.executable, *cli(SPHERE, out, QUICK_SPHERE, "--resume")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"checkpoint format 1, this version reads {FORMAT}" in done.stderr
 
 
 @pytest.mark.serial  # makes this process's run fail
