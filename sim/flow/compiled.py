@@ -47,7 +47,13 @@ def kernel(source_name: str, declarations: str) -> ModuleType:
             ffi = cffi.FFI()
             ffi.cdef(declarations)
             ffi.set_source(name, source, extra_compile_args=["-O2"], libraries=["m"])
-            made = Path(ffi.compile(tmpdir=str(private)))
+            try:
+                made = Path(ffi.compile(tmpdir=str(private)))
+            except Exception as exc:  # cffi's VerificationError, setuptools' CompileError
+                raise RuntimeError(
+                    f"compiling {source_name} failed ({exc}): cementsim needs the C compiler "
+                    "that DOLFINx compiles its forms with"
+                ) from exc
             built = target / made.name
             os.replace(made, built)
         finally:

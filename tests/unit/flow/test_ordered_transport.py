@@ -9,7 +9,8 @@
   (viscosity ratio 100, Corey 2/2, a third of the pore volume in one step), serially in one
   sweep where Newton takes several iterations; with one sweep allowed, Newton finishes what
   the sweeps leave (under MPI) and the same saturation comes out;
-- the kernel is built into the cache folder once, atomically, and found there afterwards.
+- the kernel is built into the cache folder once, atomically, and found there afterwards;
+  without a working C compiler the error says so and leaves nothing in the cache.
 """
 
 from __future__ import annotations
@@ -171,3 +172,11 @@ def test_the_kernel_is_built_once_into_the_cache(tmp_path):
     stamp = os.stat(first).st_mtime_ns
     assert [p.name for p in folder.iterdir()] == [os.path.basename(first)]  # no build left
     assert built() == first and os.stat(first).st_mtime_ns == stamp  # found, not rebuilt
+    # without a working compiler: a clear error, and nothing left in the cache
+    elsewhere = {**env, "XDG_CACHE_HOME": str(tmp_path / "other"), "CC": "/nonexistent/cc"}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=elsewhere, capture_output=True, text=True
+    )
+    assert run.returncode != 0
+    assert "cementsim needs the C compiler that DOLFINx compiles its forms with" in run.stderr
+    assert list((tmp_path / "other" / "cementsim" / "kernels").iterdir()) == []
