@@ -5,16 +5,19 @@ inflows, on the saturations of the boxes upstream of it. Solved vertex by vertex
 to downstream, each equation is one scalar monotone equation with the upstream values already
 final: one sweep in flow order solves the whole system exactly when the flux graph has no
 cycles (Natvig & Lie 2008, J. Comput. Phys. 227:10108; Kwok & Tchelepi 2007, J. Comput. Phys.
-227:706). Vertices are ordered by decreasing pressure (potential ordering, Kwok & Tchelepi):
-cement flows downhill but for the few non-monotone fluxes of the box method on tetrahedra,
-which close small cycles; the sweeps repeat until the residual is below the tolerance, as the
-Gauss-Seidel iteration of an M-function converges (Ortega & Rheinboldt 1970, 13.5). Under MPI
-each rank sweeps its own vertices with its neighbours' last values (block Gauss-Seidel,
-exchanging them after every sweep).
+227:706). The order: the strongly connected components of the graph of positive fluxes
+(Tarjan's algorithm), upstream first. The box method's fluxes on tetrahedra are not all
+downhill, so the graph has a few cycles (170 of up to 263 vertices among 26 589 cells of the
+sphere scenario); the vertices of a cycle are solved by Gauss-Seidel until nothing moves,
+which converges because each balance is increasing in its own saturation and
+non-increasing in the others (an M-function; Ortega & Rheinboldt 1970, 13.5). Under MPI each
+rank sweeps its own vertices with its neighbours' last values (block Gauss-Seidel) and
+exchanges them after every sweep, until the residual is below the tolerance.
 
 Newton's method needs one iteration per layer of vertices the front advances in a step,
 because f'(S) ~ 0 ahead of the front; a sweep moves the front through every layer at once.
-The sweeps run in compiled C (sim/flow/ordered_transport.c), built once per machine.
+The sweeps run in compiled C (sim/flow/ordered_transport.c), built once per machine
+(sim.flow.compiled).
 """
 
 from __future__ import annotations
@@ -55,8 +58,8 @@ ROUND_OFF = 1e-14
 
 
 class OrderedSweeps:
-    """Nonlinear Gauss-Seidel sweeps in potential order over the owned vertices of `fluxes`,
-    for the fractional flow of `mobility` (Corey exponents a, b >= 1)."""
+    """Nonlinear Gauss-Seidel sweeps in flow order over the owned vertices of `fluxes`, for
+    the fractional flow of `mobility` (Corey exponents a, b >= 1)."""
 
     def __init__(self, fluxes: BoxFluxes, mobility: Mobility) -> None:
         module = kernel("ordered_transport.c", DECLARATIONS)
