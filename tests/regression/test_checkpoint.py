@@ -224,16 +224,23 @@ def test_resume_is_refused_for_another_scenario_or_without_a_checkpoint(
     out = tmp_path / "run"
     interrupted_run(monkeypatch, SPHERE, QUICK_SPHERE, out, 8)
     before = (tmp_path / "run.checkpoint.h5").read_bytes()
+
+    def refused(into: Path, overrides: list[str], because: str) -> None:
+        done = subprocess.run(
+            [sys.executable, *cli(SPHERE, into, overrides, "--resume")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 2, done.stderr
+        assert because in done.stderr
+
     changed = [*QUICK_SPHERE, "injection.needles.0.rate=2 mL/min", "bone.porosity=0.8"]
-    done = subprocess.run(
-        [sys.executable, *cli(SPHERE, out, changed, "--resume")],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    refused(
+        out,
+        changed,
+        "differs from the checkpointed run's in bone.porosity, injection.needles.0.rate",
     )
-    assert done.returncode == 2, done.stderr
-    assert "scenario differs" in done.stderr
-    assert "bone.porosity, injection.needles.0.rate" in done.stderr
     # nothing was touched: the checkpoint and the partial results are as they were
     assert (tmp_path / "run.checkpoint.h5").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -241,26 +248,12 @@ def test_resume_is_refused_for_another_scenario_or_without_a_checkpoint(
         "run.checkpoint.h5",
         "run.partial",
     ]
-    done = subprocess.run(
-        [sys.executable, *cli(SPHERE, tmp_path / "other", QUICK_SPHERE, "--resume")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 2, done.stderr
-    assert "no checkpoint to resume from" in done.stderr
+    refused(tmp_path / "other", QUICK_SPHERE, "no checkpoint to resume from")
     assert not (tmp_path / "other").exists()
     # a checkpoint of an older layout (format 1: before the counters were renamed)
     with h5py.File(tmp_path / "run.checkpoint.h5", "r+") as h5:
         h5.attrs["format"] = 1
-    done = subprocess.run(
-        [sys.executable, *cli(SPHERE, out, QUICK_SPHERE, "--resume")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 2, done.stderr
-    assert f"checkpoint format 1, this version reads {FORMAT}" in done.stderr
+    refused(out, QUICK_SPHERE, f"checkpoint format 1, this version reads {FORMAT}")
 
 
 @pytest.mark.serial  # makes this process's run fail
