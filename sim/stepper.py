@@ -2,7 +2,7 @@
 
 A step of size dt from a state whose flow is solved: (1) the inflow at the needles and the
 outflow at the outlets; (2) implicit upwind transport of the saturation over dt (rejected, and
-retried smaller, when Newton fails); (3) every component after the transport (curing, leak
+retried smaller, when its solve fails); (3) every component after the transport (curing, leak
 accounting, ...), in the order given; (4) the saturation, the needle volumes and the time
 move on; (5) the flow for the new state (rates, pressure, viscosity), then every component
 after the flow. Step sizes come from one `StepPolicy` (sim.flow.timestep). Units: SI.

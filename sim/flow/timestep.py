@@ -1,7 +1,7 @@
 """The step size of the sequential scheme, decided here and nowhere else.
 
 `StepController` adapts the size to the saturation change or the front's Courant number and
-to the Newton effort of the last step; `StepPolicy` applies the limits the components
+to the transport solver's effort in the last step; `StepPolicy` applies the limits the components
 contribute (`volume_limited`, `change_limited`) and lands steps on the stops. Times in s.
 """
 
@@ -23,7 +23,8 @@ class StepController:
     The front's Courant number is dt x outflow / pore volume at the vertices whose saturation
     changed in the step: how many control volumes the cement front crossed. After an
     accepted step the size grows or shrinks by the smallest ratio of a target to what the
-    step did (at most doubling); after a failed Newton solve it halves.
+    step did (at most doubling; at most 0.7 times the last size after a step that took more
+    than half the allowed transport iterations); after a failed transport solve it halves.
     """
 
     dt: float
