@@ -22,11 +22,7 @@ from types import ModuleType
 
 import cffi
 
-
-def folder() -> Path:
-    """Where built kernels are kept."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cementsim" / "kernels"
+from sim.user_cache import user_cache
 
 
 @cache
@@ -38,7 +34,7 @@ def kernel(source_name: str, declarations: str) -> ModuleType:
         "\0".join([source, declarations, sys.version, cffi.__version__]).encode()
     ).hexdigest()[:16]
     name = f"_cementsim_{Path(source_name).stem}_{digest}"
-    target = folder()
+    target = user_cache("kernels")
     built = next(target.glob(f"{name}.*.so"), None) if target.is_dir() else None
     if built is None:
         target.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,11 @@
 #include <math.h>
 #include <stdint.h>
 
-/* x^e, by multiplication for the exponents 1 and 2 (as NumPy computes x**2.0) */
+/* x^e, exactly for the exponents 0, 1 and 2 (as NumPy computes x**2.0) */
 static inline double power(double x, double e)
 {
+    if (e == 0.0)
+        return 1.0;
     if (e == 1.0)
         return x;
     if (e == 2.0)
@@ -28,8 +30,8 @@ static void fractional(double s, double a, double b, double inv_mu_c, double inv
                        double *f, double *df)
 {
     const double lc = power(s, a) * inv_mu_c, lm = power(1.0 - s, b) * inv_mu_m;
-    const double dlc = a * (a == 1.0 ? 1.0 : power(s, a - 1.0)) * inv_mu_c;
-    const double dlm = -b * (b == 1.0 ? 1.0 : power(1.0 - s, b - 1.0)) * inv_mu_m;
+    const double dlc = a * power(s, a - 1.0) * inv_mu_c;
+    const double dlm = -b * power(1.0 - s, b - 1.0) * inv_mu_m;
     const double total = lc + lm;
     *f = lc / total;
     *df = (dlc * lm - lc * dlm) / (total * total);

@@ -27,6 +27,7 @@ import gmsh
 import numpy as np
 
 import sim
+from sim.user_cache import user_cache
 
 OFF = "off"
 log = logging.getLogger(__name__)
@@ -39,8 +40,7 @@ def folder() -> Path | None:
         return None
     if chosen:
         return Path(chosen)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cementsim" / "meshes"
+    return user_cache("meshes")
 
 
 @cache

@@ -25,7 +25,7 @@ ML = 1e-6
 SYRINGE_PRESSURE_WARNING = 3.2e6
 MASS_BALANCE_WARNING = 1e-8
 #: leaked volumes below this share of the injected volume are shown as 0: round-off
-ROUND_OFF = 1e-12
+NEGLIGIBLE_LEAK = 1e-12
 
 #: (file, caption, wide)
 FIGURES = (
@@ -88,9 +88,9 @@ def results_rows(run_dir: Path, summary: dict[str, Any]) -> list[tuple[str, str]
 
 
 def _leaked(volume: float, summary: dict[str, Any]) -> float:
-    """A leaked volume (m³) as the report shows it: 0 below ROUND_OFF of the injected volume
+    """A leaked volume (m³) as the report shows it: 0 below NEGLIGIBLE_LEAK of the injected volume
     (the round-off in the upwind tails, 1e-35 mL say, is not a volume to print)."""
-    return 0.0 if volume < ROUND_OFF * summary["injected_volume_m3"] else volume
+    return 0.0 if volume < NEGLIGIBLE_LEAK * summary["injected_volume_m3"] else volume
 
 
 def _headline(summary: dict[str, Any], parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
