@@ -30,6 +30,9 @@ QUICK = [
     "output.fluoroscopy=false",
     "output.report=false",
 ]
+#: QUICK in some 1000 steps (about 8 s): a point that is surely still running when a test
+#: kills its worker or its parent (QUICK alone now ends in under a second)
+SLOW = [*QUICK, "numerics.dt_max=0.002 s"]
 
 
 def test_a_request_runs_like_the_command_line(tmp_path: Path) -> None:
@@ -47,7 +50,7 @@ def test_a_request_runs_like_the_command_line(tmp_path: Path) -> None:
 def test_a_hung_or_killed_worker_is_replaced(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = _server(sys.executable, env)
-    request = {"base": str(SPHERE), "out": str(tmp_path / "slow"), "overrides": QUICK}
+    request = {"base": str(SPHERE), "out": str(tmp_path / "slow"), "overrides": SLOW}
     code, output = first.run(request, timeout=0.05)  # still importing: times out
     assert (code, output) == (-1, "timed out after 0.05 s") and not first.alive()
     second = _server(sys.executable, env)
@@ -87,7 +90,7 @@ def _gone(pid: int) -> bool:
 
 def test_a_server_ends_when_its_parent_dies_mid_point(tmp_path: Path) -> None:
     """Without the parent-death signal (the wrapper's), the server's own watchdog ends it."""
-    point = {"base": str(SPHERE), "out": str(tmp_path / "p"), "overrides": QUICK}
+    point = {"base": str(SPHERE), "out": str(tmp_path / "p"), "overrides": SLOW}
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT, json.dumps(point)], stdout=subprocess.PIPE, text=True
     )

@@ -162,7 +162,12 @@ def test_the_kernel_is_built_once_into_the_cache(tmp_path):
 
     def built() -> str:
         run = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
         )
         return run.stdout.strip()
 
@@ -175,7 +180,7 @@ def test_the_kernel_is_built_once_into_the_cache(tmp_path):
     # without a working compiler: a clear error, and nothing left in the cache
     elsewhere = {**env, "XDG_CACHE_HOME": str(tmp_path / "other"), "CC": "/nonexistent/cc"}
     run = subprocess.run(
-        [sys.executable, "-c", script], env=elsewhere, capture_output=True, text=True
+        [sys.executable, "-c", script], env=elsewhere, capture_output=True, text=True, timeout=300
     )
     assert run.returncode != 0
     assert "cementsim needs the C compiler that DOLFINx compiles its forms with" in run.stderr
