@@ -35,8 +35,9 @@ from sim.errors import InputError
 if TYPE_CHECKING:
     from sim.discretisation import Discretisation
 
-#: version of the file layout (2: the transport's iteration counters renamed, stop 23)
-FORMAT = 2
+#: version of the file layout (2: the transport's iteration counters renamed, stop 23; 3: the
+#: stepper's time-error estimate and its counter, stop 24)
+FORMAT = 3
 
 
 class CheckpointError(InputError):

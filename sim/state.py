@@ -19,7 +19,8 @@ from sim.checkpoint import Saved, VertexValues
 @dataclass
 class Counters:
     """Steps taken and rejected, and the iterations of the last and of all steps (transport:
-    ordered sweeps plus Newton iterations)."""
+    ordered sweeps plus Newton iterations); time_error_last: the last step's estimated time
+    error relative to numerics.time_tolerance (0: not estimated)."""
 
     steps: int = 0
     rejected: int = 0
@@ -27,6 +28,7 @@ class Counters:
     transport_last: int = 0
     saturation_change_last: float = 0.0
     courant_last: float = 0.0
+    time_error_last: float = 0.0
     picard_last: int = 0
     picard_failures: int = 0
 

@@ -20,6 +20,7 @@ from sim.checkpoint import Saved
 from sim.components.base import Component, OutputField, StepData
 from sim.components.flow import Flow
 from sim.components.leaks import LeakAccounting
+from sim.flow.time_error import PRESSURE_FLOOR, SPREAD_FLOOR, TimeErrorEstimate, spread
 from sim.flow.timestep import StepController, StepPolicy
 from sim.flow.transport import ImplicitUpwindTransport
 from sim.protocol import Injector
@@ -56,6 +57,11 @@ class Stepper:
         self.end: float | None = None  # end of the follow-up (s), once the injection ended
         self.controller: StepController | None = None
         self._resumed_dt: float | None = None
+        self.time_error: TimeErrorEstimate | None = None
+        if numerics.time_tolerance is not None:
+            floors = [PRESSURE_FLOOR] * len(flow.needles)
+            floors += [leaks.threshold] * len(leaks.routes) + [SPREAD_FLOOR]
+            self.time_error = TimeErrorEstimate(numerics.time_tolerance, np.array(floors))
 
     def fields(self) -> list[OutputField]:
         """Every field to write: the saturation, then each component's."""
@@ -104,15 +110,47 @@ class Stepper:
         return True
 
     def checkpoint(self) -> Saved:
-        """Why and until when the run goes on, and the controller's next step size (s)."""
+        """Why and until when the run goes on, the controller's next step size (s) and the
+        time-error estimate's last points."""
         assert self.controller is not None, "checkpoints are taken while the stepper runs"
-        return {"reason": self.reason, "end": self.end, "dt": self.controller.dt}
+        estimate = self.time_error.checkpoint() if self.time_error else None
+        return {
+            "reason": self.reason,
+            "end": self.end,
+            "dt": self.controller.dt,
+            "time_error": estimate,
+        }
 
     def restore(self, saved: Saved) -> None:
         """Take up a `checkpoint()`: `run` then goes on from the restored state."""
         self.reason = saved["reason"]
         self.end = saved["end"]
         self._resumed_dt = saved["dt"]
+        if self.time_error is not None:
+            self.time_error.restore(saved["time_error"])
+
+    def readouts(self) -> list[float]:
+        """What the time-error estimate reads (sim.flow.time_error): the syringe pressures
+        (Pa), the cement leaked per route (m³) and the cement's spread (m); collective."""
+        disc, state = self.flow.disc, self.state
+        s = state.S.x.array[: disc.n_owned]
+        radius = spread(s, self.flow.medium.pore_volume, disc.x_owned, disc.comm)
+        return [*state.syringe_pressures, *(r.leaked for r in self.leaks.routes), radius]
+
+    def regime(self) -> tuple[tuple[bool, float], ...]:
+        """Which needles inject, and at which scheduled rates (m³/s), from the present time."""
+        t = self.state.t
+        return tuple((p.active(t), p.scheduled_rate(t)) for p in self.injector.protocols)
+
+    def _estimate(self, regime: tuple[tuple[bool, float], ...]) -> float | None:
+        """The time-error estimate of the step just taken under `regime` (None: no estimate,
+        no tolerance given, or no flow)."""
+        if self.time_error is None:
+            return None
+        if not self.state.flowing:
+            self.time_error.restart()
+            return None
+        return self.time_error.record(self.state.t, self.readouts(), regime)
 
     def stop_reason(self) -> str | None:
         """Why the injection ends now, or None while it goes on."""
@@ -179,11 +217,15 @@ class Stepper:
                 )
             stops = self.flow.stops(state) if state.flowing else [self.end]
             dt = policy.size(state.t, [lambda h, c=c: c.max_step(state, h) for c in limits], stops)
+            regime = self.regime()
             if self.advance(dt):
+                ratio = self._estimate(regime)
+                state.counters.time_error_last = ratio or 0.0
                 policy.controller.accepted(
                     state.counters.saturation_change_last,
                     state.counters.transport_last,
                     state.counters.courant_last,
+                    ratio,
                 )
                 on_step()
             else:

@@ -1,7 +1,8 @@
 """The step size of the sequential scheme, decided here and nowhere else.
 
-`StepController` adapts the size to the saturation change or the front's Courant number and
-to the transport solver's effort in the last step; `StepPolicy` applies the limits the components
+`StepController` adapts the size to the saturation change or the front's Courant number, to
+the estimated time error of the readouts (sim.flow.time_error) and to the transport solver's
+effort in the last step; `StepPolicy` applies the limits the components
 contribute (`volume_limited`, `change_limited`) and lands steps on the stops. Times in s.
 """
 
@@ -25,6 +26,9 @@ class StepController:
     accepted step the size grows or shrinks by the smallest ratio of a target to what the
     step did (at most doubling; at most 0.7 times the last size after a step that took more
     than half the allowed transport iterations); after a failed transport solve it halves.
+    With a time-error estimate (its ratio to the tolerance, `time_error`) the size also
+    follows 0.9 / sqrt(ratio), as the local error of the implicit step grows with dt²; a step
+    above the tolerance is kept (its state is not rolled back) and the next one is smaller.
     """
 
     dt: float
@@ -34,11 +38,15 @@ class StepController:
     front_courant: float | None
     target_change: float | None = None
 
-    def accepted(self, max_change: float, iterations: int, courant: float) -> None:
+    def accepted(
+        self, max_change: float, iterations: int, courant: float, time_error: float | None = None
+    ) -> None:
         factor = 2.0
         for target, done in ((self.front_courant, courant), (self.target_change, max_change)):
             if target is not None and done > 0:
                 factor = min(factor, 0.9 * target / done)
+        if time_error is not None and time_error > 0:
+            factor = min(factor, 0.9 / time_error**0.5)
         if iterations > self.max_iterations // 2:
             factor = min(factor, 0.7)
         self.dt = min(self.dt_max, max(self.dt_min, self.dt * max(factor, 0.3)))

@@ -225,6 +225,16 @@ class TransportIterations:
 
 
 @dataclass(frozen=True)
+class TimeErrorRatio:
+    """The last step's estimated time error over numerics.time_tolerance (0: no estimate)."""
+
+    column: str = "time_error_ratio"
+
+    def __call__(self, problem: InjectionProblem) -> float:
+        return problem.state.counters.time_error_last
+
+
+@dataclass(frozen=True)
 class PressureIterations:
     column: str = "pressure_iterations"
 
@@ -325,5 +335,6 @@ def standard_quantities(problem: InjectionProblem) -> list[Quantity]:
         TransportIterations(),
         PicardIterations(),
         PressureIterations(),
+        *([TimeErrorRatio()] if problem.scenario.numerics.time_tolerance is not None else []),
         *component_quantities(problem),
     ]

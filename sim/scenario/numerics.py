@@ -39,7 +39,12 @@ class Numerics(Section):
     enough for the pressure curve); null: no such limit, the other rules alone set the step (with
     front_courant 8 the front sets it: 7 steps instead of 22 for the first 5 s of the 3-D
     benchmark cube, its quantities within 3 % of those with the limit: the time error of larger
-    steps). max_viscosity_change: largest relative change of the cement viscosity in one step.
+    steps). time_tolerance: the largest local time error of a step in what users read, relative:
+    the syringe pressures, the leaked volume per route and the spread of the cement (its radius
+    of gyration: where the front is), estimated from the last three steps (sim.flow.time_error);
+    the next step grows or shrinks to meet it. Off by default; it adds to the other rules, and
+    with volume_per_step null it replaces that crude limit on the time error.
+    max_viscosity_change: largest relative change of the cement viscosity in one step.
     dt_initial / dt_max: bounds of the step (s); by default the first step fills about half of
     the inlet's control volumes.
     pressure_solver: "direct" factorises the pressure system every step
@@ -60,6 +65,7 @@ class Numerics(Section):
     max_saturation_change: Fraction | None = None
     front_courant: Annotated[float, Field(gt=0, le=100)] | None = None
     volume_per_step: Fraction | None = DEFAULT_VOLUME_PER_STEP
+    time_tolerance: Annotated[float, Field(gt=0, lt=1)] | None = None
     max_viscosity_change: Annotated[float, Field(gt=0)] = 0.1
     dt_initial: Annotated[Time, Field(gt=0)] | None = None
     dt_max: Annotated[Time, Field(gt=0)] | None = None

@@ -112,8 +112,13 @@ def assert_same_outputs(a: Path, b: Path) -> None:
 @pytest.mark.serial  # signals this process; the MPI resume is tested below
 @pytest.mark.parametrize(
     ("scenario", "overrides", "row"),
-    [(THERMAL, THERMAL_COARSE, 27), (THERMAL, THERMAL_COARSE, 48), (RICH, RICH_COARSE, 15)],
-    ids=["thermal-injecting", "thermal-setting", "power-law-pressure-control"],
+    [
+        (THERMAL, THERMAL_COARSE, 27),
+        (THERMAL, THERMAL_COARSE, 48),
+        (RICH, RICH_COARSE, 15),
+        (RICH, [*RICH_COARSE, "numerics.time_tolerance=0.003"], 15),  # the estimate's points
+    ],
+    ids=["thermal-injecting", "thermal-setting", "power-law-pressure-control", "time-tolerance"],
 )
 def test_sigterm_then_resume_gives_the_uninterrupted_run(
     scenario: Path, overrides: list[str], row: int, tmp_path: Path, monkeypatch

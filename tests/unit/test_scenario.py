@@ -692,6 +692,18 @@ def test_the_step_follows_one_rule(write: Writer, vb: dict[str, Any]) -> None:
     assert_mentions(message, "numerics:", "front_courant and max_saturation_change", "one of")
 
 
+def test_the_time_tolerance_is_a_fraction_and_off_by_default(
+    write: Writer, vb: dict[str, Any]
+) -> None:
+    assert load_scenario(write(vb)).numerics.time_tolerance is None
+    assert (
+        load_scenario(write(vb), ["numerics.time_tolerance=0.01"]).numerics.time_tolerance == 0.01
+    )
+    for bad in ("0", "1", "-0.01", "fast"):
+        message = error_of(write(vb), [f"numerics.time_tolerance={bad}"])
+        assert_mentions(message, "numerics.time_tolerance", bad)
+
+
 def test_the_pressure_solver_is_one_of_three(write: Writer, vb: dict[str, Any]) -> None:
     assert load_scenario(write(vb)).numerics.pressure_solver == "auto"
     s = load_scenario(write(vb), ["numerics.pressure_solver=direct"])

@@ -2,7 +2,8 @@
 
 After an accepted step dt is scaled by the smallest 0.9 target / done over the front's
 Courant number and (when asked for) the saturation change, at most 2 (also for no change),
-at least 0.3, at most 0.7 when Newton needed more than half its iterations, and clamped to
+at least 0.3, at most 0.7 when Newton needed more than half its iterations, at most
+0.9 / sqrt(ratio) with a time-error estimate (its ratio to the tolerance), and clamped to
 [dt_min, dt_max]; a rejected step halves dt and raises TimeStepError (naming
 numerics.front_courant) once dt falls below dt_min. StepPolicy applies the limits in
 turn, lands on the next stop and leaves no sliver (< dt / 4) before it; `volume_limited` and
@@ -56,6 +57,17 @@ def test_accepted_step_factor(courant, iterations, factor):
 def test_a_saturation_target_adds_a_limit(change, courant, factor):
     c = controller(2.0, change=0.1)
     c.accepted(change, 1, courant)
+    assert c.dt == pytest.approx(2.0 * factor, rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("time_error", "courant", "factor"),
+    [(4.0, 0.45, 0.45), (0.81, 0.45, 1.0), (0.01, 0.45, 2.0), (1.0, 1.8, 0.5), (None, 0.9, 1.0)],
+)
+def test_a_time_error_estimate_adds_a_limit(time_error, courant, factor):
+    # the local error grows with dt², so the size follows 0.9 / sqrt(error / tolerance)
+    c = controller(2.0)
+    c.accepted(0.0, 1, courant, time_error)
     assert c.dt == pytest.approx(2.0 * factor, rel=1e-15)
 
 

@@ -1,0 +1,58 @@
+"""numerics.time_tolerance (sim.flow.time_error) on a small leaking vertebroplasty: the
+first-leak time converges to that of fine steps as the tolerance falls, and the steps and
+times of a run are pinned.
+
+The set-up leaks through the basivertebral vein after about 20 s; its first-leak time with
+steps of at most 0.2 % of the volume and a saturation change of 0.02 (664 steps) is the
+reference. The default rule (a saturation change of 0.25, 40 steps) is 13 % early.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sim import measurements as measure
+from sim.scenario import load_scenario
+
+from ..verification.conftest import run_conservative
+
+SETUP = [
+    "geometry.mesh={size_tip: 1.5 mm, size_max: 6 mm, growth: 0.3, size_outlet: 1 mm}",
+    "injection.needles.0.tip=[-8, 0, 0] mm",
+    "cement={rheology: {model: newtonian, viscosity: 65 Pa*s}}",
+    "marrow.viscosity=6.5 Pa*s",
+    "leak_routes={basivertebral: {kind: vein, boundary: basivertebral_foramen, "
+    "diameter: 2 mm, length: 10 mm, pressure: 1 kPa}}",
+    "output.leak_threshold=1 uL",
+    "numerics.front_courant=null",
+]
+#: first-leak time (s) with fine steps (numerics.max_saturation_change 0.02, volume_per_step
+#: 0.002: 664 steps)
+REFERENCE = 20.4912
+#: tolerance -> (steps, first-leak time in s) pinned from a run
+PINNED = {0.01: (75, 19.36407), 0.001: (205, 20.11636)}
+
+
+def first_leak(scenarios, overrides: list[str]) -> tuple[int, float]:
+    sc = load_scenario(scenarios / "vertebroplasty.yaml", SETUP + overrides)
+    pb = run_conservative(sc)
+    return pb.state.counters.steps, measure.first_leak_times(pb)["basivertebral"]
+
+
+def test_the_first_leak_time_converges_as_the_tolerance_falls(scenarios):
+    runs = {tol: first_leak(scenarios, [f"numerics.time_tolerance={tol}"]) for tol in PINNED}
+    for tol, (steps, t) in runs.items():
+        assert steps == PINNED[tol][0], tol
+        assert t == pytest.approx(PINNED[tol][1], rel=1e-5), tol
+    misses = [abs(t / REFERENCE - 1) for _, t in runs.values()]
+    # ten times the tolerance: steps sqrt(10) times smaller, the miss about as much smaller
+    assert misses[1] < misses[0] / 2.5
+    assert misses[1] < 0.02
+
+
+@pytest.mark.slow
+def test_the_reference_first_leak_time(scenarios):
+    """The pinned reference (664 steps; --runslow)."""
+    overrides = ["numerics.max_saturation_change=0.02", "numerics.volume_per_step=0.002"]
+    steps, t = first_leak(scenarios, overrides)
+    assert (steps, t) == (664, pytest.approx(REFERENCE, rel=1e-5))
