@@ -188,8 +188,28 @@ class CureKinetics:
         raise ValueError(f"the cement does not set within {t_max:g} s at {temperature:g} K")
 
 
+#: the cure in the syringe is integrated once from grid point to grid point of this spacing (s)
+SYRINGE_GRID = 1.0
+
+
+@lru_cache(maxsize=16)
+def _syringe_grid(kinetics: CureKinetics) -> list[float]:
+    """Degree of cure in the syringe at ages 0, SYRINGE_GRID, 2 SYRINGE_GRID, ... as far as
+    asked for so far (extended in place by `_syringe_conversion`)."""
+    return [kinetics.initial_conversion]
+
+
 @lru_cache(maxsize=256)
 def _syringe_conversion(kinetics: CureKinetics, age: float) -> float:
-    """Cached: the time loop asks for the same ages many times per step."""
-    start = np.array([kinetics.initial_conversion])
-    return float(kinetics.advance(start, kinetics.syringe_temperature, age)[0])
+    """From the grid point at or below `age` (s): each call integrates less than one grid
+    step, whatever the age (integrating from mixing took a quarter of the stepping time of a
+    thermal run), and the value does not depend on which ages were asked before. Cached: the
+    time loop asks for the same ages many times per step."""
+    grid = _syringe_grid(kinetics)
+    k = int(max(age, 0.0) // SYRINGE_GRID)
+    while len(grid) <= k:
+        grid.append(
+            kinetics.advance(np.array([grid[-1]]), kinetics.syringe_temperature, SYRINGE_GRID)[0]
+        )
+    rest = max(age, 0.0) - k * SYRINGE_GRID
+    return float(kinetics.advance(np.array([grid[k]]), kinetics.syringe_temperature, rest)[0])

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+import sim.physics.curing as curing_module
 from sim.physics.cement import CementModel
 from sim.physics.curing import (
     GAS_CONSTANT,
@@ -263,6 +264,21 @@ def test_syringe_conversion_follows_the_syringe_temperature() -> None:
     assert law.syringe_conversion(300.0) == pytest.approx(
         autocatalytic(300.0, 0.05, 1e-3, 1e-2), abs=1e-8
     )
+
+
+def test_syringe_conversion_does_not_depend_on_the_ages_asked_before() -> None:
+    # integrated on a 1-s grid and from the grid point below: the same value whichever ages
+    # came first (a resumed run asks for other ages than the run it resumes)
+    ages = [0.0, 0.4, 1.0, 57.3, 300.7, 299.99, 1e-3, 812.25]
+    values = {}
+    for order in (ages, ages[::-1], sorted(ages)):
+        curing_module._syringe_grid.cache_clear()
+        curing_module._syringe_conversion.cache_clear()
+        law = kinetics(k1_activation_energy=0.0, initial_conversion=0.05)
+        got = {age: law.syringe_conversion(age) for age in order}
+        assert values.setdefault("first", got) == got
+    for age, alpha in values["first"].items():
+        assert alpha == pytest.approx(autocatalytic(age, 0.05, 1e-3, 1e-2), abs=1e-8)
 
 
 # --- the shipped presets -------------------------------------------------------------------
