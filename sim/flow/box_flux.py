@@ -11,7 +11,11 @@ the boxes, which is what keeps injected = stored + leaked to round-off in the tr
 
 In parallel, a process computes the contributions of its own cells; contributions to rows
 owned by another process are summed there (DOLFINx MatrixCSR reverse scatter). Columns use an
-index map that extends the vertex map with every neighbour of an owned vertex.
+index map that extends the vertex map with every neighbour of an owned vertex. The loop over
+the cells (gradient, velocity, the six face fluxes) and the sums of the edge values per
+entry are compiled C (box_flux.c, built as sim.flow.compiled builds kernels): three NumPy
+einsums and two bincounts took about 7 ms a step on the benchmark cube's 56 000 cells per
+rank.
 """
 
 from __future__ import annotations
@@ -24,9 +28,20 @@ import ufl
 from dolfinx import fem
 from petsc4py import PETSc
 
+from sim.flow.compiled import kernel
+
 #: local vertex pairs (a, b) of the six edges of a tetrahedron
 EDGE_A = np.array([0, 0, 0, 1, 1, 2])
 EDGE_B = np.array([1, 2, 3, 2, 3, 3])
+
+#: the functions of box_flux.c
+DECLARATIONS = """
+void cell_fluxes(int64_t n_cells, const int32_t *dofs, const double *grad_phi,
+                 const double *p, const double *mobility_k, const double *normals,
+                 double *velocity, double *edge_flux);
+void edge_sums(int64_t n_edges, const int64_t *pos_ab, const int64_t *pos_ba,
+               const double *edge, int64_t size, double *ab, double *ba);
+"""
 
 
 class BoxFluxes:
@@ -41,7 +56,7 @@ class BoxFluxes:
         mesh = V.mesh
         self.comm = mesh.comm
         self.n_cells = mesh.topology.index_map(3).size_local
-        self.cell_dofs = V.dofmap.list[: self.n_cells]
+        self.cell_dofs = np.ascontiguousarray(V.dofmap.list[: self.n_cells], dtype=np.int32)
         x = V.tabulate_dof_coordinates()[self.cell_dofs]  # (cells, 4, 3)
         jac = np.stack([x[:, 1] - x[:, 0], x[:, 2] - x[:, 0], x[:, 3] - x[:, 0]], axis=2)
         inv = np.linalg.inv(jac)
@@ -49,9 +64,11 @@ class BoxFluxes:
         self.grad_phi[:, 1:, :] = inv
         self.grad_phi[:, 0, :] = -inv.sum(axis=1)
         self.cell_volume = np.abs(np.linalg.det(jac)) / 6.0
-        self._dual_normals = (
-            self.cell_volume[:, None, None] * (self.grad_phi[:, EDGE_B] - self.grad_phi[:, EDGE_A])
-        ) / 4.0
+        self._dual_normals = np.ascontiguousarray(
+            self.cell_volume[:, None, None]
+            * (self.grad_phi[:, EDGE_B] - self.grad_phi[:, EDGE_A])
+            / 4.0
+        )
 
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         self._csr = fem.create_matrix(fem.form(u * v * ufl.dx))
@@ -69,19 +86,37 @@ class BoxFluxes:
         order = np.argsort(keys)
         a = self.cell_dofs[:, EDGE_A].astype(np.int64)
         b = self.cell_dofs[:, EDGE_B].astype(np.int64)
-        self._pos_ab = order[np.searchsorted(keys[order], (a * n_cols + b).ravel())]
-        self._pos_ba = order[np.searchsorted(keys[order], (b * n_cols + a).ravel())]
+        self._pos_ab = np.ascontiguousarray(
+            order[np.searchsorted(keys[order], (a * n_cols + b).ravel())], dtype=np.int64
+        )
+        self._pos_ba = np.ascontiguousarray(
+            order[np.searchsorted(keys[order], (b * n_cols + a).ravel())], dtype=np.int64
+        )
         self.global_cols = self.column_map.local_to_global(self.cols).astype(PETSc.IntType)
         self._column_vector = dolfinx.la.vector(self.column_map)
         self.flux = np.zeros(self.n_entries)
         self.velocity = np.zeros((self.n_cells, 3))
+        module = kernel("box_flux.c", DECLARATIONS)
+        self._ffi, self._lib = module.ffi, module.lib
 
     def compute(self, p: fem.Function, mobility_k: np.ndarray) -> None:
         """Fluxes for pressure `p` (Pa, ghosts up to date) and lambda K per local cell
         (cells, 3, 3); ghost cells, if the mesh has any, are ignored."""
-        grad_p = np.einsum("ckd,ck->cd", self.grad_phi, p.x.array[self.cell_dofs])
-        self.velocity = -np.einsum("cij,cj->ci", mobility_k[: self.n_cells], grad_p)
-        edge_flux = np.einsum("ced,cd->ce", self._dual_normals, self.velocity).ravel()
+        mobility_k = np.ascontiguousarray(mobility_k[: self.n_cells], dtype=float)
+        pressure = np.ascontiguousarray(p.x.array, dtype=float)
+        self.velocity = np.empty((self.n_cells, 3))
+        edge_flux = np.empty(6 * self.n_cells)
+        ptr = self._ffi.from_buffer
+        self._lib.cell_fluxes(
+            self.n_cells,
+            ptr("int32_t[]", self.cell_dofs),
+            ptr("double[]", self.grad_phi),
+            ptr("double[]", pressure),
+            ptr("double[]", mobility_k),
+            ptr("double[]", self._dual_normals),
+            ptr("double[]", self.velocity),
+            ptr("double[]", edge_flux),
+        )
         self.flux = self._summed(edge_flux, antisymmetric=True)
 
     def edge_weights(self, tensor: np.ndarray | None = None) -> np.ndarray:
@@ -120,8 +155,18 @@ class BoxFluxes:
         edge (a, b) of a cell adds its value to entry (a, b) and, negated if `antisymmetric`,
         to (b, a); contributions to rows another rank owns are summed there."""
         size = len(self._csr.data)
-        ab = np.bincount(self._pos_ab, edge, size)
-        ba = np.bincount(self._pos_ba, edge, size)
+        ab, ba = np.empty(size), np.empty(size)
+        ptr = self._ffi.from_buffer
+        edge = np.ascontiguousarray(edge, dtype=float)
+        self._lib.edge_sums(
+            len(edge),
+            ptr("int64_t[]", self._pos_ab),
+            ptr("int64_t[]", self._pos_ba),
+            ptr("double[]", edge),
+            size,
+            ptr("double[]", ab),
+            ptr("double[]", ba),
+        )
         self._csr.data[:] = ab - ba if antisymmetric else ab + ba
         self._csr.scatter_reverse()
         return self._csr.data[: self.n_entries].copy()
