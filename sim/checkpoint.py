@@ -20,12 +20,14 @@ it, so the file is always a complete checkpoint.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dolfinx
 import h5py
 import numpy as np
 from mpi4py import MPI
@@ -146,6 +148,35 @@ def write_checkpoint(
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def local_copy(parts: dict[str, Saved], disc: Discretisation) -> dict[str, Saved]:
+    """A copy of `parts` (from a `checkpoint()`) in the form `read_checkpoint` gives back, for
+    a `restore()` later in the same run: vertex and cell values as this rank's local entries,
+    owned then ghosts (exchanged with the neighbouring ranks; collective), the rest copied."""
+    cell_map = disc.mesh.topology.index_map(3)
+    out: dict[str, Saved] = {}
+    for name, saved in parts.items():
+        out[name] = {}
+        for key, value in saved.items():
+            if isinstance(value, VertexValues):
+                out[name][key] = _exchanged(value.values, disc.V.dofmap.index_map)
+            elif isinstance(value, CellValues):
+                out[name][key] = _exchanged(value.values, cell_map)
+            else:
+                out[name][key] = copy.deepcopy(value)
+    return out
+
+
+def _exchanged(values: np.ndarray, index_map: dolfinx.common.IndexMap) -> np.ndarray:
+    """Owned values (first axis) extended to the ghosts of `index_map`."""
+    trailing = values.shape[1:]
+    block = int(np.prod(trailing))
+    vector = dolfinx.la.vector(index_map, block)
+    n = index_map.size_local
+    vector.array[: n * block] = np.asarray(values[:n], dtype=np.float64).ravel()
+    vector.scatter_forward()
+    return vector.array.reshape(-1, *trailing).copy()
 
 
 def read_meta(path: Path) -> dict[str, Any]:

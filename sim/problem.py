@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from dolfinx import fem
 
-from sim.checkpoint import Saved
+from sim.checkpoint import Saved, local_copy
 from sim.components.base import Component
 from sim.components.curing import Curing, curing_component
 from sim.components.flow import Flow, Timings
@@ -126,6 +126,8 @@ class InjectionProblem:
             sc.injection.stop,
         )
         self.stored_initial = cement_in_bone(self)
+        if num.time_tolerance is not None:  # a step far above it is redone
+            self.stepper.rollback = (self.snapshot, self.restore)
         self.stepper.initialise()
 
     def run(
@@ -161,6 +163,11 @@ class InjectionProblem:
         self.flow.restore(self.state, parts["flow"])
         for key, component in self._components().items():
             component.restore(self.state, parts[key])
+
+    def snapshot(self) -> dict[str, Saved]:
+        """Everything that evolves, as it is now, for a `restore()` later in this run (a step
+        taken back; collective)."""
+        return local_copy(self.checkpoint(), self.disc)
 
     def _components(self) -> dict[str, Component]:
         """The stepper's components by a checkpoint key: position and class."""

@@ -20,7 +20,13 @@ from sim.checkpoint import Saved
 from sim.components.base import Component, OutputField, StepData
 from sim.components.flow import Flow
 from sim.components.leaks import LeakAccounting
-from sim.flow.time_error import PRESSURE_FLOOR, SPREAD_FLOOR, TimeErrorEstimate, spread
+from sim.flow.time_error import (
+    PRESSURE_FLOOR,
+    REDO_RATIO,
+    SPREAD_FLOOR,
+    TimeErrorEstimate,
+    spread,
+)
 from sim.flow.timestep import StepController, StepPolicy
 from sim.flow.transport import ImplicitUpwindTransport
 from sim.protocol import Injector
@@ -29,6 +35,9 @@ from sim.scenario.numerics import Numerics
 from sim.state import State
 
 log = logging.getLogger(__name__)
+
+#: every part's evolving state (sim.checkpoint.local_copy)
+Snapshot = dict[str, Saved]
 
 
 class Stepper:
@@ -58,6 +67,9 @@ class Stepper:
         self.controller: StepController | None = None
         self._resumed_dt: float | None = None
         self.time_error: TimeErrorEstimate | None = None
+        #: take a snapshot of the run / restore one: set by the problem to redo steps whose
+        #: estimated time error is above REDO_RATIO times the tolerance
+        self.rollback: tuple[Callable[[], Snapshot], Callable[[Snapshot], None]] | None = None
         if numerics.time_tolerance is not None:
             floors = [PRESSURE_FLOOR] * len(flow.needles)
             floors += [leaks.threshold] * len(leaks.routes) + [SPREAD_FLOOR]
@@ -193,6 +205,7 @@ class Stepper:
         policy = self.policy(output_times)
         self.controller = policy.controller
         limits = [self.flow, *self.components]
+        redone = False  # the step from here was taken back once already
         if self._resumed_dt is None:
             on_step()
         else:
@@ -218,8 +231,17 @@ class Stepper:
             stops = self.flow.stops(state) if state.flowing else [self.end]
             dt = policy.size(state.t, [lambda h, c=c: c.max_step(state, h) for c in limits], stops)
             regime = self.regime()
+            before = self.rollback[0]() if self.rollback is not None else None
             if self.advance(dt):
                 ratio = self._estimate(regime)
+                if before is not None and not redone and ratio is not None and ratio > REDO_RATIO:
+                    log.debug("step of %.3g s redone: time error %.2g x tolerance", dt, ratio)
+                    self.rollback[1](before)  # type: ignore[index]
+                    state.counters.rejected += 1
+                    policy.controller.redo(dt, ratio)
+                    redone = True
+                    continue
+                redone = False
                 state.counters.time_error_last = ratio or 0.0
                 policy.controller.accepted(
                     state.counters.saturation_change_last,

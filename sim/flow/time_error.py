@@ -16,6 +16,12 @@ error is measured against the readout's largest magnitude over the three points,
 a floor below which a readout is not read: 1 Pa, the leak threshold (`output.leak_threshold`),
 1 µm.
 
+A step whose estimate exceeds twice the tolerance is taken back (the whole run's state restored
+from a snapshot taken before it) and redone shorter, once: a readout that jumps (a cell's
+upwind vertex switching, the front entering a vertex) makes an error that no shorter step
+removes, so the retried step stands whatever its estimate, and the next one is sized to the
+tolerance.
+
 The estimate needs two steps under the same injection regime (the same needles active at the
 same scheduled rates): across a rate change, a needle starting or ending, the readouts' slopes
 jump and the estimate starts over. Units: SI.
@@ -34,6 +40,11 @@ from sim.checkpoint import Saved
 #: readouts smaller than these are not read: a pressure (Pa), a spread (m)
 PRESSURE_FLOOR = 1.0
 SPREAD_FLOOR = 1e-6
+
+#: a step whose estimated error is above this many times the tolerance is taken back and
+#: redone shorter, once (the controller aims at 0.81 times it; the readouts' small jumps as
+#: the front enters a vertex or a cell's upwind vertex switches make the estimate scatter)
+REDO_RATIO = 2.0
 
 
 def spread(s: np.ndarray, pore_volume: np.ndarray, x: np.ndarray, comm: MPI.Comm) -> float:

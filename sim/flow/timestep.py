@@ -28,7 +28,7 @@ class StepController:
     than half the allowed transport iterations); after a failed transport solve it halves.
     With a time-error estimate (its ratio to the tolerance, `time_error`) the size also
     follows 0.9 / sqrt(ratio), as the local error of the implicit step grows with dt²; a step
-    above the tolerance is kept (its state is not rolled back) and the next one is smaller.
+    far above the tolerance is taken back and redone smaller (`redo`).
     """
 
     dt: float
@@ -50,6 +50,16 @@ class StepController:
         if iterations > self.max_iterations // 2:
             factor = min(factor, 0.7)
         self.dt = min(self.dt_max, max(self.dt_min, self.dt * max(factor, 0.3)))
+
+    def redo(self, dt: float, time_error: float) -> None:
+        """A step of dt (s) is taken back for its time error (its ratio to the tolerance):
+        the next try is 0.9 / sqrt(ratio) times as long, at least 0.3 times."""
+        self.dt = dt * max(0.3, 0.9 / time_error**0.5)
+        if self.dt < self.dt_min:
+            raise TimeStepError(
+                f"time step fell below {self.dt_min:.3g} s: the time error stays above "
+                "numerics.time_tolerance (try a larger tolerance)"
+            )
 
     def rejected(self) -> None:
         self.dt *= 0.5

@@ -42,7 +42,8 @@ class Numerics(Section):
     steps). time_tolerance: the largest local time error of a step in what users read, relative:
     the syringe pressures, the leaked volume per route and the spread of the cement (its radius
     of gyration: where the front is), estimated from the last three steps (sim.flow.time_error);
-    the next step grows or shrinks to meet it. Off by default; it adds to the other rules, and
+    the next step grows or shrinks to meet it, and a step above twice it is taken back and
+    redone shorter, once. Off by default; it adds to the other rules, and
     with volume_per_step null it replaces that crude limit on the time error.
     max_viscosity_change: largest relative change of the cement viscosity in one step.
     dt_initial / dt_max: bounds of the step (s); by default the first step fills about half of

@@ -71,6 +71,16 @@ def test_a_time_error_estimate_adds_a_limit(time_error, courant, factor):
     assert c.dt == pytest.approx(2.0 * factor, rel=1e-15)
 
 
+def test_a_step_redone_for_its_time_error_is_shorter():
+    c = controller(5.0)
+    c.redo(2.0, 4.0)  # the step taken, not the controller's size: 2 x 0.9 / sqrt(4)
+    assert c.dt == pytest.approx(0.9, rel=1e-15)
+    c.redo(2.0, 400.0)  # at least 0.3 times
+    assert c.dt == pytest.approx(0.6, rel=1e-15)
+    with pytest.raises(TimeStepError, match=r"numerics\.time_tolerance"):
+        c.redo(0.5, 400.0)  # 0.15 < dt_min 0.25
+
+
 def test_accepted_step_clamped_to_dt_max_and_dt_min():
     c = controller(8.0)
     c.accepted(0.0, 1, 0.0)
