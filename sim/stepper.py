@@ -154,6 +154,11 @@ class Stepper:
         t = self.state.t
         return tuple((p.active(t), p.scheduled_rate(t)) for p in self.injector.protocols)
 
+    def _estimable(self, regime: tuple[tuple[bool, float], ...]) -> bool:
+        """Whether the step from now, under `regime`, gets a time-error estimate (only then
+        is a snapshot worth taking)."""
+        return self.time_error is not None and self.state.flowing and self.time_error.ready(regime)
+
     def _estimate(self, regime: tuple[tuple[bool, float], ...]) -> float | None:
         """The time-error estimate of the step just taken under `regime` (None: no estimate,
         no tolerance given, or no flow)."""
@@ -231,7 +236,9 @@ class Stepper:
             stops = self.flow.stops(state) if state.flowing else [self.end]
             dt = policy.size(state.t, [lambda h, c=c: c.max_step(state, h) for c in limits], stops)
             regime = self.regime()
-            before = self.rollback[0]() if self.rollback is not None else None
+            before = None
+            if self.rollback is not None and self._estimable(regime):
+                before = self.rollback[0]()
             if self.advance(dt):
                 ratio = self._estimate(regime)
                 if before is not None and not redone and ratio is not None and ratio > REDO_RATIO:

@@ -88,13 +88,18 @@ class TimeErrorEstimate:
         step before)."""
         q = np.asarray(values, dtype=float)
         ratio = None
-        if len(self.history) >= 2 and self.history[-1][2] == regime:
+        if self.ready(regime):
             (t0, q0, _), (t1, q1, _) = self.history[-2:]
             error = local_error((t0, t1, t), np.array([q0, q1, q]))
             scale = np.maximum.reduce([np.abs(q0), np.abs(q1), np.abs(q), self.floors])
             ratio = float(np.max(error / scale)) / self.tolerance
         self.history = [*self.history[-1:], (t, q.tolist(), regime)]
         return ratio
+
+    def ready(self, regime: Hashable) -> bool:
+        """Whether the next step, under `regime`, can be estimated: two earlier points, the
+        last reached under the same regime."""
+        return len(self.history) >= 2 and self.history[-1][2] == regime
 
     def restart(self) -> None:
         """Forget the earlier readouts."""

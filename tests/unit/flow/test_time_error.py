@@ -62,7 +62,9 @@ def test_the_ratio_is_the_largest_error_over_its_scale_and_the_tolerance():
 def test_another_regime_starts_the_estimate_over():
     estimate = TimeErrorEstimate(0.01, floors=np.array([1.0]))
     for t, q in [(0.0, 1.0), (1.0, 2.0)]:
+        assert not estimate.ready("a")  # fewer than two points
         estimate.record(t, [q], "a")
+    assert estimate.ready("a") and not estimate.ready("b")
     assert estimate.record(2.0, [5.0], "b") is None  # the rate changed over this step
     assert estimate.record(3.0, [8.0], "b") == pytest.approx(0.0, abs=1e-14)  # a line again
     estimate.restart()
