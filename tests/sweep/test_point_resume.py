@@ -18,10 +18,13 @@ from .conftest import REPO, SPHERE, attempts, cementsim, write_sweep
 
 pytestmark = pytest.mark.serial
 
-#: one point of the sphere case, about 60 steps; a checkpoint after every step
+#: one point of the sphere case, 500 steps of at most 0.2 s: it must outlast the 0.5 s the
+#: test lets it run on after its first checkpoint (with its own 60 steps it once ended within
+#: them, in a clean-clone run of stop 24); a checkpoint after every step
 AXES = [{"param": "cement.rheology.viscosity", "values": ["100 Pa*s"]}]
 EXECUTOR = {"kind": "serial", "retries": 0, "checkpoint_every": "1 ms"}
 QUICK = {
+    "numerics.dt_max": "0.2 s",
     "geometry.mesh.growth": 0.5,
     "geometry.mesh.size_tip": "0.6 mm",
     "geometry.mesh.size_max": "10 mm",
