@@ -27,7 +27,7 @@ Prints front error, dp, steps and wall time. Nothing is asserted.
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -211,10 +211,10 @@ def cell_centred_extent(pb: InjectionProblem) -> tuple[float, float, float]:
     """Volume (m³) of the cells whose mean saturation is at least 0.5, the height of their
     highest centroid (m) and the reach of the centroids of those on the bottom face from the
     patch centre (m): the benchmark quantities as a cell-centred code stores its unknowns."""
-    disc = pb.disc
-    x = disc.V.tabulate_dof_coordinates()[disc.cell_dofs[: disc.n_cells]]  # (cells, 4, 3)
-    inside = pb.state.S.x.array[disc.cell_dofs[: disc.n_cells]].mean(axis=1) >= 0.5
-    volume = np.abs(np.linalg.det(x[:, 1:] - x[:, :1])) / 6
+    fx = pb.flow.fluxes
+    x = pb.disc.V.tabulate_dof_coordinates()[fx.cell_dofs]  # (cells, 4, 3)
+    inside = pb.state.S.x.array[fx.cell_dofs].mean(axis=1) >= 0.5
+    volume = fx.cell_volume
     centroid = x.mean(axis=1)
     on_bottom = inside & ((x[:, :, 2] < 1e-9).sum(axis=1) == 3)
     along = np.hypot(centroid[on_bottom, 0] - 0.015, centroid[on_bottom, 1] - 0.015)
@@ -296,17 +296,14 @@ def cube(rule: str, t_end: float, size: float) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    size = 1.06e-3
-    if "--size" in args:
-        at = args.index("--size")
-        size = float(args[at + 1]) * 1e-3
-        del args[at : at + 2]
-    which = args[0] if args else "ab"
-    rules = [r for r in STEP_RULES if len(args) < 2 or args[1] in r]
-    for rule in rules:
-        if "a" in which:
+    parser = argparse.ArgumentParser(description="the two-phase displacement benchmark")
+    parser.add_argument("which", nargs="?", default="ab", help="a, b or ab")
+    parser.add_argument("rule", nargs="?", default="", help="rules whose name contains it")
+    parser.add_argument("--size", type=float, default=1.06, help="the cube's cell size (mm)")
+    args = parser.parse_args()
+    for rule in [r for r in STEP_RULES if args.rule in r]:
+        if "a" in args.which:
             column(rule)
-        if "b" in which:
+        if "b" in args.which:
             for t_end in (5.0, 100.0):
-                cube(rule, t_end, size)
+                cube(rule, t_end, args.size * 1e-3)

@@ -235,15 +235,14 @@ class Stepper:
                 )
             stops = self.flow.stops(state) if state.flowing else [self.end]
             dt = policy.size(state.t, [lambda h, c=c: c.max_step(state, h) for c in limits], stops)
-            regime = self.regime()
-            before = None
-            if self.rollback is not None and self._estimable(regime):
-                before = self.rollback[0]()
+            regime = self.regime() if self.time_error is not None else ()
+            rollback = self.rollback if self._estimable(regime) else None
+            before = rollback[0]() if rollback is not None else None
             if self.advance(dt):
                 ratio = self._estimate(regime)
-                if before is not None and not redone and ratio is not None and ratio > REDO_RATIO:
+                if rollback and before and not redone and ratio is not None and ratio > REDO_RATIO:
                     log.debug("step of %.3g s redone: time error %.2g x tolerance", dt, ratio)
-                    self.rollback[1](before)  # type: ignore[index]
+                    rollback[1](before)
                     state.counters.rejected += 1
                     policy.controller.redo(dt, ratio)
                     redone = True
