@@ -306,4 +306,4 @@ if __name__ == "__main__":
             column(rule)
         if "b" in args.which:
             for t_end in (5.0, 100.0):
-                cube(rule, t_end, args.size * 1e-3)
+                cube(rule, t_end, args.size / 1000)  # mm to m: 1.06 / 1000 == 1.06e-3
