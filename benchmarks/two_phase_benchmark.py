@@ -17,7 +17,9 @@ numerics.volume_per_step null). The cube's height, reach and largest pressure ar
 vertex values (the last vertex with S >= 0.5, the largest vertex pressure), as a contour filter
 sees them (the S = 0.5 iso-surface interpolated along the edges, the largest cell mean) and as
 a cell-centred code stores them (cells whose mean S >= 0.5, their centroids; the reach from
-the centroids of the cells on the bottom face).
+the centroids of the cells on the bottom face). The reach is also read on lines through the
+patch centre along its sides and along its diagonals, as a line plot reads vertex and cell
+data: the front on the bottom face reaches about 7 % further toward the patch's corners.
 
 Run: .venv/bin/python benchmarks/two_phase_benchmark.py [a|b|ab] [rule] [--size MM]
      (or under mpirun -n N; rule: the step rules whose name contains it, e.g. "courant 8";
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import gmsh
 import numpy as np
+from matplotlib import tri
 from mpi4py import MPI
 from scipy.integrate import quad
 from scipy.optimize import brentq
@@ -224,6 +227,44 @@ def cell_centred_extent(pb: InjectionProblem) -> tuple[float, float, float]:
     return total, float(local[0]), float(local[1])
 
 
+def line_reach(pb: InjectionProblem) -> dict[str, np.ndarray]:
+    """Reach of the S >= 0.5 region from the patch centre along rays on the bottom face (m), in
+    the directions of the patch's sides (0, 90, 180, 270 degrees) and of its corners (45, 135,
+    225, 315 degrees), as a line plot along each ray reads it: 'vertex' from the P1 saturation
+    interpolated on the bottom face (vertex data), 'cell' from the mean saturation of the cell
+    each point lies in (cell data). The front on the bottom face is not a circle: the patch's
+    corners push it further along the diagonals."""
+    fx = pb.flow.fluxes
+    dofs = fx.cell_dofs
+    x = pb.disc.V.tabulate_dof_coordinates()[dofs]  # (cells, 4, 3)
+    s = pb.state.S.x.array[dofs]
+    on_bottom = (x[:, :, 2] < 1e-9).sum(axis=1) == 3
+    corners = np.argsort(x[on_bottom, :, 2], axis=1, kind="stable")[:, :3]  # the face's three
+    rows = np.arange(on_bottom.sum())[:, None]
+    local = (x[on_bottom][rows, corners, :2], s[on_bottom][rows, corners], s[on_bottom].mean(1))
+    gathered = pb.comm.gather(local, root=0)
+    if pb.comm.rank != 0:
+        return {}
+    xy = np.vstack([g[0] for g in gathered]).reshape(-1, 2)
+    s_face = np.concatenate([g[1] for g in gathered]).ravel()
+    s_cell = np.concatenate([g[2] for g in gathered])
+    points, index = np.unique(np.round(xy, 12), axis=0, return_inverse=True)
+    mesh = tri.Triangulation(points[:, 0], points[:, 1], index.reshape(-1, 3))
+    at_vertex = np.zeros(len(points))
+    at_vertex[index.ravel()] = s_face
+    vertex = tri.LinearTriInterpolator(mesh, at_vertex)
+    find = mesh.get_trifinder()
+    r = np.arange(0.0, 0.015, 2e-6)
+    reach: dict[str, np.ndarray] = {"vertex": np.empty(8), "cell": np.empty(8)}
+    for k, angle in enumerate(np.radians(np.arange(0, 360, 45))):
+        px, py = 0.015 + r * np.cos(angle), 0.015 + r * np.sin(angle)
+        inside_vertex = np.ma.filled(vertex(px, py), 0.0) >= 0.5
+        inside_cell = s_cell[find(px, py)] >= 0.5
+        reach["vertex"][k] = r[inside_vertex].max()
+        reach["cell"][k] = r[inside_cell].max()
+    return reach
+
+
 def cube(rule: str, t_end: float, size: float) -> None:
     comm = MPI.COMM_WORLD
     folder = Path(
@@ -265,6 +306,7 @@ def cube(rule: str, t_end: float, size: float) -> None:
     cell_volume, cell_height, cell_along = cell_centred_extent(pb)
     cell_p = pb.state.p.x.array[pb.flow.fluxes.cell_dofs].mean(axis=1)
     cell_p_max = comm.allreduce(float(cell_p.max(initial=0.0)), op=MPI.MAX)
+    reach_on_lines = line_reach(pb)  # collective
     if comm.rank == 0:
         print(
             f"(b) cube to {t_end:g} s, {pb.tagged.num_cells_global()} cells, {comm.size} "
@@ -283,6 +325,13 @@ def cube(rule: str, t_end: float, size: float) -> None:
             f"    cells with mean S >= 0.5: volume {cell_volume:.4e} m3, highest centroid "
             f"{cell_height * 1e3:.3f} mm, reach of bottom centroids {cell_along * 1e3:.2f} mm"
         )
+        for data_kind, along_rays in reach_on_lines.items():
+            sides, diagonals = along_rays[0::2] * 1e3, along_rays[1::2] * 1e3
+            print(
+                f"    reach on lines through the patch centre ({data_kind} data): along its sides "
+                f"{sides.mean():.2f} mm ({sides.min():.2f}-{sides.max():.2f}), along its "
+                f"diagonals {diagonals.mean():.2f} mm ({diagonals.min():.2f}-{diagonals.max():.2f})"
+            )
         print(
             f"    inlet dp {dp:.4e} Pa, cement in bone {stored * 1e6:.3f} mL, "
             f"leaked {measure.leaked(pb) * 1e6:.4f} mL"
