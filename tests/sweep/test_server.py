@@ -67,6 +67,9 @@ def test_a_hung_or_killed_worker_is_replaced(tmp_path: Path) -> None:
     assert code == 0, output
     assert (tmp_path / "done" / "summary.json").is_file()
     assert _server(sys.executable, env) is third  # kept for the next point
+    assert third.process.stdin is not None
+    third.process.stdin.close()  # the end of its requests ends it, cleanly
+    assert third.process.wait(timeout=60) == 0
 
 
 #: a parent that starts a server with no parent-death signal, hands it one point and waits

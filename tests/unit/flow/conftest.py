@@ -1,4 +1,5 @@
-"""Tiny meshes and MPI-safe helpers shared by the unit tests of the flow core (sim.flow).
+"""Tiny meshes, fixed flux fields and MPI-safe helpers shared by the unit tests of the flow core
+(sim.flow).
 
 Every helper that reduces over vertices or cells sums or maximises over owned entries only
 and reduces over the communicator, so that each rank reaches the same verdict (an assertion
@@ -8,6 +9,7 @@ that fails on one rank only would leave the other waiting in the next collective
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from mpi4py import MPI  # before dolfinx
@@ -18,8 +20,13 @@ import ufl
 from dolfinx import fem
 
 from sim.flow.box_flux import BoxFluxes
+from sim.flow.transport import ImplicitUpwindTransport
+from sim.physics.mobility import Mobility
 
 COMM = MPI.COMM_WORLD
+MU_M = 0.01  # marrow viscosity (Pa·s)
+POROSITY = 0.3
+TOL = 1e-12  # the transport's residual tolerance
 
 
 def unit_cube(n: int = 3) -> dolfinx.mesh.Mesh:
@@ -153,3 +160,42 @@ def with_ghosts(V: fem.FunctionSpace, mask: np.ndarray) -> np.ndarray:
     u.x.array[:n] = mask[:n]
     u.x.scatter_forward()
     return u.x.array > 0.5
+
+
+@dataclass
+class Flow:
+    """A fixed flux field with its boundary exchange: q_in (cement) where the flow enters,
+    q_out (mixture) where it leaves, as the stepper does at needles and outlets."""
+
+    fx: BoxFluxes
+    x: np.ndarray
+    pore_volume: np.ndarray
+    q_in: np.ndarray
+    q_out: np.ndarray
+
+    def transport(
+        self, mobility: Mobility, max_iterations: int = 50, max_sweeps: int | None = None
+    ) -> ImplicitUpwindTransport:
+        return ImplicitUpwindTransport(
+            self.fx, self.pore_volume, mobility, TOL, max_iterations, max_sweeps
+        )
+
+    def columns(self, owned: np.ndarray) -> np.ndarray:
+        # a copy: to_columns returns BoxFluxes' own buffer, which step() overwrites
+        return self.fx.to_columns(owned).copy()
+
+
+def linear_flow(mesh, k: float = 1.0, tensor: np.ndarray | None = None) -> Flow:
+    """p = -x with lambda K = k I (or the given tensor per cell): flow along +x; inflow face
+    x = 0, outflow face x = max."""
+    V = p1(mesh)
+    fx = fluxes_of(
+        interpolate(V, lambda x: -x[0]), isotropic(mesh, k) if tensor is None else tensor
+    )
+    pore_volume = POROSITY * assemble_owned(ufl.TestFunction(V) * ufl.dx)
+    div = fx.divergence()
+    x = owned_x(V)
+    x_max = COMM.allreduce(float(x[:, 0].max(initial=0.0)), op=MPI.MAX)
+    q_in = np.where(x[:, 0] < 1e-12, np.maximum(div, 0.0), 0.0)
+    q_out = np.where(x[:, 0] > x_max - 1e-12, np.maximum(-div, 0.0), 0.0)
+    return Flow(fx, x, pore_volume, q_in, q_out)

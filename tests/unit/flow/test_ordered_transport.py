@@ -27,8 +27,7 @@ from sim.flow.ordered_transport import OrderedSweeps
 from sim.physics.mobility import Mobility
 from sim.physics.relative_permeability import Corey
 
-from .conftest import COMM, anisotropic, global_max, global_sum, unit_cube
-from .test_transport import MU_M, linear_flow
+from .conftest import COMM, MU_M, anisotropic, global_max, global_sum, linear_flow, unit_cube
 
 
 def graph(edges: list[tuple[int, int]], n: int) -> tuple[SimpleNamespace, np.ndarray]:

@@ -22,20 +22,20 @@ or a bar of 10 x 1 x 1 hexahedra (60 tetrahedra); checked serially and on 2 rank
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import ufl
-from mpi4py import MPI
 
-from sim.flow.box_flux import BoxFluxes
 from sim.flow.transport import MOVING, ImplicitUpwindTransport
 from sim.physics.mobility import Mobility
 from sim.physics.relative_permeability import Corey
 
 from .conftest import (
     COMM,
+    MU_M,
+    POROSITY,
+    TOL,
+    Flow,
     assemble_owned,
     bar,
     fluxes_of,
@@ -44,53 +44,11 @@ from .conftest import (
     global_sum,
     interpolate,
     isotropic,
+    linear_flow,
     owned_x,
     p1,
     unit_cube,
 )
-
-MU_M = 0.01  # marrow viscosity (Pa·s)
-POROSITY = 0.3
-TOL = 1e-12
-
-
-@dataclass
-class Flow:
-    """A fixed flux field with its boundary exchange: q_in (cement) where the flow enters,
-    q_out (mixture) where it leaves, as the stepper does at needles and outlets."""
-
-    fx: BoxFluxes
-    x: np.ndarray
-    pore_volume: np.ndarray
-    q_in: np.ndarray
-    q_out: np.ndarray
-
-    def transport(
-        self, mobility: Mobility, max_iterations: int = 50, max_sweeps: int | None = None
-    ) -> ImplicitUpwindTransport:
-        return ImplicitUpwindTransport(
-            self.fx, self.pore_volume, mobility, TOL, max_iterations, max_sweeps
-        )
-
-    def columns(self, owned: np.ndarray) -> np.ndarray:
-        # a copy: to_columns returns BoxFluxes' own buffer, which step() overwrites
-        return self.fx.to_columns(owned).copy()
-
-
-def linear_flow(mesh, k: float = 1.0, tensor: np.ndarray | None = None) -> Flow:
-    """p = -x with lambda K = k I (or the given tensor per cell): flow along +x; inflow face
-    x = 0, outflow face x = max."""
-    V = p1(mesh)
-    fx = fluxes_of(
-        interpolate(V, lambda x: -x[0]), isotropic(mesh, k) if tensor is None else tensor
-    )
-    pore_volume = POROSITY * assemble_owned(ufl.TestFunction(V) * ufl.dx)
-    div = fx.divergence()
-    x = owned_x(V)
-    x_max = COMM.allreduce(float(x[:, 0].max(initial=0.0)), op=MPI.MAX)
-    q_in = np.where(x[:, 0] < 1e-12, np.maximum(div, 0.0), 0.0)
-    q_out = np.where(x[:, 0] > x_max - 1e-12, np.maximum(-div, 0.0), 0.0)
-    return Flow(fx, x, pore_volume, q_in, q_out)
 
 
 def balance_error(flow: Flow, mobility, s_old, s_new, dt, mu_col, q_in=None) -> float:
