@@ -33,6 +33,7 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.errors import InputError
+from sim.geometry.tagged_mesh import REFINEMENTS
 
 if TYPE_CHECKING:
     from sim.discretisation import Discretisation
@@ -75,11 +76,14 @@ class Layout:
         self.disc = disc
         self.comm = disc.comm
         self.vertex_ids = np.empty(disc.n_local, dtype=np.int64)
-        nodes = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
-        # P1 on affine tetrahedra: the cell's dofs and geometry nodes share the vertex order
-        self.vertex_ids[disc.cell_dofs] = nodes[mesh.geometry.dofmaps[0]]
-        n_cells = len(disc.cell_dofs)
-        self.cell_ids = np.asarray(mesh.topology.original_cell_index, dtype=np.int64)[:n_cells]
+        if disc.tagged.info.get(REFINEMENTS):
+            self.vertex_ids, self.cell_ids = _ids_by_position(disc)
+        else:
+            nodes = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
+            # P1 on affine tetrahedra: the cell's dofs and geometry nodes share the vertex order
+            self.vertex_ids[disc.cell_dofs] = nodes[mesh.geometry.dofmaps[0]]
+            n_cells = len(disc.cell_dofs)
+            self.cell_ids = np.asarray(mesh.topology.original_cell_index, dtype=np.int64)[:n_cells]
         self.n_vertex_ids = self._count(self.vertex_ids)
         self.n_cell_ids = self._count(self.cell_ids)
 
@@ -105,6 +109,35 @@ class Layout:
     def pick(self, stored: np.ndarray, vertex: bool) -> np.ndarray:
         """This rank's local entries (owned and ghost) of values stored by input number."""
         return stored[self.vertex_ids if vertex else self.cell_ids]
+
+
+def _ids_by_position(disc: Discretisation) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers of the local vertices and cells that do not depend on the partition, for a
+    mesh refined in parallel (whose input numbers do): the vertices in the lexicographic order
+    of their coordinates (bitwise the same on any partition, each new vertex being the
+    midpoint of the same two), the cells in that of their sorted vertex numbers (collective)."""
+    mesh, n = disc.mesh, disc.n_owned
+    x = np.empty((disc.n_local, 3))
+    x[disc.cell_dofs] = mesh.geometry.x[mesh.geometry.dofmaps[0]]
+    vertex = _exchanged(_ranked(x[:n], disc.comm), disc.V.dofmap.index_map)
+    cells = mesh.topology.index_map(3)
+    corners = np.sort(vertex[disc.cell_dofs[: cells.size_local]], axis=1)
+    cell = _exchanged(_ranked(corners, disc.comm), cells)
+    return vertex.astype(np.int64), cell.astype(np.int64)
+
+
+def _ranked(keys: np.ndarray, comm: MPI.Comm) -> np.ndarray:
+    """The position of each row of `keys` (the owned rows of every rank) in the lexicographic
+    order of all of them, as float64 (collective)."""
+    parts = comm.gather(keys, root=0)
+    chunks = None
+    if parts is not None:
+        everything = np.concatenate(parts)
+        order = np.lexsort(everything.T[::-1])
+        position = np.empty(len(order))
+        position[order] = np.arange(len(order))
+        chunks = np.split(position, np.cumsum([len(p) for p in parts])[:-1])
+    return np.asarray(comm.scatter(chunks, root=0))
 
 
 def _jsonable(saved: Saved) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from mpi4py import MPI
 
-from sim.geometry.tagged_mesh import TaggedMesh
+from sim.geometry.tagged_mesh import TaggedMesh, refined
 
 if TYPE_CHECKING:
     from sim.scenario import Scenario
@@ -22,13 +22,16 @@ if TYPE_CHECKING:
 def build_mesh(scenario: Scenario, comm: MPI.Comm, msh_path: Path | None = None) -> TaggedMesh:
     """The tagged mesh of a scenario, checked to hold every tag the scenario names.
 
-    Generated meshes are also written to `msh_path` (gmsh format) when it is given.
+    Generated meshes are also written to `msh_path` (gmsh format) when it is given, as
+    generated: before the refinements of `geometry.refine`.
     """
     geo = scenario.geometry
     needles = scenario.injection.needles
     module, _, function = geo.builder.partition(":")
     builder = getattr(import_module(module), function)
     tagged: TaggedMesh = builder(geo, needles, scenario.name, comm, msh_path)
+    if geo.refine:
+        tagged = refined(tagged, geo.refine)
     tagged.check_names(scenario.referenced_boundaries(), scenario.referenced_regions())
     tagged.check_names(geo.inlet_boundaries(needles), ())
     return tagged

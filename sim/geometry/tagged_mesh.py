@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,7 @@ import gmsh
 import numpy as np
 from dolfinx.io import gmsh as gmshio
 from mpi4py import MPI
+from scipy.spatial import cKDTree
 
 from sim.errors import MeshError
 from sim.geometry.gmsh_tools import interruptible
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from sim.scenario.injection import Needle
 
 log = logging.getLogger(__name__)
+
+#: the key of TaggedMesh.info that counts the uniform refinements of a mesh (sim.checkpoint
+#: numbers the vertices and cells of a refined mesh by position)
+REFINEMENTS = "refinements"
 
 
 @dataclass
@@ -117,6 +122,99 @@ def radius_ratio(x: np.ndarray) -> np.ndarray:
     num = a2 * np.cross(e2, e3) + b2 * np.cross(e3, e1) + c2 * np.cross(e1, e2)
     r_circ = np.linalg.norm(num, axis=1) / (2.0 * vol6)
     return 3.0 * r_in / r_circ
+
+
+def refined(tagged: TaggedMesh, levels: int) -> TaggedMesh:
+    """`tagged` refined uniformly `levels` times (each tetrahedron split into 8 at its edge
+    midpoints; every rank refines its own cells, so the partition is kept), with its cell and
+    facet tags carried over to the children, ghosts included (collective)."""
+    for _ in range(levels):
+        coarse = tagged.mesh
+        coarse.topology.create_entities(1)
+        fine, parent_cell, _ = dolfinx.mesh.refine(
+            coarse, option=dolfinx.mesh.RefinementOption.parent_cell
+        )
+        tagged = replace(
+            tagged,
+            mesh=fine,
+            cell_tags=_cell_tags_on(fine, parent_cell, tagged),
+            facet_tags=_facet_tags_on(fine, tagged),
+            info={**tagged.info, REFINEMENTS: tagged.info.get(REFINEMENTS, 0) + 1},
+        )
+    return tagged
+
+
+def _cell_tags_on(
+    fine: dolfinx.mesh.Mesh, parent_cell: np.ndarray, tagged: TaggedMesh
+) -> dolfinx.mesh.MeshTags:
+    """The region tags of `tagged` on `fine`, its refinement: each cell takes its parent's
+    tag, its ghost cells from their owners. `parent_cell` lists the local parent of each
+    child in the order the children were made, before DOLFINx reordered them (their
+    `original_cell_index`). Not `dolfinx.mesh.transfer_meshtag`: on a refined mesh with ghost
+    cells (as DOLFINx 0.11 makes it on several ranks) it reads past `parent_cell` and
+    corrupted the heap. MeshError if a child does not lie in the parent found for it."""
+    cells = fine.topology.index_map(3)
+    n = cells.size_local
+    made = np.asarray(fine.topology.original_cell_index[:n], dtype=np.int64) - cells.local_range[0]
+    parents = np.asarray(parent_cell, dtype=np.int32)[made]
+    coarse = tagged.mesh
+    child = fine.geometry.x[
+        dolfinx.mesh.entities_to_geometry(fine, 3, np.arange(n, dtype=np.int32))
+    ]
+    parent = coarse.geometry.x[dolfinx.mesh.entities_to_geometry(coarse, 3, parents)]
+    edges = (parent[:, 1:] - parent[:, :1]).transpose(0, 2, 1)
+    local = np.linalg.solve(edges, (child.mean(axis=1) - parent[:, 0])[:, :, None])[:, :, 0]
+    inside = (local >= -1e-9).all(axis=1) & (local.sum(axis=1) <= 1 + 1e-9)
+    if not tagged.comm.allreduce(bool(inside.all()), op=MPI.LAND):
+        raise MeshError("refining the mesh: a cell does not lie in the parent DOLFINx gave it")
+    tag_of = np.full(coarse.topology.index_map(3).size_local, -1.0)
+    owned_tags = tagged.cell_tags.indices < len(tag_of)
+    tag_of[tagged.cell_tags.indices[owned_tags]] = tagged.cell_tags.values[owned_tags]
+    values = dolfinx.la.vector(cells, 1)  # float64, the scatter's type: tags are exact in it
+    values.array[:n] = tag_of[parents]
+    values.scatter_forward()
+    marked = np.flatnonzero(values.array >= 0).astype(np.int32)
+    return dolfinx.mesh.meshtags(fine, 3, marked, values.array[marked].astype(np.int32))
+
+
+def _facet_tags_on(fine: dolfinx.mesh.Mesh, tagged: TaggedMesh) -> dolfinx.mesh.MeshTags:
+    """The boundary tags of `tagged` on `fine`, a refinement of its mesh: each local facet of
+    `fine` with one local cell (ghosts included) that lies in a tagged facet of the coarse mesh
+    takes its tag. Found geometrically among the tagged facets of all ranks, because DOLFINx
+    0.11 carries facet tags by parent indices only for the owned cells, and its refined mesh
+    has ghost cells (its transfer of facet tags mislabelled facets on 2 ranks)."""
+    coarse, tags = tagged.mesh, tagged.facet_tags
+    corners = coarse.geometry.x[dolfinx.mesh.entities_to_geometry(coarse, 2, tags.indices)]
+    parts = tagged.comm.allgather((corners, tags.values))
+    triangles = np.concatenate([c for c, _ in parts]).reshape(-1, 3, 3)
+    values = np.concatenate([v for _, v in parts])
+    fine.topology.create_connectivity(2, 3)
+    f2c = fine.topology.connectivity(2, 3)
+    facets = np.flatnonzero(np.diff(f2c.offsets) == 1).astype(np.int32)
+    centre = fine.geometry.x[dolfinx.mesh.entities_to_geometry(fine, 2, facets)].mean(axis=1)
+    found = np.full(len(facets), -1, dtype=np.int64)
+    if len(triangles) and len(facets):
+        nearby = cKDTree(triangles.mean(axis=1)).query(centre, k=min(8, len(triangles)))[1]
+        nearby = nearby.reshape(len(facets), -1)
+        for column in nearby.T:  # the nearest tagged triangle that holds the centre
+            inside = (found < 0) & _in_triangle(centre, triangles[column])
+            found[inside] = column[inside]
+    keep = found >= 0
+    return dolfinx.mesh.meshtags(fine, 2, facets[keep], values[found[keep]].astype(np.int32))
+
+
+def _in_triangle(points: np.ndarray, triangles: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Whether each point (n, 3) lies in its triangle (n, 3, 3): within tol of its plane and
+    of its edges, relative to its size."""
+    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+    u, v, w = b - a, c - a, points - a
+    normal = np.cross(u, v)
+    area2 = np.einsum("ij,ij->i", normal, normal)
+    size = np.sqrt(np.maximum(np.einsum("ij,ij->i", u, u), np.einsum("ij,ij->i", v, v)))
+    off_plane = np.abs(np.einsum("ij,ij->i", normal, w)) / np.sqrt(area2)
+    beta = np.einsum("ij,ij->i", np.cross(w, v), normal) / area2
+    gamma = np.einsum("ij,ij->i", np.cross(u, w), normal) / area2
+    return (off_plane <= tol * size) & (beta >= -tol) & (gamma >= -tol) & (beta + gamma <= 1 + tol)
 
 
 def mesh_from_gmsh(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, StrictInt, ValidationError, field_validator, model_validator
 
 from sim.ct.volume import CTVolume
 from sim.scenario.base import Section
@@ -55,6 +55,8 @@ Point3 = tuple[float, float, float]
 
 #: the most cells a generated mesh may have (estimated before meshing)
 MAX_CELLS = 2e7
+#: the most uniform refinements of a built mesh (8 times the cells each)
+MAX_REFINE = 3
 #: the finest mesh size, as a fraction of the bone's smallest extent, and in metres
 MIN_SIZE_FRACTION = 1e-3
 MIN_MESH_SIZE = 1e-6
@@ -93,6 +95,11 @@ class GeometryKind(Section):
     if TYPE_CHECKING:
         kind: str
 
+    refine: Annotated[StrictInt, Field(ge=0, le=MAX_REFINE)] = 0
+    """uniform refinements of the mesh once built, in parallel (each splits every tetrahedron
+    into 8 at its edge midpoints and halves the cell sizes): for meshes too large to generate
+    on one process; new boundary vertices stay on the coarse mesh's facets"""
+
     def boundary_names(self) -> set[str] | None:
         """Names of the boundaries the mesh will have besides the needle inlets; None when
         they are known only once the mesh is read."""
@@ -104,9 +111,12 @@ class GeometryKind(Section):
 
     def cell_size_range(self) -> tuple[float, float] | None:
         """The finest and coarsest cell size (m) the geometry is meshed with: `size_tip` and
-        `size_max` of its `mesh`; None for a mesh file (known only once read)."""
+        `size_max` of its `mesh`, halved by each `refine`; None for a mesh file (known only
+        once read)."""
         sizing = getattr(self, "mesh", None)
-        return None if sizing is None else (sizing.size_tip, sizing.size_max)
+        if sizing is None:
+            return None
+        return sizing.size_tip / 2**self.refine, sizing.size_max / 2**self.refine
 
     def contains(self, point: Point3, margin: float) -> bool | None:
         """Whether `point` (m) lies in bone at least `margin` (m) from its surface; None where

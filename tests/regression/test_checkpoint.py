@@ -200,12 +200,19 @@ def test_sigterm_to_the_command_then_resume_on_two_ranks(tmp_path: Path) -> None
     assert_same_numbers(reference, resumed, rtol=1e-9, volume_scale=ML)
     for key in ("n_steps", "n_rejected_steps", "stop_reason"):
         assert resumed[key] == reference[key], key
-    a = np.loadtxt(tmp_path / "ref" / "timeseries.csv", delimiter=",", skiprows=1)
-    b = np.loadtxt(out / "timeseries.csv", delimiter=",", skiprows=1)
+    assert_resumed_series(tmp_path / "ref", out, steps)
+    assert not (tmp_path / "run.checkpoint.h5").exists()
+
+
+def assert_resumed_series(reference: Path, resumed: Path, steps: int) -> None:
+    """The time series of a serial run resumed on 2 ranks after `steps` steps: the serial part
+    as it was, bit for bit, and the physics of the rest as the uninterrupted run's (not the
+    solvers' iterations or round-off errors)."""
+    a = np.loadtxt(reference / "timeseries.csv", delimiter=",", skiprows=1)
+    b = np.loadtxt(resumed / "timeseries.csv", delimiter=",", skiprows=1)
     assert a.shape == b.shape
-    np.testing.assert_array_equal(a[: steps + 1], b[: steps + 1])  # the serial part, as it was
-    # the physics of the part on two ranks; not the solver's iterations or round-off errors
-    columns = (out / "timeseries.csv").read_text().splitlines()[0].split(",")
+    np.testing.assert_array_equal(a[: steps + 1], b[: steps + 1])
+    columns = (resumed / "timeseries.csv").read_text().splitlines()[0].split(",")
     physics = [
         i
         for i, name in enumerate(columns)
@@ -213,7 +220,6 @@ def test_sigterm_to_the_command_then_resume_on_two_ranks(tmp_path: Path) -> None
         and not name.endswith("_rel_error")
     ]
     np.testing.assert_allclose(b[:, physics], a[:, physics], rtol=1e-9, atol=1e-15)
-    assert not (tmp_path / "run.checkpoint.h5").exists()
 
 
 QUICK_SPHERE = [
@@ -223,6 +229,33 @@ QUICK_SPHERE = [
     "output.plots=false",
 ]
 SPHERE = REPO / "scenarios" / "verification" / "sphere_newtonian.yaml"
+
+
+@pytest.mark.serial  # signals this process and starts the command
+def test_a_refined_mesh_resumes_on_another_number_of_ranks(tmp_path: Path, monkeypatch) -> None:
+    """A mesh refined in parallel (geometry.refine) numbers its vertices and cells by the
+    partition, so its checkpoints store them by position: a serial run interrupted after 19
+    steps resumes under mpirun -n 2 to the uninterrupted serial run."""
+    overrides = [*QUICK_SPHERE, "geometry.refine=1", "output.fields=false"]
+    reference = run_scenario(load_scenario(SPHERE, overrides), tmp_path / "ref")
+    assert reference["n_steps"] > 30
+    out = tmp_path / "run"
+    interrupted_run(monkeypatch, SPHERE, overrides, out, 20)
+    mpirun, env = launcher()
+    done = subprocess.run(
+        [*mpirun, *cli(SPHERE, out, overrides, "--resume")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["mpi_ranks"] == 2 and resumed["n_cells"] == reference["n_cells"]
+    assert_same_numbers(reference, resumed, rtol=1e-9, volume_scale=ML)
+    for key in ("n_steps", "n_rejected_steps", "stop_reason"):
+        assert resumed[key] == reference[key], key
+    assert_resumed_series(tmp_path / "ref", out, 19)
 
 
 @pytest.mark.serial  # signals this process and starts the command

@@ -1,0 +1,91 @@
+"""Uniform refinement of a built mesh (`geometry.refine`, sim.geometry.tagged_mesh.refined):
+every tetrahedron becomes 8, each boundary keeps its area and each region its volume to
+round-off, each tagged boundary facet becomes 4 tagged facets on the surface, and ghost
+cells carry their owners' region tags. Serially and under mpirun -n 2 (where DOLFINx's own
+transfer of facet tags mislabelled facets and its cell-tag transfer corrupted the heap)."""
+
+from __future__ import annotations
+
+import dolfinx
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from sim.geometry import build_mesh
+from sim.geometry.tagged_mesh import TaggedMesh
+from sim.scenario import ScenarioError, load_scenario
+
+from ...conftest import REPO
+
+VERTEBROPLASTY = REPO / "scenarios" / "vertebroplasty.yaml"
+
+
+def areas(tagged: TaggedMesh) -> dict[str, float]:
+    """The area (m²) of each boundary from its owned facets (collective)."""
+    mesh, comm = tagged.mesh, tagged.comm
+    owned = mesh.topology.index_map(2).size_local
+    out = {}
+    for name in sorted(tagged.boundaries):
+        facets = tagged.facets(name)
+        facets = facets[facets < owned]
+        x = mesh.geometry.x[dolfinx.mesh.entities_to_geometry(mesh, 2, facets)]
+        local = 0.5 * np.linalg.norm(np.cross(x[:, 1] - x[:, 0], x[:, 2] - x[:, 0]), axis=1)
+        out[name] = comm.allreduce(float(local.sum()), op=MPI.SUM)
+    return out
+
+
+def owned_facet_counts(tagged: TaggedMesh) -> dict[str, int]:
+    owned = tagged.mesh.topology.index_map(2).size_local
+    return {
+        name: tagged.comm.allreduce(int((tagged.facets(name) < owned).sum()), op=MPI.SUM)
+        for name in sorted(tagged.boundaries)
+    }
+
+
+@pytest.fixture(scope="module")
+def meshes() -> tuple[TaggedMesh, TaggedMesh]:
+    comm = MPI.COMM_WORLD
+    coarse = build_mesh(load_scenario(VERTEBROPLASTY), comm)
+    fine = build_mesh(load_scenario(VERTEBROPLASTY, ["geometry.refine=1"]), comm)
+    return coarse, fine
+
+
+def test_eight_children_per_cell_with_the_tags_areas_and_volumes(meshes) -> None:
+    coarse, fine = meshes
+    assert fine.num_cells_global() == 8 * coarse.num_cells_global()
+    assert fine.boundaries == coarse.boundaries and fine.regions == coarse.regions
+    assert owned_facet_counts(fine) == {k: 4 * v for k, v in owned_facet_counts(coarse).items()}
+    for name, area in areas(coarse).items():
+        assert areas(fine)[name] == pytest.approx(area, rel=1e-12), name
+    for name in coarse.regions:
+        assert fine.volume(name) == pytest.approx(coarse.volume(name), rel=1e-12), name
+    assert fine.volume() == pytest.approx(coarse.volume(), rel=1e-12)
+
+
+def test_tagged_facets_lie_on_the_surface_and_ghost_cells_carry_their_tags(meshes) -> None:
+    _, fine = meshes
+    mesh = fine.mesh
+    exterior = np.zeros(mesh.topology.index_map(2).size_local, dtype=bool)
+    exterior[dolfinx.mesh.exterior_facet_indices(mesh.topology)] = True
+    tagged = fine.facet_tags.indices
+    owned_tagged = tagged[tagged < len(exterior)]
+    assert fine.comm.allreduce(int((~exterior[owned_tagged]).sum()), op=MPI.SUM) == 0
+    cells = mesh.topology.index_map(3)
+    n, ghosts = cells.size_local, cells.num_ghosts
+    region = np.full(n + ghosts, -1.0)
+    region[fine.cell_tags.indices] = fine.cell_tags.values
+    from_owner = dolfinx.la.vector(cells, 1)
+    from_owner.array[:n] = region[:n]
+    from_owner.scatter_forward()
+    assert (region >= 0).all()  # every cell, owned and ghost, is in a region
+    np.testing.assert_array_equal(region[n:], from_owner.array[n:])
+
+
+def test_cell_sizes_and_bad_values(tmp_path) -> None:
+    coarse = load_scenario(VERTEBROPLASTY).geometry.cell_size_range()
+    twice = load_scenario(VERTEBROPLASTY, ["geometry.refine=2"]).geometry.cell_size_range()
+    assert coarse is not None and twice == (coarse[0] / 4, coarse[1] / 4)
+    for value in ("4", "-1", "1.5", "yes"):
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(VERTEBROPLASTY, [f"geometry.refine={value}"])
+        assert "geometry.refine" in str(info.value), value
