@@ -76,8 +76,12 @@ class Layout:
         self.disc = disc
         self.comm = disc.comm
         self.vertex_ids = np.empty(disc.n_local, dtype=np.int64)
+        #: of a refined mesh, the sorted vertex numbers of each local cell: DOLFINx refines
+        #: a few cells otherwise on another partition (where Plaza's longest edge ties), and
+        #: a checkpoint of such a mesh must not resume there
+        self.cell_vertices: np.ndarray | None = None
         if disc.tagged.info.get(REFINEMENTS):
-            self.vertex_ids, self.cell_ids = _ids_by_position(disc)
+            self.vertex_ids, self.cell_ids, self.cell_vertices = _ids_by_position(disc)
         else:
             nodes = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
             # P1 on affine tetrahedra: the cell's dofs and geometry nodes share the vertex order
@@ -111,11 +115,12 @@ class Layout:
         return stored[self.vertex_ids if vertex else self.cell_ids]
 
 
-def _ids_by_position(disc: Discretisation) -> tuple[np.ndarray, np.ndarray]:
+def _ids_by_position(disc: Discretisation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Numbers of the local vertices and cells that do not depend on the partition, for a
     mesh refined in parallel (whose input numbers do): the vertices in the lexicographic order
     of their coordinates (bitwise the same on any partition, each new vertex being the
-    midpoint of the same two), the cells in that of their sorted vertex numbers (collective)."""
+    midpoint of the same two), the cells in that of their sorted vertex numbers; and those
+    sorted vertex numbers of every local cell (collective)."""
     mesh, n = disc.mesh, disc.n_owned
     x = np.empty((disc.n_local, 3))
     x[disc.cell_dofs] = mesh.geometry.x[mesh.geometry.dofmaps[0]]
@@ -123,7 +128,8 @@ def _ids_by_position(disc: Discretisation) -> tuple[np.ndarray, np.ndarray]:
     cells = mesh.topology.index_map(3)
     corners = np.sort(vertex[disc.cell_dofs[: cells.size_local]], axis=1)
     cell = _exchanged(_ranked(corners, disc.comm), cells)
-    return vertex.astype(np.int64), cell.astype(np.int64)
+    every = np.sort(vertex[disc.cell_dofs], axis=1)
+    return vertex.astype(np.int64), cell.astype(np.int64), every.astype(np.int64)
 
 
 def _ranked(keys: np.ndarray, comm: MPI.Comm) -> np.ndarray:
@@ -160,6 +166,9 @@ def write_checkpoint(
             elif isinstance(value, np.ndarray):
                 gathered[name][key] = ("global", value)
     x = layout.gather(VertexValues(layout.disc.x_owned))
+    cell_vertices = None
+    if layout.cell_vertices is not None:
+        cell_vertices = layout.gather(CellValues(layout.cell_vertices.astype(np.float64)))
     if layout.comm.rank != 0:
         return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -167,6 +176,8 @@ def write_checkpoint(
         h5.attrs["format"] = FORMAT
         h5.attrs["meta"] = json.dumps(meta)
         h5.create_dataset("mesh/x", data=x)
+        if cell_vertices is not None:
+            h5.create_dataset("mesh/cell_vertices", data=cell_vertices)
         for name, saved in parts.items():
             group = h5.create_group(f"parts/{name}")
             group.attrs["values"] = json.dumps(_jsonable(saved))
@@ -240,6 +251,15 @@ def read_checkpoint(path: Path, layout: Layout) -> dict[str, Saved]:
         mismatch = x is None or not np.allclose(
             x, layout.disc.V.tabulate_dof_coordinates(), rtol=0.0, atol=1e-12 * extent
         )
+        cells_differ = False
+        if layout.cell_vertices is not None:  # a refined mesh: its cells too
+            corners = h5["mesh/cell_vertices"][...] if "mesh/cell_vertices" in h5 else None
+            cells_differ = (
+                corners is None
+                or len(corners) != layout.n_cell_ids
+                or not np.array_equal(layout.pick(corners, vertex=False), layout.cell_vertices)
+            )
+        ranks = json.loads(h5.attrs["meta"]).get("ranks")
         parts: dict[str, Saved] = {}
         for name, group in h5["parts"].items():
             saved: Saved = json.loads(group.attrs["values"])
@@ -248,6 +268,15 @@ def read_checkpoint(path: Path, layout: Layout) -> dict[str, Saved]:
                 kind = dataset.attrs["kind"]
                 saved[key] = data if kind == "global" else layout.pick(data, kind == "vertex")
             parts[name] = saved
+    if not layout.comm.allreduce(mismatch, op=MPI.LOR) and layout.comm.allreduce(
+        cells_differ, op=MPI.LOR
+    ):
+        raise CheckpointError(
+            f"{path}: the refined mesh differs from the checkpointed run's in some cells "
+            "(DOLFINx refines a few cells otherwise on another number of ranks, where their "
+            f"longest edges tie); resume on {ranks} rank(s), or start the run again without "
+            "--resume"
+        )
     if layout.comm.allreduce(mismatch, op=MPI.LOR):
         raise CheckpointError(
             f"{path}: the mesh differs from the checkpointed run's (was it built with another "

@@ -22,7 +22,7 @@ import pytest
 from mpi4py import MPI
 
 import sim.run
-from sim.checkpoint import FORMAT
+from sim.checkpoint import FORMAT, CheckpointError
 from sim.errors import RunInterrupted
 from sim.geometry import build_mesh
 from sim.outputs.timeseries import TimeSeries
@@ -235,12 +235,23 @@ SPHERE = REPO / "scenarios" / "verification" / "sphere_newtonian.yaml"
 def test_a_refined_mesh_resumes_on_another_number_of_ranks(tmp_path: Path, monkeypatch) -> None:
     """A mesh refined in parallel (geometry.refine) numbers its vertices and cells by the
     partition, so its checkpoints store them by position: a serial run interrupted after 19
-    steps resumes under mpirun -n 2 to the uninterrupted serial run."""
+    steps resumes under mpirun -n 2 to the uninterrupted serial run. The cells are checked
+    too (DOLFINx may refine a few cells otherwise on another partition): a checkpoint whose
+    cells differ is refused."""
     overrides = [*QUICK_SPHERE, "geometry.refine=1", "output.fields=false"]
     reference = run_scenario(load_scenario(SPHERE, overrides), tmp_path / "ref")
     assert reference["n_steps"] > 30
     out = tmp_path / "run"
     interrupted_run(monkeypatch, SPHERE, overrides, out, 20)
+    # a checkpoint whose cells are not this partition's refinement is refused
+    checkpoint = tmp_path / "run.checkpoint.h5"
+    shutil.copy(checkpoint, tmp_path / "saved.h5")
+    with h5py.File(checkpoint, "r+") as h5:
+        corners = h5["mesh/cell_vertices"][...]
+        h5["mesh/cell_vertices"][...] = corners[[1, 0, *range(2, len(corners))]]
+    with pytest.raises(CheckpointError, match=r"refined mesh differs .* resume on 1 rank"):
+        run_scenario(load_scenario(SPHERE, overrides), out, source=SPHERE, resume=True)
+    shutil.move(tmp_path / "saved.h5", checkpoint)
     mpirun, env = launcher()
     done = subprocess.run(
         [*mpirun, *cli(SPHERE, out, overrides, "--resume")],
