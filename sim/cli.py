@@ -250,13 +250,15 @@ def _mesh(scenario: Any, out: Path, comm: Any) -> int:
     from mpi4py import MPI
 
     q_min = comm.allreduce(float(quality.min(initial=1.0)), op=MPI.MIN)
+    levels = scenario.geometry.refine
+    generated = f", as generated, before geometry.refine: {levels}" if levels else ""
     if comm.rank == 0:
         print(
             f"mesh of '{scenario.name}': {tagged.num_cells_global()} cells, "
             f"min radius ratio {q_min:.3f}\n"
             f"  boundaries: {', '.join(sorted(tagged.boundaries))}\n"
             f"  regions: {', '.join(sorted(tagged.regions))}\n"
-            f"  written: {out / 'mesh.xdmf'} (ParaView), {out / 'mesh.msh'} (gmsh)"
+            f"  written: {out / 'mesh.xdmf'} (ParaView), {out / 'mesh.msh'} (gmsh{generated})"
         )
     return 0
 
