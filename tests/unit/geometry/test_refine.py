@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from sim.errors import MeshError
 from sim.geometry import build_mesh
-from sim.geometry.tagged_mesh import TaggedMesh
+from sim.geometry.tagged_mesh import TaggedMesh, refined
 from sim.scenario import ScenarioError, load_scenario
 
 from ...conftest import REPO
@@ -89,3 +90,32 @@ def test_cell_sizes_and_bad_values(tmp_path) -> None:
         with pytest.raises(ScenarioError) as info:
             load_scenario(VERTEBROPLASTY, [f"geometry.refine={value}"])
         assert "geometry.refine" in str(info.value), value
+
+
+def test_interior_tagged_facets_are_refused() -> None:
+    """Only facets on the surface are carried over: a boundary tagged inside the mesh (the
+    plane x = 0.5 of a unit cube) is named in a MeshError, not silently dropped."""
+    comm = MPI.COMM_WORLD
+    mesh = dolfinx.mesh.create_unit_cube(comm, 2, 2, 2, ghost_mode=dolfinx.mesh.GhostMode.none)
+    mesh.topology.create_connectivity(2, 3)
+    wall = dolfinx.mesh.locate_entities_boundary(mesh, 2, lambda x: np.isclose(x[0], 0.0))
+    inner = dolfinx.mesh.locate_entities(mesh, 2, lambda x: np.isclose(x[0], 0.5))
+    facets = np.concatenate([wall, inner])
+    order = np.argsort(facets)
+    values = np.concatenate([np.full(len(wall), 1), np.full(len(inner), 2)]).astype(np.int32)
+    n = mesh.topology.index_map(3).size_local
+    cells = np.arange(n, dtype=np.int32)
+    tagged = TaggedMesh(
+        mesh,
+        dolfinx.mesh.meshtags(mesh, 3, cells, np.ones(n, dtype=np.int32)),
+        dolfinx.mesh.meshtags(mesh, 2, facets[order].astype(np.int32), values[order]),
+        {"wall": 1, "inner": 2},
+        {"bone": 1},
+    )
+    with pytest.raises(MeshError, match="boundary inner were not all carried over"):
+        refined(tagged, 1)
+    tagged.facet_tags = dolfinx.mesh.meshtags(
+        mesh, 2, np.sort(wall).astype(np.int32), values[: len(wall)]
+    )
+    tagged.boundaries = {"wall": 1}
+    assert refined(tagged, 1).num_cells_global() == 8 * tagged.num_cells_global()
