@@ -186,9 +186,17 @@ def test_sigterm_to_the_command_then_resume_on_two_ranks(tmp_path: Path) -> None
     steps = len((tmp_path / "run.partial" / "timeseries.csv").read_text().splitlines()) - 2
     assert 20 <= steps < reference["n_steps"]
 
+    resume_on_two_ranks(THERMAL, THERMAL_COARSE, out, reference)
+    assert_resumed_series(tmp_path / "ref", out, steps)
+    assert not (tmp_path / "run.checkpoint.h5").exists()
+
+
+def resume_on_two_ranks(scenario: Path, overrides: list[str], out: Path, reference: dict) -> dict:
+    """`cementsim run --resume` of the run into `out` under mpirun -n 2; its summary, checked
+    against the uninterrupted run's `reference` (numbers to 1e-9, the same steps)."""
     mpirun, env = launcher()
     done = subprocess.run(
-        [*mpirun, *cli(THERMAL, out, THERMAL_COARSE, "--resume")],
+        [*mpirun, *cli(scenario, out, overrides, "--resume")],
         capture_output=True,
         text=True,
         timeout=600,
@@ -200,8 +208,7 @@ def test_sigterm_to_the_command_then_resume_on_two_ranks(tmp_path: Path) -> None
     assert_same_numbers(reference, resumed, rtol=1e-9, volume_scale=ML)
     for key in ("n_steps", "n_rejected_steps", "stop_reason"):
         assert resumed[key] == reference[key], key
-    assert_resumed_series(tmp_path / "ref", out, steps)
-    assert not (tmp_path / "run.checkpoint.h5").exists()
+    return resumed
 
 
 def assert_resumed_series(reference: Path, resumed: Path, steps: int) -> None:
@@ -252,20 +259,8 @@ def test_a_refined_mesh_resumes_on_another_number_of_ranks(tmp_path: Path, monke
     with pytest.raises(CheckpointError, match=r"refined mesh differs .* resume on 1 rank"):
         run_scenario(load_scenario(SPHERE, overrides), out, source=SPHERE, resume=True)
     shutil.move(tmp_path / "saved.h5", checkpoint)
-    mpirun, env = launcher()
-    done = subprocess.run(
-        [*mpirun, *cli(SPHERE, out, overrides, "--resume")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    resumed = json.loads((out / "summary.json").read_text())
-    assert resumed["mpi_ranks"] == 2 and resumed["n_cells"] == reference["n_cells"]
-    assert_same_numbers(reference, resumed, rtol=1e-9, volume_scale=ML)
-    for key in ("n_steps", "n_rejected_steps", "stop_reason"):
-        assert resumed[key] == reference[key], key
+    resumed = resume_on_two_ranks(SPHERE, overrides, out, reference)
+    assert resumed["n_cells"] == reference["n_cells"]
     assert_resumed_series(tmp_path / "ref", out, 19)
 
 
