@@ -144,3 +144,30 @@ def test_the_volume_per_step_caps_the_steps_unless_switched_off(share):
         assert longest == pytest.approx(cap, rel=1e-12) and pb.state.counters.steps >= 10
     assert measure.injected(pb) == pytest.approx(VOLUME, rel=1e-12)
     pb.destroy()
+
+
+def test_vertex_viscosities_are_recomputed_only_when_a_cell_viscosity_changes(monkeypatch):
+    """The vertex means of the cell viscosities (an assembly) are derived again only when some
+    rank's cell viscosities changed, and then on every rank (the assembly is collective)."""
+    pb = column()
+    pb.initialise()
+    flow, comm = pb.flow, pb.comm
+    assemblies = []
+    assemble = type(flow.disc).assemble_owned
+
+    def counted(disc, form):
+        assemblies.append(1)
+        return assemble(disc, form)
+
+    monkeypatch.setattr(type(flow.disc), "assemble_owned", counted)
+    mu = flow.viscosity.x.array[: flow.disc.n_cells].copy()
+    before = flow.mu_vertex.copy()
+    flow.set_viscosity(mu.copy())
+    assert assemblies == []
+    changed = mu.copy()
+    if comm.rank == comm.size - 1:  # a change on one rank only
+        changed[:1] *= 2.0
+    flow.set_viscosity(changed)
+    assert assemblies == [1]
+    moved = comm.allreduce(float(np.abs(flow.mu_vertex - before).max(initial=0.0)), op=MPI.MAX)
+    assert moved > 0.0
