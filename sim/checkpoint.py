@@ -33,7 +33,6 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.errors import InputError
-from sim.geometry.tagged_mesh import REFINEMENTS
 
 if TYPE_CHECKING:
     from sim.discretisation import Discretisation
@@ -80,7 +79,7 @@ class Layout:
         #: a few cells otherwise on another partition (where Plaza's longest edge ties), and
         #: a checkpoint of such a mesh must not resume there
         self.cell_vertices: np.ndarray | None = None
-        if disc.tagged.info.get(REFINEMENTS):
+        if disc.tagged.refinements:
             self.vertex_ids, self.cell_ids, self.cell_vertices = _ids_by_position(disc)
         else:
             nodes = np.asarray(mesh.geometry.input_global_indices, dtype=np.int64)
@@ -126,10 +125,9 @@ def _ids_by_position(disc: Discretisation) -> tuple[np.ndarray, np.ndarray, np.n
     x[disc.cell_dofs] = mesh.geometry.x[mesh.geometry.dofmaps[0]]
     vertex = _exchanged(_ranked(x[:n], disc.comm), disc.V.dofmap.index_map)
     cells = mesh.topology.index_map(3)
-    corners = np.sort(vertex[disc.cell_dofs[: cells.size_local]], axis=1)
-    cell = _exchanged(_ranked(corners, disc.comm), cells)
-    every = np.sort(vertex[disc.cell_dofs], axis=1)
-    return vertex.astype(np.int64), cell.astype(np.int64), every.astype(np.int64)
+    corners = np.sort(vertex[disc.cell_dofs], axis=1)  # local cells: owned, then ghosts
+    cell = _exchanged(_ranked(corners[: cells.size_local], disc.comm), cells)
+    return vertex.astype(np.int64), cell.astype(np.int64), corners.astype(np.int64)
 
 
 def _ranked(keys: np.ndarray, comm: MPI.Comm) -> np.ndarray:
@@ -268,16 +266,15 @@ def read_checkpoint(path: Path, layout: Layout) -> dict[str, Saved]:
                 kind = dataset.attrs["kind"]
                 saved[key] = data if kind == "global" else layout.pick(data, kind == "vertex")
             parts[name] = saved
-    if not layout.comm.allreduce(mismatch, op=MPI.LOR) and layout.comm.allreduce(
-        cells_differ, op=MPI.LOR
-    ):
+    mismatch = layout.comm.allreduce(mismatch, op=MPI.LOR)
+    if not mismatch and layout.comm.allreduce(cells_differ, op=MPI.LOR):
         raise CheckpointError(
             f"{path}: the refined mesh differs from the checkpointed run's in some cells "
             "(DOLFINx refines a few cells otherwise on another number of ranks, where their "
             f"longest edges tie); resume on {ranks} rank(s), or start the run again without "
             "--resume"
         )
-    if layout.comm.allreduce(mismatch, op=MPI.LOR):
+    if mismatch:
         raise CheckpointError(
             f"{path}: the mesh differs from the checkpointed run's (was it built with another "
             "gmsh version?); start the run again without --resume"

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,6 @@ class _TimeLoop:
         self.run_dir = run_dir
         self.bar = bar
         self.checkpoints = checkpoints
-        self.layout = Layout(problem.disc)
         self.series = TimeSeries(
             standard_quantities(problem), run_dir / "timeseries.csv", problem.comm.rank
         )
@@ -229,6 +229,13 @@ class _TimeLoop:
         self.pending = snapshot_volumes(self.total, out.field_snapshots)
         self.reported = 0.0
         self.written: list[float] = []
+
+    @cached_property
+    def layout(self) -> Layout:
+        """The input numbers of the vertices and cells, for the field writer and checkpoints;
+        built when first needed (collective: every rank asks at the same point), so that a
+        run with neither does not gather a refined mesh's coordinates to rank 0."""
+        return Layout(self.problem.disc)
 
     def on_step(self, pb: InjectionProblem) -> None:
         """Record the step; write fields at the snapshot volumes; checkpoint when due."""

@@ -240,7 +240,8 @@ class Stepper:
             before = rollback[0]() if rollback is not None else None
             if self.advance(dt):
                 ratio = self._estimate(regime)
-                if rollback and before and not redone and ratio is not None and ratio > REDO_RATIO:
+                too_far = ratio is not None and ratio > REDO_RATIO
+                if rollback is not None and before is not None and too_far and not redone:
                     log.debug("step of %.3g s redone: time error %.2g x tolerance", dt, ratio)
                     rollback[1](before)
                     state.counters.rejected += 1

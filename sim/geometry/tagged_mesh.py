@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: the key of TaggedMesh.info that counts the uniform refinements of a mesh (sim.checkpoint
-#: numbers the vertices and cells of a refined mesh by position)
-REFINEMENTS = "refinements"
-
 
 @dataclass
 class TaggedMesh:
@@ -46,6 +42,9 @@ class TaggedMesh:
     boundaries: dict[str, int]
     regions: dict[str, int]
     info: dict[str, float] = field(default_factory=dict)
+    #: uniform refinements since the mesh was built (sim.checkpoint numbers the vertices and
+    #: cells of a refined mesh by position: its input numbers depend on the partition)
+    refinements: int = 0
 
     @property
     def comm(self) -> MPI.Comm:
@@ -139,7 +138,7 @@ def refined(tagged: TaggedMesh, levels: int) -> TaggedMesh:
             mesh=fine,
             cell_tags=_cell_tags_on(fine, parent_cell, tagged),
             facet_tags=_facet_tags_on(fine, tagged),
-            info={**tagged.info, REFINEMENTS: tagged.info.get(REFINEMENTS, 0) + 1},
+            refinements=tagged.refinements + 1,
         )
     return tagged
 

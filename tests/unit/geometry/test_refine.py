@@ -94,7 +94,8 @@ def test_cell_sizes_and_bad_values(tmp_path) -> None:
 
 def test_interior_tagged_facets_are_refused() -> None:
     """Only facets on the surface are carried over: a boundary tagged inside the mesh (the
-    plane x = 0.5 of a unit cube) is named in a MeshError, not silently dropped."""
+    plane x = 0.5 of a unit cube) is named in a MeshError, not silently dropped. Without it
+    the cube refines, once and twice, with its wall's area and its volume."""
     comm = MPI.COMM_WORLD
     mesh = dolfinx.mesh.create_unit_cube(comm, 2, 2, 2, ghost_mode=dolfinx.mesh.GhostMode.none)
     mesh.topology.create_connectivity(2, 3)
@@ -119,3 +120,10 @@ def test_interior_tagged_facets_are_refused() -> None:
     )
     tagged.boundaries = {"wall": 1}
     assert refined(tagged, 1).num_cells_global() == 8 * tagged.num_cells_global()
+    # two levels: the second refines a mesh with ghost cells (on several ranks)
+    twice = refined(tagged, 2)
+    assert twice.refinements == 2
+    assert twice.num_cells_global() == 64 * tagged.num_cells_global()
+    assert owned_facet_counts(twice) == {"wall": 16 * owned_facet_counts(tagged)["wall"]}
+    assert areas(twice)["wall"] == pytest.approx(1.0, rel=1e-12)
+    assert twice.volume("bone") == pytest.approx(1.0, rel=1e-12)
