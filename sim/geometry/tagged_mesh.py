@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from mpi4py import MPI
 from scipy.spatial import cKDTree
 
 from sim.errors import MeshError
-from sim.geometry.gmsh_tools import interruptible
+from sim.geometry.gmsh_tools import in_child, interruptible
 from sim.geometry.mesh_cache import entry, info_of, key_of, store
 from sim.shapes.orientation import frame_warnings
 from sim.shapes.surface import Surface
@@ -265,9 +266,11 @@ def generated(
     msh_path: Path | None,
     key: str | None,
 ) -> TaggedMesh:
-    """The mesh `generate` makes in the current gmsh session on rank 0 (returning the info to
-    keep with it), or the one the mesh cache (sim.geometry.mesh_cache) holds for `key`;
-    distributed, its info in TaggedMesh.info, written to `msh_path` when given (collective).
+    """The mesh `generate` makes in a gmsh session (in a child process of rank 0, which a
+    crash of gmsh ends instead of the run: sim.geometry.gmsh_tools.in_child; `generate`
+    returns the info to keep with the mesh), or the one the mesh cache
+    (sim.geometry.mesh_cache) holds for `key`; distributed, its info in TaggedMesh.info,
+    written to `msh_path` when given (collective).
     """
     cached = entry(key) if comm.rank == 0 else None
     hit = comm.bcast(cached is not None and cached.is_file(), root=0)
@@ -279,7 +282,10 @@ def generated(
             gmsh.open(str(cached))
             info.update(info_of(cached))
         else:
-            info.update(generate())
+            with tempfile.TemporaryDirectory(prefix="cementsim-gmsh-") as folder:
+                made = Path(folder) / "mesh.msh"
+                info.update(in_child(generate, made))
+                gmsh.open(str(made))
             if cached is not None:
                 store(cached, info)
         if msh_path is not None:
