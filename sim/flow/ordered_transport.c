@@ -81,6 +81,7 @@ static double solve_vertex(int64_t i, const int64_t *indptr, const int32_t *cols
         x = s[i] > 0.0 && s[i] < 1.0 ? s[i] : -base / acc[i];
         if (!(x > lo && x < hi))
             x = 0.5;
+        double dx = hi - lo, dx_old = dx; /* the last step and the one before it */
         for (int it = 0; it < 200; ++it) {
             fractional(x, a, b, inv_mu_c[i], inv_mu_m, &f, &df);
             const double r = acc[i] * x + out[i] * f + base;
@@ -98,11 +99,17 @@ static double solve_vertex(int64_t i, const int64_t *indptr, const int32_t *cols
             }
             if (nextafter(lo, 2.0) >= hi)
                 break;
-            double next = x - r / (acc[i] + out[i] * df);
+            const double step = r / (acc[i] + out[i] * df);
+            double next = x - step;
             if (next == x) /* a step below one unit in the last place: try the neighbour */
                 next = nextafter(x, r > 0.0 ? lo : hi);
-            if (!(next > lo && next < hi))
+            /* bisect when Newton leaves the bracket or does not halve the step before last
+             * (rtsafe, Numerical Recipes 9.4): where f is S-shaped Newton can bounce between
+             * the two ends of the bracket, shrinking it by 1e-4 an iteration */
+            if (!(next > lo && next < hi) || fabs(2.0 * step) > dx_old)
                 next = 0.5 * (lo + hi);
+            dx_old = dx;
+            dx = fabs(next - x);
             x = next;
         }
         x = fabs(r_lo) <= fabs(r_hi) ? lo : hi;
@@ -194,22 +201,26 @@ int64_t ordered_components(int64_t n, const int64_t *indptr, const int32_t *cols
 /* One pass over the components in order: a single vertex is solved once, a cycle by
  * Gauss-Seidel over its vertices until no saturation changes by more than round-off (at most
  * `max_passes` times; the residual afterwards tells whether it settled). Unless `all`, a
- * component is left alone when no column it takes an inflow from has `changed` (owned
- * columns: earlier in this pass; ghosts: in the last exchange). Updates s and f_col in place,
- * sets `changed` of every owned vertex whose saturation changed; returns the largest change. */
+ * component is left alone when none of its vertices is `above` the tolerance (as
+ * ordered_residual found them before this pass: a cycle that did not settle in the last pass,
+ * a vertex whose neighbours' values came in the last exchange) and no column it takes an
+ * inflow from has `changed` (owned columns: earlier in this pass). Updates s and f_col in
+ * place, sets `changed` of every owned vertex whose saturation changed; returns the largest
+ * change. */
 double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
                      const int64_t *indptr, const int32_t *cols, const double *inflow,
                      const double *out, const double *acc, const double *s_old,
                      const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
-                     double b, int64_t max_passes, int all, uint8_t *changed, double *s,
-                     double *f_col)
+                     double b, int64_t max_passes, int all, const uint8_t *above,
+                     uint8_t *changed, double *s, double *f_col)
 {
     double moved = 0.0;
     for (int64_t c = 0; c < count; ++c) {
         int needed = all;
         for (int64_t m = first[c]; m < first[c + 1] && !needed; ++m) {
             const int64_t i = order[m];
-            for (int64_t k = indptr[i]; k < indptr[i + 1]; ++k)
+            needed = above[i];
+            for (int64_t k = indptr[i]; k < indptr[i + 1] && !needed; ++k)
                 if (inflow[k] < 0.0 && changed[cols[k]]) {
                     needed = 1;
                     break;
@@ -239,19 +250,22 @@ double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
 }
 
 /* The largest |R_i| / acc_i over the owned vertices, leaving out a vertex held at a bound
- * that its residual pushes outwards. */
+ * that its residual pushes outwards; `above` receives whether each vertex's is above
+ * `tolerance`. */
 double ordered_residual(int64_t n, const int64_t *indptr, const int32_t *cols,
                         const double *inflow, const double *out, const double *acc,
                         const double *s_old, const double *q_in, const double *s,
-                        const double *f_col)
+                        const double *f_col, double tolerance, uint8_t *above)
 {
     double largest = 0.0;
     for (int64_t i = 0; i < n; ++i) {
         const double r = acc[i] * (s[i] - s_old[i]) + f_col[i] * out[i]
                          + inflow_of(i, indptr, cols, inflow, f_col) - q_in[i];
+        above[i] = 0;
         if ((s[i] >= 1.0 && r < 0.0) || (s[i] <= 0.0 && r > 0.0))
             continue;
         const double scaled = fabs(r) / acc[i];
+        above[i] = scaled > tolerance;
         if (scaled > largest)
             largest = scaled;
     }

@@ -40,12 +40,12 @@ double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
                      const int64_t *indptr, const int32_t *cols, const double *inflow,
                      const double *out, const double *acc, const double *s_old,
                      const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
-                     double b, int64_t max_passes, int all, uint8_t *changed, double *s,
-                     double *f_col);
+                     double b, int64_t max_passes, int all, const uint8_t *above,
+                     uint8_t *changed, double *s, double *f_col);
 double ordered_residual(int64_t n, const int64_t *indptr, const int32_t *cols,
                         const double *inflow, const double *out, const double *acc,
                         const double *s_old, const double *q_in, const double *s,
-                        const double *f_col);
+                        const double *f_col, double tolerance, uint8_t *above);
 """
 
 #: Gauss-Seidel passes over a cycle of the flux graph within one sweep, at most
@@ -136,13 +136,17 @@ class OrderedSweeps:
         f_col = self.fractional(s_col, inv_mu_c)
         s_ghost = s_col[n:].copy()
         changed = np.zeros(len(f_col), dtype=np.uint8)  # per column: see ordered_sweep
+        above = np.zeros(n, dtype=np.uint8)  # per owned vertex: see ordered_residual
         graph = (p(self._indptr, "int64_t"), p(self._cols, "int32_t"))
         balance = (p(inflow, "double"), p(out, "double"), p(accumulation, "double"),
                    p(s_old, "double"), p(q_in, "double"))  # fmt: skip
         sweep, change = 0, np.inf
         while True:
             self._max[:] = (
-                lib.ordered_residual(n, *graph, *balance, p(s, "double"), p(f_col, "double")),
+                lib.ordered_residual(
+                    n, *graph, *balance, p(s, "double"), p(f_col, "double"), tolerance,
+                    p(above, "uint8_t"),
+                ),
                 change,
             )
             fx.comm.Allreduce(MPI.IN_PLACE, self._max, op=MPI.MAX)
@@ -153,7 +157,7 @@ class OrderedSweeps:
             change = lib.ordered_sweep(
                 len(first) - 1, p(first, "int64_t"), p(order, "int64_t"), *graph, *balance,
                 p(inv_mu_c, "double"), inv_mu_m, kr.a, kr.b, _CYCLE_PASSES, int(sweep == 0),
-                p(changed, "uint8_t"), p(s, "double"), p(f_col, "double"),
+                p(above, "uint8_t"), p(changed, "uint8_t"), p(s, "double"), p(f_col, "double"),
             )  # fmt: skip
             sweep += 1
             if fx.comm.size > 1:  # the neighbours' new values, and which of them changed
