@@ -170,21 +170,24 @@ def write_checkpoint(
     if layout.comm.rank != 0:
         return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with h5py.File(tmp, "w") as h5:
-        h5.attrs["format"] = FORMAT
-        h5.attrs["meta"] = json.dumps(meta)
-        h5.create_dataset("mesh/x", data=x)
-        if cell_vertices is not None:
-            h5.create_dataset("mesh/cell_vertices", data=cell_vertices)
-        for name, saved in parts.items():
-            group = h5.create_group(f"parts/{name}")
-            group.attrs["values"] = json.dumps(_jsonable(saved))
-            for key, (kind, data) in gathered[name].items():
-                dataset = group.create_dataset(key, data=data)
-                dataset.attrs["kind"] = kind
-        h5.flush()
-        os.fsync(h5.id.get_vfd_handle())
-    os.replace(tmp, path)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["format"] = FORMAT
+            h5.attrs["meta"] = json.dumps(meta)
+            h5.create_dataset("mesh/x", data=x)
+            if cell_vertices is not None:
+                h5.create_dataset("mesh/cell_vertices", data=cell_vertices)
+            for name, saved in parts.items():
+                group = h5.create_group(f"parts/{name}")
+                group.attrs["values"] = json.dumps(_jsonable(saved))
+                for key, (kind, data) in gathered[name].items():
+                    dataset = group.create_dataset(key, data=data)
+                    dataset.attrs["kind"] = kind
+            h5.flush()
+            os.fsync(h5.id.get_vfd_handle())
+        os.replace(tmp, path)
+    finally:  # a failed write (a full disk) leaves no partial file
+        tmp.unlink(missing_ok=True)
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)
@@ -258,6 +261,26 @@ def read_checkpoint(path: Path, layout: Layout) -> dict[str, Saved]:
                 or not np.array_equal(layout.pick(corners, vertex=False), layout.cell_vertices)
             )
         ranks = json.loads(h5.attrs["meta"]).get("ranks")
+        sizes = {"vertex": layout.n_vertex_ids, "cell": layout.n_cell_ids}
+        mismatch |= any(  # values of more or fewer entities than this mesh has
+            len(dataset) != sizes[dataset.attrs["kind"]]
+            for group in h5["parts"].values()
+            for dataset in group.values()
+            if dataset.attrs["kind"] != "global"
+        )
+        mismatch = layout.comm.allreduce(mismatch, op=MPI.LOR)
+        if not mismatch and layout.comm.allreduce(cells_differ, op=MPI.LOR):
+            raise CheckpointError(
+                f"{path}: the refined mesh differs from the checkpointed run's in some cells "
+                "(DOLFINx refines a few cells otherwise on another number of ranks, where their "
+                f"longest edges tie); resume on {ranks} rank(s), or start the run again "
+                "without --resume"
+            )
+        if mismatch:
+            raise CheckpointError(
+                f"{path}: the mesh differs from the checkpointed run's (was it built with "
+                "another gmsh version?); start the run again without --resume"
+            )
         parts: dict[str, Saved] = {}
         for name, group in h5["parts"].items():
             saved: Saved = json.loads(group.attrs["values"])
@@ -266,19 +289,6 @@ def read_checkpoint(path: Path, layout: Layout) -> dict[str, Saved]:
                 kind = dataset.attrs["kind"]
                 saved[key] = data if kind == "global" else layout.pick(data, kind == "vertex")
             parts[name] = saved
-    mismatch = layout.comm.allreduce(mismatch, op=MPI.LOR)
-    if not mismatch and layout.comm.allreduce(cells_differ, op=MPI.LOR):
-        raise CheckpointError(
-            f"{path}: the refined mesh differs from the checkpointed run's in some cells "
-            "(DOLFINx refines a few cells otherwise on another number of ranks, where their "
-            f"longest edges tie); resume on {ranks} rank(s), or start the run again without "
-            "--resume"
-        )
-    if mismatch:
-        raise CheckpointError(
-            f"{path}: the mesh differs from the checkpointed run's (was it built with another "
-            "gmsh version?); start the run again without --resume"
-        )
     return parts
 
 

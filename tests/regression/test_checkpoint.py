@@ -301,6 +301,17 @@ def test_resume_is_refused_for_another_scenario_or_without_a_checkpoint(
     with h5py.File(tmp_path / "run.checkpoint.h5", "r+") as h5:
         h5.attrs["format"] = 1
     refused(out, QUICK_SPHERE, f"checkpoint format 1, this version reads {FORMAT}")
+    # of a mesh with fewer vertices and cells (another gmsh): refused, not an IndexError
+    with h5py.File(tmp_path / "run.checkpoint.h5", "r+") as h5:
+        h5.attrs["format"] = FORMAT
+        datasets = [h5["mesh/x"], *(d for g in h5["parts"].values() for d in g.values())]
+        for dataset in datasets:
+            kind = dataset.attrs.get("kind", "vertex")
+            if kind != "global":
+                name, values = dataset.name, dataset[...]
+                del h5[name]
+                h5.create_dataset(name, data=values[: len(values) // 2]).attrs["kind"] = kind
+    refused(out, QUICK_SPHERE, "the mesh differs from the checkpointed run's")
 
 
 @pytest.mark.serial  # makes this process's run fail
