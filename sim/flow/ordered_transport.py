@@ -142,13 +142,11 @@ class OrderedSweeps:
                    p(s_old, "double"), p(q_in, "double"))  # fmt: skip
         sweep, change = 0, np.inf
         while True:
-            self._max[:] = (
-                lib.ordered_residual(
-                    n, *graph, *balance, p(s, "double"), p(f_col, "double"), tolerance,
-                    p(above, "uint8_t"),
-                ),
-                change,
-            )
+            residual = lib.ordered_residual(
+                n, *graph, *balance, p(s, "double"), p(f_col, "double"), tolerance,
+                p(above, "uint8_t"),
+            )  # fmt: skip
+            self._max[:] = residual, change
             fx.comm.Allreduce(MPI.IN_PLACE, self._max, op=MPI.MAX)
             converged = self._max[0] <= tolerance or self._max[1] <= ROUND_OFF
             if converged or sweep == max_sweeps:
