@@ -185,8 +185,9 @@ def _facet_tags_on(fine: dolfinx.mesh.Mesh, tagged: TaggedMesh) -> dolfinx.mesh.
     to 2 times; right in serial), and its refined mesh has ghost cells whose parents are on
     other ranks. MeshError unless every tagged facet has its 4 children tagged."""
     coarse, tags = tagged.mesh, tagged.facet_tags
-    corners = coarse.geometry.x[dolfinx.mesh.entities_to_geometry(coarse, 2, tags.indices)]
-    parts = tagged.comm.allgather((corners, tags.values))
+    owned = tags.indices < coarse.topology.index_map(2).size_local  # each facet once
+    corners = coarse.geometry.x[dolfinx.mesh.entities_to_geometry(coarse, 2, tags.indices[owned])]
+    parts = tagged.comm.allgather((corners, tags.values[owned]))
     triangles = np.concatenate([c for c, _ in parts]).reshape(-1, 3, 3)
     values = np.concatenate([v for _, v in parts])
     fine.topology.create_connectivity(2, 3)
@@ -194,23 +195,41 @@ def _facet_tags_on(fine: dolfinx.mesh.Mesh, tagged: TaggedMesh) -> dolfinx.mesh.
     facets = np.flatnonzero(np.diff(f2c.offsets) == 1).astype(np.int32)
     centre = fine.geometry.x[dolfinx.mesh.entities_to_geometry(fine, 2, facets)].mean(axis=1)
     found = np.full(len(facets), -1, dtype=np.int64)
-    if len(triangles) and len(facets):
-        nearby = cKDTree(triangles.mean(axis=1)).query(centre, k=min(8, len(triangles)))[1]
-        nearby = nearby.reshape(len(facets), -1)
-        for column in nearby.T:  # the nearest tagged triangle that holds the centre
-            inside = (found < 0) & _in_triangle(centre, triangles[column])
-            found[inside] = column[inside]
+    # the tagged triangle that holds each centre, among those whose centroids lie within
+    # `reach` of it (the farthest any corner lies from its triangle's centroid): the nearest
+    # 8 first, more for the centres not yet found (on a graded surface the one that holds a
+    # centre may lie further down the list); collective
+    middle = triangles.mean(axis=1)
+    reach = float(np.linalg.norm(triangles - middle[:, None], axis=2).max(initial=0.0))
+    tree, k, searched = cKDTree(middle), 8, 0
+    open_ = np.ones(len(facets), dtype=bool)  # a tagged triangle may still hold it
+    while searched < len(triangles):
+        look = np.flatnonzero(open_ & (found < 0))
+        k = min(k, len(triangles))
+        distance, nearby = tree.query(centre[look], k=k)
+        distance, nearby = distance.reshape(len(look), k), nearby.reshape(len(look), k)
+        for column in nearby[:, searched:].T:
+            inside = (found[look] < 0) & _in_triangle(centre[look], triangles[column])
+            found[look[inside]] = column[inside]
+        open_[look[distance[:, -1] > reach]] = False  # the rest lie further off
+        if not tagged.comm.allreduce(bool((open_ & (found < 0)).any()), op=MPI.LOR):
+            break
+        searched, k = k, 8 * k
     keep = found >= 0
     fine_tags = dolfinx.mesh.meshtags(fine, 2, facets[keep], values[found[keep]].astype(np.int32))
-    lost = [
-        name
-        for name, tag in sorted(tagged.boundaries.items())
-        if _owned_count(fine_tags, tag, fine) != 4 * _owned_count(tags, tag, coarse)
-    ]
-    if lost:
+    exterior = dolfinx.mesh.exterior_facet_indices(coarse.topology)
+    for name, tag in sorted(tagged.boundaries.items()):
+        if _owned_count(fine_tags, tag, fine) == 4 * _owned_count(tags, tag, coarse):
+            continue
+        inner = np.setdiff1d(tags.find(tag), exterior)
+        inner = (inner < coarse.topology.index_map(2).size_local).sum()  # owned
+        inner = int(tagged.comm.allreduce(int(inner), op=MPI.SUM))
         raise MeshError(
-            f"refining the mesh: the facets of boundary {', '.join(lost)} were not all carried "
-            "over (only facets on the surface of the mesh are; interior tagged facets are not)"
+            f"refining the mesh: boundary {name} has {inner} facets inside the mesh, which "
+            "refinement does not carry over (only facets on its surface)"
+            if inner
+            else f"refining the mesh: the facets of boundary {name} were not all found on the "
+            "refined mesh"
         )
     return fine_tags
 
