@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,44 +121,70 @@ def in_child(generate: Callable[[], dict[str, float]], path: Path) -> dict[str, 
     `generate` returned. gmsh's C++ code crashes on some geometries at some mesh sizes (a
     segmentation fault in gmsh 4.15 meshing the thermal bath scenario with size_tip 3 mm,
     size_max 12 mm and size_outlet 1.5 mm): the crash ends the child, and the caller gets an
-    Exception naming the signal instead of a process that dies without a word. An exception
-    in `generate` comes back as an Exception with its message.
+    Exception that says so instead of a process that dies without a word. An exception in
+    `generate` comes back as an Exception with its message.
 
-    The child runs only gmsh and Python code of the builders, makes no MPI call and leaves
-    with os._exit; on Linux it ends with its parent (a killed run leaves no gmsh behind).
+    The child runs only gmsh (on one thread, gmsh's default General.NumThreads: an OpenMP
+    pool does not survive a fork) and Python code of the builders, makes no MPI call and
+    leaves with os._exit; on Linux it ends with its parent (a killed run leaves no gmsh
+    behind), and the parent ends it if the wait for it is interrupted.
     """
+    parent = os.getpid()
     read, write = os.pipe()
-    with warnings.catch_warnings():  # Python 3.12 warns of fork() with threads running
-        warnings.filterwarnings("ignore", ".*fork", DeprecationWarning)
+    try:
         pid = os.fork()
+    except OSError:
+        os.close(read)
+        os.close(write)
+        raise
     if pid == 0:  # the child
         code = 1
         try:
             os.close(read)
             if sys.platform == "linux":
                 ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                if os.getppid() != parent:  # the parent ended before the line above
+                    os._exit(code)
             try:
                 info = generate()
                 gmsh.option.setNumber("Mesh.Binary", 1)
                 gmsh.write(str(path))
-                reply, code = {"info": info}, 0
+                reply, code = json.dumps({"info": info}), 0
             except BaseException as exc:  # reported to the parent, whatever it is
-                reply = {"error": str(exc) or type(exc).__name__}
+                reply, code = json.dumps({"error": str(exc) or type(exc).__name__}), 1
             with os.fdopen(write, "w") as pipe:
-                json.dump(reply, pipe)
+                pipe.write(reply)
         finally:
             os._exit(code)
     os.close(write)
-    with os.fdopen(read) as pipe:
-        text = pipe.read()
+    try:
+        with os.fdopen(read) as pipe:
+            text = pipe.read()
+    except BaseException:  # interrupted (e.g. Ctrl-C in a thread that keeps Python's handler)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
-        raise Exception(
-            f"gmsh crashed ({name}), a defect of gmsh {gmsh.__version__} rather than of the "
-            "input; other sizes in geometry.mesh may mesh"
-        )
+        raise Exception(_ended_by(signal.Signals(os.WTERMSIG(status))))
+    if not text:
+        raise Exception(f"gmsh's process ended with exit code {os.WEXITSTATUS(status)} and no mesh")
     reply = json.loads(text)
     if "error" in reply:
         raise Exception(reply["error"])
     return reply["info"]
+
+
+def _ended_by(sig: signal.Signals) -> str:
+    """What a signal that ended gmsh's process says to the user."""
+    if sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT):
+        return (
+            f"gmsh crashed ({sig.name}), a defect of gmsh {gmsh.__version__} rather than of the "
+            "input; other sizes in geometry.mesh may mesh"
+        )
+    if sig == signal.SIGKILL:
+        return (
+            "gmsh's process was killed (SIGKILL; the system does so when memory runs out, and "
+            "a coarser mesh needs less)"
+        )
+    return f"gmsh's process ended by {sig.name}"

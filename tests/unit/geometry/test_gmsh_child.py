@@ -1,7 +1,7 @@
 """Meshing in a child process (sim.geometry.gmsh_tools.in_child): the mesh it writes is the one
-gmsh makes in-process, node for node; a crash of gmsh (a signal) or an exception in the
-builder comes back as a MeshError on every rank, naming the signal or the message, and the
-run goes on to report it. Serially and under mpirun -n 2 (rank 0 meshes)."""
+gmsh makes in-process, node for node; a crash of gmsh (a signal), a kill, an exit without a
+mesh or an exception in the builder comes back as a MeshError on every rank that says which,
+and the process meshes again afterwards. Serially and under mpirun -n 2 (rank 0 meshes)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,21 @@ def cells(sc: object) -> int:
     return build_mesh(sc, MPI.COMM_WORLD).mesh.topology.index_map(3).size_global
 
 
-@pytest.mark.parametrize(("failure", "expected"), [("signal", CRASH), ("error", "no tets here")])
+KILLED = (
+    "gmsh's process was killed (SIGKILL; the system does so when memory runs out, and a "
+    "coarser mesh needs less)"
+)
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        ("signal", CRASH),
+        ("killed", KILLED),
+        ("exit", "gmsh's process ended with exit code 3 and no mesh"),
+        ("error", "no tets here"),
+    ],
+)
 def test_a_crash_or_an_error_while_meshing_is_a_mesh_error_on_every_rank(
     monkeypatch: pytest.MonkeyPatch, failure: str, expected: str
 ) -> None:
@@ -81,6 +95,10 @@ def test_a_crash_or_an_error_while_meshing_is_a_mesh_error_on_every_rank(
     def failing(_: int) -> None:
         if failure == "signal":
             os.kill(os.getpid(), signal.SIGSEGV)
+        if failure == "killed":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if failure == "exit":  # as a C++ exit() would
+            os._exit(3)
         raise Exception("no tets here")  # gmsh raises bare Exception
 
     with monkeypatch.context() as patched:
