@@ -15,9 +15,9 @@ file descriptor 1 is pointed at standard error, so that nothing a library prints
 can corrupt the protocol. sim.sweep.worker starts and feeds these processes.
 
 A server never outlives the process that started it: besides the parent-death signal that
-sim.sweep.worker asks Linux for (which PETSc's own signal handler may answer, or which
-comes too late when the parent dies while the server starts), a watchdog thread ends the
-server within a second of its parent's death, mid-point or idle.
+sim.sweep.worker asks Linux for (SIGKILL, which no handler can answer; it comes too late
+when the parent dies while the server starts), a watchdog thread ends the server within a
+second of its parent's death, mid-point or idle.
 """
 
 from __future__ import annotations

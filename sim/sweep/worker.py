@@ -22,6 +22,7 @@ import os
 import platform
 import selectors
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,16 +53,23 @@ def launcher(ranks: int, python: str) -> list[str]:
 
 
 def _die_with_parent(cmd: list[str], python: str) -> list[str]:
-    """`cmd` behind a tiny exec wrapper that asks Linux to SIGTERM it when the worker dies."""
+    """`cmd` behind a tiny exec wrapper that asks Linux to end it when the worker dies: with
+    SIGKILL a Python process (a server or a run), with SIGTERM mpirun, which passes it on to
+    its ranks. Not SIGTERM for Python: PETSc's signal handler answers it, and in a process
+    started a moment before its parent died PETSc's error printing was seen to recurse
+    without end (PetscError, PetscTraceBackErrorHandler, PetscFPrintf, PetscError, ...; gdb),
+    the stack growing by 500 MB/s to the machine's 24 GB while the server's watchdog thread
+    waited for the GIL."""
     if not sys.platform.startswith("linux"):
         return cmd
-    return [python, "-c", _GUARD, *cmd]
+    ending = signal.SIGKILL if cmd[0] == python else signal.SIGTERM
+    return [python, "-c", _GUARD.format(signal=int(ending)), *cmd]
 
 
 # prctl(PR_SET_PDEATHSIG) survives exec; if the parent is already gone, do not start at all.
 _GUARD = (
-    "import ctypes, os, signal, sys; "
-    f"ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, signal.SIGTERM); "
+    "import ctypes, os, sys; "
+    f"ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, {{signal}}); "
     "os.getppid() == 1 and sys.exit(143); "
     "os.execvp(sys.argv[1], sys.argv[1:])"
 )
