@@ -55,11 +55,11 @@ def launcher(ranks: int, python: str) -> list[str]:
 def _die_with_parent(cmd: list[str], python: str) -> list[str]:
     """`cmd` behind a tiny exec wrapper that asks Linux to end it when the worker dies: with
     SIGKILL a Python process (a server or a run), with SIGTERM mpirun, which passes it on to
-    its ranks. Not SIGTERM for Python: PETSc's signal handler answers it, and in a process
-    started a moment before its parent died PETSc's error printing was seen to recurse
-    without end (PetscError, PetscTraceBackErrorHandler, PetscFPrintf, PetscError, ...; gdb),
-    the stack growing by 500 MB/s to the machine's 24 GB while the server's watchdog thread
-    waited for the GIL."""
+    its ranks. Not SIGTERM for Python: PETSc's signal handler answers it, and in an orphaned
+    server (a few seconds old) PETSc's error printing was seen to recurse without end
+    (PetscError, PetscTraceBackErrorHandler, PetscFPrintf, PetscError, ...; gdb), the stack
+    growing by 500 MB/s to the machine's 24 GB while the server's watchdog thread waited for
+    the GIL."""
     if not sys.platform.startswith("linux"):
         return cmd
     ending = signal.SIGKILL if cmd[0] == python else signal.SIGTERM
