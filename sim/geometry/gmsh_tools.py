@@ -7,17 +7,17 @@ so field tags, group tags and the meshes are unchanged. Lengths are in metres.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import gmsh
+
+from sim.parent_death import end_with_parent
 
 
 def fixed(value: float) -> str:
@@ -111,10 +111,6 @@ def interruptible() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-#: Linux prctl option: the signal a process receives when its parent ends
-PR_SET_PDEATHSIG = 1
-
-
 def in_child(generate: Callable[[], dict[str, float]], path: Path) -> dict[str, float]:
     """Run `generate` (it builds and meshes a model in the current gmsh session) in a forked
     child process, which writes the mesh to `path` (binary .msh, exact); returns the info
@@ -141,10 +137,8 @@ def in_child(generate: Callable[[], dict[str, float]], path: Path) -> dict[str, 
         code = 1
         try:
             os.close(read)
-            if sys.platform == "linux":
-                ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-                if os.getppid() != parent:  # the parent ended before the line above
-                    os._exit(code)
+            if not end_with_parent(signal.SIGKILL, parent):
+                os._exit(code)
             try:
                 info = generate()
                 gmsh.option.setNumber("Mesh.Binary", 1)

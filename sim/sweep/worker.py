@@ -33,10 +33,10 @@ from typing import IO, Any
 
 from sim.outputs.rundir import CHECKPOINT_EVERY, checkpoint_file
 from sim.outputs.summary import write_json_atomic
+from sim.parent_death import wrapped
 from sim.sweep.store import BUSY, DONE, FAILED, point_state, run_dir
 
 TAIL = 4000  # characters of error output kept per failed attempt
-PR_SET_PDEATHSIG = 1
 
 
 def launcher(ranks: int, python: str) -> list[str]:
@@ -53,26 +53,15 @@ def launcher(ranks: int, python: str) -> list[str]:
 
 
 def _die_with_parent(cmd: list[str], python: str) -> list[str]:
-    """`cmd` behind a tiny exec wrapper that asks Linux to end it when the worker dies: with
-    SIGKILL a Python process (a server or a run), with SIGTERM mpirun, which passes it on to
-    its ranks. Not SIGTERM for Python: PETSc's signal handler answers it, and in an orphaned
-    server (a few seconds old) PETSc's error printing was seen to recurse without end
-    (PetscError, PetscTraceBackErrorHandler, PetscFPrintf, PetscError, ...; gdb), the stack
-    growing by 500 MB/s to the machine's 24 GB while the server's watchdog thread waited for
-    the GIL."""
-    if not sys.platform.startswith("linux"):
-        return cmd
+    """`cmd` behind an exec wrapper (sim.parent_death) that asks Linux to end it when the
+    worker dies: with SIGKILL a Python process (a server or a run), with SIGTERM mpirun, which
+    passes it on to its ranks. Not SIGTERM for Python: PETSc's signal handler answers it, and
+    in an orphaned server (a few seconds old) PETSc's error printing was seen to recurse
+    without end (PetscError, PetscTraceBackErrorHandler, PetscFPrintf, PetscError, ...; gdb),
+    the stack growing by 500 MB/s to the machine's 24 GB while the server's watchdog thread
+    waited for the GIL."""
     ending = signal.SIGKILL if cmd[0] == python else signal.SIGTERM
-    return [python, "-c", _GUARD.format(signal=int(ending)), *cmd]
-
-
-# prctl(PR_SET_PDEATHSIG) survives exec; if the parent is already gone, do not start at all.
-_GUARD = (
-    "import ctypes, os, sys; "
-    f"ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, {{signal}}); "
-    "os.getppid() == 1 and sys.exit(143); "
-    "os.execvp(sys.argv[1], sys.argv[1:])"
-)
+    return wrapped(cmd, int(ending), python)
 
 
 def _history(out: Path) -> list[dict[str, Any]]:

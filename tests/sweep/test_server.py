@@ -17,6 +17,7 @@ import pytest
 
 from sim.sweep.server import ORPHANED, run_request
 from sim.sweep.worker import _server
+from tests.support.processes import ends_with, gone
 from tests.sweep.conftest import SPHERE
 
 pytestmark = pytest.mark.serial
@@ -82,15 +83,6 @@ time.sleep(600)
 """
 
 
-def _gone(pid: int) -> bool:
-    """Whether process `pid` has ended (a zombie nobody reaps counts as ended)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return True
-    return "\nState:\tZ" in status
-
-
 def test_a_server_ends_when_its_parent_dies_mid_point(tmp_path: Path) -> None:
     """Without the parent-death signal (the wrapper's), the server's own watchdog ends it."""
     point = {"base": str(SPHERE), "out": str(tmp_path / "p"), "overrides": SLOW}
@@ -101,14 +93,9 @@ def test_a_server_ends_when_its_parent_dies_mid_point(tmp_path: Path) -> None:
     server = int(parent.stdout.readline())
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".p.staging-*")):  # the run has begun
-        assert time.monotonic() < deadline and not _gone(server), "the point never started"
+        assert time.monotonic() < deadline and not gone(server), "the point never started"
         time.sleep(0.05)
-    parent.kill()
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while not _gone(server):
-        assert time.monotonic() < deadline, "the server outlived its parent"
-        time.sleep(0.1)
+    assert ends_with(parent, server), "the server outlived its parent"
     assert not (tmp_path / "p" / "summary.json").exists()
 
 

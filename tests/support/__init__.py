@@ -1,0 +1,1 @@
+"""What several test folders share: the SLURM test cluster's scripts, process helpers."""
