@@ -199,20 +199,20 @@ int64_t ordered_components(int64_t n, const int64_t *indptr, const int32_t *cols
 }
 
 /* One pass over the components in order: a single vertex is solved once, a cycle by
- * Gauss-Seidel over its vertices until no saturation changes by more than round-off (at most
- * `max_passes` times; the residual afterwards tells whether it settled). Unless `all`, a
- * component is left alone when none of its vertices is `above` the tolerance (as
- * ordered_residual found them before this pass: a cycle that did not settle in the last pass,
- * a vertex whose neighbours' values came in the last exchange) and no column it takes an
- * inflow from has `changed` (owned columns: earlier in this pass). Updates s and f_col in
+ * Gauss-Seidel over its vertices until no saturation changes by more than round-off or than
+ * `settled` (at most `max_passes` times; the residual afterwards tells whether it settled).
+ * Unless `all`, a component is left alone when none of its vertices is `above` the tolerance
+ * (as ordered_residual found them before this pass: a cycle that did not settle in the last
+ * pass, a vertex whose neighbours' values came in the last exchange) and no column it takes
+ * an inflow from has `changed` (owned columns: earlier in this pass). Updates s and f_col in
  * place, sets `changed` of every owned vertex whose saturation changed; returns the largest
  * change. */
 double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
                      const int64_t *indptr, const int32_t *cols, const double *inflow,
                      const double *out, const double *acc, const double *s_old,
                      const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
-                     double b, int64_t max_passes, int all, const uint8_t *above,
-                     uint8_t *changed, double *s, double *f_col)
+                     double b, int64_t max_passes, double settled, int all,
+                     const uint8_t *above, uint8_t *changed, double *s, double *f_col)
 {
     double moved = 0.0;
     for (int64_t c = 0; c < count; ++c) {
@@ -242,7 +242,7 @@ double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
             }
             if (largest > moved)
                 moved = largest;
-            if (largest <= 4.0 * DBL_EPSILON)
+            if (largest <= 4.0 * DBL_EPSILON || largest <= settled)
                 break;
         }
     }
