@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 
 class TimeStepError(RuntimeError):
     """The step size fell below its minimum: the run cannot proceed."""
@@ -81,10 +83,13 @@ def volume_limited(dt: float, total_volume: float, rate: float, share: float | N
 
 def change_limited(dt: float, factor: Callable[[float], float], limit: float) -> float:
     """dt (s) halved until factor(dt) / factor(0) - 1 is within +-limit: how far a quantity
-    (a cure factor) may move in one step."""
+    (a cure factor) may move in one step. A trial step far beyond the cement's working time
+    (the controller's step grows while an injection pauses) may overflow an exponential
+    factor: inf, which is halved like any other value too large, without a warning."""
     f0 = factor(0.0)
-    while dt > 1e-9 and abs(factor(dt) / f0 - 1.0) > limit:
-        dt *= 0.5
+    with np.errstate(over="ignore"):
+        while dt > 1e-9 and abs(factor(dt) / f0 - 1.0) > limit:
+            dt *= 0.5
     return dt
 
 

@@ -12,6 +12,8 @@ turn, lands on the next stop and leaves no sliver (< dt / 4) before it; `volume_
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from sim.flow.timestep import (
@@ -21,6 +23,7 @@ from sim.flow.timestep import (
     change_limited,
     volume_limited,
 )
+from sim.physics.curing import ExponentialCuring
 
 
 def controller(dt: float = 1.0, change: float | None = None) -> StepController:
@@ -161,3 +164,13 @@ def test_change_limit_halves_until_the_factor_moves_by_at_most_the_limit():
     assert change_limited(1.0, factor, 0.1) == 0.0625  # 1 -> 0.5 -> ... -> 1/16 <= 0.1
     assert change_limited(0.05, factor, 0.1) == 0.05
     assert change_limited(1.0, lambda h: 2.0, 0.1) == 1.0  # constant factor
+
+
+def test_a_trial_step_that_overflows_the_cure_factor_is_halved_without_a_warning():
+    """While an injection pauses the controller's step grows far beyond the cement's working
+    time, and exp(age / 60 s) overflows at a trial step of 1e6 s: halved to 1e6 / 2^18, the
+    first below 60 s ln 1.1 = 5.72 s, and no RuntimeWarning reaches the user."""
+    law = ExponentialCuring(reference_age=0.0, time_constant=60.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert change_limited(1e6, law.factor, 0.1) == 1e6 / 2**18
