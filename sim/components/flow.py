@@ -36,6 +36,23 @@ from sim.state import State
 
 log = logging.getLogger(__name__)
 
+#: vertices of a cell whose pressures differ by less than this times the largest |p| are tied
+#: for upstream: their difference is the pressure solve's error, not a flow (during a pause
+#: the pressure is uniform to 1e-13; along a layer of the Buckley-Leverett column to
+#: round-off), and the choice among them would depend on the partition and the numbering
+TIE = 1e-11
+
+
+@dataclass
+class Upwind:
+    """Where the flow enters each local cell: `vertex`, a vertex (dof) of highest pressure;
+    `tied`, the cells with several (their mobility is the mean over them), and `top`, which of
+    their vertices (rows of Discretisation.cell_dofs) are tied at the highest."""
+
+    vertex: np.ndarray
+    tied: np.ndarray
+    top: np.ndarray
+
 
 @dataclass
 class Timings:
@@ -174,16 +191,27 @@ class Flow(Component):
         self.mu_columns = self.fluxes.to_columns(self.mu_vertex).copy()
 
     # ------------------------------------------------------------------ pressure and rates
-    def _upwind_vertices(self) -> np.ndarray:
-        """The vertex of highest pressure of each local cell (where the flow enters it)."""
+    def _upwind_vertices(self) -> Upwind:
+        """The vertices of highest pressure of each local cell (where the flow enters it):
+        those within TIE x the largest |p| of the cell's highest (collective)."""
         dofs = self.disc.cell_dofs
-        return dofs[np.arange(len(dofs)), np.argmax(self.pressure.x.array[dofs], axis=1)]
+        p = self.pressure.x.array[dofs]
+        scale = self.disc.comm.allreduce(float(np.abs(p).max(initial=0.0)), op=MPI.MAX)
+        top = p >= p.max(axis=1, keepdims=True) - TIE * scale
+        tied = np.flatnonzero(top.sum(axis=1) > 1)
+        return Upwind(dofs[np.arange(len(dofs)), np.argmax(p, axis=1)], tied, top[tied])
 
-    def _set_mobility(self, state: State, upwind: np.ndarray) -> np.ndarray:
-        """lambda_t K per cell, lambda_t from the saturation of the cell's upstream vertex;
-        returns lambda_t (1/(Pa·s))."""
-        s_up = state.S.x.array[upwind]
-        lam = self.medium.mobility.total(s_up, self.viscosity.x.array)
+    def _set_mobility(self, state: State, upwind: Upwind) -> np.ndarray:
+        """lambda_t K per cell, lambda_t from the saturation of the cell's upstream vertex, the
+        mean over its tied vertices where several are (added in increasing order, so that it
+        does not depend on the order of a cell's vertices); returns lambda_t (1/(Pa·s))."""
+        s, mu = state.S.x.array, self.viscosity.x.array
+        mobility = self.medium.mobility
+        lam = mobility.total(s[upwind.vertex], mu)
+        if len(upwind.tied):
+            cells, top = upwind.tied, upwind.top
+            each = np.where(top, mobility.total(s[self.disc.cell_dofs[cells]], mu[cells, None]), 0)
+            lam[cells] = np.sort(each, axis=1).sum(axis=1) / top.sum(axis=1)
         self.mobility_k.x.array[:] = (lam[:, None, None] * self.medium.permeability).ravel()
         return lam
 
