@@ -177,7 +177,7 @@ def _output_folder(args: argparse.Namespace, scenario: Any) -> Path | None:
 def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
     from mpi4py import MPI
 
-    from sim.errors import InputError, RunFolderError, RunInterrupted
+    from sim.errors import InputError, RunFailed, RunFolderError, RunInterrupted
     from sim.mpi_logging import configure
     from sim.outputs.rundir import failed_folder, partial_folder
 
@@ -213,6 +213,12 @@ def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
     except InputError as exc:  # raised on every rank: a clean input error
         _error(f"{args.scenario}: {exc}")
         return EXIT_INVALID
+    except RunFailed as exc:  # raised on every rank, with a message for the user
+        _error(
+            f"the run failed: {exc}; {out} is as it was; partial results (no summary.json) "
+            f"are in {failed_folder(out)}"
+        )
+        return 1
     except Exception:
         # an error on one rank would leave the others waiting in a collective call forever
         traceback.print_exc()

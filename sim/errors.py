@@ -20,3 +20,9 @@ class RunFolderError(InputError):
 class RunInterrupted(Exception):
     """A signal ended a run after it wrote its checkpoint; `cementsim run --resume` goes on
     from it. Raised on every MPI rank."""
+
+
+class RunFailed(RuntimeError):
+    """A run cannot go on, for a reason its message explains to the user: a limit of
+    `numerics` reached, the time step below its minimum, a pressure system no solver solves.
+    Raised on every MPI rank; the command line prints the message without a traceback."""

@@ -20,6 +20,7 @@ from sim.checkpoint import Saved
 from sim.components.base import Component, OutputField, StepData
 from sim.components.flow import Flow
 from sim.components.leaks import LeakAccounting
+from sim.errors import RunFailed
 from sim.flow.time_error import (
     PRESSURE_FLOOR,
     REDO_RATIO,
@@ -189,7 +190,7 @@ class Stepper:
         num, rules = self.numerics, self.stop
         fixed = sorted({*(output_times or []), *([rules.time_limit] if rules.time_limit else [])})
         controller = StepController(
-            dt=num.dt_initial or self.flow.initial_step(self.state),
+            dt=min(num.dt_initial or self.flow.initial_step(self.state), num.dt_max or np.inf),
             dt_min=1e-12 * (self.injector.planned_end() or rules.time_limit or 1e3),
             dt_max=num.dt_max or np.inf,
             max_iterations=num.newton_max_iterations,
@@ -230,8 +231,10 @@ class Stepper:
             if self.reason is not None and (self.end is None or state.t >= self.end * (1 - 1e-12)):
                 return self.reason
             if state.counters.steps >= num.max_steps:
-                raise RuntimeError(
-                    f"numerics.max_steps = {num.max_steps} reached at t = {state.t:.4g} s"
+                raise RunFailed(
+                    f"numerics.max_steps = {num.max_steps} reached at t = {state.t:.4g} s "
+                    f"(steps of about {policy.controller.dt:.3g} s); allow more steps or larger "
+                    "ones (numerics.dt_max)"
                 )
             stops = self.flow.stops(state) if state.flowing else [self.end]
             dt = policy.size(state.t, [lambda h, c=c: c.max_step(state, h) for c in limits], stops)

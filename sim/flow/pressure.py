@@ -53,6 +53,7 @@ from petsc4py import PETSc
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from sim.errors import RunFailed
 from sim.flow.box_flux import BoxFluxes
 from sim.scenario.numerics import PressureSolverName
 
@@ -119,7 +120,7 @@ def envelope_work(fx: BoxFluxes) -> float:
     return float(totals[0] / max(totals[1], 1.0))
 
 
-class PressureSolveError(RuntimeError):
+class PressureSolveError(RunFailed):
     """Neither the iterative nor the direct pressure solve converged."""
 
 
@@ -272,7 +273,14 @@ class PressureSolver:
             self.iterations = 1
         else:
             self.ksp.setTolerances(rtol=1e-14, atol=self.atol, max_it=500)
-            self.ksp.solve(b, x)
+            try:
+                self.ksp.solve(b, x)
+            except PETSc.Error as exc:  # e.g. GAMG's set-up on an operator of zero norm
+                raise PressureSolveError(
+                    f"pressure: CG + GAMG failed (PETSc error {exc.ierr}): the pressure system "
+                    "is singular or out of the range of double precision; check the bone's "
+                    "permeability and the viscosities"
+                ) from None
             self.iterations = self.ksp.getIterationNumber()
             if self.ksp.getConvergedReason() < 0:
                 log.warning(

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.errors import RunFailed
 
-class TimeStepError(RuntimeError):
+
+class TimeStepError(RunFailed):
     """The step size fell below its minimum: the run cannot proceed."""
 
 

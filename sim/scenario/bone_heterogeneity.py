@@ -33,7 +33,14 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sim.ct.density import DEFAULT_POROSITY_MAX, DEFAULT_POROSITY_MIN
 from sim.scenario.base import Section
@@ -45,6 +52,8 @@ DEFAULT_CORRELATION_LENGTH = 3e-3
 DEFAULT_BONE_VOLUME_FRACTION_CV = 0.3
 #: Matern smoothness nu when none is given, and gstools' bounds of nu.
 DEFAULT_SMOOTHNESS = 1.5
+#: the largest standard deviation of ln k of the independent scatter
+MAX_LOG_STD = 5.0
 SMOOTHNESS_BOUNDS = (0.2, 30.0)
 
 
@@ -88,7 +97,7 @@ class PowerLawScaling(Section):
     """k follows porosity by a power law: k / k_base = (phi / phi_base)^exponent."""
 
     law: Literal["power_law"]
-    exponent: Annotated[float, Field(allow_inf_nan=False)]
+    exponent: Annotated[float, Field(ge=-20, le=20)]
 
 
 PermeabilityScaling = Annotated[KozenyCarmanScaling | PowerLawScaling, Field(discriminator="law")]
@@ -141,10 +150,15 @@ class Heterogeneity(Section):
 
     @field_validator("bone_volume_fraction_cv", "permeability_log_std")
     @classmethod
-    def _variance(cls, v: float) -> float:
+    def _variance(cls, v: float, info: ValidationInfo) -> float:
         if not (math.isfinite(v) and v >= 0):
             raise ValueError(
                 "must be a finite number >= 0 (it sets a variance: no negative variance, no NaN)"
+            )
+        if info.field_name == "permeability_log_std" and v > MAX_LOG_STD:
+            raise ValueError(
+                f"must be at most {MAX_LOG_STD:g} (a factor e^{MAX_LOG_STD:g} = "
+                f"{math.exp(MAX_LOG_STD):.0f} in k per standard deviation)"
             )
         return v
 

@@ -22,6 +22,14 @@ class AnisotropicPermeability(Section):
     """
 
     along_axis: Annotated[float, BeforeValidator(lambda v: to_si(v, PERMEABILITY)), Field(gt=0)]
+
+    @field_validator("along_axis")
+    @classmethod
+    def _plausible(cls, v: float) -> float:
+        if not _plausible(v):
+            raise ValueError(_RANGE)
+        return v
+
     ratio: Annotated[float, Field(gt=0, le=10)] = 0.78
     axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
@@ -58,12 +66,26 @@ def _check_positive_permeability(k: object) -> object:
     if isinstance(k, AnisotropicPermeability):
         return k
     if isinstance(k, tuple):
-        bad = [f"k{axis} = {v:g} m^2" for axis, v in zip("xyz", k, strict=True) if v <= 0]
+        bad = [
+            f"k{axis} = {v:g} m^2" for axis, v in zip("xyz", k, strict=True) if not _plausible(v)
+        ]
         if bad:
-            raise ValueError(f"every principal value must be > 0 m^2, got {', '.join(bad)}")
-    elif k <= 0:
-        raise ValueError("must be > 0 m^2")
+            raise ValueError(f"every principal value {_RANGE}, got {', '.join(bad)}")
+    elif not _plausible(k):  # type: ignore[arg-type]
+        raise ValueError(_RANGE)
     return k
+
+
+#: permeabilities of porous media a pressure solve in double precision handles (m²)
+PERMEABILITY_LIMITS = (1e-18, 1e-3)
+_RANGE = (
+    f"must lie between {PERMEABILITY_LIMITS[0]:g} and {PERMEABILITY_LIMITS[1]:g} m^2 "
+    "(trabecular bone: 1e-11 to 1e-7 m^2)"
+)
+
+
+def _plausible(k: float) -> bool:
+    return PERMEABILITY_LIMITS[0] <= k <= PERMEABILITY_LIMITS[1]
 
 
 class LinearRelativePermeability(Section):
@@ -125,9 +147,17 @@ class Bone(Section):
 
 
 class Marrow(Section):
-    """Bone marrow: Newtonian, 0.04-0.14 Pa·s (Bryant 1989; Zhong & Akkus 2011)."""
+    """Bone marrow: Newtonian, 0.04-0.14 Pa·s (Bryant 1989; Zhong & Akkus 2011); any pore
+    fluid between water and 1e5 Pa·s (Habib et al. 2010's bench needed 160 Pa·s)."""
 
     viscosity: Viscosity
+
+    @field_validator("viscosity")
+    @classmethod
+    def _pore_fluid(cls, v: float) -> float:
+        if not 1e-4 <= v <= 1e5:
+            raise ValueError("must lie between 1e-4 and 1e5 Pa*s (marrow: 0.04-0.14 Pa*s)")
+        return v
 
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sim.scenario.base import Section
 from sim.units import Length, Time, Volume
@@ -20,6 +20,8 @@ DEFAULT_SATURATION_CHANGE = 0.25
 
 #: the largest share of the total volume injected in one step unless given
 DEFAULT_VOLUME_PER_STEP = 0.05
+#: the smallest fluoroscopy pixel (m)
+MIN_PIXEL = 5e-5
 
 
 class Numerics(Section):
@@ -85,6 +87,12 @@ class Numerics(Section):
                 "front_courant and max_saturation_change are two rules for the step size: "
                 "give one of them"
             )
+        first, longest = self.dt_initial, self.dt_max
+        if first is not None and longest is not None and first > longest:
+            raise ValueError(
+                f"dt_initial = {first:g} s is longer than dt_max = {longest:g} s: the first "
+                "step may be at most dt_max"
+            )
         return self
 
     def saturation_target(self) -> float | None:
@@ -115,3 +123,13 @@ class Output(Section):
     leak_threshold: Annotated[Volume, Field(gt=0)] = 1e-9
     fields: bool = True
     plots: bool = True
+
+    @field_validator("fluoroscopy_pixel")
+    @classmethod
+    def _detector_pixel(cls, v: float | None) -> float | None:
+        if v is not None and v < MIN_PIXEL:
+            raise ValueError(
+                f"must be at least {MIN_PIXEL * 1e3:g} mm (a fluoroscopy detector's pixels are "
+                "0.1-0.2 mm; at 0.01 mm the default scenario's images would take 7 GB)"
+            )
+        return v

@@ -49,6 +49,8 @@ Scalar = float | int | str | bool
 
 #: the scenario parameter that selects one bone realisation
 REALISATION_PARAMETER = "bone.heterogeneity.seed"
+#: runs a sweep may have (a plan of 100 000 points takes minutes and about a GB)
+MAX_RUNS = 100_000
 #: the parameter read as the cement age when the leak probability is shown against age
 CEMENT_AGE = "injection.start_after_mixing"
 
@@ -447,6 +449,7 @@ class SweepSpec(Section):
             )
         if self.sampling.method == "saltelli" and len(sampled) != len(self.axes):
             raise ValueError("a saltelli design samples every axis: give each a distribution")
+        self._runs_within_limit(sampled)
         clash = set(self.derived) & set(names)
         if clash:
             raise ValueError(f"derived parameters are also axes: {sorted(clash)}")
@@ -465,6 +468,26 @@ class SweepSpec(Section):
             return self
         self._realisations_consistent(names, self.realisations)
         return self
+
+    def _runs_within_limit(self, sampled: list[Axis]) -> None:
+        """ValueError naming the factors when the sweep has more than MAX_RUNS runs (before
+        any is planned: a plan of 10^8 points fills the memory)."""
+        fixed = [a for a in self.axes if a.distribution is None]
+        factors = [(a.names[0], len(a.values or []) or a.range.num) for a in fixed]  # type: ignore[union-attr]
+        if sampled:
+            samples = self.sampling.samples or 1
+            if self.sampling.method == "saltelli":
+                samples *= 2 * len(sampled) + 2
+            factors.append((f"sampling ({self.sampling.method})", samples))
+        if self.realisations is not None:
+            factors.append(("realisations.count", self.realisations.count))
+        runs = math.prod(n for _, n in factors)
+        if runs > MAX_RUNS:
+            parts = " x ".join(f"{n:,} of {what}" for what, n in factors)
+            raise ValueError(
+                f"the sweep has {runs:,} runs ({parts}), more than {MAX_RUNS:,}: split it into "
+                "several sweeps"
+            )
 
     def _realisations_consistent(self, names: list[str], realisations: Realisations) -> None:
         """The seed is the realisations' alone; the report names group parameters."""

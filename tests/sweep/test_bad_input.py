@@ -46,6 +46,17 @@ def _unknown_key(folder: Path) -> Path:
     return write_sweep(folder, colour="blue")
 
 
+def _too_many_runs(folder: Path) -> Path:
+    """Two axes of 10 000 values each: the plan filled the memory (140 MB/s) until the
+    number of runs was checked first."""
+    axis = {"start": 1.0, "stop": 2.0, "num": 10_000}
+    axes = [
+        {"param": "cement.rheology.viscosity", "range": axis},
+        {"param": "injection.needles.0.rate", "range": {**axis, "start": 1e-8, "stop": 2e-8}},
+    ]
+    return write_sweep(folder, axes=axes)
+
+
 #: sweep file given, and part of the message
 BAD_SWEEP_FILES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "missing": (lambda folder: folder / "missing.yaml", "file not found"),
@@ -56,6 +67,11 @@ BAD_SWEEP_FILES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "empty": (_write("empty.yaml", b""), "mapping"),
     "not UTF-8": (_write("binary.yaml", b"\xff\xfe\x00name: x"), "not UTF-8 text: byte 0"),
     "unknown key": (_unknown_key, "colour: unknown key"),
+    "too many runs": (
+        _too_many_runs,
+        "the sweep has 100,000,000 runs (10,000 of cement.rheology.viscosity x 10,000 of "
+        "injection.needles.0.rate), more than 100,000",
+    ),
 }
 
 

@@ -397,3 +397,19 @@ def test_an_unusable_out_is_refused_before_dolfinx_is_imported(tmp_path: Path) -
     assert not result["dolfinx"]
     assert {p.name for p in tmp_path.iterdir()} == {"notes.txt", "thesis"}  # nothing written
     assert {p.name for p in foreign.iterdir()} == {"chapter1.tex"}
+
+
+@pytest.mark.serial
+def test_a_run_that_reaches_max_steps_fails_with_a_message(tmp_path: Path) -> None:
+    """Reaching numerics.max_steps (like a time step below its minimum or a pressure system
+    no solver solves) ends the run with exit 1 and one message, not a traceback; the partial
+    results are in RUN.failed."""
+    out = tmp_path / "run"
+    quiet = [f"output.{o}=false" for o in ("fields", "plots", "fluoroscopy", "report")]
+    sets = [a for o in ["numerics.max_steps=3", *quiet] for a in ("--set", o)]
+    result = run_cli("run", SPHERE, "--out", out, "--quiet", *sets, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: the run failed: numerics.max_steps = 3 reached at t =")
+    assert "allow more steps or larger ones (numerics.dt_max)" in result.stderr
+    assert not out.exists() and (tmp_path / "run.failed" / "run.log").is_file()

@@ -237,3 +237,16 @@ def test_power_law_needs_an_exponent() -> None:
 def test_unknown_key_is_named() -> None:
     message = invalid(with_heterogeneity(correlation_lenght="3 mm"))
     assert_mentions(message, f"{WHERE}.correlation_lenght: unknown key", "correlation_length")
+
+
+def test_a_scatter_of_k_beyond_double_precision_is_rejected() -> None:
+    """A standard deviation of ln k of 30 (k over 26 orders of magnitude at 2 sigma) ended in
+    PETSc's GAMG set-up after meshing."""
+    message = invalid(with_heterogeneity(permeability_log_std=30))
+    assert_mentions(message, f"{WHERE}.permeability_log_std", "(got 30)", "must be at most 5")
+
+
+@pytest.mark.parametrize("exponent", [1e6, -21])
+def test_a_power_law_exponent_out_of_range_is_rejected(exponent: float) -> None:
+    message = invalid(with_heterogeneity(permeability={"law": "power_law", "exponent": exponent}))
+    assert_mentions(message, f"{WHERE}.permeability.exponent", str(exponent), "20")
