@@ -251,6 +251,21 @@ Permeability = Annotated[float, in_si(PERMEABILITY), Field(gt=0)]
 FlowRate = Annotated[float, in_si(FLOW_RATE)]
 Conductance = Annotated[float, in_si(CONDUCTANCE)]
 Temperature = Annotated[float, in_si(TEMPERATURE)]
+#: temperatures of a patient, a bench or curing cement (K)
+TEMPERATURE_LIMITS = (200.0, 600.0)
+
+
+def _plausible_temperature(value: float) -> float:
+    low, high = TEMPERATURE_LIMITS
+    if not low <= value <= high:
+        raise ValueError(
+            f"must lie between {low:g} and {high:g} K ({low - 273.15:g} to {high - 273.15:g} degC)"
+        )
+    return value
+
+
+#: a temperature (K) in TEMPERATURE_LIMITS
+BodyTemperature = Annotated[Temperature, AfterValidator(_plausible_temperature)]
 #: an angle in radians; written with a unit ("40 deg") or as a plain number in radians
 Angle = Annotated[float, in_si(ANGLE)]
 Dimensionless = Annotated[float, in_si(DIMENSIONLESS)]

@@ -28,6 +28,8 @@ from functools import lru_cache
 import numpy as np
 
 GAS_CONSTANT = 8.314462618  # J/(mol K)
+#: the most RK4 substeps of one cure update
+MAX_SUBSTEPS = 1000
 
 
 class AgeCuring:
@@ -120,13 +122,15 @@ class CureKinetics:
 
     def advance(self, alpha: np.ndarray, temperature: float | np.ndarray, dt: float) -> np.ndarray:
         """Degree of cure after `dt` (s) at constant `temperature` (K, one value or one per
-        point; RK4, substeps of at most 0.005 in alpha where the cure is fastest)."""
+        point; RK4, substeps of at most 0.005 in alpha where the cure is fastest, at most
+        MAX_SUBSTEPS of them: where the cure would need more it is complete within a small
+        part of the step, and alpha, kept in [0, 1], reaches 1 in a few substeps)."""
         a = np.array(alpha, dtype=float, copy=True)
         if dt <= 0.0:
             return a
         k1, k2 = self.rate_constants(temperature)
         max_rate = np.max((k1 + k2) * 1.0)  # bound of the rate on [0, 1] for m, p >= 0
-        steps = max(1, int(np.ceil(dt * max_rate / 0.005)))
+        steps = int(np.clip(np.ceil(dt * max_rate / 0.005), 1, MAX_SUBSTEPS))
         h = dt / steps
         for _ in range(steps):
             r1 = self.cure_rate(a, temperature)

@@ -34,9 +34,9 @@ from sim.scenario.base import Section
 from sim.units import (
     TIME,
     VISCOSITY,
+    BodyTemperature,
     Dimension,
     Pressure,
-    Temperature,
     Time,
     Viscosity,
     quantity,
@@ -391,9 +391,9 @@ class CureKineticsSpec(Section):
     c1: float
     c2: float = 0.0
     viscosity_activation_energy: float = 0.0
-    reference_temperature: Annotated[Temperature, Field(gt=0)]
-    syringe_temperature: Annotated[Temperature, Field(gt=0)]
-    bone_temperature: Annotated[Temperature, Field(gt=0)]
+    reference_temperature: BodyTemperature
+    syringe_temperature: BodyTemperature
+    bone_temperature: BodyTemperature
     initial_conversion: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
     def build(self) -> CureKinetics:

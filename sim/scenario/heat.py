@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sim.physics.curing import GAS_CONSTANT
 from sim.scenario.base import Section
 from sim.scenario.injection import Name
-from sim.units import Density, Dimension, Point, Temperature, Time, in_si
+from sim.units import BodyTemperature, Density, Dimension, Point, Time, in_si
 
 SPECIFIC_HEAT = Dimension(
     "a specific heat capacity", "[length]**2/[time]**2/[temperature]", "1450 J/(kg*K)"
@@ -52,9 +52,13 @@ PerTime = Annotated[float, in_si(RATE), Field(ge=0)]
 if TYPE_CHECKING:
     from sim.scenario.geometry import GeometryKind
 
-Kelvin = Annotated[Temperature, Field(gt=0)]
+Kelvin = BodyTemperature
 
 BODY_TEMPERATURE = 310.15  # K (37 C)
+#: the longest thermal follow-up after the injection (s)
+MAX_FOLLOW_UP = 24 * 3600.0
+#: the largest heat of polymerisation (J/kg of cement)
+MAX_REACTION_HEAT = 1e6
 ROOM_TEMPERATURE = 295.15  # K (22 C)
 
 
@@ -96,6 +100,15 @@ class CementHeat(Material):
     specific_heat: SpecificHeat = 1450.0
     conductivity: Conductivity = 0.17
     reaction_heat: SpecificEnergy = 1.0e5
+
+    @field_validator("reaction_heat")
+    @classmethod
+    def _plausible_heat(cls, v: float) -> float:
+        if v > MAX_REACTION_HEAT:
+            raise ValueError(
+                f"must be at most {MAX_REACTION_HEAT:g} J/kg of cement (ten times the default)"
+            )
+        return v
 
 
 class Blood(Section):
@@ -185,6 +198,13 @@ class Heat(Section):
     probes: dict[Name, Probe] = {}
     follow_up: Annotated[Time, Field(ge=0)] = 20 * 60.0
     max_temperature_change: Annotated[float, Field(gt=0)] = 1.0
+
+    @field_validator("follow_up")
+    @classmethod
+    def _within_a_day(cls, v: float) -> float:
+        if v > MAX_FOLLOW_UP:
+            raise ValueError(f"must be at most {MAX_FOLLOW_UP / 3600:g} h")
+        return v
 
     @model_validator(mode="after")
     def _damage(self) -> Heat:

@@ -59,7 +59,19 @@ def test_defaults_and_units(default):
         ),
         (
             {"body_temperature": "-300 degC"},
-            ("heat.body_temperature", "greater than 0"),
+            ("heat.body_temperature", "must lie between 200 and 600 K"),
+        ),
+        (  # hung the run: the cure's substeps grow with the Arrhenius rate
+            {"body_temperature": 1e5},
+            ("heat.body_temperature", "(got 100000.0)", "must lie between 200 and 600 K"),
+        ),
+        (
+            {"cement": {"reaction_heat": 1e12}},
+            ("heat.cement.reaction_heat", "must be at most 1e+06 J/kg"),
+        ),
+        (  # took more than 5 minutes of steps
+            {"follow_up": "30 day"},
+            ("heat.follow_up", "'30 day'", "must be at most 24 h"),
         ),
         (
             {"liver": {"conductivity": 0.5}},

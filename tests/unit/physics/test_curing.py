@@ -329,3 +329,14 @@ def test_preset_cement_in_the_bone_is_capped_at_the_set_viscosity(name: str) -> 
 
 def test_presets_are_the_documented_files() -> None:
     assert sorted(p.stem for p in Path(PRESET_DIR).glob("*.yaml")) == PRESETS
+
+
+def test_a_cure_far_faster_than_the_step_completes_within_the_substep_limit() -> None:
+    """k1 = 1e300 1/s asked for 1e303 RK4 substeps of a 1-s step (the run never ended): now
+    at most MAX_SUBSTEPS, and the cure is complete. A cure the limit does not bind keeps its
+    accuracy (k2 = 0, p = 1: alpha = 1 - exp(-k1 dt))."""
+    fast = kinetics(k1_prefactor=1e300, k2_prefactor=0.0)
+    assert fast.advance(np.zeros(3), 310.0, 1.0).tolist() == [1.0, 1.0, 1.0]
+    for k1, dt in ((1e-3, 1.0), (1.0, 4.0)):  # 1 substep; 800 substeps
+        alpha = kinetics(k1_prefactor=k1, k2_prefactor=0.0).advance(np.zeros(1), 310.0, dt)
+        assert alpha[0] == pytest.approx(1.0 - np.exp(-k1 * dt), rel=1e-12)
