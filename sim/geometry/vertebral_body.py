@@ -118,7 +118,7 @@ from sim.geometry.gmsh_tools import (
     use_smallest_size,
 )
 from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
-from sim.shapes.primitives import NeedleTip, needle_tips, side_sign, validate_sizes
+from sim.shapes.primitives import NeedleTip, needle_tips, side_sign
 from sim.shapes.vertebral_body import (
     FIRST_NEEDLE_TAG,
     OPTIONAL_SURFACE_GROUPS,
@@ -126,10 +126,7 @@ from sim.shapes.vertebral_body import (
     SURFACE_GROUPS,
     VOLUME_GROUPS,
     Body,
-    body_dims,
-    checked_needles,
     core_dims,
-    validate_patches,
 )
 from sim.shapes.vertebral_features import (
     BasivertebralVein,
@@ -139,8 +136,7 @@ from sim.shapes.vertebral_features import (
     Lesion,
     PosteriorDefect,
     VeinChannel,
-    check_needles_clear_of_vein,
-    checked_features,
+    checked_vertebral_body,
 )
 
 if TYPE_CHECKING:
@@ -665,26 +661,28 @@ def add_vertebral_body(
 
     Raises ValueError naming the parameter, its value and the allowed range for bad input.
     """
-    body = body_dims(depth, width, height, posterior_flat, target_fraction)
-    validate_sizes(h_tip, h_max, growth, h_outlet)
-    validate_patches(body, foramen_radius, foramen_height, vein_radius, vein_x, h_outlet)
-    features = checked_features(
-        body,
+    body, features, parsed = checked_vertebral_body(
+        depth=depth,
+        width=width,
+        height=height,
+        posterior_flat=posterior_flat,
+        foramen_radius=foramen_radius,
+        foramen_height=foramen_height,
+        vein_radius=vein_radius,
+        vein_x=vein_x,
+        target_fraction=target_fraction,
+        needles=needles,
+        h_tip=h_tip,
+        h_max=h_max,
+        growth=growth,
+        h_outlet=h_outlet,
         cortical_shell=cortical_shell,
         posterior_defect=posterior_defect,
         endplate_defect=endplate_defect,
         cleft=cleft,
         lesion=lesion,
         basivertebral_vein=basivertebral_vein,
-        foramen_radius=foramen_radius,
-        foramen_height=foramen_height,
-        h_outlet=h_outlet,
-        h_max=h_max,
     )
-    core = None if features.cortex is None else core_dims(body, features.cortex)
-    parsed = checked_needles(needles, body, h_tip, core)
-    if features.basivertebral_vein is not None:
-        check_needles_clear_of_vein(parsed, features.basivertebral_vein, h_tip)
 
     volume, lateral = _add_body_volume(body)
     left, right = _add_vein_patches(lateral, body, vein_radius, vein_x)
@@ -740,19 +738,5 @@ def mesh_vertebral_body(
 ) -> TaggedMesh:
     """The builder of the ``vertebral_body`` kind: :func:`add_vertebral_body` meshed by gmsh on
     rank 0 and distributed; written to `msh_path` when given."""
-    build = partial(
-        add_vertebral_body,
-        depth=geometry.depth,
-        width=geometry.width,
-        height=geometry.height,
-        posterior_flat=geometry.posterior_flat,
-        foramen_radius=geometry.foramen_radius,
-        foramen_height=geometry.foramen_height,
-        vein_radius=geometry.vein_radius,
-        vein_x=geometry.vein_x,
-        target_fraction=geometry.target_fraction,
-        needles=needle_tips(needles),
-        **geometry.mesh.builder_sizes(),
-        **geometry.features(),
-    )
+    build = partial(add_vertebral_body, needles=needle_tips(needles), **geometry.builder_kwargs())
     return mesh_from_gmsh(build, comm, name, msh_path)

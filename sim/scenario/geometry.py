@@ -451,6 +451,34 @@ class VertebralBodyGeometry(GeometryKind):
             out["basivertebral_vein"] = vertebral_features.BasivertebralVein(v.radius, v.length)
         return out
 
+    def builder_kwargs(self) -> dict[str, Any]:
+        """Everything but the needles, as keyword arguments of the gmsh builder."""
+        return {
+            "depth": self.depth,
+            "width": self.width,
+            "height": self.height,
+            "posterior_flat": self.posterior_flat,
+            "foramen_radius": self.foramen_radius,
+            "foramen_height": self.foramen_height,
+            "vein_radius": self.vein_radius,
+            "vein_x": self.vein_x,
+            "target_fraction": self.target_fraction,
+            **self.mesh.builder_sizes(),
+            **self.features(),
+        }
+
+    def check_needles(self, needles: Sequence[Needle]) -> None:
+        """ValueError unless the builder's own checks pass (sizes, outlet patches, features,
+        needles: sim.shapes.vertebral_features.checked_vertebral_body), found on validation
+        instead of when gmsh builds the mesh."""
+        super().check_needles(needles)  # every needle has a tip, in the bone
+        try:
+            vertebral_features.checked_vertebral_body(
+                needles=needle_tips(needles), **self.builder_kwargs()
+            )
+        except ValueError as exc:
+            raise ValueError(f"geometry: {exc}") from None
+
     def boundary_names(self) -> set[str]:
         return body_shape.boundary_names(**self.features())
 

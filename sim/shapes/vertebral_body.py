@@ -306,7 +306,8 @@ def core_dims(body: Body, thickness: float) -> Body:
 
 # --- names before meshing, level presets -----------------------------------------------------
 
-_FEATURES = (
+#: the optional features of the vertebral body, keyword arguments of its builder
+FEATURE_NAMES = (
     "cortical_shell",
     "posterior_defect",
     "endplate_defect",
@@ -333,7 +334,7 @@ BUILDER_PARAMETERS = frozenset(
         "h_max",
         "growth",
         "h_outlet",
-        *_FEATURES,
+        *FEATURE_NAMES,
     }
 )
 

@@ -7,13 +7,28 @@ SI units (m).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from sim.shapes.primitives import NeedleTip, distance_to_ellipse, finite_point, require
-from sim.shapes.vertebral_body import Body, body_clearance
+from sim.shapes.primitives import (
+    NeedleTip,
+    distance_to_ellipse,
+    finite_point,
+    require,
+    validate_sizes,
+)
+from sim.shapes.vertebral_body import (
+    FEATURE_NAMES,
+    Body,
+    body_clearance,
+    body_dims,
+    checked_needles,
+    core_dims,
+    validate_patches,
+)
 
 __all__ = [
     "BasivertebralVein",
@@ -295,3 +310,46 @@ def _check_region_split(name: str, x: float, half: float, body: Body, size: floa
         f"or clear of it, by at least half its element size {0.5 * size:.6g} m (its x-extent "
         f"is {gap:.6g} m from tangency)",
     )
+
+
+def checked_vertebral_body(
+    *,
+    depth: float,
+    width: float,
+    height: float,
+    posterior_flat: float,
+    foramen_radius: float,
+    foramen_height: float,
+    vein_radius: float,
+    vein_x: float,
+    target_fraction: float,
+    needles: Sequence[NeedleTip],
+    h_tip: float,
+    h_max: float,
+    growth: float,
+    h_outlet: float,
+    **features: Any,
+) -> tuple[Body, Features, list[NeedleTip]]:
+    """Every check of the vertebral body's builder (sim.geometry.vertebral_body), without
+    gmsh: sizes, outlet patches, features, needles (ValueError naming the parameter, its
+    value and the allowed range; unknown keyword arguments too); the body, the checked
+    features and needles. Lengths in m."""
+    unknown = sorted(set(features) - set(FEATURE_NAMES))
+    if unknown:
+        raise TypeError(f"unknown features of the vertebral body: {unknown}")
+    body = body_dims(depth, width, height, posterior_flat, target_fraction)
+    validate_sizes(h_tip, h_max, growth, h_outlet)
+    validate_patches(body, foramen_radius, foramen_height, vein_radius, vein_x, h_outlet)
+    checked = checked_features(
+        body,
+        foramen_radius=foramen_radius,
+        foramen_height=foramen_height,
+        h_outlet=h_outlet,
+        h_max=h_max,
+        **{name: features.get(name) for name in FEATURE_NAMES},
+    )
+    core = None if checked.cortex is None else core_dims(body, checked.cortex)
+    parsed = checked_needles(needles, body, h_tip, core)
+    if checked.basivertebral_vein is not None:
+        check_needles_clear_of_vein(parsed, checked.basivertebral_vein, h_tip)
+    return body, checked, parsed

@@ -807,3 +807,26 @@ def test_validated_scenario_is_immutable() -> None:
     with pytest.raises(ValueError):
         s.bone.porosity = 0.5  # type: ignore[misc]
     assert math.isclose(s.bone.porosity, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("path", "override", "message"),
+    [
+        (VERTEBROPLASTY, "geometry.foramen_radius=20 mm", "geometry: foramen_radius = 0.02 is"),
+        (VERTEBROPLASTY, "geometry.vein_x=1 m", "geometry: vein_x = 1.0 is out of range"),
+        (VERTEBROPLASTY, "geometry.cortical_shell=10 mm", "geometry: cortical_shell = 0.01 is"),
+        (VERTEBROPLASTY, "injection.needles.0.entry=[0,0,0] mm", "entry point of needle 'needle'"),
+        ("anatomy/vertebroplasty_cleft.yaml", "geometry.cleft.normal=[0,0,0]", "cleft normal"),
+        (
+            "anatomy/vertebroplasty_posterior_defect.yaml",
+            "geometry.posterior_defect.y=1 m",
+            "posterior_defect = PosteriorDefect(y=1.0",
+        ),
+    ],
+)
+def test_the_vertebral_body_builders_checks_run_on_validation(
+    path: Path | str, override: str, message: str
+) -> None:
+    """The gmsh builder's checks of outlet patches, features and needle paths, which `validate`
+    passed and a run reported as "gmsh failed to mesh" (review helper)."""
+    assert_mentions(error_of(SCENARIOS / path, [override]), message, "is out of range")
