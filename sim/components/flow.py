@@ -197,12 +197,12 @@ class Flow(Component):
     def _upwind_vertices(self) -> Upwind:
         """The vertices of highest pressure of each local cell (where the flow enters it):
         those within TIE x the largest |p| of the cell's highest (collective)."""
-        dofs = self.disc.cell_dofs
-        p = self.pressure.x.array[dofs]
+        p = self.pressure.x.array
         scale = self.disc.comm.allreduce(float(np.abs(p).max(initial=0.0)), op=MPI.MAX)
-        top = p >= p.max(axis=1, keepdims=True) - TIE * scale
-        tied = np.flatnonzero(top.sum(axis=1) > 1)
-        return Upwind(dofs[np.arange(len(dofs)), np.argmax(p, axis=1)], tied, top[tied])
+        vertex, several = self.fluxes.upwind(p, TIE * scale)
+        tied = np.flatnonzero(several)
+        near = p[self.disc.cell_dofs[tied]]
+        return Upwind(vertex, tied, near >= near.max(axis=1, keepdims=True) - TIE * scale)
 
     def _set_mobility(self, state: State, upwind: Upwind) -> np.ndarray:
         """lambda_t K per cell, lambda_t from the saturation of the cell's upstream vertex, the

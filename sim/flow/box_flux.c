@@ -31,6 +31,27 @@ void cell_fluxes(int64_t n_cells, const int32_t *dofs, const double *grad_phi,
     }
 }
 
+/* Per cell with P1 vertices dofs[4c..4c+3]: in `vertex` the one of highest p (the first of
+ * equal ones, as np.argmax), in `tied` whether another lies within `tie` (Pa) of it. */
+void upwind_vertices(int64_t n_cells, const int32_t *dofs, const double *p, double tie,
+                     int32_t *vertex, uint8_t *tied)
+{
+    for (int64_t c = 0; c < n_cells; ++c) {
+        const int32_t *v = dofs + 4 * c;
+        int top = 0;
+        for (int k = 1; k < 4; ++k)
+            if (p[v[k]] > p[v[top]])
+                top = k;
+        const double level = p[v[top]] - tie;
+        uint8_t near = 0;
+        for (int k = 0; k < 4; ++k)
+            if (k != top && p[v[k]] >= level)
+                near = 1;
+        vertex[c] = v[top];
+        tied[c] = near;
+    }
+}
+
 /* Per entry of the CSR layout (size entries), the sum of the edge values whose (a, b) entry
  * it is, ab, and whose (b, a) entry it is, ba, each in edge order (as np.bincount sums). */
 void edge_sums(int64_t n_edges, const int64_t *pos_ab, const int64_t *pos_ba,

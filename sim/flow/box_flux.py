@@ -41,6 +41,8 @@ void cell_fluxes(int64_t n_cells, const int32_t *dofs, const double *grad_phi,
                  double *velocity, double *edge_flux);
 void edge_sums(int64_t n_edges, const int64_t *pos_ab, const int64_t *pos_ba,
                const double *edge, int64_t size, double *ab, double *ba);
+void upwind_vertices(int64_t n_cells, const int32_t *dofs, const double *p, double tie,
+                     int32_t *vertex, uint8_t *tied);
 """
 
 
@@ -118,6 +120,19 @@ class BoxFluxes:
             ptr("double[]", edge_flux),
         )
         self.flux = self._summed(edge_flux, antisymmetric=True)
+
+    def upwind(self, p: np.ndarray, tie: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per local cell, its vertex (dof) of highest `p` (Pa, local values; the first of
+        equal ones) and whether another of its vertices lies within `tie` (Pa) of it."""
+        pressure = np.ascontiguousarray(p, dtype=float)
+        vertex = np.empty(self.n_cells, dtype=np.int32)
+        tied = np.empty(self.n_cells, dtype=np.uint8)
+        ptr = self._ffi.from_buffer
+        self._lib.upwind_vertices(
+            self.n_cells, ptr("int32_t[]", self.cell_dofs), ptr("double[]", pressure), tie,
+            ptr("int32_t[]", vertex), ptr("uint8_t[]", tied),
+        )  # fmt: skip
+        return vertex, tied.view(bool)
 
     def edge_weights(self, tensor: np.ndarray | None = None) -> np.ndarray:
         """|e| grad phi_a . T_e grad phi_b for the six edges (a, b) of each owned cell e

@@ -12,7 +12,9 @@ Checked on the unit cube of 162 tetrahedra, serially and on 2 ranks:
   boundary outflow int u.n ds (zero: u is divergence-free);
 - the sum over b of F_ab is the P1 finite-element residual row a of
   int lambda K grad p . grad v dx (quadratic pressure, anisotropic tensor per cell);
-- the compiled cell loop computes the products its docstring names (against NumPy einsums).
+- the compiled cell loop computes the products its docstring names (against NumPy einsums);
+- the upwind vertex of each cell is its highest (np.argmax) and ties within a tolerance are
+  flagged.
 """
 
 from __future__ import annotations
@@ -147,3 +149,22 @@ def test_the_compiled_cell_loop_computes_the_documented_products():
     assert global_max(np.abs(fx.velocity - velocity)) <= 1e-15 * scale
     expected = fx._summed(edge, antisymmetric=True)
     assert global_max(np.abs(fx.flux - expected)) <= 1e-15 * global_max(np.abs(expected))
+
+
+def test_the_upwind_vertex_is_the_highest_and_ties_are_found():
+    # per cell the first vertex of highest pressure (as np.argmax), and whether another is
+    # within the tie tolerance: pressures rounded to a coarse grid make many exact ties
+    V = p1(unit_cube())
+    fx = fluxes_of(interpolate(V, quadratic), isotropic(V.mesh, K))
+    rng = np.random.default_rng(7)
+    vertices = V.dofmap.index_map
+    p = np.round(rng.uniform(0.0, 4.0, vertices.size_local + vertices.num_ghosts))
+    p[::5] += 1e-9  # within a tie tolerance of 1e-8 of a rounded value, not equal to it
+    vertex, tied = fx.upwind(p, tie=1e-8)
+    at_cell = p[fx.cell_dofs]
+    assert np.array_equal(vertex, fx.cell_dofs[np.arange(fx.n_cells), np.argmax(at_cell, axis=1)])
+    near = at_cell >= at_cell.max(axis=1, keepdims=True) - 1e-8
+    assert np.array_equal(tied, near.sum(axis=1) > 1)
+    assert 0 < tied.sum() < fx.n_cells  # both kinds occur
+    exact = at_cell == at_cell.max(axis=1, keepdims=True)
+    assert np.any(near.sum(axis=1) > exact.sum(axis=1))  # and ties only within the tolerance
