@@ -198,21 +198,24 @@ int64_t ordered_components(int64_t n, const int64_t *indptr, const int32_t *cols
     return count;
 }
 
-/* One pass over the components in order: a single vertex is solved once, a cycle by
- * Gauss-Seidel over its vertices until no saturation changes by more than round-off or than
- * `settled` (at most `max_passes` times; the residual afterwards tells whether it settled).
- * Unless `all`, a component is left alone when none of its vertices is `above` the tolerance
+/* One pass over the components in order (n owned vertices): a single vertex is solved once,
+ * a cycle by Gauss-Seidel over its vertices until no saturation changes by more than
+ * round-off (at most `max_passes` times; the residual afterwards tells whether it settled),
+ * or by more than `settled` if the cycle is `exposed`: it takes an inflow from a ghost column
+ * that `changed` in the last exchange, or from an owned vertex so exposed (set here for every
+ * owned vertex; a cycle whose inflows will not change again is settled once). Unless `all`, a component is left alone when none of its vertices is `above` the tolerance
  * (as ordered_residual found them before this pass: a cycle that did not settle in the last
  * pass, a vertex whose neighbours' values came in the last exchange) and no column it takes
  * an inflow from has `changed` (owned columns: earlier in this pass). Updates s and f_col in
  * place, sets `changed` of every owned vertex whose saturation changed; returns the largest
  * change. */
-double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
+double ordered_sweep(int64_t n, int64_t count, const int64_t *first, const int64_t *order,
                      const int64_t *indptr, const int32_t *cols, const double *inflow,
                      const double *out, const double *acc, const double *s_old,
                      const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
                      double b, int64_t max_passes, double settled, int all,
-                     const uint8_t *above, uint8_t *changed, double *s, double *f_col)
+                     uint8_t *exposed, const uint8_t *above, uint8_t *changed, double *s,
+                     double *f_col)
 {
     double moved = 0.0;
     for (int64_t c = 0; c < count; ++c) {
@@ -226,6 +229,19 @@ double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
                     break;
                 }
         }
+        uint8_t hit = 0; /* an inflow from a neighbour's changed value, directly or upstream */
+        for (int64_t m = first[c]; m < first[c + 1] && needed && !hit; ++m) {
+            const int64_t i = order[m];
+            for (int64_t k = indptr[i]; k < indptr[i + 1]; ++k) {
+                const int64_t j = cols[k];
+                if (inflow[k] < 0.0 && j != i && (j >= n ? changed[j] : exposed[j])) {
+                    hit = 1;
+                    break;
+                }
+            }
+        }
+        for (int64_t m = first[c]; m < first[c + 1]; ++m)
+            exposed[order[m]] = hit;
         if (!needed)
             continue;
         const int64_t passes = first[c + 1] - first[c] > 1 ? max_passes : 1;
@@ -242,7 +258,7 @@ double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
             }
             if (largest > moved)
                 moved = largest;
-            if (largest <= 4.0 * DBL_EPSILON || largest <= settled)
+            if (largest <= 4.0 * DBL_EPSILON || (hit && largest <= settled))
                 break;
         }
     }

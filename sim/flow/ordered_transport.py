@@ -12,9 +12,12 @@ sphere scenario); the vertices of a cycle are solved by Gauss-Seidel until nothi
 which converges because each balance is increasing in its own saturation and
 non-increasing in the others (an M-function; Ortega & Rheinboldt 1970, 13.5). Under MPI each
 rank sweeps its own vertices with its neighbours' last values (block Gauss-Seidel) and
-exchanges them after every sweep, until the residual is below the tolerance; a cycle is then
-settled only to a tenth of the last sweep's change, as the neighbours' values are off by about
-that.
+exchanges them after every sweep, until the residual is below the tolerance. A cycle
+downstream of a neighbour's value that changed in the last exchange is then settled only to a
+tenth of the last sweep's change, as the neighbours' values are off by about that; the others
+(all in the first sweep) are settled to round-off, as nothing upstream of them will move.
+How many sweeps a step takes is set by how often the moving front crosses the ranks'
+boundaries back and forth: sim.geometry.partition orders the cells along the flow.
 
 Newton's method needs one iteration per layer of vertices the front advances in a step,
 because f'(S) ~ 0 ahead of the front; a sweep moves the front through every layer at once.
@@ -38,12 +41,13 @@ void ordered_fractional(int64_t n, const double *s, const double *inv_mu_c, doub
                         double a, double b, double *f);
 int64_t ordered_components(int64_t n, const int64_t *indptr, const int32_t *cols,
                            const double *flux, int64_t *order, int64_t *first, int64_t *work);
-double ordered_sweep(int64_t count, const int64_t *first, const int64_t *order,
+double ordered_sweep(int64_t n, int64_t count, const int64_t *first, const int64_t *order,
                      const int64_t *indptr, const int32_t *cols, const double *inflow,
                      const double *out, const double *acc, const double *s_old,
                      const double *q_in, const double *inv_mu_c, double inv_mu_m, double a,
                      double b, int64_t max_passes, double settled, int all,
-                     const uint8_t *above, uint8_t *changed, double *s, double *f_col);
+                     uint8_t *exposed, const uint8_t *above, uint8_t *changed, double *s,
+                     double *f_col);
 double ordered_residual(int64_t n, const int64_t *indptr, const int32_t *cols,
                         const double *inflow, const double *out, const double *acc,
                         const double *s_old, const double *q_in, const double *s,
@@ -53,9 +57,10 @@ double ordered_residual(int64_t n, const int64_t *indptr, const int32_t *cols,
 #: Gauss-Seidel passes over a cycle of the flux graph within one sweep, at most
 _CYCLE_PASSES = 100
 #: under MPI, the passes over a cycle end once they change no saturation by more than this
-#: fraction of the largest change of the last sweep (all ranks): the cube of
-#: benchmarks/two_phase_benchmark.py to 100 s on 2 ranks, 331 sweeps in 0.38-0.42 s against 322
-#: in 0.51-0.54 s when every cycle was settled to round-off in every sweep
+#: fraction of the largest change of the last sweep (all ranks) if a neighbour's changed value
+#: is upstream of them: the cube of benchmarks/two_phase_benchmark.py to 100 s on 2 ranks, 331
+#: sweeps in 0.38-0.42 s against 322 in 0.51-0.54 s when every cycle was settled to round-off
+#: in every sweep (stop 27, graph partition)
 _SETTLED = 0.1
 #: a sweep (or Newton update) that moves no saturation by more than this has reached the
 #: round-off of the equations: where f' is large (1e5 at S = 1 for a cement 1e5 times as
@@ -147,6 +152,7 @@ class OrderedSweeps:
         graph = (p(self._indptr, "int64_t"), p(self._cols, "int32_t"))
         balance = (p(inflow, "double"), p(out, "double"), p(accumulation, "double"),
                    p(s_old, "double"), p(q_in, "double"))  # fmt: skip
+        exposed = np.zeros(n, dtype=np.uint8)  # per owned vertex: see ordered_sweep
         sweep, change = 0, np.inf
         while True:
             residual = lib.ordered_residual(
@@ -160,13 +166,13 @@ class OrderedSweeps:
                 break
             changed[:n] = 0
             # under MPI the neighbours' values are off by about the last sweep's change: a
-            # cycle settled far below it is settled again after the exchange
+            # cycle downstream of them settled far below it is settled again after the exchange
             settled = _SETTLED * change if fx.comm.size > 1 else 0.0
             change = lib.ordered_sweep(
-                len(first) - 1, p(first, "int64_t"), p(order, "int64_t"), *graph, *balance,
+                n, len(first) - 1, p(first, "int64_t"), p(order, "int64_t"), *graph, *balance,
                 p(inv_mu_c, "double"), inv_mu_m, kr.a, kr.b, _CYCLE_PASSES, settled,
-                int(sweep == 0), p(above, "uint8_t"), p(changed, "uint8_t"), p(s, "double"),
-                p(f_col, "double"),
+                int(sweep == 0), p(exposed, "uint8_t"), p(above, "uint8_t"),
+                p(changed, "uint8_t"), p(s, "double"), p(f_col, "double"),
             )  # fmt: skip
             sweep += 1
             if fx.comm.size > 1:  # the neighbours' new values, and which of them changed

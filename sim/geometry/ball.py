@@ -12,6 +12,7 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.geometry.gmsh_tools import math_field, size_from_background_only
+from sim.geometry.partition import InjectionSites
 from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ def mesh_ball(
     name: str,
     comm: MPI.Comm,
     msh_path: Path | None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
     """The builder of the ``ball`` kind: its mesh (gmsh on rank 0, distributed), the cavity of
     the first needle's inner radius at the centre; written to `msh_path` when given."""
@@ -38,7 +40,7 @@ def mesh_ball(
         h_max=geometry.mesh.size_max,
         growth=geometry.mesh.growth,
     )
-    return mesh_from_gmsh(build, comm, name, msh_path)
+    return mesh_from_gmsh(build, comm, name, msh_path, sites)
 
 
 def add_ball(

@@ -13,6 +13,7 @@ from mpi4py import MPI
 from sim.geometry.tagged_mesh import TaggedMesh
 
 if TYPE_CHECKING:
+    from sim.geometry.partition import InjectionSites
     from sim.scenario.geometry import ColumnGeometry
     from sim.scenario.injection import Needle
 
@@ -23,9 +24,11 @@ def mesh_column(
     name: str,
     comm: MPI.Comm,
     msh_path: Path | None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
     """The builder of the ``column`` kind: its structured mesh (DOLFINx, no gmsh file), the
-    face x = 0 named after the one needle."""
+    face x = 0 named after the one needle; distributed by DOLFINx's graph partitioner, which
+    cuts the column across its flow (`sites` unused)."""
     return column_mesh(
         comm,
         length=geometry.length,

@@ -184,6 +184,7 @@ from sim.geometry.gmsh_tools import (
     threshold_field,
     use_smallest_size,
 )
+from sim.geometry.partition import InjectionSites
 from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
 from sim.shapes.primitives import NeedleTip, needle_tips, side_sign, validate_sizes
 from sim.shapes.sacrum import (
@@ -600,8 +601,9 @@ def mesh_sacrum(
     name: str,
     comm: MPI.Comm,
     msh_path: Path | None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
     """The builder of the ``sacrum`` kind: :func:`add_sacrum` meshed by gmsh on rank 0 and
     distributed; written to `msh_path` when given."""
     build = partial(add_sacrum, needles=needle_tips(needles), **geometry.builder_kwargs())
-    return mesh_from_gmsh(build, comm, name, msh_path)
+    return mesh_from_gmsh(build, comm, name, msh_path, sites)

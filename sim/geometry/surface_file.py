@@ -16,6 +16,7 @@ import numpy as np
 from mpi4py import MPI
 
 from sim.ct.volume import CTVolume
+from sim.geometry.partition import InjectionSites
 from sim.geometry.selectors import Selector, tag_mesh
 from sim.geometry.surface_import import CellTest, mesh_surface_volume
 from sim.geometry.tagged_mesh import TaggedMesh
@@ -35,12 +36,13 @@ def mesh_surface_file(
     name: str,
     comm: MPI.Comm,
     msh_path: Path | None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
     """The builder of the ``surface_file`` kind: the surface read and checked by the scenario
     (on every rank), meshed on rank 0 refined around the needle tips, its boundaries and
     regions named by the selectors; written to `msh_path` when given."""
     cells = {tag: spec.build() for tag, spec in geometry.regions.items()}
-    return _mesh_bounded(geometry, needles, name, comm, msh_path, cells=cells)
+    return _mesh_bounded(geometry, needles, name, comm, msh_path, sites, cells=cells)
 
 
 def mesh_label_map(
@@ -49,6 +51,7 @@ def mesh_label_map(
     name: str,
     comm: MPI.Comm,
     msh_path: Path | None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
     """The builder of the ``label_map`` kind: the marching-cubes surface of the bone labels
     (made and checked by the scenario), meshed on rank 0 refined around the needle tips;
@@ -58,7 +61,7 @@ def mesh_label_map(
     regions = {
         region: LabelRegion(volume, tuple(labels)) for region, labels in geometry.regions.items()
     }
-    tagged = _mesh_bounded(geometry, needles, name, comm, msh_path, regions=regions)
+    tagged = _mesh_bounded(geometry, needles, name, comm, msh_path, sites, regions=regions)
     for region, labels in geometry.regions.items():
         log.info("region '%s' (labels %s): %.4g mm³", region, labels, tagged.volume(region) * 1e9)
     return tagged
@@ -88,6 +91,7 @@ def _mesh_bounded(
     name: str,
     comm: MPI.Comm,
     msh_path: Path | None,
+    sites: InjectionSites | None,
     *,
     regions: Mapping[str, CellTest] | None = None,
     cells: Mapping[str, Selector] | None = None,
@@ -105,6 +109,7 @@ def _mesh_bounded(
         name=name,
         msh_path=msh_path,
         regions=regions,
+        sites=sites,
     )
     return tag_mesh(
         tagged,

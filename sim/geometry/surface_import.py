@@ -47,6 +47,7 @@ from mpi4py import MPI
 from sim.errors import MeshError
 from sim.geometry.gmsh_tools import math_field, point_distance, threshold_field, use_smallest_size
 from sim.geometry.mesh_cache import key_of
+from sim.geometry.partition import InjectionSites
 from sim.geometry.tagged_mesh import TaggedMesh, generated
 from sim.shapes.primitives import NeedleTip, largest_source_size
 from sim.shapes.surface import Surface, SurfaceError, check, check_tip
@@ -227,17 +228,19 @@ def mesh_surface_volume(
     name: str = "surface",
     msh_path: Path | None = None,
     regions: Mapping[str, CellTest] | None = None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
     """Mesh the volume bounded by `surface` on rank 0 and distribute it (collective).
 
     :func:`add_surface_volume`, then ``generate(3)`` and ``optimize("Netgen")``, then the
     `regions` split off (:func:`split_regions`); written to `msh_path` when given, so the
     file holds the regions as named physical groups. `surface` and `regions` are used on
-    rank 0 only. The TaggedMesh has the boundary ``surface``, the region ``bone`` and the
-    `regions`; its ``info`` holds ``min_sicn`` (gmsh's minimum scaled Jacobian of the
-    tetrahedra), ``num_cells`` and ``mesh_seconds`` (gmsh time; of the first meshing when
-    the mesh comes from the mesh cache, sim.geometry.mesh_cache, whose key holds the regions'
-    repr: a test without a stable one, such as a lambda, is not cached). Errors on rank 0
+    rank 0 only; the cells are distributed around `sites` when given (sim.geometry.partition).
+    The TaggedMesh has the boundary ``surface``, the region ``bone`` and the `regions`; its
+    ``info`` holds ``min_sicn`` (gmsh's minimum scaled Jacobian of the tetrahedra),
+    ``num_cells`` and ``mesh_seconds`` (gmsh time; of the first meshing when the mesh comes
+    from the mesh cache, sim.geometry.mesh_cache, whose key holds the regions' repr: a test
+    without a stable one, such as a lambda, is not cached). Errors on rank 0
     (bad input, gmsh failures, an empty region) are raised as MeshError on every rank
     (SurfaceError is a MeshError).
     """
@@ -264,7 +267,8 @@ def mesh_surface_volume(
     inputs = ("surface_volume", surface.points, surface.triangles, h_max, h_min, needles)
     ordered = list((regions or {}).items())  # the order decides overlaps
     key = key_of((*inputs, growth, remesh, ordered)) if comm.rank == 0 else None
-    return generated(generate, comm, f"cannot mesh the surface '{name}'", msh_path, key)
+    what = f"cannot mesh the surface '{name}'"
+    return generated(generate, comm, what, msh_path, key, sites)
 
 
 def split_regions(regions: Mapping[str, CellTest]) -> None:

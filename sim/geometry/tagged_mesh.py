@@ -19,6 +19,7 @@ from scipy.spatial import cKDTree
 from sim.errors import MeshError
 from sim.geometry.gmsh_tools import in_child, interruptible
 from sim.geometry.mesh_cache import entry, info_of, key_of, store
+from sim.geometry.partition import InjectionSites, around
 from sim.shapes.orientation import frame_warnings
 from sim.shapes.surface import Surface
 from sim.units import metres_per
@@ -260,8 +261,10 @@ def mesh_from_gmsh(
     comm: MPI.Comm,
     name: str,
     msh_path: Path | None = None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
-    """Build a gmsh model with `build()` on rank 0, mesh it in 3-D and distribute it.
+    """Build a gmsh model with `build()` on rank 0, mesh it in 3-D and distribute it (in
+    shells around `sites` when given: sim.geometry.partition).
 
     `build` creates the geometry, named physical groups and the mesh-size field in the current
     gmsh model. With `msh_path` the gmsh mesh is also written there.
@@ -275,7 +278,7 @@ def mesh_from_gmsh(
         return {}
 
     key = key_of(build) if comm.rank == 0 else None
-    return generated(generate, comm, f"gmsh failed to mesh '{name}'", msh_path, key)
+    return generated(generate, comm, f"gmsh failed to mesh '{name}'", msh_path, key, sites)
 
 
 def generated(
@@ -284,12 +287,13 @@ def generated(
     what: str,
     msh_path: Path | None,
     key: str | None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
     """The mesh `generate` makes in a gmsh session (in a child process of rank 0, which a
     crash of gmsh ends instead of the run: sim.geometry.gmsh_tools.in_child; `generate`
     returns the info to keep with the mesh), or the one the mesh cache
-    (sim.geometry.mesh_cache) holds for `key`; distributed, its info in TaggedMesh.info,
-    written to `msh_path` when given (collective).
+    (sim.geometry.mesh_cache) holds for `key`; distributed (around `sites` when given), its
+    info in TaggedMesh.info, written to `msh_path` when given (collective).
     """
     cached = entry(key) if comm.rank == 0 else None
     hit = comm.bcast(cached is not None and cached.is_file(), root=0)
@@ -310,14 +314,16 @@ def generated(
         if msh_path is not None:
             gmsh.write(str(msh_path))
 
-    tagged = _distribute(action, comm, what)
+    tagged = _distribute(action, comm, what, sites)
     tagged.info.update(comm.bcast(info, root=0))
     return tagged
 
 
-def read_msh(path: Path, comm: MPI.Comm) -> TaggedMesh:
-    """Read a gmsh .msh file with named physical groups (coordinates as stored)."""
-    return _distribute(lambda: gmsh.open(str(path)), comm, f"cannot read mesh file '{path}'")
+def read_msh(path: Path, comm: MPI.Comm, sites: InjectionSites | None = None) -> TaggedMesh:
+    """Read a gmsh .msh file with named physical groups (coordinates as stored), distributed
+    around `sites` when given."""
+    what = f"cannot read mesh file '{path}'"
+    return _distribute(lambda: gmsh.open(str(path)), comm, what, sites)
 
 
 def read_mesh_file(
@@ -326,13 +332,18 @@ def read_mesh_file(
     name: str,
     comm: MPI.Comm,
     msh_path: Path | None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
     """The builder of the ``mesh_file`` kind: the file read, scaled to metres and moved into
     the project frame; a warning in the log when its outer surface is probably not in the
     project frame (sim.shapes.orientation, as for surface files)."""
-    tagged = read_msh(geometry.path, comm)
-    tagged.scale(metres_per(geometry.length_unit))
-    tagged.move(geometry.to_project())
+    scale = metres_per(geometry.length_unit)
+    to_project = geometry.to_project()
+    if sites is not None:
+        sites = sites.moved(to_project @ np.diag([scale, scale, scale, 1.0]))
+    tagged = read_msh(geometry.path, comm, sites)
+    tagged.scale(scale)
+    tagged.move(to_project)
     surface = outer_surface(tagged)
     if surface is not None:
         for warning in frame_warnings(surface):
@@ -355,8 +366,12 @@ def outer_surface(tagged: TaggedMesh) -> Surface | None:
     return Surface(points, np.arange(len(points)).reshape(-1, 3))
 
 
-def _distribute(action: Callable[[], None], comm: MPI.Comm, what: str) -> TaggedMesh:
-    """Run a gmsh action on rank 0, then hand the model to DOLFINx on all ranks.
+def _distribute(
+    action: Callable[[], None], comm: MPI.Comm, what: str, sites: InjectionSites | None
+) -> TaggedMesh:
+    """Run a gmsh action on rank 0, then hand the model to DOLFINx on all ranks, in shells
+    around `sites` (sim.geometry.partition), or where DOLFINx's graph partitioner puts the
+    cells if None.
 
     An error on rank 0 is raised as MeshError on every rank (no rank is left waiting).
     """
@@ -373,7 +388,8 @@ def _distribute(action: Callable[[], None], comm: MPI.Comm, what: str) -> Tagged
     try:
         if error is not None:
             raise MeshError(error)
-        data = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=3)
+        partitioner = around(sites, comm) if sites is not None and comm.size > 1 else None
+        data = gmshio.model_to_mesh(gmsh.model, comm, 0, gdim=3, partitioner=partitioner)
     finally:
         if comm.rank == 0:
             gmsh.finalize()

@@ -117,6 +117,7 @@ from sim.geometry.gmsh_tools import (
     threshold_field,
     use_smallest_size,
 )
+from sim.geometry.partition import InjectionSites
 from sim.geometry.tagged_mesh import TaggedMesh, mesh_from_gmsh
 from sim.shapes.primitives import NeedleTip, needle_tips, side_sign
 from sim.shapes.vertebral_body import (
@@ -735,8 +736,9 @@ def mesh_vertebral_body(
     name: str,
     comm: MPI.Comm,
     msh_path: Path | None,
+    sites: InjectionSites | None = None,
 ) -> TaggedMesh:
     """The builder of the ``vertebral_body`` kind: :func:`add_vertebral_body` meshed by gmsh on
     rank 0 and distributed; written to `msh_path` when given."""
     build = partial(add_vertebral_body, needles=needle_tips(needles), **geometry.builder_kwargs())
-    return mesh_from_gmsh(build, comm, name, msh_path)
+    return mesh_from_gmsh(build, comm, name, msh_path, sites)

@@ -86,8 +86,10 @@ class GeometryKind(Section):
 
     `builder` is the ``module:function`` that meshes the kind; sim.geometry.build imports it
     only when the mesh is built (the schema loads neither gmsh nor DOLFINx) and calls it as
-    ``function(geometry, needles, name, comm, msh_path)`` for a TaggedMesh, written to
-    `msh_path` (gmsh format) when it is given and the kind is meshed by gmsh. A new kind is a
+    ``function(geometry, needles, name, comm, msh_path, sites)`` for a TaggedMesh, written to
+    `msh_path` (gmsh format) when it is given and the kind is meshed by gmsh, its cells
+    distributed around the injection `sites` (sim.geometry.partition) unless they are None.
+    A new kind is a
     subclass here, a member of `Geometry`, and its builder function.
     """
 

@@ -14,6 +14,8 @@ Fraction = Annotated[float, Field(gt=0, le=1)]
 
 #: the pressure solvers of numerics.pressure_solver (sim.flow.pressure)
 PressureSolverName = Literal["auto", "direct", "multigrid"]
+#: how numerics.partition distributes the cells over MPI ranks (sim.geometry.partition)
+PartitionName = Literal["injection", "graph"]
 
 #: the step's largest saturation change unless another rule is given
 DEFAULT_SATURATION_CHANGE = 0.25
@@ -63,6 +65,10 @@ class Numerics(Section):
     picard_tolerance / picard_max_iterations: the iteration between pressure and a shear-rate
     dependent viscosity stops when no cell's viscosity changes by more than this relative
     amount. max_steps: a run that needs more steps stops with an error.
+    partition: how the cells are distributed over MPI ranks: "injection" (default) in shells
+    of equal size around the injection sites, rank 0 nearest, so that the flow crosses the
+    ranks' boundaries outwards and the transport takes few sweeps a step; "graph" by DOLFINx's
+    graph partitioner, the smallest boundaries between the ranks (sim.geometry.partition).
     """
 
     max_saturation_change: Fraction | None = None
@@ -79,6 +85,7 @@ class Numerics(Section):
     picard_tolerance: Annotated[float, Field(gt=0, lt=1)] = 1e-3
     picard_max_iterations: Annotated[int, Field(ge=1, le=500)] = 30
     max_steps: Annotated[int, Field(ge=1)] = 20000
+    partition: PartitionName = "injection"
 
     @model_validator(mode="after")
     def _one_step_rule(self) -> Numerics:

@@ -26,7 +26,7 @@ def test_every_geometry_kind_is_a_geometry_kind_with_a_builder():
         module, _, function = kind.builder.partition(":")
         builder = getattr(import_module(module), function)
         parameters = list(inspect.signature(builder).parameters)
-        assert parameters == ["geometry", "needles", "name", "comm", "msh_path"], kind
+        assert parameters == ["geometry", "needles", "name", "comm", "msh_path", "sites"], kind
 
 
 def test_the_vertebral_body_names_know_the_builder_parameters():
