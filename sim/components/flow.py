@@ -199,7 +199,7 @@ class Flow(Component):
         those within TIE x the largest |p| of the cell's highest (collective)."""
         p = self.pressure.x.array
         scale = self.disc.comm.allreduce(float(np.abs(p).max(initial=0.0)), op=MPI.MAX)
-        vertex, several = self.fluxes.upwind(p, TIE * scale)
+        vertex, several = self.fluxes.upwind(self.disc.cell_dofs, p, TIE * scale)
         tied = np.flatnonzero(several)
         near = p[self.disc.cell_dofs[tied]]
         return Upwind(vertex, tied, near >= near.max(axis=1, keepdims=True) - TIE * scale)

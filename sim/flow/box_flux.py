@@ -121,15 +121,19 @@ class BoxFluxes:
         )
         self.flux = self._summed(edge_flux, antisymmetric=True)
 
-    def upwind(self, p: np.ndarray, tie: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per local cell, its vertex (dof) of highest `p` (Pa, local values; the first of
-        equal ones) and whether another of its vertices lies within `tie` (Pa) of it."""
+    def upwind(
+        self, cell_dofs: np.ndarray, p: np.ndarray, tie: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell of `cell_dofs` (cells x 4 vertex dofs, int32; owned and ghost cells alike),
+        its vertex of highest `p` (Pa, local values; the first of equal ones) and whether
+        another of its vertices lies within `tie` (Pa) of it."""
+        dofs = np.ascontiguousarray(cell_dofs, dtype=np.int32)
         pressure = np.ascontiguousarray(p, dtype=float)
-        vertex = np.empty(self.n_cells, dtype=np.int32)
-        tied = np.empty(self.n_cells, dtype=np.uint8)
+        vertex = np.empty(len(dofs), dtype=np.int32)
+        tied = np.empty(len(dofs), dtype=np.uint8)
         ptr = self._ffi.from_buffer
         self._lib.upwind_vertices(
-            self.n_cells, ptr("int32_t[]", self.cell_dofs), ptr("double[]", pressure), tie,
+            len(dofs), ptr("int32_t[]", dofs), ptr("double[]", pressure), tie,
             ptr("int32_t[]", vertex), ptr("uint8_t[]", tied),
         )  # fmt: skip
         return vertex, tied.view(bool)

@@ -202,13 +202,14 @@ int64_t ordered_components(int64_t n, const int64_t *indptr, const int32_t *cols
  * a cycle by Gauss-Seidel over its vertices until no saturation changes by more than
  * round-off (at most `max_passes` times; the residual afterwards tells whether it settled),
  * or by more than `settled` if the cycle is `exposed`: it takes an inflow from a ghost column
- * that `changed` in the last exchange, or from an owned vertex so exposed (set here for every
- * owned vertex; a cycle whose inflows will not change again is settled once). Unless `all`, a component is left alone when none of its vertices is `above` the tolerance
- * (as ordered_residual found them before this pass: a cycle that did not settle in the last
- * pass, a vertex whose neighbours' values came in the last exchange) and no column it takes
- * an inflow from has `changed` (owned columns: earlier in this pass). Updates s and f_col in
- * place, sets `changed` of every owned vertex whose saturation changed; returns the largest
- * change. */
+ * that `changed` in the last exchange, or from an owned vertex of an exposed component
+ * upstream (set here for every owned vertex; a cycle whose inflows did not change is
+ * settled to round-off). Unless `all`, a component is left alone when none of its vertices
+ * is `above` the tolerance (as ordered_residual found them before this pass: a cycle that did
+ * not settle in the last pass, a vertex whose neighbours' values came in the last exchange)
+ * and no column it takes an inflow from has `changed` (owned columns: earlier in this pass).
+ * Updates s and f_col in place, sets `changed` of every owned vertex whose saturation
+ * changed; returns the largest change. */
 double ordered_sweep(int64_t n, int64_t count, const int64_t *first, const int64_t *order,
                      const int64_t *indptr, const int32_t *cols, const double *inflow,
                      const double *out, const double *acc, const double *s_old,
@@ -229,7 +230,11 @@ double ordered_sweep(int64_t n, int64_t count, const int64_t *first, const int64
                     break;
                 }
         }
-        uint8_t hit = 0; /* an inflow from a neighbour's changed value, directly or upstream */
+        /* an inflow from a neighbour's changed value, directly or through the components
+         * upstream (the component's own flags, from the last sweep, are cleared first) */
+        for (int64_t m = first[c]; m < first[c + 1]; ++m)
+            exposed[order[m]] = 0;
+        uint8_t hit = 0;
         for (int64_t m = first[c]; m < first[c + 1] && needed && !hit; ++m) {
             const int64_t i = order[m];
             for (int64_t k = indptr[i]; k < indptr[i + 1]; ++k) {

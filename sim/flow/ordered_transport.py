@@ -15,7 +15,9 @@ rank sweeps its own vertices with its neighbours' last values (block Gauss-Seide
 exchanges them after every sweep, until the residual is below the tolerance. A cycle
 downstream of a neighbour's value that changed in the last exchange is then settled only to a
 tenth of the last sweep's change, as the neighbours' values are off by about that; the others
-(all in the first sweep) are settled to round-off, as nothing upstream of them will move.
+are settled to round-off, and so is every cycle in the first sweep: where the flow into a
+rank's cycle comes from its own vertices (most of them, with sim.geometry.partition), one
+sweep makes it final.
 How many sweeps a step takes is set by how often the moving front crosses the ranks'
 boundaries back and forth: sim.geometry.partition orders the cells along the flow.
 
@@ -58,9 +60,9 @@ double ordered_residual(int64_t n, const int64_t *indptr, const int32_t *cols,
 _CYCLE_PASSES = 100
 #: under MPI, the passes over a cycle end once they change no saturation by more than this
 #: fraction of the largest change of the last sweep (all ranks) if a neighbour's changed value
-#: is upstream of them: the cube of benchmarks/two_phase_benchmark.py to 100 s on 2 ranks, 331
-#: sweeps in 0.38-0.42 s against 322 in 0.51-0.54 s when every cycle was settled to round-off
-#: in every sweep (stop 27, graph partition)
+#: is upstream of them. Stop 27, on the graph partition, when this rule held for every cycle:
+#: the cube of benchmarks/two_phase_benchmark.py to 100 s on 2 ranks, 331 sweeps in
+#: 0.38-0.42 s against 322 in 0.51-0.54 s when every cycle was settled to round-off
 _SETTLED = 0.1
 #: a sweep (or Newton update) that moves no saturation by more than this has reached the
 #: round-off of the equations: where f' is large (1e5 at S = 1 for a cement 1e5 times as

@@ -24,6 +24,8 @@ import numpy as np
 from dolfinx.io import gmsh as gmshio
 from mpi4py import MPI
 
+from sim.errors import MeshError
+
 if TYPE_CHECKING:
     from sim.scenario.injection import Needle
 
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 Partitioner = Callable[[MPI.Comm, int, list, list], Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class InjectionSites:
     """Where the cement enters: needle tips (m, project frame) and the boundaries that needles
     without a tip inject through (their names); `to_project` maps the gmsh model's coordinates
@@ -68,13 +70,19 @@ class InjectionSites:
 
 def around(sites: InjectionSites, comm: MPI.Comm) -> Partitioner | None:
     """The partitioner of the current gmsh model (held by rank 0; collective): shells around
-    the sites; None (DOLFINx's graph partitioner) if the model has none of them."""
-    root = comm.rank == 0
-    centres = comm.bcast(sites.centres() if root else None, root=0)
-    if len(centres) == 0:
-        return None
-    nodes = sites.project(gmshio.extract_geometry(gmsh.model)) if root else np.empty((0, 3))
-    return shells(nodes, centres)
+    the sites; None (DOLFINx's graph partitioner) if the model has none of them. An error on
+    rank 0 is raised as MeshError on every rank."""
+    nodes, centres, error = np.empty((0, 3)), None, None
+    if comm.rank == 0:
+        try:
+            centres = sites.centres()
+            nodes = sites.project(gmshio.extract_geometry(gmsh.model))
+        except Exception as exc:  # gmsh raises bare Exception, extract_geometry asserts
+            error = f"cannot place the injection sites in the mesh: {exc!r}"
+    centres, error = comm.bcast((centres, error), root=0)
+    if error is not None:
+        raise MeshError(error)
+    return shells(nodes, centres) if len(centres) else None
 
 
 def shells(nodes: np.ndarray, centres: np.ndarray) -> Partitioner:
@@ -83,16 +91,17 @@ def shells(nodes: np.ndarray, centres: np.ndarray) -> Partitioner:
     vertices' coordinates, row k the vertex numbered k in the cells DOLFINx passes."""
 
     def partition(comm: MPI.Comm, parts: int, cell_types: list, cells: list) -> Any:
-        per_cell = dolfinx.cpp.mesh.cell_num_vertices(cell_types[0])
-        vertices = np.asarray(cells[0]).reshape(-1, per_cell)
-        destination = np.empty(len(vertices), dtype=np.int32)
-        if len(vertices):
-            centroids = nodes[vertices].mean(axis=1)
-            distance = np.full(len(vertices), np.inf)
-            for centre in centres:
-                np.minimum(distance, np.linalg.norm(centroids - centre, axis=1), out=distance)
-            order = np.argsort(distance, kind="stable")
-            destination[order] = np.arange(len(vertices)) * parts // len(vertices)
+        centroids = [np.empty((0, 3))]  # cells of every type, in the order given
+        for cell_type, vertices in zip(cell_types, cells, strict=True):
+            per_cell = dolfinx.cpp.mesh.cell_num_vertices(cell_type)
+            centroids.append(nodes[np.asarray(vertices).reshape(-1, per_cell)].mean(axis=1))
+        centroid = np.concatenate(centroids)
+        distance = np.full(len(centroid), np.inf)
+        for centre in centres:
+            np.minimum(distance, np.linalg.norm(centroid - centre, axis=1), out=distance)
+        destination = np.empty(len(centroid), dtype=np.int32)
+        order = np.argsort(distance, kind="stable")
+        destination[order] = np.arange(len(centroid)) * parts // max(len(centroid), 1)
         adjacency = dolfinx.graph.adjacencylist(destination)
         return getattr(adjacency, "_cpp_object", adjacency)
 

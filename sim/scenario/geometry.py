@@ -89,8 +89,7 @@ class GeometryKind(Section):
     ``function(geometry, needles, name, comm, msh_path, sites)`` for a TaggedMesh, written to
     `msh_path` (gmsh format) when it is given and the kind is meshed by gmsh, its cells
     distributed around the injection `sites` (sim.geometry.partition) unless they are None.
-    A new kind is a
-    subclass here, a member of `Geometry`, and its builder function.
+    A new kind is a subclass here, a member of `Geometry`, and its builder function.
     """
 
     builder: ClassVar[str]
