@@ -730,3 +730,25 @@ def test_bad_aliquots_are_rejected(vb: dict[str, Any], key: str, value: Any, all
     needle["aliquots"][key] = value
     message = invalid(vb)
     assert_mentions(message, f"injection.needles.0.aliquots.{key}", allowed)
+
+
+# --- set viscosity ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cement", "named"),
+    [
+        ({"rheology": {"model": "newtonian", "viscosity": 100.0}}, "viscosity at the reference"),
+        (power_law(consistency=300.0), "consistency at the reference state, 300 Pa·s^n"),
+    ],
+)
+def test_a_set_viscosity_not_above_the_starting_one_is_refused(
+    sphere: dict[str, Any], cement: dict[str, Any], named: str
+) -> None:
+    # it caps the curing cement: below its starting viscosity it would cap the fresh cement
+    # (at 1e-6 Pa·s, 3.4 of the default scenario's 4 mL leaked)
+    for cap in ("1e-6 Pa*s", "100 Pa*s" if "viscosity" in cement["rheology"] else "300 Pa*s"):
+        message = invalid(with_cement(sphere, {**cement, "set_viscosity": cap}))
+        assert_mentions(message, "cement", "set_viscosity = ", "is not above", named)
+    accepted = cement_of(sphere, {**cement, "set_viscosity": "301 Pa*s"})
+    assert accepted.set_viscosity == 301.0
