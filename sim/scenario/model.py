@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from math import ceil
 from typing import Any
 
 from pydantic import model_validator
 
+from sim.protocol import Injector
 from sim.scenario.base import Section
 from sim.scenario.cement import Cement
 from sim.scenario.geometry import Geometry, place_needles
@@ -14,6 +16,9 @@ from sim.scenario.injection import Injection, Name
 from sim.scenario.leak_routes import OPEN_ROUTES, LeakRegion, LeakRoute, Target
 from sim.scenario.materials import Bone, Marrow
 from sim.scenario.numerics import Numerics, Output
+
+#: the longest injection a scenario may plan (s): PMMA sets within the hour
+MAX_INJECTION = 24 * 3600.0
 
 
 class Scenario(Section):
@@ -86,6 +91,31 @@ class Scenario(Section):
                             f"{where}: '{r}' is not a region of geometry "
                             f"'{self.geometry.kind}'; it has: {', '.join(sorted(regions))}"
                         )
+        return self
+
+    @model_validator(mode="after")
+    def _ends_in_time(self) -> Scenario:
+        """Refuse an injection planned to end more than MAX_INJECTION after t = 0, or one that
+        needs more steps of numerics.dt_max than numerics.max_steps: either would run until
+        max_steps (pressure-controlled needles end when their volume is in: not judged)."""
+        end = Injector(self.injection.needles).planned_end()
+        if end is None:
+            return self
+        if end > MAX_INJECTION:
+            raise ValueError(
+                f"injection: the needles' protocols end at t = {end:.4g} s ({end / 3600:.3g} "
+                f"h), more than {MAX_INJECTION / 3600:g} h after the start; PMMA sets within "
+                "the hour (check the rates, volumes, pauses and starts and their units)"
+            )
+        if self.injection.stop.time_limit is not None:
+            end = min(end, self.injection.stop.time_limit)
+        num = self.numerics
+        if num.dt_max is not None and end > num.dt_max * num.max_steps:
+            raise ValueError(
+                f"numerics.dt_max = {num.dt_max:g} s: the injection ends at t = {end:.4g} s, "
+                f"at least {ceil(end / num.dt_max)} steps, more than numerics.max_steps = "
+                f"{num.max_steps}; allow longer steps or more of them"
+            )
         return self
 
     @model_validator(mode="after")

@@ -284,6 +284,39 @@ def test_the_cell_estimate_is_near_the_mesh_gmsh_makes() -> None:
     assert 18501 / 2 < cells < 18501 * 2
 
 
+@pytest.mark.parametrize(
+    ("override", "shown"),
+    [
+        (
+            "injection.needles.0.rate=1e-30",
+            "injection: the needles' protocols end at t = 4e+24 s (1.11e+21 h), more than 24 h",
+        ),
+        ("injection.needles.0.start=1e20", "protocols end at t = 1e+20 s"),
+        (
+            "numerics.dt_max=1e-9",
+            "numerics.dt_max = 1e-09 s: the injection ends at t = 80 s, at least 80000000000 "
+            "steps, more than numerics.max_steps = 20000",
+        ),
+    ],
+    ids=["rate", "start", "dt_max"],
+)
+def test_a_run_that_could_only_end_at_max_steps_is_refused(
+    capsys: pytest.CaptureFixture[str], override: str, shown: str
+) -> None:
+    # these ran until numerics.max_steps (20000 steps, minutes) before failing
+    assert shown in invalid(capsys, VERTEBROPLASTY, override)
+
+
+def test_steps_of_dt_max_that_fit_max_steps_are_accepted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 80 s in steps of 0.01 s: 8000 steps; a time limit shortens what must fit
+    assert validate(capsys, VERTEBROPLASTY, "numerics.dt_max=0.01")[0] == 0
+    limited = ("numerics.dt_max=1e-3", "injection.stop.time_limit=10 s")
+    assert validate(capsys, VERTEBROPLASTY, *limited)[0] == 0
+    assert "at least 80000 steps" in invalid(capsys, VERTEBROPLASTY, "numerics.dt_max=1e-3")
+
+
 # --- warnings ------------------------------------------------------------------------------
 
 
