@@ -66,7 +66,8 @@ class Needle(Section):
     tip: needle-tip position (m) in the geometry's frame (not used by the column, whose inlet
     is a face); entry: where the needle enters the bone (generated anatomy checks the path);
     gauge or inner_diameter: cannula bore (the inlet cavity radius is half of it);
-    cannula_length: for the pressure drop in the cannula (m, default 12 cm; 10-15 cm in use).
+    cannula_length: for the pressure drop in the cannula (m, default 12 cm; 10-15 cm in use; at
+    most 1 m).
     """
 
     name: Name = "needle"
@@ -74,7 +75,7 @@ class Needle(Section):
     entry: Point | None = None
     gauge: int | None = None
     inner_diameter: Annotated[Length, Field(gt=0)] | None = None
-    cannula_length: Annotated[Length, Field(gt=0)] = 0.12
+    cannula_length: Annotated[Length, Field(gt=0, le=1.0)] = 0.12
     rate: PositiveRate | None = None
     volume: PositiveVolume | None = None
     schedule: Annotated[list[Aliquot], Field(min_length=1)] | None = None

@@ -15,6 +15,9 @@ def _names(v: object) -> object:
 
 
 Names = Annotated[list[str], BeforeValidator(_names), Field(min_length=1)]
+#: a gauge pressure outside an opening (Pa): not below a vacuum (-1 atm), at most 10 MPa (the
+#: disc under load reaches about 2 MPa)
+OutsidePressure = Annotated[Pressure, Field(ge=-101325.0, le=1e7)]
 
 
 class Outlet(Section):
@@ -25,7 +28,7 @@ class Outlet(Section):
 
     kind: Literal["outlet"]
     boundary: Names
-    pressure: Pressure = 0.0
+    pressure: OutsidePressure = 0.0
 
 
 class _Opening(Section):
@@ -36,8 +39,8 @@ class _Opening(Section):
     (p - pressure - opening_pressure)."""
 
     boundary: Names
-    pressure: Pressure = 0.0
-    opening_pressure: Annotated[Pressure, Field(ge=0)] | None = None
+    pressure: OutsidePressure = 0.0
+    opening_pressure: Annotated[Pressure, Field(ge=0, le=1e7)] | None = None
 
 
 class Resistive(_Opening):
@@ -53,13 +56,15 @@ class Vein(_Opening):
     """Draining veins: `count` vessels of `diameter` and `length` leave through the boundary
     patch to a venous `pressure`. The flow through them is Poiseuille flow of the fluid that
     enters, Q = count pi d^4 / (128 L mu) dp, with mu the mixture viscosity at the opening
-    (1 / total mobility), so viscous cement drains far less than marrow.
+    (1 / total mobility), so viscous cement drains far less than marrow. Bounds: a diameter of
+    at most 20 mm (the vena cava's is about 25 mm, a basivertebral vein's 1-3 mm), a length of
+    0.1 mm to 1 m, at most 1000 vessels.
     """
 
     kind: Literal["vein"]
-    diameter: Annotated[Length, Field(gt=0)]
-    length: Annotated[Length, Field(gt=0)]
-    count: Annotated[int, Field(ge=1)] = 1
+    diameter: Annotated[Length, Field(gt=0, le=0.02)]
+    length: Annotated[Length, Field(ge=1e-4, le=1.0)]
+    count: Annotated[int, Field(ge=1, le=1000)] = 1
 
 
 class LeakRegion(Section):
