@@ -149,6 +149,19 @@ TIME = Dimension("a time", "[time]", "2 min")
 PRESSURE = Dimension("a pressure", "[mass]/[length]/[time]**2", "1 kPa")
 VISCOSITY = Dimension("a dynamic viscosity", "[mass]/[length]/[time]", "100 Pa*s")
 PERMEABILITY = Dimension("a permeability (an area)", "[length]**2", "1e-9 m^2")
+#: permeabilities of porous media a pressure solve in double precision handles (m²)
+PERMEABILITY_LIMITS = (1e-18, 1e-3)
+PERMEABILITY_RANGE = (
+    f"must lie between {PERMEABILITY_LIMITS[0]:g} and {PERMEABILITY_LIMITS[1]:g} m^2 "
+    "(trabecular bone: 1e-11 to 1e-7 m^2)"
+)
+
+
+def in_permeability_range(k: float) -> bool:
+    """Whether k (m²) lies within PERMEABILITY_LIMITS."""
+    return PERMEABILITY_LIMITS[0] <= k <= PERMEABILITY_LIMITS[1]
+
+
 FLOW_RATE = Dimension("a volumetric flow rate", "[length]**3/[time]", "3 mL/min")
 CONDUCTANCE = Dimension(
     "a hydraulic conductance per area (flow rate per area per pressure)",

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sim.ct.density import (
     DEFAULT_ANISOTROPY_RATIO,
@@ -50,6 +50,9 @@ from sim.ct.density import (
     DEFAULT_SPECIFIC_SURFACE,
     DEFAULT_TISSUE_MINERAL_DENSITY,
     CTMapping,
+    kozeny_carman_permeability,
+    log_linear_permeability,
+    power_law_permeability,
 )
 from sim.ct.volume import (
     CTFileError,
@@ -57,14 +60,16 @@ from sim.ct.volume import (
 )
 from sim.scenario.base import Section
 from sim.scenario.volume_source import VolumePlacement
+from sim.units import PERMEABILITY_RANGE, in_permeability_range
 
 Positive = Annotated[float, Field(gt=0)]
 
 
 class Calibration(Section):
-    """BMD = slope HU + intercept; slope in (mg/cm³)/HU, intercept in mg/cm³ (= kg/m³)."""
+    """BMD = slope HU + intercept; slope in (mg/cm³)/HU, intercept in mg/cm³ (= kg/m³). A
+    phantom's slope is about 0.6-1.2; it must be positive and at most 10."""
 
-    slope: float = DEFAULT_HU_SLOPE
+    slope: Annotated[float, Field(gt=0, le=10)] = DEFAULT_HU_SLOPE
     intercept: float = DEFAULT_HU_INTERCEPT
 
 
@@ -101,6 +106,13 @@ class Anisotropy(Section):
     ratio: Annotated[float, Field(gt=0, le=10)] = DEFAULT_ANISOTROPY_RATIO
     axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
+    @field_validator("axis")
+    @classmethod
+    def _direction(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not any(c != 0.0 for c in v):
+            raise ValueError("must be a direction, not the zero vector")
+        return v
+
 
 class CTSection(VolumePlacement):
     """A CT volume and the chain that turns its Hounsfield units into bone properties."""
@@ -130,8 +142,31 @@ class CTSection(VolumePlacement):
         lo, hi = self.porosity_limits
         if not 0 < lo < hi < 1:
             raise ValueError(f"porosity_limits must satisfy 0 < min < max < 1, got {[lo, hi]}")
+        self._permeability_in_range()
         self.mapping()  # every other problem, named
         return self
+
+    def _permeability_in_range(self) -> None:
+        """The law's permeability at both porosity limits (it is monotone in between) within
+        PERMEABILITY_LIMITS, named by the law's fields."""
+        law = self.permeability
+        for phi in self.porosity_limits:
+            if isinstance(law, KozenyCarman):
+                k = kozeny_carman_permeability(phi, law.specific_surface, law.kozeny_constant)
+            elif isinstance(law, PowerLaw):
+                k = power_law_permeability(phi, law.coefficient, law.exponent)
+            else:
+                with np.errstate(over="ignore"):
+                    k = log_linear_permeability(phi, law.intercept, law.slope)
+            k = float(k)
+            if not in_permeability_range(k):
+                fields = ", ".join(
+                    f"{n} = {v:g}" for n, v in law.model_dump().items() if n != "law"
+                )
+                raise ValueError(
+                    f"permeability: the {law.law} law ({fields}) gives {k:.3g} m² at porosity "
+                    f"{phi:g} (porosity_limits); the permeability {PERMEABILITY_RANGE}"
+                )
 
     def _plausible_values(self) -> None:
         """A 3-D image whose value type fits `image` (read from the header only)."""

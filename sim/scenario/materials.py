@@ -10,7 +10,13 @@ from pydantic import BeforeValidator, Field, field_validator
 from sim.scenario.base import Section
 from sim.scenario.bone_ct import CTSection
 from sim.scenario.bone_heterogeneity import Heterogeneity
-from sim.units import PERMEABILITY, Viscosity, to_si
+from sim.units import (
+    PERMEABILITY,
+    PERMEABILITY_RANGE,
+    Viscosity,
+    in_permeability_range,
+    to_si,
+)
 
 Porosity = Annotated[float, Field(gt=0, lt=1)]
 Saturation = Annotated[float, Field(ge=0, le=1)]
@@ -26,8 +32,8 @@ class AnisotropicPermeability(Section):
     @field_validator("along_axis")
     @classmethod
     def _plausible(cls, v: float) -> float:
-        if not _plausible(v):
-            raise ValueError(_RANGE)
+        if not in_permeability_range(v):
+            raise ValueError(PERMEABILITY_RANGE)
         return v
 
     ratio: Annotated[float, Field(gt=0, le=10)] = 0.78
@@ -67,25 +73,15 @@ def _check_positive_permeability(k: object) -> object:
         return k
     if isinstance(k, tuple):
         bad = [
-            f"k{axis} = {v:g} m^2" for axis, v in zip("xyz", k, strict=True) if not _plausible(v)
+            f"k{axis} = {v:g} m^2"
+            for axis, v in zip("xyz", k, strict=True)
+            if not in_permeability_range(v)
         ]
         if bad:
-            raise ValueError(f"every principal value {_RANGE}, got {', '.join(bad)}")
-    elif not _plausible(k):  # type: ignore[arg-type]
-        raise ValueError(_RANGE)
+            raise ValueError(f"every principal value {PERMEABILITY_RANGE}, got {', '.join(bad)}")
+    elif not in_permeability_range(k):  # type: ignore[arg-type]
+        raise ValueError(PERMEABILITY_RANGE)
     return k
-
-
-#: permeabilities of porous media a pressure solve in double precision handles (m²)
-PERMEABILITY_LIMITS = (1e-18, 1e-3)
-_RANGE = (
-    f"must lie between {PERMEABILITY_LIMITS[0]:g} and {PERMEABILITY_LIMITS[1]:g} m^2 "
-    "(trabecular bone: 1e-11 to 1e-7 m^2)"
-)
-
-
-def _plausible(k: float) -> bool:
-    return PERMEABILITY_LIMITS[0] <= k <= PERMEABILITY_LIMITS[1]
 
 
 class LinearRelativePermeability(Section):

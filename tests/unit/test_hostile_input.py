@@ -343,6 +343,39 @@ def test_openings_and_cannulas_no_patient_has_are_refused(
     assert shown in invalid(capsys, path, override)
 
 
+CT = SCENARIOS / "anatomy" / "vertebroplasty_L1_ct.yaml"
+
+
+@pytest.mark.parametrize(
+    ("override", "shown"),
+    [
+        ("bone.ct.calibration.slope=0", "bone.ct.calibration.slope: must be greater than 0"),
+        ("bone.ct.anisotropy.axis=[0, 0, 0]", "bone.ct.anisotropy.axis: must be a direction"),
+        (
+            "bone.ct.permeability={law: power_law, coefficient: 1e-9, exponent: 1e6}",
+            "bone.ct.permeability: the power_law law (coefficient = 1e-09, exponent = 1e+06) "
+            "gives 0 m² at porosity 0.05",
+        ),
+        (
+            "bone.ct.permeability={law: log_linear, intercept: 0, slope: 1e6}",
+            "gives inf m² at porosity 0.05 (porosity_limits); the permeability must lie between "
+            "1e-18 and 0.001 m^2",
+        ),
+        (
+            "bone.ct.permeability={law: kozeny_carman, specific_surface: 1e-3}",
+            "the kozeny_carman law (specific_surface = 0.001, kozeny_constant = 5) gives 27.7 m²",
+        ),
+    ],
+    ids=["slope", "axis", "power-law", "log-linear", "kozeny-carman"],
+)
+def test_ct_mappings_are_refused_by_the_scenarios_names(
+    capsys: pytest.CaptureFixture[str], override: str, shown: str
+) -> None:
+    # the mapping named its internal parameters (hu_slope, principal_axis) or the run ended
+    # in a failed pressure solve (stop 27's input review)
+    assert shown in invalid(capsys, CT, override)
+
+
 def test_steps_of_dt_max_that_fit_max_steps_are_accepted(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
