@@ -280,7 +280,10 @@ def _report(run_dir: Path) -> int:
 
 
 def headline(summary: dict[str, Any], out: Path) -> str:
-    """The numbers a user wants first, and where the rest is."""
+    """The numbers a user wants first, where the rest is, and what makes the run doubtful
+    (sim.outputs.report.run_warnings)."""
+    from sim.outputs.report import run_warnings
+
     lines = [
         f"results: {out.resolve()}",
         f"  injected           {summary['injected_volume_m3'] / ML:8.3f} mL",
@@ -301,6 +304,7 @@ def headline(summary: dict[str, Any], out: Path) -> str:
         f"  {summary['n_steps']} steps, {summary['n_cells']} cells, "
         f"{summary['mpi_ranks']} rank(s), {summary['wall_time_s']:.1f} s",
     ]
+    lines += [f"warning: {w}" for w in run_warnings(summary)]
     return "\n".join(lines)
 
 

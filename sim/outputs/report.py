@@ -49,7 +49,7 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 3, unit: str = "
 
 
 def warnings(summary: dict[str, Any]) -> list[str]:
-    """Things a reader must not miss."""
+    """Things a reader must not miss: the leaks, then `run_warnings`."""
     out = []
     for route, volume in summary["leaked_volume_m3"].items():
         first = summary["first_leak_time_s"].get(route)
@@ -58,6 +58,13 @@ def warnings(summary: dict[str, Any]) -> list[str]:
                 f"Leak through {route}: {volume / ML:.3g} mL, first at {first:.1f} s "
                 f"({summary['injected_volume_at_first_leak_m3'][route] / ML:.2f} mL injected)."
             )
+    return out + run_warnings(summary)
+
+
+def run_warnings(summary: dict[str, Any]) -> list[str]:
+    """What says the run itself is doubtful or cut short: a syringe pressure beyond hand
+    injection, a poor mass balance, an unconverged viscosity iteration, an early stop."""
+    out = []
     for needle, p in summary.get("syringe_pressure_max_pa", {}).items():
         if p > SYRINGE_PRESSURE_WARNING:
             out.append(

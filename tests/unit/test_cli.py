@@ -413,3 +413,31 @@ def test_a_run_that_reaches_max_steps_fails_with_a_message(tmp_path: Path) -> No
     assert result.stderr.startswith("error: the run failed: numerics.max_steps = 3 reached at t =")
     assert "allow more steps or larger ones (numerics.dt_max)" in result.stderr
     assert not out.exists() and (tmp_path / "run.failed" / "run.log").is_file()
+
+
+def test_the_headline_warns_of_what_makes_a_run_doubtful(tmp_path) -> None:
+    from sim.cli import headline
+
+    summary = {
+        "injected_volume_m3": 4e-6,
+        "cement_in_bone_m3": 4e-6,
+        "fill_fraction": {"anterior": 0.18},
+        "leaked_volume_m3": {"veins": 0.0},
+        "first_leak_time_s": {"veins": None},
+        "syringe_pressure_max_pa": {"needle": 2e5},
+        "tip_pressure_max_pa": 2e4,
+        "stop_reason": "volume_reached",
+        "mass_balance_rel_error": 4e-16,
+        "n_steps": 27,
+        "n_cells": 18501,
+        "mpi_ranks": 1,
+        "wall_time_s": 2.5,
+    }
+    assert "warning" not in headline(summary, tmp_path)
+    poor = headline(
+        {**summary, "mass_balance_rel_error": 3e-6, "stop_reason": "time_limit"}, tmp_path
+    )
+    assert poor.splitlines()[-2:] == [
+        "warning: Poor mass balance: relative error 3.0e-06.",
+        "warning: The injection stopped early: time_limit.",
+    ]
