@@ -22,8 +22,10 @@ patch centre along its sides and along its diagonals, as a line plot reads verte
 data: the front on the bottom face reaches about 7 % further toward the patch's corners.
 
 Run: .venv/bin/python benchmarks/two_phase_benchmark.py [a|b|ab] [rule] [--size MM]
+     [--partition graph]
      (or under mpirun -n N; rule: the step rules whose name contains it, e.g. "courant 8";
-     --size: the cube's cell size in mm, 1.06 by default)
+     --size: the cube's cell size in mm, 1.06 by default; --partition: how the cube's cells
+     are distributed over the ranks, numerics.partition, `injection` by default)
 Prints front error, dp, steps and wall time. Nothing is asserted.
 """
 
@@ -265,7 +267,7 @@ def line_reach(pb: InjectionProblem) -> dict[str, np.ndarray]:
     return reach
 
 
-def cube(rule: str, t_end: float, size: float) -> None:
+def cube(rule: str, t_end: float, size: float, partition: str = "injection") -> None:
     comm = MPI.COMM_WORLD
     folder = Path(
         comm.bcast(tempfile.mkdtemp(prefix="cementsim-cube-") if comm.rank == 0 else None)
@@ -277,7 +279,7 @@ def cube(rule: str, t_end: float, size: float) -> None:
     data = {
         **COMMON,
         "name": "benchmark_cube",
-        "numerics": STEP_RULES[rule],
+        "numerics": {**STEP_RULES[rule], "partition": partition},
         "geometry": {"kind": "mesh_file", "path": str(folder / "cube.msh"), "length_unit": "m"},
         "injection": {
             "needles": [
@@ -349,10 +351,13 @@ if __name__ == "__main__":
     parser.add_argument("which", nargs="?", default="ab", help="a, b or ab")
     parser.add_argument("rule", nargs="?", default="", help="rules whose name contains it")
     parser.add_argument("--size", type=float, default=1.06, help="the cube's cell size (mm)")
+    parser.add_argument(
+        "--partition", default="injection", help="numerics.partition of the cube: injection, graph"
+    )
     args = parser.parse_args()
     for rule in [r for r in STEP_RULES if args.rule in r]:
         if "a" in args.which:
             column(rule)
         if "b" in args.which:
             for t_end in (5.0, 100.0):
-                cube(rule, t_end, args.size / 1000)  # mm to m: 1.06 / 1000 == 1.06e-3
+                cube(rule, t_end, args.size / 1000, args.partition)  # mm to m
