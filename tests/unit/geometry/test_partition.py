@@ -87,29 +87,21 @@ def test_a_generated_mesh_is_cut_in_shells_around_the_tip_unless_graph_is_asked(
     assert not shells_in_rank_order(ranges["graph"])
 
 
-def write_cube(path: Path) -> None:
-    """A 30 mm cube written in mm, shifted by 100 mm along file x, with the 7.5 mm patch
-    'inlet' centred on its bottom face (file z = 0) and the face 'top'."""
+def write_ball(path: Path) -> None:
+    """The ball of the sphere scenarios (radius 20 mm, the cavity 'needle' at its centre,
+    the surface 'outer') written in mm, its centre at file x = 100 mm."""
+    from sim.geometry.ball import add_ball
+
     gmsh.initialize(interruptible=False)
     gmsh.option.setNumber("General.Terminal", 0)
     try:
-        occ = gmsh.model.occ
-        box = occ.addBox(100, 0, 0, 30, 30, 30)
-        patch = occ.addRectangle(111.25, 11.25, 0, 7.5, 7.5)
-        occ.fragment([(3, box)], [(2, patch)])
-        occ.synchronize()
-        faces = {"inlet": [], "top": [], "walls": []}
-        for _, tag in gmsh.model.getEntities(2):
-            z = occ.getCenterOfMass(2, tag)[2]
-            small = occ.getMass(2, tag) < 60.0
-            faces["inlet" if z < 1e-9 and small else "top" if z > 30 - 1e-9 else "walls"].append(
-                tag
-            )
-        gmsh.model.addPhysicalGroup(3, [v for _, v in gmsh.model.getEntities(3)], 1, "bone")
-        for k, (name, tags) in enumerate(faces.items(), start=1):
-            gmsh.model.addPhysicalGroup(2, tags, k, name)
-        gmsh.option.setNumber("Mesh.MeshSizeMax", 3.0)
+        gmsh.model.add("ball")
+        add_ball(
+            radius=0.02, inlet_radius=0.0012, inlet_name="needle", h_tip=0.001, h_max=0.006,
+            growth=0.4,
+        )  # fmt: skip
         gmsh.model.mesh.generate(3)
+        gmsh.model.mesh.affineTransform([1000, 0, 0, 100, 0, 1000, 0, 0, 0, 0, 1000, 0])
         gmsh.write(str(path))
     finally:
         gmsh.finalize()
@@ -117,38 +109,36 @@ def write_cube(path: Path) -> None:
 
 @under_mpi
 def test_a_mesh_file_is_cut_around_the_tip_in_the_project_frame(shared_tmp_path):
-    """The file is in mm, in the LPS frame (file x, right to left, is project y; file y,
-    anterior to posterior, is project -x), 100 mm off along file x; placed so that the patch
-    centre is the project origin, where the needle's tip is."""
-    path = shared_tmp_path / "cube.msh"
+    """The file is in mm, in the LPS frame (file x, right to left, is project y), its ball
+    100 mm off along file x; placed so that the ball's centre is the project origin, where
+    the needle's tip is. Cut in the file's coordinates, the shells would be slabs across x."""
+    path = shared_tmp_path / "ball.msh"
     if COMM.rank == 0:
-        write_cube(path)
+        write_ball(path)
     COMM.barrier()
-    needle = {"name": "inlet", "inner_diameter": "2 mm", "rate": "1 mL/min", "volume": "1 mL"}
-    needle["tip"] = [0, 0, 0]
+    needle = {"name": "needle", "inner_diameter": "2.4 mm", "rate": "1 mL/min", "volume": "1 mL"}
     scenario = validate_scenario(
         {
-            "name": "cube",
+            "name": "ball",
             "geometry": {
                 "kind": "mesh_file",
                 "path": str(path),
                 "length_unit": "mm",
                 "frame": "LPS",
-                "transform": {"translate": "[15, -115, 0] mm"},
+                "transform": {"translate": "[0, -100, 0] mm"},
             },
             "bone": {"porosity": 0.85, "permeability": "1e-9 m^2"},
             "cement": {"rheology": {"model": "newtonian", "viscosity": "100 Pa*s"}},
             "marrow": {"viscosity": "0.04 Pa*s"},
-            "injection": {"needles": [needle]},
-            "leak_routes": {"top": {"kind": "outlet", "boundary": "top"}},
+            "injection": {"needles": [{**needle, "tip": [0, 0, 0]}]},
+            "leak_routes": {"outer": {"kind": "outlet", "boundary": "outer"}},
         }
     )
     tagged = build_mesh(scenario, COMM)
     x = tagged.mesh.geometry.x
     lo = np.min(COMM.allgather(x.min(axis=0)), axis=0)
     hi = np.max(COMM.allgather(x.max(axis=0)), axis=0)
-    assert lo.tolist() == pytest.approx([-0.015, -0.015, 0.0], abs=1e-9)  # patch centre at 0
-    assert hi.tolist() == pytest.approx([0.015, 0.015, 0.030], abs=1e-9)
+    assert ((lo + hi) / 2).tolist() == pytest.approx([0, 0, 0], abs=1e-4)  # centred at 0
     assert shells_in_rank_order(distances_by_rank(tagged, np.zeros(3)))
 
 
