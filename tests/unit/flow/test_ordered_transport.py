@@ -9,6 +9,8 @@
   (viscosity ratio 100, Corey 2/2, a third of the pore volume in one step), serially in one
   sweep where Newton takes several iterations; with one sweep allowed, Newton finishes what
   the sweeps leave (under MPI) and the same saturation comes out;
+- a cycle fed by a neighbour's value is settled loosely only after an exchange changed
+  that value (the kernel on a hand-made layout with a ghost column);
 - the kernel is built into the cache folder once, atomically, and found there afterwards;
   without a working C compiler the error says so and leaves nothing in the cache.
 """
@@ -152,6 +154,55 @@ def test_a_cycle_that_does_not_settle_in_one_sweep_is_swept_again():
     )  # fmt: skip
     assert converged and count > 2
     assert np.max(np.abs(residual)) <= 1e-10
+
+
+@pytest.mark.serial
+def test_a_cycle_is_settled_loosely_only_after_its_neighbours_value_changed():
+    """The kernel's sweep on two owned vertices in a cycle (0 <-> 1) fed by a ghost column 2,
+    as a rank sees them under MPI. After an exchange that changed the ghost's value the cycle
+    is `exposed` and its passes stop at `settled`; after one that did not, it is settled to
+    round-off (it used to stay exposed through its own members' flags of the sweep before)."""
+    from sim.flow.compiled import kernel
+    from sim.flow.ordered_transport import DECLARATIONS
+
+    module = kernel("ordered_transport.c", DECLARATIONS)
+    ffi, lib = module.ffi, module.lib
+    arrays = {
+        "indptr": np.array([0, 3, 5], dtype=np.int64),
+        "cols": np.array([0, 1, 2, 0, 1], dtype=np.int32),
+        "inflow": np.array([0.0, -0.9, -0.3, -0.9, 0.0]),  # 0 <- 1, 0 <- ghost, 1 <- 0
+        "out": np.ones(2), "acc": np.ones(2), "s_old": np.full(2, 0.2), "q_in": np.zeros(2),
+        "inv_mu_c": np.ones(3), "s": np.full(2, 0.3), "f_col": np.empty(3),
+        "first": np.array([0, 2], dtype=np.int64), "order": np.array([0, 1], dtype=np.int64),
+        "exposed": np.zeros(2, np.uint8), "above": np.zeros(2, np.uint8),
+        "changed": np.zeros(3, np.uint8),
+    }  # fmt: skip
+    types = {"float64": "double", "int64": "int64_t", "int32": "int32_t", "uint8": "uint8_t"}
+    c = {k: ffi.from_buffer(f"{types[v.dtype.name]}[]", v) for k, v in arrays.items()}
+    s_col = np.array([0.3, 0.3, 0.9])
+    s_ptr = ffi.from_buffer("double[]", s_col)
+    lib.ordered_fractional(3, s_ptr, c["inv_mu_c"], 1.0, 2.0, 2.0, c["f_col"])
+    balance = [c[k] for k in ("indptr", "cols", "inflow", "out", "acc", "s_old", "q_in")]
+
+    def residual() -> float:
+        return lib.ordered_residual(2, *balance, c["s"], c["f_col"], 1e-13, c["above"])
+
+    def sweep(first: bool, settled: float, ghost_changed: int) -> float:
+        arrays["changed"][:] = 0, 0, ghost_changed
+        return lib.ordered_sweep(
+            2, 1, c["first"], c["order"], *balance, c["inv_mu_c"], 1.0, 2.0, 2.0, 100,
+            settled, int(first), c["exposed"], c["above"], c["changed"], c["s"], c["f_col"],
+        )  # fmt: skip
+
+    sweep(True, np.inf, 0)  # the first sweep: nothing exposed, settled to round-off
+    assert arrays["exposed"].tolist() == [0, 0] and residual() <= 1e-15
+    arrays["f_col"][2] *= 0.5  # the exchange brings a new ghost value
+    residual()
+    change = sweep(False, 0.5, 1)
+    assert arrays["exposed"].tolist() == [1, 1] and residual() > 1e-3  # passes stopped early
+    residual()
+    sweep(False, 0.1 * change, 0)  # the ghost did not change again
+    assert arrays["exposed"].tolist() == [0, 0] and residual() <= 1e-15
 
 
 @pytest.mark.serial
