@@ -279,6 +279,20 @@ def _plausible_temperature(value: float) -> float:
 
 #: a temperature (K) in TEMPERATURE_LIMITS
 BodyTemperature = Annotated[Temperature, AfterValidator(_plausible_temperature)]
+
+
+def between(low: float, high: float, shown: str) -> AfterValidator:
+    """A check that an SI value lies in [low, high]; the error names the range as `shown`
+    (e.g. "0.1 mm and 1 m"; the loader adds the value as written)."""
+
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(f"must lie between {shown}")
+        return value
+
+    return AfterValidator(check)
+
+
 #: an angle in radians; written with a unit ("40 deg") or as a plain number in radians
 Angle = Annotated[float, in_si(ANGLE)]
 Dimensionless = Annotated[float, in_si(DIMENSIONLESS)]

@@ -71,7 +71,7 @@ def run_warnings(summary: dict[str, Any]) -> list[str]:
                 f"Syringe pressure of needle {needle} reached {p / 1e6:.2f} MPa, above the "
                 f"{SYRINGE_PRESSURE_WARNING / 1e6:.1f} MPa that hand injection achieves."
             )
-    if summary["mass_balance_rel_error"] > MASS_BALANCE_WARNING:
+    if not summary["mass_balance_rel_error"] <= MASS_BALANCE_WARNING:  # NaN too
         out.append(f"Poor mass balance: relative error {summary['mass_balance_rel_error']:.1e}.")
     if summary.get("picard_not_converged_steps"):
         out.append(

@@ -109,8 +109,8 @@ class Anisotropy(Section):
     @field_validator("axis")
     @classmethod
     def _direction(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
-        if not any(c != 0.0 for c in v):
-            raise ValueError("must be a direction, not the zero vector")
+        if not np.linalg.norm(v) > 0.0:  # underflows to 0 for a vector of 1e-200s
+            raise ValueError(f"must be a direction, got {list(v)}")
         return v
 
 
@@ -147,25 +147,30 @@ class CTSection(VolumePlacement):
         return self
 
     def _permeability_in_range(self) -> None:
-        """The law's permeability at both porosity limits (it is monotone in between) within
-        PERMEABILITY_LIMITS, named by the law's fields."""
+        """The law's axial permeability, and the transverse one (times the anisotropy ratio),
+        at both porosity limits (the law is monotone in between) within PERMEABILITY_LIMITS,
+        named by the law's fields."""
         law = self.permeability
+        ratio = self.anisotropy.ratio
         for phi in self.porosity_limits:
-            if isinstance(law, KozenyCarman):
-                k = kozeny_carman_permeability(phi, law.specific_surface, law.kozeny_constant)
-            elif isinstance(law, PowerLaw):
-                k = power_law_permeability(phi, law.coefficient, law.exponent)
-            else:
-                with np.errstate(over="ignore"):
+            with np.errstate(over="ignore", under="ignore"):
+                if isinstance(law, KozenyCarman):
+                    k = kozeny_carman_permeability(phi, law.specific_surface, law.kozeny_constant)
+                elif isinstance(law, PowerLaw):
+                    k = power_law_permeability(phi, law.coefficient, law.exponent)
+                else:
                     k = log_linear_permeability(phi, law.intercept, law.slope)
-            k = float(k)
-            if not in_permeability_range(k):
+            for value, which in ((float(k), "an axial"), (float(k) * ratio, "a transverse")):
+                if in_permeability_range(value):
+                    continue
                 fields = ", ".join(
                     f"{n} = {v:g}" for n, v in law.model_dump().items() if n != "law"
                 )
                 raise ValueError(
-                    f"permeability: the {law.law} law ({fields}) gives {k:.3g} m² at porosity "
-                    f"{phi:g} (porosity_limits); the permeability {PERMEABILITY_RANGE}"
+                    f"permeability: the {law.law} law ({fields}) gives {which} "
+                    f"permeability of {value:.3g} m² at porosity {phi:g} (porosity_limits; "
+                    f"anisotropy ratio {ratio:g}); it {PERMEABILITY_RANGE}: narrow "
+                    "porosity_limits or change the law"
                 )
 
     def _plausible_values(self) -> None:

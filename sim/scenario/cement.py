@@ -435,19 +435,6 @@ class Cement(Section):
             raise ValueError(
                 f"rheology: the {self.rheology.model} law needs its viscosity/consistency"
             )
-        start = self.rheology.primary()
-        if self.set_viscosity is not None and start is not None and self.set_viscosity <= start:
-            if isinstance(self.rheology, _WithConsistency):
-                what = (
-                    f"consistency at the reference state, {start:g} Pa·s^n (its viscosity at 1/s)"
-                )
-            else:
-                what = f"viscosity at the reference state, {start:g} Pa·s"
-            raise ValueError(
-                f"set_viscosity = {self.set_viscosity:g} Pa·s is not above the cement's {what}: "
-                "it caps the viscosity the curing cement reaches, so it must exceed the one it "
-                "starts from"
-            )
         return self
 
 

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from sim.needle import inner_diameter_of_gauge
 from sim.scenario.base import Section
-from sim.units import FlowRate, Length, Point, Pressure, Time, Volume
+from sim.units import FlowRate, Length, Point, Pressure, Time, Volume, between
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
 PositiveRate = Annotated[FlowRate, Field(gt=0)]
@@ -75,7 +75,7 @@ class Needle(Section):
     entry: Point | None = None
     gauge: int | None = None
     inner_diameter: Annotated[Length, Field(gt=0)] | None = None
-    cannula_length: Annotated[Length, Field(gt=0, le=1.0)] = 0.12
+    cannula_length: Annotated[Length, Field(gt=0), between(0.0, 1.0, "0 and 1 m")] = 0.12
     rate: PositiveRate | None = None
     volume: PositiveVolume | None = None
     schedule: Annotated[list[Aliquot], Field(min_length=1)] | None = None

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from sim.scenario.base import Section
-from sim.units import Conductance, Length, Pressure
+from sim.units import Conductance, Length, Pressure, between
 
 
 def _names(v: object) -> object:
@@ -17,7 +17,7 @@ def _names(v: object) -> object:
 Names = Annotated[list[str], BeforeValidator(_names), Field(min_length=1)]
 #: a gauge pressure outside an opening (Pa): not below a vacuum (-1 atm), at most 10 MPa (the
 #: disc under load reaches about 2 MPa)
-OutsidePressure = Annotated[Pressure, Field(ge=-101325.0, le=1e7)]
+OutsidePressure = Annotated[Pressure, between(-101325.0, 1e7, "-101325 Pa (a vacuum) and 10 MPa")]
 
 
 class Outlet(Section):
@@ -40,7 +40,7 @@ class _Opening(Section):
 
     boundary: Names
     pressure: OutsidePressure = 0.0
-    opening_pressure: Annotated[Pressure, Field(ge=0, le=1e7)] | None = None
+    opening_pressure: Annotated[Pressure, between(0.0, 1e7, "0 and 10 MPa")] | None = None
 
 
 class Resistive(_Opening):
@@ -62,8 +62,8 @@ class Vein(_Opening):
     """
 
     kind: Literal["vein"]
-    diameter: Annotated[Length, Field(gt=0, le=0.02)]
-    length: Annotated[Length, Field(ge=1e-4, le=1.0)]
+    diameter: Annotated[Length, Field(gt=0), between(0.0, 0.02, "0 and 20 mm")]
+    length: Annotated[Length, between(1e-4, 1.0, "0.1 mm and 1 m")]
     count: Annotated[int, Field(ge=1, le=1000)] = 1
 
 

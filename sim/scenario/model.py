@@ -5,6 +5,7 @@ from __future__ import annotations
 from math import ceil
 from typing import Any
 
+import numpy as np
 from pydantic import model_validator
 
 from sim.protocol import Injector
@@ -95,26 +96,62 @@ class Scenario(Section):
 
     @model_validator(mode="after")
     def _ends_in_time(self) -> Scenario:
-        """Refuse an injection planned to end more than MAX_INJECTION after t = 0, or one that
-        needs more steps of numerics.dt_max than numerics.max_steps: either would run until
-        max_steps (pressure-controlled needles end when their volume is in: not judged)."""
+        """Refuse a run that could only end at numerics.max_steps: a needle starting, or an
+        injection planned to end (up to stop.time_limit), more than MAX_INJECTION after
+        t = 0, or more steps of numerics.dt_max until then, the heat follow-up included,
+        than numerics.max_steps. A pressure-controlled needle's end is not known: the
+        injection is then judged up to stop.time_limit, if given."""
+        for i, needle in enumerate(self.injection.needles):
+            if needle.start > MAX_INJECTION:
+                raise ValueError(
+                    f"injection.needles.{i}.start: {needle.start:.4g} s is more than "
+                    f"{MAX_INJECTION / 3600:g} h after t = 0; PMMA sets within the hour"
+                )
         end = Injector(self.injection.needles).planned_end()
+        limit = self.injection.stop.time_limit
+        if end is None or (limit is not None and limit < end):
+            end = limit
         if end is None:
             return self
         if end > MAX_INJECTION:
             raise ValueError(
                 f"injection: the needles' protocols end at t = {end:.4g} s ({end / 3600:.3g} "
                 f"h), more than {MAX_INJECTION / 3600:g} h after the start; PMMA sets within "
-                "the hour (check the rates, volumes, pauses and starts and their units)"
+                "the hour (check the rates, volumes, pauses and starts and their units, or "
+                "give stop.time_limit)"
             )
-        if self.injection.stop.time_limit is not None:
-            end = min(end, self.injection.stop.time_limit)
+        run = end + (self.heat.follow_up if self.heat is not None else 0.0)
         num = self.numerics
-        if num.dt_max is not None and end > num.dt_max * num.max_steps:
+        if num.dt_max is not None and run > num.dt_max * num.max_steps:
             raise ValueError(
-                f"numerics.dt_max = {num.dt_max:g} s: the injection ends at t = {end:.4g} s, "
-                f"at least {ceil(end / num.dt_max)} steps, more than numerics.max_steps = "
-                f"{num.max_steps}; allow longer steps or more of them"
+                f"numerics.dt_max: steps of at most {num.dt_max:g} s take at least "
+                f"{ceil(run / num.dt_max)} steps to t = {run:.4g} s (the injection"
+                f"{' and the heat follow-up' if self.heat is not None else ''}), more than "
+                f"numerics.max_steps = {num.max_steps}; allow longer steps or more of them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sets_after_it_starts(self) -> Scenario:
+        """cement.set_viscosity caps the viscosity where the curing cement counts as set: it
+        must exceed the cement's viscosity at a shear rate of 1/s when the injection starts
+        (its age injection.start_after_mixing), or the fresh cement would be capped."""
+        cap = self.cement.set_viscosity
+        if cap is None:
+            return self
+        from sim.physics.cement import CementModel  # NumPy only, not at import: a cycle
+
+        model = CementModel(self.cement)
+        age = self.injection.start_after_mixing
+        law = model.law_at(age)
+        fresh = float(law.apparent_viscosity(np.ones(1), model.syringe_factor(age))[0])
+        if not cap > fresh:
+            raise ValueError(
+                f"cement.set_viscosity: {cap:g} Pa·s is not above the cement's viscosity when "
+                f"the injection starts ({fresh:.4g} Pa·s at a shear rate of 1/s, "
+                f"{age:g} s after mixing): it caps the curing cement where it sets, so it must "
+                "exceed the viscosity the cement starts from (or the injection starts after "
+                "the cement has set: check injection.start_after_mixing)"
             )
         return self
 

@@ -736,19 +736,42 @@ def test_bad_aliquots_are_rejected(vb: dict[str, Any], key: str, value: Any, all
 
 
 @pytest.mark.parametrize(
-    ("cement", "named"),
+    ("cement", "start"),
     [
-        ({"rheology": {"model": "newtonian", "viscosity": 100.0}}, "viscosity at the reference"),
-        (power_law(consistency=300.0), "consistency at the reference state, 300 Pa·s^n"),
+        ({"rheology": {"model": "newtonian", "viscosity": 100.0}}, 100.0),
+        (power_law(consistency=300.0), 300.0),  # its viscosity at 1/s
     ],
+    ids=["newtonian", "power law"],
 )
 def test_a_set_viscosity_not_above_the_starting_one_is_refused(
-    sphere: dict[str, Any], cement: dict[str, Any], named: str
+    sphere: dict[str, Any], cement: dict[str, Any], start: float
 ) -> None:
-    # it caps the curing cement: below its starting viscosity it would cap the fresh cement
-    # (at 1e-6 Pa·s, 3.4 of the default scenario's 4 mL leaked)
-    for cap in ("1e-6 Pa*s", "100 Pa*s" if "viscosity" in cement["rheology"] else "300 Pa*s"):
+    # it caps the curing cement where it sets: below its starting viscosity it would cap the
+    # fresh cement (at 1e-6 Pa·s, 3.4 of the default scenario's 4 mL leaked)
+    for cap in (1e-6, start):
         message = invalid(with_cement(sphere, {**cement, "set_viscosity": cap}))
-        assert_mentions(message, "cement", "set_viscosity = ", "is not above", named)
-    accepted = cement_of(sphere, {**cement, "set_viscosity": "301 Pa*s"})
-    assert accepted.set_viscosity == 301.0
+        assert_mentions(
+            message,
+            f"cement.set_viscosity: {cap:g} Pa·s is not above the cement's viscosity when the "
+            f"injection starts ({start:g} Pa·s at a shear rate of 1/s, 0 s after mixing)",
+        )
+    assert cement_of(sphere, {**cement, "set_viscosity": start + 1.0}).set_viscosity == start + 1
+
+
+def test_the_set_viscosity_is_judged_at_the_injection_start(vb: dict[str, Any]) -> None:
+    # a curve described by its set point: 75 000 Pa·s at 15 min, injected from 4 min, when
+    # the cement is at 75 000 exp(-11 / 2) = 307 Pa·s; from 20 min at 75 000 exp(2.5): set
+    cement = {
+        "rheology": {"model": "newtonian", "viscosity": "75000 Pa*s"},
+        "curing": {"law": "exponential", "reference_age": "15 min", "time_constant": "2 min"},
+        "set_viscosity": "75000 Pa*s",
+    }
+    assert cement_of(vb, cement).set_viscosity == 75000.0
+    late = with_cement(vb, cement)
+    late["injection"]["start_after_mixing"] = "20 min"
+    assert_mentions(
+        invalid(late),
+        "cement.set_viscosity: 75000 Pa·s is not above the cement's viscosity when the "
+        "injection starts (9.137e+05 Pa·s at a shear rate of 1/s, 1200 s after mixing)",
+        "check injection.start_after_mixing",
+    )

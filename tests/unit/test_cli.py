@@ -433,7 +433,10 @@ def test_the_headline_warns_of_what_makes_a_run_doubtful(tmp_path) -> None:
         "mpi_ranks": 1,
         "wall_time_s": 2.5,
     }
-    assert "warning" not in headline(summary, tmp_path)
+    lines = headline(summary, tmp_path).splitlines()
+    assert not [line for line in lines if line.startswith("warning:")]
+    nan = headline({**summary, "mass_balance_rel_error": float("nan")}, tmp_path)
+    assert nan.splitlines()[-1] == "warning: Poor mass balance: relative error nan."
     poor = headline(
         {**summary, "mass_balance_rel_error": 3e-6, "stop_reason": "time_limit"}, tmp_path
     )

@@ -29,6 +29,9 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 VERTEBROPLASTY = SCENARIOS / "vertebroplasty.yaml"
 COLUMN = SCENARIOS / "verification" / "column_curing.yaml"
 SACRUM = SCENARIOS / "anatomy" / "sacroplasty_long_axis.yaml"
+CLEFT = SCENARIOS / "anatomy" / "vertebroplasty_cleft.yaml"
+CT = SCENARIOS / "anatomy" / "vertebroplasty_L1_ct.yaml"
+THERMAL = SCENARIOS / "thermal" / "vertebroplasty_bath.yaml"
 
 
 def validate(
@@ -291,11 +294,14 @@ def test_the_cell_estimate_is_near_the_mesh_gmsh_makes() -> None:
             "injection.needles.0.rate=1e-30",
             "injection: the needles' protocols end at t = 4e+24 s (1.11e+21 h), more than 24 h",
         ),
-        ("injection.needles.0.start=1e20", "protocols end at t = 1e+20 s"),
+        (
+            "injection.needles.0.start=1e20",
+            "injection.needles.0.start: 1e+20 s is more than 24 h after t = 0",
+        ),
         (
             "numerics.dt_max=1e-9",
-            "numerics.dt_max = 1e-09 s: the injection ends at t = 80 s, at least 80000000000 "
-            "steps, more than numerics.max_steps = 20000",
+            "numerics.dt_max: steps of at most 1e-09 s take at least 80000000000 steps to t = "
+            "80 s (the injection), more than numerics.max_steps = 20000",
         ),
     ],
     ids=["rate", "start", "dt_max"],
@@ -307,7 +313,22 @@ def test_a_run_that_could_only_end_at_max_steps_is_refused(
     assert shown in invalid(capsys, VERTEBROPLASTY, override)
 
 
-CLEFT = SCENARIOS / "anatomy" / "vertebroplasty_cleft.yaml"
+def test_the_heat_follow_up_and_a_time_limit_count_for_dt_max(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the thermal run steps on through 20 min of follow-up: 1280 s in steps of 0.05 s
+    shown = "take at least 25600 steps to t = 1280 s (the injection and the heat follow-up)"
+    assert shown in invalid(capsys, THERMAL, "numerics.dt_max=0.05")
+    # a pressure-controlled needle's end is not known: judged up to the time limit
+    pressure = ("injection.needles.0.rate=null", "injection.needles.0.syringe_pressure=2 MPa")
+    assert validate(capsys, VERTEBROPLASTY, *pressure, "numerics.dt_max=1e-9")[0] == 0
+    limited = (*pressure, "numerics.dt_max=1e-9", "injection.stop.time_limit=60 s")
+    assert "at least 60000000000 steps to t = 60 s" in invalid(capsys, VERTEBROPLASTY, *limited)
+    # a pause of 9 h that the time limit cuts off is not a day-long injection
+    aliquots = "injection.needles.0.aliquots={volume: 1 mL, count: 4, rate: 3 mL/min, pause: 9 h}"
+    paused = ("injection.needles.0.rate=null", "injection.needles.0.volume=null", aliquots)
+    assert "more than 24 h after the start" in invalid(capsys, VERTEBROPLASTY, *paused)
+    assert validate(capsys, VERTEBROPLASTY, *paused, "injection.stop.time_limit=30 min")[0] == 0
 
 
 @pytest.mark.parametrize(
@@ -316,22 +337,23 @@ CLEFT = SCENARIOS / "anatomy" / "vertebroplasty_cleft.yaml"
         (
             CLEFT,
             "leak_routes.basivertebral.length=1e-30",
-            "leak_routes.basivertebral.length: must be greater than or equal to 0.0001",
+            "leak_routes.basivertebral.length: must lie between 0.1 mm and 1 m (got '1e-30')",
         ),
         (
             CLEFT,
-            "leak_routes.basivertebral.diameter=1 m",
-            "leak_routes.basivertebral.diameter: must be less than or equal to 0.02",
+            "leak_routes.basivertebral.diameter=25 mm",
+            "leak_routes.basivertebral.diameter: must lie between 0 and 20 mm (got '25 mm')",
         ),
         (
             VERTEBROPLASTY,
-            "leak_routes.basivertebral.pressure=-1e9",
-            "leak_routes.basivertebral.pressure: must be greater than or equal to -101325",
+            "leak_routes.basivertebral.pressure=-2 atm",
+            "leak_routes.basivertebral.pressure: must lie between -101325 Pa (a vacuum) and 10 "
+            "MPa (got '-2 atm')",
         ),
         (
             VERTEBROPLASTY,
-            "injection.needles.0.cannula_length=1e9",
-            "injection.needles.0.cannula_length: must be less than or equal to 1",
+            "injection.needles.0.cannula_length=2 m",
+            "injection.needles.0.cannula_length: must lie between 0 and 1 m (got '2 m')",
         ),
     ],
     ids=["vein-length", "vein-diameter", "outlet-pressure", "cannula-length"],
@@ -343,27 +365,28 @@ def test_openings_and_cannulas_no_patient_has_are_refused(
     assert shown in invalid(capsys, path, override)
 
 
-CT = SCENARIOS / "anatomy" / "vertebroplasty_L1_ct.yaml"
-
-
 @pytest.mark.parametrize(
     ("override", "shown"),
     [
         ("bone.ct.calibration.slope=0", "bone.ct.calibration.slope: must be greater than 0"),
-        ("bone.ct.anisotropy.axis=[0, 0, 0]", "bone.ct.anisotropy.axis: must be a direction"),
+        (
+            "bone.ct.anisotropy.axis=[1e-200, 1e-200, 0]",
+            "bone.ct.anisotropy.axis: must be a direction, got [1e-200, 1e-200, 0.0]",
+        ),
         (
             "bone.ct.permeability={law: power_law, coefficient: 1e-9, exponent: 1e6}",
             "bone.ct.permeability: the power_law law (coefficient = 1e-09, exponent = 1e+06) "
-            "gives 0 m² at porosity 0.05",
+            "gives an axial permeability of 0 m² at porosity 0.05 (porosity_limits; anisotropy "
+            "ratio 0.78); it must lie between 1e-18 and 0.001 m^2",
         ),
         (
             "bone.ct.permeability={law: log_linear, intercept: 0, slope: 1e6}",
-            "gives inf m² at porosity 0.05 (porosity_limits); the permeability must lie between "
-            "1e-18 and 0.001 m^2",
+            "gives an axial permeability of inf m² at porosity 0.05",
         ),
         (
             "bone.ct.permeability={law: kozeny_carman, specific_surface: 1e-3}",
-            "the kozeny_carman law (specific_surface = 0.001, kozeny_constant = 5) gives 27.7 m²",
+            "the kozeny_carman law (specific_surface = 0.001, kozeny_constant = 5) gives an "
+            "axial permeability of 27.7 m²",
         ),
     ],
     ids=["slope", "axis", "power-law", "log-linear", "kozeny-carman"],
@@ -374,6 +397,13 @@ def test_ct_mappings_are_refused_by_the_scenarios_names(
     # the mapping named its internal parameters (hu_slope, principal_axis) or the run ended
     # in a failed pressure solve (stop 27's input review)
     assert shown in invalid(capsys, CT, override)
+
+
+def test_the_transverse_ct_permeability_is_judged_too(capsys: pytest.CaptureFixture[str]) -> None:
+    law = "bone.ct.permeability={law: power_law, coefficient: 9e-4, exponent: 0}"
+    assert validate(capsys, CT, law)[0] == 0  # 9e-4 m² along the axis
+    shown = "gives a transverse permeability of 0.009 m² at porosity 0.05"
+    assert shown in invalid(capsys, CT, law, "bone.ct.anisotropy.ratio=10")
 
 
 def test_steps_of_dt_max_that_fit_max_steps_are_accepted(

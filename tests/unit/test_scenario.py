@@ -516,7 +516,7 @@ def test_negative_opening_pressure_is_rejected(vb: dict[str, Any], write: Writer
     assert_mentions(
         message,
         "leak_routes.basivertebral.opening_pressure",
-        "greater than or equal to 0",
+        "must lie between 0 and 10 MPa",
         "-1 kPa",
     )
 
