@@ -98,8 +98,9 @@ class Scenario(Section):
     def _ends_in_time(self) -> Scenario:
         """Refuse a run that could only end at numerics.max_steps: a needle starting, or an
         injection planned to end (up to stop.time_limit), more than MAX_INJECTION after
-        t = 0, or more steps of numerics.dt_max until then, the heat follow-up included,
-        than numerics.max_steps. A pressure-controlled needle's end is not known: the
+        t = 0, or more steps of numerics.dt_max until then (the longest `follow_up` of a
+        section, a component's time without flow after the injection, included) than
+        numerics.max_steps. A pressure-controlled needle's end is not known: the
         injection is then judged up to stop.time_limit, if given."""
         for i, needle in enumerate(self.injection.needles):
             if needle.start > MAX_INJECTION:
@@ -120,13 +121,17 @@ class Scenario(Section):
                 "the hour (check the rates, volumes, pauses and starts and their units, or "
                 "give stop.time_limit)"
             )
-        run = end + (self.heat.follow_up if self.heat is not None else 0.0)
+        follow = max(
+            (getattr(getattr(self, name), "follow_up", 0.0) for name in type(self).model_fields),
+            default=0.0,
+        )
+        run = end + follow
         num = self.numerics
         if num.dt_max is not None and run > num.dt_max * num.max_steps:
             raise ValueError(
                 f"numerics.dt_max: steps of at most {num.dt_max:g} s take at least "
                 f"{ceil(run / num.dt_max)} steps to t = {run:.4g} s (the injection"
-                f"{' and the heat follow-up' if self.heat is not None else ''}), more than "
+                f"{' and the follow-up after it' if follow > 0 else ''}), more than "
                 f"numerics.max_steps = {num.max_steps}; allow longer steps or more of them"
             )
         return self

@@ -317,7 +317,7 @@ def test_the_heat_follow_up_and_a_time_limit_count_for_dt_max(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # the thermal run steps on through 20 min of follow-up: 1280 s in steps of 0.05 s
-    shown = "take at least 25600 steps to t = 1280 s (the injection and the heat follow-up)"
+    shown = "take at least 25600 steps to t = 1280 s (the injection and the follow-up after it)"
     assert shown in invalid(capsys, THERMAL, "numerics.dt_max=0.05")
     # a pressure-controlled needle's end is not known: judged up to the time limit
     pressure = ("injection.needles.0.rate=null", "injection.needles.0.syringe_pressure=2 MPa")
