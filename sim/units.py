@@ -151,10 +151,11 @@ VISCOSITY = Dimension("a dynamic viscosity", "[mass]/[length]/[time]", "100 Pa*s
 PERMEABILITY = Dimension("a permeability (an area)", "[length]**2", "1e-9 m^2")
 #: permeabilities of porous media a pressure solve in double precision handles (m²)
 PERMEABILITY_LIMITS = (1e-18, 1e-3)
-PERMEABILITY_RANGE = (
-    f"must lie between {PERMEABILITY_LIMITS[0]:g} and {PERMEABILITY_LIMITS[1]:g} m^2 "
+PERMEABILITY_SPAN = (
+    f"{PERMEABILITY_LIMITS[0]:g} and {PERMEABILITY_LIMITS[1]:g} m^2 "
     "(trabecular bone: 1e-11 to 1e-7 m^2)"
 )
+PERMEABILITY_RANGE = f"must lie between {PERMEABILITY_SPAN}"
 
 
 def in_permeability_range(k: float) -> bool:
@@ -264,21 +265,6 @@ Permeability = Annotated[float, in_si(PERMEABILITY), Field(gt=0)]
 FlowRate = Annotated[float, in_si(FLOW_RATE)]
 Conductance = Annotated[float, in_si(CONDUCTANCE)]
 Temperature = Annotated[float, in_si(TEMPERATURE)]
-#: temperatures of a patient, a bench or curing cement (K)
-TEMPERATURE_LIMITS = (200.0, 600.0)
-
-
-def _plausible_temperature(value: float) -> float:
-    low, high = TEMPERATURE_LIMITS
-    if not low <= value <= high:
-        raise ValueError(
-            f"must lie between {low:g} and {high:g} K ({low - 273.15:g} to {high - 273.15:g} degC)"
-        )
-    return value
-
-
-#: a temperature (K) in TEMPERATURE_LIMITS
-BodyTemperature = Annotated[Temperature, AfterValidator(_plausible_temperature)]
 
 
 def between(low: float, high: float, shown: str) -> AfterValidator:
@@ -291,6 +277,19 @@ def between(low: float, high: float, shown: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+#: temperatures of a patient, a bench or curing cement (K)
+TEMPERATURE_LIMITS = (200.0, 600.0)
+#: a temperature (K) in TEMPERATURE_LIMITS
+BodyTemperature = Annotated[
+    Temperature,
+    between(
+        *TEMPERATURE_LIMITS,
+        f"{TEMPERATURE_LIMITS[0]:g} and {TEMPERATURE_LIMITS[1]:g} K "
+        f"({TEMPERATURE_LIMITS[0] - 273.15:g} to {TEMPERATURE_LIMITS[1] - 273.15:g} degC)",
+    ),
+]
 
 
 #: an angle in radians; written with a unit ("40 deg") or as a plain number in radians

@@ -12,8 +12,11 @@ from sim.scenario.bone_ct import CTSection
 from sim.scenario.bone_heterogeneity import Heterogeneity
 from sim.units import (
     PERMEABILITY,
+    PERMEABILITY_LIMITS,
     PERMEABILITY_RANGE,
+    PERMEABILITY_SPAN,
     Viscosity,
+    between,
     in_permeability_range,
     to_si,
 )
@@ -27,15 +30,12 @@ class AnisotropicPermeability(Section):
     (cranio-caudal by default), ratio x along_axis across it (Baroud 2004: AP/SI about 0.78).
     """
 
-    along_axis: Annotated[float, BeforeValidator(lambda v: to_si(v, PERMEABILITY)), Field(gt=0)]
-
-    @field_validator("along_axis")
-    @classmethod
-    def _plausible(cls, v: float) -> float:
-        if not in_permeability_range(v):
-            raise ValueError(PERMEABILITY_RANGE)
-        return v
-
+    along_axis: Annotated[
+        float,
+        BeforeValidator(lambda v: to_si(v, PERMEABILITY)),
+        Field(gt=0),
+        between(*PERMEABILITY_LIMITS, PERMEABILITY_SPAN),
+    ]
     ratio: Annotated[float, Field(gt=0, le=10)] = 0.78
     axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
@@ -146,14 +146,9 @@ class Marrow(Section):
     """Bone marrow: Newtonian, 0.04-0.14 Pa·s (Bryant 1989; Zhong & Akkus 2011); any pore
     fluid between water and 1e5 Pa·s (Habib et al. 2010's bench needed 160 Pa·s)."""
 
-    viscosity: Viscosity
-
-    @field_validator("viscosity")
-    @classmethod
-    def _pore_fluid(cls, v: float) -> float:
-        if not 1e-4 <= v <= 1e5:
-            raise ValueError("must lie between 1e-4 and 1e5 Pa*s (marrow: 0.04-0.14 Pa*s)")
-        return v
+    viscosity: Annotated[
+        Viscosity, between(1e-4, 1e5, "1e-4 and 1e5 Pa*s (marrow: 0.04-0.14 Pa*s)")
+    ]
 
 
 __all__ = [
