@@ -199,10 +199,9 @@ class Flow(Component):
         those within TIE x the largest |p| of the cell's highest (collective)."""
         p = self.pressure.x.array
         scale = self.disc.comm.allreduce(float(np.abs(p).max(initial=0.0)), op=MPI.MAX)
-        vertex, several = self.fluxes.upwind(self.disc.cell_dofs, p, TIE * scale)
-        tied = np.flatnonzero(several)
-        near = p[self.disc.cell_dofs[tied]]
-        return Upwind(vertex, tied, near >= near.max(axis=1, keepdims=True) - TIE * scale)
+        vertex, near = self.fluxes.upwind(self.disc.cell_dofs, p, TIE * scale)
+        tied = np.flatnonzero(near & (near - 1))  # more than one bit: several vertices
+        return Upwind(vertex, tied, (near[tied, None] >> np.arange(4, dtype=np.uint8)) & 1 == 1)
 
     def _set_mobility(self, state: State, upwind: Upwind) -> np.ndarray:
         """lambda_t K per cell, lambda_t from the saturation of the cell's upstream vertex, the

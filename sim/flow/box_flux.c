@@ -32,9 +32,9 @@ void cell_fluxes(int64_t n_cells, const int32_t *dofs, const double *grad_phi,
 }
 
 /* Per cell with P1 vertices dofs[4c..4c+3]: in `vertex` the one of highest p (the first of
- * equal ones, as np.argmax), in `tied` whether another lies within `tie` (Pa) of it. */
+ * equal ones, as np.argmax), in `near` a bit k for each vertex k within `tie` (Pa) of it. */
 void upwind_vertices(int64_t n_cells, const int32_t *dofs, const double *p, double tie,
-                     int32_t *vertex, uint8_t *tied)
+                     int32_t *vertex, uint8_t *near)
 {
     for (int64_t c = 0; c < n_cells; ++c) {
         const int32_t *v = dofs + 4 * c;
@@ -43,12 +43,12 @@ void upwind_vertices(int64_t n_cells, const int32_t *dofs, const double *p, doub
             if (p[v[k]] > p[v[top]])
                 top = k;
         const double level = p[v[top]] - tie;
-        uint8_t near = 0;
+        uint8_t bits = 0;
         for (int k = 0; k < 4; ++k)
-            if (k != top && p[v[k]] >= level)
-                near = 1;
+            if (p[v[k]] >= level)
+                bits |= (uint8_t)(1u << k);
         vertex[c] = v[top];
-        tied[c] = near;
+        near[c] = bits;
     }
 }
 

@@ -42,7 +42,7 @@ void cell_fluxes(int64_t n_cells, const int32_t *dofs, const double *grad_phi,
 void edge_sums(int64_t n_edges, const int64_t *pos_ab, const int64_t *pos_ba,
                const double *edge, int64_t size, double *ab, double *ba);
 void upwind_vertices(int64_t n_cells, const int32_t *dofs, const double *p, double tie,
-                     int32_t *vertex, uint8_t *tied);
+                     int32_t *vertex, uint8_t *near);
 """
 
 
@@ -125,18 +125,18 @@ class BoxFluxes:
         self, cell_dofs: np.ndarray, p: np.ndarray, tie: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per cell of `cell_dofs` (cells x 4 vertex dofs, int32; owned and ghost cells alike),
-        its vertex of highest `p` (Pa, local values; the first of equal ones) and whether
-        another of its vertices lies within `tie` (Pa) of it."""
+        its vertex of highest `p` (Pa, local values; the first of equal ones) and which of its
+        vertices lie within `tie` (Pa) of it, the highest included: bit k of a byte per cell."""
         dofs = np.ascontiguousarray(cell_dofs, dtype=np.int32)
         pressure = np.ascontiguousarray(p, dtype=float)
         vertex = np.empty(len(dofs), dtype=np.int32)
-        tied = np.empty(len(dofs), dtype=np.uint8)
+        near = np.empty(len(dofs), dtype=np.uint8)
         ptr = self._ffi.from_buffer
         self._lib.upwind_vertices(
             len(dofs), ptr("int32_t[]", dofs), ptr("double[]", pressure), tie,
-            ptr("int32_t[]", vertex), ptr("uint8_t[]", tied),
+            ptr("int32_t[]", vertex), ptr("uint8_t[]", near),
         )  # fmt: skip
-        return vertex, tied.view(bool)
+        return vertex, near
 
     def edge_weights(self, tensor: np.ndarray | None = None) -> np.ndarray:
         """|e| grad phi_a . T_e grad phi_b for the six edges (a, b) of each owned cell e
