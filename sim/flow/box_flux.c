@@ -53,14 +53,48 @@ void upwind_vertices(int64_t n_cells, const int32_t *dofs, const double *p, doub
 }
 
 /* Per entry of the CSR layout (size entries), the sum of the edge values whose (a, b) entry
- * it is, ab, and whose (b, a) entry it is, ba, each in edge order (as np.bincount sums). */
+ * it is, ab, and whose (b, a) entry it is, ba, each in edge order (as np.bincount sums);
+ * `entry` receives ab - ba if `antisymmetric`, else ab + ba. The value of edge k is
+ * scale[k / 6] * edge[k] (a coefficient per cell times a weight per cell edge), or edge[k]
+ * if scale is NULL. ab and ba are work arrays of size entries. */
 void edge_sums(int64_t n_edges, const int64_t *pos_ab, const int64_t *pos_ba,
-               const double *edge, int64_t size, double *ab, double *ba)
+               const double *edge, const double *scale, int64_t size, int antisymmetric,
+               double *ab, double *ba, double *entry)
 {
     for (int64_t i = 0; i < size; ++i)
         ab[i] = ba[i] = 0.0;
     for (int64_t k = 0; k < n_edges; ++k) {
-        ab[pos_ab[k]] += edge[k];
-        ba[pos_ba[k]] += edge[k];
+        const double value = scale ? scale[k / 6] * edge[k] : edge[k];
+        ab[pos_ab[k]] += value;
+        ba[pos_ba[k]] += value;
+    }
+    for (int64_t i = 0; i < size; ++i)
+        entry[i] = antisymmetric ? ab[i] - ba[i] : ab[i] + ba[i];
+}
+
+/* The sum of each of n rows of a CSR layout (in entry order, as np.bincount sums). */
+void row_sums(int64_t n, const int64_t *indptr, const double *values, double *sums)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        double sum = 0.0;
+        for (int64_t k = indptr[i]; k < indptr[i + 1]; ++k)
+            sum += values[k];
+        sums[i] = sum;
+    }
+}
+
+/* Per entry of n rows of a CSR layout, the negative part of `flux` (the inflow, flux - max(
+ * flux, 0)), and per row the sum of its positive parts plus `extra` (the outflow). */
+void split_fluxes(int64_t n, const int64_t *indptr, const double *flux, const double *extra,
+                  double *inflow, double *outflow)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        double sum = 0.0;
+        for (int64_t k = indptr[i]; k < indptr[i + 1]; ++k) {
+            const double out = flux[k] > 0.0 ? flux[k] : 0.0;
+            inflow[k] = flux[k] - out;
+            sum += out;
+        }
+        outflow[i] = sum + extra[i];
     }
 }

@@ -40,7 +40,11 @@ void cell_fluxes(int64_t n_cells, const int32_t *dofs, const double *grad_phi,
                  const double *p, const double *mobility_k, const double *normals,
                  double *velocity, double *edge_flux);
 void edge_sums(int64_t n_edges, const int64_t *pos_ab, const int64_t *pos_ba,
-               const double *edge, int64_t size, double *ab, double *ba);
+               const double *edge, const double *scale, int64_t size, int antisymmetric,
+               double *ab, double *ba, double *entry);
+void row_sums(int64_t n, const int64_t *indptr, const double *values, double *sums);
+void split_fluxes(int64_t n, const int64_t *indptr, const double *flux, const double *extra,
+                  double *inflow, double *outflow);
 void upwind_vertices(int64_t n_cells, const int32_t *dofs, const double *p, double tie,
                      int32_t *vertex, uint8_t *near);
 """
@@ -94,6 +98,8 @@ class BoxFluxes:
         self._pos_ba = np.ascontiguousarray(
             order[np.searchsorted(keys[order], (b * n_cols + a).ravel())], dtype=np.int64
         )
+        self._row_ptr = np.asarray(self.indptr, dtype=np.int64)
+        self._ab, self._ba = np.empty(len(self._csr.data)), np.empty(len(self._csr.data))
         self.global_cols = self.column_map.local_to_global(self.cols).astype(PETSc.IntType)
         self._column_vector = dolfinx.la.vector(self.column_map)
         self.flux = np.zeros(self.n_entries)
@@ -163,18 +169,19 @@ class BoxFluxes:
         permeability K in m² and a pressure in Pa). Rows sum to zero."""
         if weights is None:
             weights = self._identity_weights
-        edge = (coefficient[: self.n_cells, None] * weights).ravel()
-        values = self._summed(edge, antisymmetric=False)
+        scale = np.ascontiguousarray(coefficient[: self.n_cells], dtype=float)
+        values = self._summed(weights.ravel(), antisymmetric=False, scale=scale)
         values[self.diagonal] = 0.0
-        values[self.diagonal] = -np.bincount(self.rows, values, self.n_owned)
+        values[self.diagonal] = -self.row_sums(values)
         return values
 
-    def _summed(self, edge: np.ndarray, antisymmetric: bool) -> np.ndarray:
-        """Values per entry of the owned rows from values per cell edge (cells x 6, flat):
-        edge (a, b) of a cell adds its value to entry (a, b) and, negated if `antisymmetric`,
-        to (b, a); contributions to rows another rank owns are summed there."""
-        size = len(self._csr.data)
-        ab, ba = np.empty(size), np.empty(size)
+    def _summed(
+        self, edge: np.ndarray, antisymmetric: bool, scale: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Values per entry of the owned rows from values per cell edge (cells x 6, flat),
+        each times `scale` of its cell if given: edge (a, b) of a cell adds its value to entry
+        (a, b) and, negated if `antisymmetric`, to (b, a); contributions to rows another rank
+        owns are summed there."""
         ptr = self._ffi.from_buffer
         edge = np.ascontiguousarray(edge, dtype=float)
         self._lib.edge_sums(
@@ -182,17 +189,42 @@ class BoxFluxes:
             ptr("int64_t[]", self._pos_ab),
             ptr("int64_t[]", self._pos_ba),
             ptr("double[]", edge),
-            size,
-            ptr("double[]", ab),
-            ptr("double[]", ba),
+            self._ffi.NULL if scale is None else ptr("double[]", scale),
+            len(self._ab),
+            int(antisymmetric),
+            ptr("double[]", self._ab),
+            ptr("double[]", self._ba),
+            ptr("double[]", self._csr.data),
         )
-        self._csr.data[:] = ab - ba if antisymmetric else ab + ba
         self._csr.scatter_reverse()
         return self._csr.data[: self.n_entries].copy()
 
+    def row_sums(self, values: np.ndarray) -> np.ndarray:
+        """The sum of each owned row of values per entry of this layout (in entry order)."""
+        values = np.ascontiguousarray(values, dtype=float)
+        sums = np.empty(self.n_owned)
+        ptr = self._ffi.from_buffer
+        self._lib.row_sums(
+            self.n_owned, ptr("int64_t[]", self._row_ptr), ptr("double[]", values),
+            ptr("double[]", sums),
+        )  # fmt: skip
+        return sums
+
+    def split(self, q_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The fluxes into each owned box (the negative entries, N_ij; m³/s) and the flow out
+        of it, the sum of its positive entries plus `q_out` (m³/s per owned vertex)."""
+        q_out = np.ascontiguousarray(q_out, dtype=float)
+        inflow, outflow = np.empty(self.n_entries), np.empty(self.n_owned)
+        ptr = self._ffi.from_buffer
+        self._lib.split_fluxes(
+            self.n_owned, ptr("int64_t[]", self._row_ptr), ptr("double[]", self.flux),
+            ptr("double[]", q_out), ptr("double[]", inflow), ptr("double[]", outflow),
+        )  # fmt: skip
+        return inflow, outflow
+
     def divergence(self) -> np.ndarray:
         """Net flux out of each owned box into its neighbours (m³/s)."""
-        return np.bincount(self.rows, self.flux, self.n_owned)
+        return self.row_sums(self.flux)
 
     def matrix(self) -> PETSc.Mat:
         """A PETSc AIJ matrix with the nonzeros of this layout (owned rows, global columns),

@@ -102,7 +102,7 @@ class ImplicitUpwindTransport:
         q_in: cement inflow (m³/s) per owned vertex; q_out: outflow of the mixture (m³/s) per
         owned vertex; mu_c: cement viscosity (Pa·s) per vertex in the column layout.
         """
-        inflow, out_sum = self._split(q_out)
+        inflow, out_sum = self.fx.split(q_out)
         accumulation = self.pore_volume / dt
         s = s_old.copy()
         converged, sweeps = self.sweeps.solve(
@@ -136,7 +136,7 @@ class ImplicitUpwindTransport:
         mu_c: np.ndarray,
     ) -> tuple[bool, int]:
         """Newton's method on the balance from the saturations `s` (updated in place);
-        (converged, iterations). `inflow`, `out_sum` from `_split`, `accumulation` V / dt."""
+        (converged, iterations). `inflow`, `out_sum` from BoxFluxes.split, `accumulation` V / dt."""
         fx = self.fx
         # sum_j N_ij f(S_j) as a product with the CSR matrix of the inflows (one pass in C,
         # the same sums in the same order as a bincount over the entries)
@@ -195,7 +195,7 @@ class ImplicitUpwindTransport:
         1 - S so that a box full of cement keeps exactly its own c, keeps the system regular).
         """
         fx = self.fx
-        inflow, out_sum = self._split(q_out)
+        inflow, out_sum = self.fx.split(q_out)
         f_col = self.mobility.fractional(fx.to_columns(s_new), mu_c)
         accumulation = self.pore_volume / dt
         eps = 1e-9 * accumulation * (1.0 - s_new)
@@ -206,13 +206,6 @@ class ImplicitUpwindTransport:
         if c is None:
             raise RuntimeError("transport of the degree of cure: the linear solve failed")
         return c
-
-    def _split(self, q_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The fluxes into each owned box (the negative entries, N_ij; m³/s) and the flow out
-        of it, P_i + q_out,i (m³/s per owned vertex)."""
-        fx = self.fx
-        outflow = np.where(fx.flux > 0.0, fx.flux, 0.0)
-        return fx.flux - outflow, np.bincount(fx.rows, outflow, fx.n_owned) + q_out
 
     def _global_max(self, values: np.ndarray) -> float:
         """Largest of `values` over all ranks (0 for none)."""

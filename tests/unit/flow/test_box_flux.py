@@ -14,7 +14,9 @@ Checked on the unit cube of 162 tetrahedra, serially and on 2 ranks:
   int lambda K grad p . grad v dx (quadratic pressure, anisotropic tensor per cell);
 - the compiled cell loop computes the products its docstring names (against NumPy einsums);
 - the upwind vertex of each cell is its highest (np.argmax) and ties within a tolerance are
-  flagged.
+  flagged;
+- the compiled sums (stiffness matrix, inflows and outflows, divergence) equal NumPy's to
+  the last bit.
 """
 
 from __future__ import annotations
@@ -175,3 +177,24 @@ def test_the_upwind_vertex_is_the_highest_and_ties_are_found():
     assert 0 < tied.sum() < len(cell_dofs)  # both kinds occur
     exact = at_cell == at_cell.max(axis=1, keepdims=True)
     assert np.any(near.sum(axis=1) > exact.sum(axis=1))  # and ties only within the tolerance
+
+
+def test_the_compiled_sums_per_row_and_entry_are_numpys():
+    # the stiffness matrix, the split into inflows and outflows and the divergence, each
+    # compiled, give NumPy's sums in NumPy's order: equal to the last bit
+    V = p1(unit_cube())
+    tensor = anisotropic(V.mesh)
+    fx = fluxes_of(interpolate(V, quadratic), tensor)
+    coefficient = np.linspace(1.0, 3.0, fx.n_cells) ** 2 / 7.0
+    weights = fx.edge_weights(tensor)
+    values = fx._summed((coefficient[:, None] * weights).ravel(), antisymmetric=False)
+    values[fx.diagonal] = 0.0
+    values[fx.diagonal] = -np.bincount(fx.rows, values, fx.n_owned)
+    assert np.array_equal(fx.stiffness(coefficient, weights), values)
+    q_out = np.linspace(0.0, 1e-9, fx.n_owned)
+    inflow, outflow = fx.split(q_out)
+    positive = np.where(fx.flux > 0.0, fx.flux, 0.0)
+    assert np.array_equal(inflow, fx.flux - positive)
+    assert np.array_equal(outflow, np.bincount(fx.rows, positive, fx.n_owned) + q_out)
+    assert np.array_equal(fx.divergence(), np.bincount(fx.rows, fx.flux, fx.n_owned))
+    assert global_max(inflow) == 0.0 and global_max(-inflow) > 0.0  # both signs occur
