@@ -282,28 +282,31 @@ def _report(run_dir: Path) -> int:
 def headline(summary: dict[str, Any], out: Path) -> str:
     """The numbers a user wants first, where the rest is, and what makes the run doubtful
     (sim.outputs.report.run_warnings)."""
-    from sim.outputs.report import run_warnings
+    from sim.outputs.report import run_warnings, stop_phrase
 
-    lines = [
-        f"results: {out.resolve()}",
-        f"  injected           {summary['injected_volume_m3'] / ML:8.3f} mL",
-        f"  in bone            {summary['cement_in_bone_m3'] / ML:8.3f} mL",
+    rows = [
+        ("injected", f"{summary['injected_volume_m3'] / ML:8.3f} mL"),
+        ("in bone", f"{summary['cement_in_bone_m3'] / ML:8.3f} mL"),
     ]
     for target, fill in summary["fill_fraction"].items():
-        lines.append(f"  fill of {target:<11s}{100 * fill:8.1f} % of pore volume")
+        rows.append((f"fill of {target}", f"{100 * fill:8.1f} % of pore volume"))
     for route, volume in summary["leaked_volume_m3"].items():
         first = summary["first_leak_time_s"][route]
         when = f"first at {first:.1f} s" if first is not None else "no leak"
-        lines.append(f"  leaked {route:<12s}{volume / ML:8.4f} mL ({when})")
+        rows.append((f"leaked {route}", f"{volume / ML:8.4f} mL ({when})"))
     syringe = max(summary["syringe_pressure_max_pa"].values())
-    lines += [
-        f"  peak tip pressure  {summary['tip_pressure_max_pa'] / 1e3:8.1f} kPa",
-        f"  peak syringe       {syringe / 1e3:8.1f} kPa (tip + cannula)",
-        f"  stopped because    {summary['stop_reason']}",
-        f"  mass balance error {summary['mass_balance_rel_error']:8.1e}",
-        f"  {summary['n_steps']} steps, {summary['n_cells']} cells, "
-        f"{summary['mpi_ranks']} rank(s), {summary['wall_time_s']:.1f} s",
+    rows += [
+        ("peak tip pressure", f"{summary['tip_pressure_max_pa'] / 1e3:8.1f} kPa"),
+        ("peak syringe", f"{syringe / 1e3:8.1f} kPa (tip + cannula)"),
+        ("stopped because", stop_phrase(summary)),
+        ("mass balance error", f"{summary['mass_balance_rel_error']:8.1e}"),
     ]
+    width = max(len(label) for label, _ in rows) + 1  # names of targets and routes vary
+    lines = [f"results: {out.resolve()}"] + [f"  {label:<{width}s}{value}" for label, value in rows]
+    lines.append(
+        f"  {summary['n_steps']} steps, {summary['n_cells']} cells, "
+        f"{summary['mpi_ranks']} rank(s), {summary['wall_time_s']:.1f} s"
+    )
     lines += [f"warning: {w}" for w in run_warnings(summary)]
     return "\n".join(lines)
 

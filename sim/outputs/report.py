@@ -48,8 +48,30 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 3, unit: str = "
     return f"{value / scale:.{digits}g}{' ' + unit if unit else ''}"
 
 
+def stop_phrase(summary: dict[str, Any]) -> str:
+    """Why the injection ended, in words that follow "stopped because": the planned volume
+    was in, or which of the scenario's `stop` rules ended it and how much of the planned
+    volume was in by then."""
+    reason = summary["stop_reason"]
+    if reason == "volume_reached":
+        return "the planned volume was injected"
+    kind, _, name = reason.partition(":")
+    rule = {
+        "time_limit": "stop.time_limit was reached",
+        "first_leak": f"cement leaked through {name} (stop.on_first_leak)",
+        "syringe_pressure_limit": (
+            f"the syringe pressure of needle {name} reached stop.max_syringe_pressure"
+        ),
+    }.get(kind, reason)
+    injected = f"{summary['injected_volume_m3'] / ML:.2f}"
+    if "planned_volume_m3" in summary:  # summaries written before it was added lack it
+        injected += f" of {summary['planned_volume_m3'] / ML:.2f}"
+    return f"{rule}, with {injected} mL injected"
+
+
 def warnings(summary: dict[str, Any]) -> list[str]:
-    """Things a reader must not miss: the leaks, then `run_warnings`."""
+    """Things a reader must not miss: the leaks, an injection that a `stop` rule ended before
+    its planned volume, then `run_warnings`."""
     out = []
     for route, volume in summary["leaked_volume_m3"].items():
         first = summary["first_leak_time_s"].get(route)
@@ -58,12 +80,15 @@ def warnings(summary: dict[str, Any]) -> list[str]:
                 f"Leak through {route}: {volume / ML:.3g} mL, first at {first:.1f} s "
                 f"({summary['injected_volume_at_first_leak_m3'][route] / ML:.2f} mL injected)."
             )
+    if summary.get("stop_reason", "volume_reached") != "volume_reached":
+        out.append(f"The injection stopped because {stop_phrase(summary)}.")
     return out + run_warnings(summary)
 
 
 def run_warnings(summary: dict[str, Any]) -> list[str]:
-    """What says the run itself is doubtful or cut short: a syringe pressure beyond hand
-    injection, a poor mass balance, an unconverged viscosity iteration, an early stop."""
+    """What says the run itself is doubtful: a syringe pressure beyond hand injection, a poor
+    mass balance, an unconverged viscosity iteration (a stop the scenario asked for is not:
+    `stop_phrase`)."""
     out = []
     for needle, p in summary.get("syringe_pressure_max_pa", {}).items():
         if p > SYRINGE_PRESSURE_WARNING:
@@ -78,8 +103,6 @@ def run_warnings(summary: dict[str, Any]) -> list[str]:
             f"The viscosity iteration did not converge in {summary['picard_not_converged_steps']}"
             " steps (see run.log)."
         )
-    if summary.get("stop_reason", "volume_reached") != "volume_reached":
-        out.append(f"The injection stopped early: {summary['stop_reason']}.")
     return out
 
 
@@ -102,7 +125,7 @@ def _leaked(volume: float, summary: dict[str, Any]) -> float:
 
 def _headline(summary: dict[str, Any], parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
     rows = [
-        ("Stop reason", summary.get("stop_reason", "—")),
+        ("Stopped because", stop_phrase(summary) if "stop_reason" in summary else "—"),
         ("Injected", _fmt(summary["injected_volume_m3"], ML, 4, "mL")),
         ("Cement in bone", _fmt(summary["cement_in_bone_m3"], ML, 4, "mL")),
         ("Leaked in total", _fmt(_leaked(summary["leaked_volume_total_m3"], summary), ML, 3, "mL")),

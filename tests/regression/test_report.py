@@ -14,7 +14,7 @@ import pytest
 from mpi4py import MPI
 from PIL import Image
 
-from sim.outputs.report import results_rows, warnings
+from sim.outputs.report import results_rows, run_warnings, warnings
 from sim.run import run_scenario
 from sim.scenario import load_scenario
 
@@ -95,6 +95,8 @@ def test_report_warnings_name_leaks_pressures_and_mass_balance():
                 "mass_balance_rel_error": 1e-6,
                 "picard_not_converged_steps": 2,
                 "stop_reason": "first_leak:vein",
+                "injected_volume_m3": 1.5e-6,
+                "planned_volume_m3": 3e-6,
             }
         )
     )
@@ -103,7 +105,11 @@ def test_report_warnings_name_leaks_pressures_and_mass_balance():
     assert "disc" not in text
     assert "needle left reached 3.50 MPa" in text and "right" not in text
     assert "Poor mass balance" in text and "did not converge in 2" in text
-    assert "stopped early: first_leak:vein" in text
+    assert (
+        "The injection stopped because cement leaked through vein (stop.on_first_leak), with "
+        "1.50 of 3.00 mL injected." in text
+    )
+    assert "stopped" not in " ".join(run_warnings(summary))
 
 
 def test_report_shows_round_off_leaks_as_zero(tmp_path):

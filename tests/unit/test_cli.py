@@ -437,10 +437,15 @@ def test_the_headline_warns_of_what_makes_a_run_doubtful(tmp_path) -> None:
     assert not [line for line in lines if line.startswith("warning:")]
     nan = headline({**summary, "mass_balance_rel_error": float("nan")}, tmp_path)
     assert nan.splitlines()[-1] == "warning: Poor mass balance: relative error nan."
+    assert "  stopped because    the planned volume was injected" in lines
     poor = headline(
         {**summary, "mass_balance_rel_error": 3e-6, "stop_reason": "time_limit"}, tmp_path
     )
-    assert poor.splitlines()[-2:] == [
-        "warning: Poor mass balance: relative error 3.0e-06.",
-        "warning: The injection stopped early: time_limit.",
-    ]
+    assert poor.splitlines()[-1] == "warning: Poor mass balance: relative error 3.0e-06."
+    # a stop the scenario asked for is said, with the share of the planned volume, and is
+    # not a warning
+    asked = headline({**summary, "stop_reason": "time_limit", "planned_volume_m3": 5e-6}, tmp_path)
+    assert "  stopped because    stop.time_limit was reached, with 4.00 of 5.00 mL injected" in (
+        asked.splitlines()
+    )
+    assert "warning:" not in asked
