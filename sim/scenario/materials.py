@@ -69,7 +69,13 @@ PermeabilitySpec = Annotated[
 
 
 def _check_positive_permeability(k: object) -> object:
-    if isinstance(k, AnisotropicPermeability):
+    if isinstance(k, AnisotropicPermeability):  # along_axis is checked by its field
+        across = k.ratio * k.along_axis
+        if not in_permeability_range(across):
+            raise ValueError(
+                f"the value across the axis, ratio x along_axis = {across:g} m^2, "
+                f"{PERMEABILITY_RANGE}"
+            )
         return k
     if isinstance(k, tuple):
         bad = [

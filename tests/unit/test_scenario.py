@@ -364,6 +364,20 @@ def test_an_axial_permeability_out_of_range_is_rejected(
     assert_mentions(message, "bone.permeability.along_axis", "'1e-30 m^2'", PERMEABILITY_RANGE)
 
 
+def test_an_anisotropic_permeability_is_judged_across_its_axis_too(
+    sphere: dict[str, Any], write: Writer
+) -> None:
+    # along the axis in range, across it (ratio x along_axis) not
+    sphere["bone"]["permeability"] = {"along_axis": "2e-18 m^2", "ratio": 0.2}
+    message = error_of(write(sphere))
+    assert_mentions(
+        message, "bone.permeability", "ratio x along_axis = 4e-19 m^2", PERMEABILITY_RANGE
+    )
+    sphere["bone"]["permeability"] = {"along_axis": "2e-18 m^2", "ratio": 0.5}
+    k = load_scenario(write(sphere)).bone.permeability
+    assert (k.along_axis, k.ratio) == (2e-18, 0.5)  # 1e-18 m^2 across: at the limit
+
+
 @pytest.mark.parametrize("bad", ["1e-300 Pa*s", "1e30 Pa*s"])
 def test_a_pore_fluid_viscosity_out_of_range_is_rejected(
     sphere: dict[str, Any], write: Writer, bad: str
