@@ -101,15 +101,26 @@ class Scenario(Section):
         t = 0, or more steps of numerics.dt_max until then (the longest `follow_up` of a
         section, a component's time without flow after the injection, included) than
         numerics.max_steps. A pressure-controlled needle's end is not known: the
-        injection is then judged up to stop.time_limit, if given."""
+        injection is then judged up to stop.time_limit, if given, and without it a needle
+        whose volume takes longer than MAX_INJECTION at its max_rate is refused."""
+        limit = self.injection.stop.time_limit
         for i, needle in enumerate(self.injection.needles):
             if needle.start > MAX_INJECTION:
                 raise ValueError(
                     f"injection.needles.{i}.start: {needle.start:.4g} s is more than "
                     f"{MAX_INJECTION / 3600:g} h after t = 0; PMMA sets within the hour"
                 )
+            if limit is None and needle.max_rate is not None:
+                fastest = needle.total_volume / needle.max_rate
+                if fastest > MAX_INJECTION:
+                    raise ValueError(
+                        f"injection.needles.{i}.max_rate: at {needle.max_rate:.4g} m^3/s the "
+                        f"volume of {needle.total_volume:.4g} m^3 takes at least "
+                        f"{fastest / 3600:.3g} h, more than {MAX_INJECTION / 3600:g} h; PMMA "
+                        "sets within the hour (check max_rate and its unit, or give "
+                        "stop.time_limit)"
+                    )
         end = Injector(self.injection.needles).planned_end()
-        limit = self.injection.stop.time_limit
         if end is None or (limit is not None and limit < end):
             end = limit
         if end is None:

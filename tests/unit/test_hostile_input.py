@@ -319,11 +319,23 @@ def test_the_heat_follow_up_and_a_time_limit_count_for_dt_max(
     # the thermal run steps on through 20 min of follow-up: 1280 s in steps of 0.05 s
     shown = "take at least 25600 steps to t = 1280 s (the injection and the follow-up after it)"
     assert shown in invalid(capsys, THERMAL, "numerics.dt_max=0.05")
-    # a pressure-controlled needle's end is not known: judged up to the time limit
+    # a pressure-controlled needle's end is not known: judged up to the time limit, ...
     pressure = ("injection.needles.0.rate=null", "injection.needles.0.syringe_pressure=2 MPa")
     assert validate(capsys, VERTEBROPLASTY, *pressure, "numerics.dt_max=1e-9")[0] == 0
     limited = (*pressure, "numerics.dt_max=1e-9", "injection.stop.time_limit=60 s")
     assert "at least 60000000000 steps to t = 60 s" in invalid(capsys, VERTEBROPLASTY, *limited)
+    # ... unless its max_rate cannot bring its volume in within the day
+    doomed = (*pressure, "injection.needles.0.max_rate=1e-30")
+    assert (
+        "injection.needles.0.max_rate: at 1e-30 m^3/s the volume of 4e-06 m^3 takes at least "
+        "1.11e+21 h, more than 24 h" in invalid(capsys, VERTEBROPLASTY, *doomed)
+    )
+    slow = (*pressure, "injection.needles.0.max_rate=0.1 mL/h")  # 40 h for 4 mL
+    assert "takes at least 40 h" in invalid(capsys, VERTEBROPLASTY, *slow)
+    assert validate(capsys, VERTEBROPLASTY, *slow, "injection.stop.time_limit=30 min")[0] == 0
+    assert (
+        validate(capsys, VERTEBROPLASTY, *pressure, "injection.needles.0.max_rate=1 mL/s")[0] == 0
+    )
     # a pause of 9 h that the time limit cuts off is not a day-long injection
     aliquots = "injection.needles.0.aliquots={volume: 1 mL, count: 4, rate: 3 mL/min, pause: 9 h}"
     paused = ("injection.needles.0.rate=null", "injection.needles.0.volume=null", aliquots)
