@@ -23,12 +23,12 @@ all other values in SI.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from sim.physics.curing import GAS_CONSTANT
-from sim.scenario.base import Section
+from sim.scenario.base import BY_NAME, NUMBER, Section
 from sim.scenario.injection import Name
 from sim.units import BodyTemperature, Density, Dimension, Point, Time, in_si
 
@@ -211,6 +211,19 @@ class Heat(Section):
         if not self.damage:
             raise ValueError("damage: give at least one model (or leave it out for the defaults)")
         return self
+
+    def summary_entries(self) -> dict[str, Any]:
+        """Largest temperature, dose and times above 45 and 50 °C per mesh region, necrosis
+        volume per damage model, largest temperature per probe, the heat balance."""
+        return {
+            "temperature_max_k": BY_NAME,
+            "thermal_dose_cem43_min": BY_NAME,
+            "time_above_45c_s": BY_NAME,
+            "time_above_50c_s": BY_NAME,
+            "necrosis_volume_m3": dict.fromkeys(self.damage, NUMBER),
+            "probe_temperature_max_k": dict.fromkeys(self.probes, NUMBER),
+            "heat_balance_rel_error": NUMBER,
+        }
 
     def check_geometry(self, geometry: GeometryKind, where: str) -> None:
         """Each probe's boundary exists, or its point lies in the bone."""

@@ -23,6 +23,7 @@ import yaml
 from scipy.stats import norm, qmc
 
 from sim.outputs.rundir import config_hash
+from sim.outputs.summary_layout import metric_problem, summary_layout
 from sim.scenario import Scenario, ScenarioError, load_scenario
 from sim.scenario.loader import apply_override, read_yaml
 from sim.sweep.spec import REALISATION_PARAMETER, Axis, Distribution, SweepSpec, matches
@@ -337,6 +338,8 @@ def make_plan(spec: SweepSpec) -> Plan:
         overrides = [_override(k, v, units.get(k)) for k, v in point.items()]
         first = [_override(k, v) for k, v in realisations[0].items()]
         scenario = _load(spec.base, fixed + overrides + first, index, point | realisations[0])
+        if not runs and not dropped:  # the first point: what its summary will hold
+            _check_metric(spec, scenario)
         si = _scalars(scenario, axis_names)
         for name, expression in spec.derived.items():
             value = evaluate(expression, si)
@@ -373,6 +376,14 @@ def make_plan(spec: SweepSpec) -> Plan:
     _check_leak_probability_report(spec, runs)
     kept = np.array(kept_design) if design is not None else None
     return Plan(spec, runs, dropped, kept, seeds)
+
+
+def _check_metric(spec: SweepSpec, scenario: Scenario) -> None:
+    """report.metric names one number of the summaries the runs will write (judged on the
+    first point's scenario: the names of needles, routes and targets do not vary)."""
+    problem = metric_problem(summary_layout(scenario), spec.report.metric)
+    if problem is not None:
+        raise PlanError(f"report.metric {spec.report.metric!r}: {problem}")
 
 
 def _check_leak_probability_report(spec: SweepSpec, runs: list[PlannedRun]) -> None:

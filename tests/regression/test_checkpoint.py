@@ -31,6 +31,7 @@ from sim.run import run_scenario
 from sim.scenario import load_scenario
 
 from ..conftest import REPO
+from ..support.summaries import assert_summary_has_its_layout
 from .test_equivalence import assert_same_numbers
 
 #: cure kinetics and heat on a coarse vertebral body: 1 mL, then 60 s of setting (54 steps)
@@ -128,6 +129,7 @@ def test_sigterm_then_resume_gives_the_uninterrupted_run(
 ) -> None:
     reference = run_scenario(load_scenario(scenario, overrides), tmp_path / "ref", source=scenario)
     assert 1 < row - 1 < reference["n_steps"]
+    assert_summary_has_its_layout(load_scenario(scenario, overrides), reference)
     out = tmp_path / "run"
     interrupted_run(monkeypatch, scenario, overrides, out, row)
     resumed = run_scenario(load_scenario(scenario, overrides), out, source=scenario, resume=True)

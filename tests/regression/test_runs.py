@@ -16,6 +16,7 @@ from sim.run import run_scenario
 from sim.scenario import load_scenario
 
 from ..conftest import REPO
+from ..support.summaries import assert_summary_has_its_layout
 
 COARSE = ["geometry.mesh.size_tip=0.8 mm", "geometry.mesh.size_max=4 mm"]
 ML = 1e-6
@@ -40,6 +41,7 @@ def test_default_scenario_writes_a_complete_run_directory(scenarios, shared_tmp_
     out = shared_tmp_path / "run"
     scenario, summary = run(scenarios, out, [])
     assert_conserved(summary)
+    assert_summary_has_its_layout(scenario, summary)  # what a sweep's report.metric may name
     assert summary["injected_volume_m3"] == pytest.approx(4 * ML, rel=1e-12)
     assert 0.05 < summary["fill_fraction"]["anterior"] < 0.5
     assert set(summary["leaked_volume_m3"]) == {"basivertebral", "segmental_veins"}

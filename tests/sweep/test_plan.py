@@ -343,3 +343,32 @@ def test_an_invalid_sweep_file_is_reported_on_stderr(
     code = main(["sweep", "plan", str(bad)])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        ("leaked_volume_total", "the summary has no entry 'leaked_volume_total'; it has: "),
+        ("leaked_volume_m3", "leaked_volume_m3 holds several numbers: name one: "),
+        ("tip_pressure_final_pa.nedle", "tip_pressure_final_pa has no entry 'nedle'; it has: "),
+        ("n_steps.max", "n_steps is one number: leave out .max"),
+        ("stop_reason", "stop_reason is text, not a number"),
+    ],
+)
+def test_a_metric_the_summaries_will_not_have_is_refused_when_planned(
+    tmp_path: Path, metric: str, message: str
+) -> None:
+    # found when the sweep is planned, not in the table collected after its runs
+    with pytest.raises(PlanError) as info:
+        plan_of(tmp_path, report={"metric": metric})
+    assert str(info.value).startswith(f"report.metric {metric!r}: {message}"), str(info.value)
+
+
+def test_a_metric_the_summaries_will_have_is_accepted(tmp_path: Path) -> None:
+    # names from the scenario: its needle, its route
+    for metric in (
+        "tip_pressure_final_pa.needle",
+        "leaked_volume_m3.far_field",
+        "cloud.extent_m.2",
+    ):
+        assert len(plan_of(tmp_path, report={"metric": metric}).runs) == 6
