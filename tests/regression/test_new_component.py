@@ -5,9 +5,10 @@ The test adds a small component here, as a user or a developer would: `CementCon
 (s) each vertex has spent with cement at S >= a threshold. Its module is this file, its schema
 section a `contact` field on a Scenario subclass, its registry entry one item in
 OPTIONAL_COMPONENTS. Nothing else is edited, and a run writes its field, time-series column,
-summary entry, report row and figure. A second check reads the package: the heat component,
-added the same way, is named nowhere outside its module, its schema section and those two
-registrations. Runs serially and under mpirun -n 2.
+summary entry (which the section declares, for sweeps), report row and figure. A second
+check reads the package: the heat component, added the same way, is named nowhere outside
+its module, its schema section and those two registrations. Runs serially and under
+mpirun -n 2.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from mpi4py import MPI
 import sim
 from sim.components.base import Component, Figure, OutputField, StepData
 from sim.outputs.plots import RunPlots
+from sim.outputs.summary_layout import metric_problem, summary_layout
 from sim.problem import OPTIONAL_COMPONENTS, InjectionProblem
 from sim.run import run_scenario
-from sim.scenario.base import Section
+from sim.scenario.base import NUMBER, Section
 from sim.scenario.model import Scenario
 from sim.state import State
 
@@ -40,9 +42,13 @@ RATE = 1e-9  # m³/s
 
 
 class Contact(Section):
-    """The schema section: the saturation (-) that counts as contact."""
+    """The schema section: the saturation (-) that counts as contact, and what the component
+    adds to summary.json (so that a sweep may name it as its report.metric)."""
 
     threshold: float = 0.5
+
+    def summary_entries(self) -> dict[str, Any]:
+        return {"contact_time_max_s": NUMBER}
 
 
 class ContactScenario(Scenario):
@@ -114,6 +120,9 @@ def test_a_component_added_in_three_places_reaches_every_output(contact_run: Pat
     bone = "<th>Bone porosity (volume-weighted)</th><td>mean 0.8, CV 0.00, 0.8 to 0.8</td>"
     assert report.index(bone) < report.index("Longest cement contact")
     assert (contact_run / "contact_midplanes.png").stat().st_size > 0
+    # its entry is one a sweep's report.metric may name, judged before any run
+    scenario = ContactScenario.model_validate(small_column(VOLUME, RATE) | {"contact": {}})
+    assert metric_problem(summary_layout(scenario), "contact_time_max_s") is None
 
 
 def _names(tree: ast.AST) -> list[tuple[int, str]]:
