@@ -214,7 +214,11 @@ class Flow(Component):
             cells, top = upwind.tied, upwind.top
             each = np.where(top, mobility.total(s[self.disc.cell_dofs[cells]], mu[cells, None]), 0)
             lam[cells] = np.sort(each, axis=1).sum(axis=1) / top.sum(axis=1)
-        self.mobility_k.x.array[:] = (lam[:, None, None] * self.medium.permeability).ravel()
+        np.multiply(
+            lam[:, None, None],
+            self.medium.permeability,
+            out=self.mobility_k.x.array.reshape(-1, 3, 3),
+        )
         return lam
 
     def _update_openings(self, state: State) -> None:
@@ -310,8 +314,7 @@ class Flow(Component):
         for iteration in range(1, num.picard_max_iterations + 1):
             t0 = time.perf_counter()
             self.solver.assemble(self._set_mobility(state, upwind))
-            rates = self._pressure_and_rates(state, given, controlled)
-            self.pressure.x.scatter_forward()
+            rates = self._pressure_and_rates(state, given, controlled)  # ghosts updated
             t1 = time.perf_counter()
             self.fluxes.compute(self.pressure, self.mobility_k.x.array.reshape(-1, 3, 3))
             self.timings.assembly_and_pressure += t1 - t0
