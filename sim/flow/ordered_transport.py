@@ -8,8 +8,9 @@ cycles (Natvig & Lie 2008, J. Comput. Phys. 227:10108; Kwok & Tchelepi 2007, J. 
 227:706). The order: the strongly connected components of the graph of positive fluxes
 (Tarjan's algorithm), upstream first. The box method's fluxes on tetrahedra are not all
 downhill, so the graph has a few cycles (170 of up to 263 vertices among 26 589 cells of the
-sphere scenario); the vertices of a cycle are solved by Gauss-Seidel until nothing moves,
-which converges because each balance is increasing in its own saturation and
+sphere scenario); the vertices of a cycle, in reverse postorder of the depth-first search
+(only its back edges run backward), are solved by Gauss-Seidel until nothing moves, which
+converges because each balance is increasing in its own saturation and
 non-increasing in the others (an M-function; Ortega & Rheinboldt 1970, 13.5). Under MPI each
 rank sweeps its own vertices with its neighbours' last values (block Gauss-Seidel) and
 exchanges them after every sweep, until the residual is below the tolerance. A cycle
@@ -108,7 +109,7 @@ class OrderedSweeps:
         n, p = self.fx.n_owned, self._p
         flux = np.ascontiguousarray(flux, dtype=float)
         order, first = np.empty(n, dtype=np.int64), np.empty(n + 1, dtype=np.int64)
-        work = np.empty(5 * n, dtype=np.int64)
+        work = np.empty(6 * n, dtype=np.int64)
         count = self._lib.ordered_components(
             n, p(self._indptr, "int64_t"), p(self._cols, "int32_t"), p(flux, "double"),
             p(order, "int64_t"), p(first, "int64_t"), p(work, "int64_t"),

@@ -82,6 +82,41 @@ def test_a_cycle_is_one_component_and_edges_point_downstream():
     assert all(which[i] < which[j] for i, j in EDGES if which[i] != which[j])
 
 
+@pytest.mark.serial
+def test_a_cycle_comes_in_reverse_postorder_with_only_its_back_edges_backward():
+    # 0 -> 1 -> 3 and 0 -> 2 -> 3, closed by 3 -> 0: a depth-first search from 0 goes
+    # 0, 1, 3 (back edge 3 -> 0), then 2; in the order of discovery 2 -> 3 would run backward
+    # too, in reverse postorder (0, 2, 1, 3) only the back edge does
+    edges = [(0, 1), (0, 2), (1, 3), (2, 3), (3, 0)]
+    fake, flux = graph(edges, 4)
+    order, first = OrderedSweeps(fake, Mobility(Corey(), MU_M)).components(flux)
+    assert first.tolist() == [0, 4]
+    position = np.argsort(order)
+    assert [(i, j) for i, j in edges if position[i] > position[j]] == [(3, 0)]
+
+
+@pytest.mark.serial
+def test_the_components_are_the_strongly_connected_ones_of_a_random_graph():
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(3)
+    n = 400
+    pairs = {(int(i), int(j)) for i, j in rng.integers(0, n, (900, 2)) if i != j}
+    edges = [(i, j) for i, j in sorted(pairs) if (j, i) not in pairs or i < j]
+    fake, flux = graph(edges, n)
+    order, first = OrderedSweeps(fake, Mobility(Corey(), MU_M)).components(flux)
+    assert sorted(order) == list(range(n))
+    which = component_of(order, first)
+    rows, cols = zip(*edges, strict=True)
+    adjacency = coo_matrix((np.ones(len(edges)), (rows, cols)), shape=(n, n))
+    count, label = connected_components(adjacency, directed=True, connection="strong")
+    assert len(first) - 1 == count > 1 and max(np.diff(first)) > 10  # a large cycle too
+    # the same partition: each of ours is one of scipy's, and as many
+    assert len({(a, b) for a, b in zip(which, label, strict=True)}) == count
+    assert all(which[i] < which[j] for i, j in edges if which[i] != which[j])
+
+
 def weighted(edges: list[tuple[int, int]], n: int, flux: list[float]) -> SimpleNamespace:
     """The layout of `graph` with the flux `flux[e]` (m³/s) along each edge e, serial."""
     fake, sign = graph(edges, n)
