@@ -150,9 +150,8 @@ class Scenario(Section):
     @model_validator(mode="after")
     def _sets_after_it_starts(self) -> Scenario:
         """cement.set_viscosity caps the viscosity where the curing cement counts as set: it
-        must exceed the cement's viscosity at rest (its largest: shear rate 0, which a power
-        law holds below its min_shear_rate) when the injection starts (its age
-        injection.start_after_mixing), or fresh cement that moves slowly would be capped."""
+        must exceed the cement's viscosity at a shear rate of 1/s when the injection starts
+        (its age injection.start_after_mixing), or the fresh cement would be capped."""
         cap = self.cement.set_viscosity
         if cap is None:
             return self
@@ -161,14 +160,14 @@ class Scenario(Section):
         model = CementModel(self.cement)
         age = self.injection.start_after_mixing
         law = model.law_at(age)
-        fresh = float(law.apparent_viscosity(np.zeros(1), model.syringe_factor(age))[0])
+        fresh = float(law.apparent_viscosity(np.ones(1), model.syringe_factor(age))[0])
         if not cap > fresh:
             raise ValueError(
                 f"cement.set_viscosity: {cap:g} Pa·s is not above the cement's viscosity when "
-                f"the injection starts ({fresh:.4g} Pa·s at rest, {age:g} s after mixing): it "
-                "caps the curing cement where it sets, so it must exceed the viscosity the "
-                "cement starts from (or the injection starts after the cement has set: check "
-                "injection.start_after_mixing)"
+                f"the injection starts ({fresh:.4g} Pa·s at a shear rate of 1/s, "
+                f"{age:g} s after mixing): it caps the curing cement where it sets, so it must "
+                "exceed the viscosity the cement starts from (or the injection starts after "
+                "the cement has set: check injection.start_after_mixing)"
             )
         return self
 
