@@ -315,12 +315,15 @@ class PressureSolver:
 def superpose(
     target: PETSc.Vec, base: PETSc.Vec, units: Sequence[PETSc.Vec], rates: Sequence[float]
 ) -> None:
-    """target = base + sum rates_k units_k (ghosted vectors, ghosts included)."""
+    """target = base + sum rates_k units_k (ghosted vectors); the ghosts take their owners'
+    values (summed on each rank, they could differ in the last bit: PETSc's axpy rounds by
+    where an entry sits in memory, and the fluxes and the upwinding read the ghosts)."""
     with target.localForm() as t, base.localForm() as b:
         b.copy(t)
         for rate, unit in zip(rates, units, strict=True):
             with unit.localForm() as u:
                 t.axpy(rate, u)
+    target.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
 
 
 __all__ = [
