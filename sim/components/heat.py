@@ -154,9 +154,7 @@ class HeatComponent(Component):
         s_col = fx.to_columns(step.s_new)
         f_col = self.medium.mobility.fractional(s_col, step.mu_columns)
         c_col = f_col * self.rc_cement + (1.0 - f_col) * self.rc_marrow
-        outflow = np.where(fx.flux > 0.0, fx.flux, 0.0)
-        inflow = fx.flux - outflow
-        out_sum = np.bincount(fx.rows, outflow, n) + step.q_out
+        inflow, out_sum = fx.split(step.q_out)
         perfusion = self.perfusion * disc.bulk_volume * (1.0 - step.s_new)
         reacted = 0.0 if state.reacted_volume is None else state.reacted_volume
         released = self.spec.cement.density * self.spec.cement.reaction_heat * reacted
@@ -175,7 +173,7 @@ class HeatComponent(Component):
         t_new = self._solve(values, np.where(fixed, self.spec.body_temperature, rhs), scale)
         # heat the held vertices receive from outside (W): the residuals of their full rows
         t_col = fx.to_columns(t_new)
-        held = np.where(fixed, np.bincount(fx.rows, full * t_col[fx.cols], n) - rhs, 0.0)
+        held = np.where(fixed, fx.row_sums(full * t_col[fx.cols]) - rhs, 0.0)
         exchanges = [
             step.dt * inlet,
             -step.dt * step.q_out * c_col[:n] * t_new,

@@ -169,7 +169,7 @@ class BoxFluxes:
         permeability K in m² and a pressure in Pa). Rows sum to zero."""
         if weights is None:
             weights = self._identity_weights
-        scale = np.ascontiguousarray(coefficient[: self.n_cells], dtype=float)
+        scale = _sized(coefficient[: self.n_cells], self.n_cells, "a coefficient per cell")
         values = self._summed(weights.ravel(), antisymmetric=False, scale=scale)
         values[self.diagonal] = 0.0
         values[self.diagonal] = -self.row_sums(values)
@@ -183,7 +183,7 @@ class BoxFluxes:
         (a, b) and, negated if `antisymmetric`, to (b, a); contributions to rows another rank
         owns are summed there."""
         ptr = self._ffi.from_buffer
-        edge = np.ascontiguousarray(edge, dtype=float)
+        edge = _sized(edge, len(self._pos_ab), "a value per cell edge")
         self._lib.edge_sums(
             len(edge),
             ptr("int64_t[]", self._pos_ab),
@@ -201,7 +201,7 @@ class BoxFluxes:
 
     def row_sums(self, values: np.ndarray) -> np.ndarray:
         """The sum of each owned row of values per entry of this layout (in entry order)."""
-        values = np.ascontiguousarray(values, dtype=float)
+        values = _sized(values, self.n_entries, "a value per entry")
         sums = np.empty(self.n_owned)
         ptr = self._ffi.from_buffer
         self._lib.row_sums(
@@ -213,7 +213,7 @@ class BoxFluxes:
     def split(self, q_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The fluxes into each owned box (the negative entries, N_ij; m³/s) and the flow out
         of it, the sum of its positive entries plus `q_out` (m³/s per owned vertex)."""
-        q_out = np.ascontiguousarray(q_out, dtype=float)
+        q_out = _sized(q_out, self.n_owned, "an outflow per owned vertex")
         inflow, outflow = np.empty(self.n_entries), np.empty(self.n_owned)
         ptr = self._ffi.from_buffer
         self._lib.split_fluxes(
@@ -255,3 +255,12 @@ class BoxFluxes:
         vec.array[: self.n_owned] = owned
         vec.scatter_forward()
         return vec.array
+
+
+def _sized(values: np.ndarray, size: int, what: str) -> np.ndarray:
+    """`values` as a contiguous float64 array of `size` entries for a compiled kernel, which
+    would read past a shorter one; ValueError if it has another size."""
+    array = np.ascontiguousarray(values, dtype=float)
+    if array.shape != (size,):
+        raise ValueError(f"{what}: expected {size} values, got an array of shape {array.shape}")
+    return array

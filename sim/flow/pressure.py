@@ -239,7 +239,7 @@ class PressureSolver:
             total = fx.comm.allreduce(float(np.abs(values[fx.diagonal]).sum()), op=MPI.SUM)
             self._diag_scale = total / self.A.getSize()[0]
         b = self._outlet_rhs.array
-        b[:] = -np.bincount(fx.rows, values * self._column_value, fx.n_owned)  # lifting
+        b[:] = -fx.row_sums(values * self._column_value)  # lifting
         values[self._fixed_entry] = 0.0
         if self.robin is not None:
             n = fx.n_owned

@@ -60,7 +60,7 @@ def stop_phrase(summary: dict[str, Any]) -> str:
         "time_limit": "stop.time_limit was reached",
         "first_leak": f"cement leaked through {name} (stop.on_first_leak)",
         "syringe_pressure_limit": (
-            f"the syringe pressure of needle {name} reached stop.max_syringe_pressure"
+            f"the syringe pressure of needle '{name}' reached stop.max_syringe_pressure"
         ),
     }.get(kind, reason)
     injected = f"{summary['injected_volume_m3'] / ML:.2f}"

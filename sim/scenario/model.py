@@ -112,13 +112,15 @@ class Scenario(Section):
                 )
             if limit is None and needle.max_rate is not None:
                 fastest = needle.total_volume / needle.max_rate
-                if fastest > MAX_INJECTION:
+                # its start, if it does not wait for another needle
+                earliest = fastest + (needle.start if needle.after is None else 0.0)
+                if earliest > MAX_INJECTION:
                     raise ValueError(
                         f"injection.needles.{i}.max_rate: at {needle.max_rate:.4g} m^3/s the "
                         f"volume of {needle.total_volume:.4g} m^3 takes at least "
-                        f"{fastest / 3600:.3g} h, more than {MAX_INJECTION / 3600:g} h; PMMA "
-                        "sets within the hour (check max_rate and its unit, or give "
-                        "stop.time_limit)"
+                        f"{fastest / 3600:.3g} h, so the injection ends more than "
+                        f"{MAX_INJECTION / 3600:g} h after t = 0; PMMA sets within the hour "
+                        "(check max_rate, start and their units, or give stop.time_limit)"
                     )
         end = Injector(self.injection.needles).planned_end()
         if end is None or (limit is not None and limit < end):

@@ -338,8 +338,6 @@ def make_plan(spec: SweepSpec) -> Plan:
         overrides = [_override(k, v, units.get(k)) for k, v in point.items()]
         first = [_override(k, v) for k, v in realisations[0].items()]
         scenario = _load(spec.base, fixed + overrides + first, index, point | realisations[0])
-        if not runs and not dropped:  # the first point: what its summary will hold
-            _check_metric(spec, scenario)
         si = _scalars(scenario, axis_names)
         for name, expression in spec.derived.items():
             value = evaluate(expression, si)
@@ -351,6 +349,7 @@ def make_plan(spec: SweepSpec) -> Plan:
         if not all(evaluate(c, si) for c in spec.constraints):
             dropped += 1
             continue
+        _check_metric(spec, scenario, index, point)
         for k, realisation in enumerate(realisations):
             run_overrides = fixed + overrides + [_override(p, v) for p, v in realisation.items()]
             if k:
@@ -378,12 +377,15 @@ def make_plan(spec: SweepSpec) -> Plan:
     return Plan(spec, runs, dropped, kept, seeds)
 
 
-def _check_metric(spec: SweepSpec, scenario: Scenario) -> None:
-    """report.metric names one number of the summaries the runs will write (judged on the
-    first point's scenario: the names of needles, routes and targets do not vary)."""
+def _check_metric(spec: SweepSpec, scenario: Scenario, index: int, point: dict[str, Any]) -> None:
+    """report.metric names one number of the summary a kept point's runs will write (an axis
+    may rename a needle, route or target; its realisations differ in the seed only)."""
     problem = metric_problem(summary_layout(scenario), spec.report.metric)
     if problem is not None:
-        raise PlanError(f"report.metric {spec.report.metric!r}: {problem}")
+        values = ", ".join(f"{k} = {_shown(v)}" for k, v in point.items())
+        raise PlanError(
+            f"report.metric {spec.report.metric!r}: {problem} (point {index}: {values})"
+        )
 
 
 def _check_leak_probability_report(spec: SweepSpec, runs: list[PlannedRun]) -> None:

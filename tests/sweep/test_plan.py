@@ -364,6 +364,20 @@ def test_a_metric_the_summaries_will_not_have_is_refused_when_planned(
     assert str(info.value).startswith(f"report.metric {metric!r}: {message}"), str(info.value)
 
 
+@pytest.mark.parametrize("names", [["left", "right"], ["right", "left"]])
+def test_a_metric_is_judged_at_every_point(tmp_path: Path, names: list[str]) -> None:
+    # an axis may rename the needle: the metric must be in every point's summary, whichever
+    # comes first
+    axes = [{"param": "injection.needles.0.name", "values": names}]
+    with pytest.raises(PlanError) as info:
+        plan_of(tmp_path, axes=axes, report={"metric": "tip_pressure_final_pa.right"})
+    message = str(info.value)
+    assert (
+        "tip_pressure_final_pa has no entry 'right'; it has: tip_pressure_final_pa.left" in message
+    )
+    assert f"(point {names.index('left')}: injection.needles.0.name = 'left')" in message
+
+
 def test_a_metric_the_summaries_will_have_is_accepted(tmp_path: Path) -> None:
     # names from the scenario: its needle, its route
     for metric in (

@@ -328,7 +328,13 @@ def test_the_heat_follow_up_and_a_time_limit_count_for_dt_max(
     doomed = (*pressure, "injection.needles.0.max_rate=1e-30")
     assert (
         "injection.needles.0.max_rate: at 1e-30 m^3/s the volume of 4e-06 m^3 takes at least "
-        "1.11e+21 h, more than 24 h" in invalid(capsys, VERTEBROPLASTY, *doomed)
+        "1.11e+21 h, so the injection ends more than 24 h after t = 0"
+        in invalid(capsys, VERTEBROPLASTY, *doomed)
+    )
+    # 5 h of filling from 20 h on
+    late = (*pressure, "injection.needles.0.max_rate=0.8 mL/h", "injection.needles.0.start=20 h")
+    assert "takes at least 5 h, so the injection ends more than 24 h" in invalid(
+        capsys, VERTEBROPLASTY, *late
     )
     slow = (*pressure, "injection.needles.0.max_rate=0.1 mL/h")  # 40 h for 4 mL
     assert "takes at least 40 h" in invalid(capsys, VERTEBROPLASTY, *slow)

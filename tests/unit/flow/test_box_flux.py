@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dolfinx
 import numpy as np
+import pytest
 import ufl
 from dolfinx import fem
 
@@ -198,3 +199,15 @@ def test_the_compiled_sums_per_row_and_entry_are_numpys():
     assert np.array_equal(outflow, np.bincount(fx.rows, positive, fx.n_owned) + q_out)
     assert np.array_equal(fx.divergence(), np.bincount(fx.rows, fx.flux, fx.n_owned))
     assert global_max(inflow) == 0.0 and global_max(-inflow) > 0.0  # both signs occur
+
+
+def test_the_compiled_sums_refuse_arrays_of_another_size():
+    # a kernel would read past a shorter array
+    V = p1(unit_cube())
+    fx = fluxes_of(interpolate(V, quadratic), anisotropic(V.mesh))
+    with pytest.raises(ValueError, match=f"a coefficient per cell: expected {fx.n_cells} values"):
+        fx.stiffness(np.ones(fx.n_cells - 1))
+    with pytest.raises(ValueError, match="an outflow per owned vertex: expected"):
+        fx.split(0.0)
+    with pytest.raises(ValueError, match="a value per entry: expected"):
+        fx.row_sums(fx.flux[:-1])
