@@ -119,10 +119,10 @@ def metric_problem(layout: Layout, metric: str) -> str | None:
             return f"{named} is text, not a number"
         if node is NUMBER:
             return f"{named} is one number: leave out .{'.'.join(rest)}" if rest else None
-        if node is BY_NAME:
-            if len(rest) == 1:
-                return None
-            return f"{named} holds one number per region: name one, {named}.<region>"
+        if node is BY_NAME:  # a region's name may hold dots itself
+            return (
+                None if rest else f"{named} holds one number per region: name one, {named}.<region>"
+            )
         if not rest:
             return f"{named} holds several numbers: name one: {', '.join(leaves(node, named))}"
     return None  # not reached: every layout ends in a leaf

@@ -1,5 +1,5 @@
 """The summary a run will write, known from its scenario (sim.outputs.summary_layout): what a
-sweep's report.metric may name. Entries by mesh region take exactly one region name; the
+sweep's report.metric may name. Entries by mesh region take a region's name; the
 heat section declares its entries; the layout holds against real summaries in
 tests/regression/test_runs.py and test_checkpoint.py."""
 
@@ -21,7 +21,7 @@ from ..conftest import REPO
         ("necrosis_volume_m3.nerve", None),
         ("probe_temperature_max_k.canal", None),
         ("temperature_max_k", "temperature_max_k holds one number per region: name one"),
-        ("temperature_max_k.bone.x", "temperature_max_k holds one number per region"),
+        ("temperature_max_k.front.half", None),  # a region's name may hold dots
         ("necrosis_volume_m3.skin", "necrosis_volume_m3 has no entry 'skin'; it has: "),
         ("heat_balance_rel_error", None),
     ],
