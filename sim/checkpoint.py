@@ -309,3 +309,16 @@ def scenario_changes(before: dict[str, Any], after: dict[str, Any], prefix: str 
         elif a != b:
             changes.append(name)
     return changes
+
+
+def has_key(data: dict[str, Any], dotted: str) -> bool:
+    """Whether a resolved scenario (JSON) holds the dotted name (list entries by position)."""
+    node: Any = data
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True

@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from sim import __version__
 from sim import measurements as measure
 from sim.checkpoint import (
     CheckpointError,
     Layout,
     Saved,
+    has_key,
     read_checkpoint,
     read_meta,
     scenario_changes,
@@ -190,12 +192,22 @@ def check_resumable(scenario: Scenario, path: Path, comm: MPI.Comm) -> None:
         try:
             meta = read_meta(path)
             if meta["scenario_hash"] != config_hash(scenario):
-                changes = scenario_changes(meta["scenario"], scenario.model_dump(mode="json"))
-                error = (
-                    f"cannot resume from {path}: the scenario differs from the checkpointed "
-                    f"run's in {', '.join(changes) or 'its resolved values'}; resume with the "
-                    "same scenario and --set values, or run without --resume"
-                )
+                stored = meta["scenario"]
+                changes = scenario_changes(stored, scenario.model_dump(mode="json"))
+                added = [c for c in changes if not has_key(stored, c)]
+                if changes and added == changes:  # settings this version has and that lacked
+                    written = meta.get("version", "an earlier version")
+                    error = (
+                        f"cannot resume from {path}: it was written by cementsim {written}, "
+                        f"whose scenarios had no {', '.join(added)} (this is {__version__}); "
+                        "resume with the version that wrote it, or run without --resume"
+                    )
+                else:
+                    error = (
+                        f"cannot resume from {path}: the scenario differs from the "
+                        f"checkpointed run's in {', '.join(changes) or 'its resolved values'}; "
+                        "resume with the same scenario and --set values, or run without --resume"
+                    )
         except CheckpointError as exc:
             error = str(exc)
     error = comm.bcast(error, root=0)
@@ -296,6 +308,7 @@ class _TimeLoop:
             "t": pb.state.t,
             "steps": pb.state.counters.steps,
             "ranks": pb.comm.size,
+            "version": __version__,
         }
         write_checkpoint(self.checkpoints.path, parts, self.layout, meta)
         log.info(

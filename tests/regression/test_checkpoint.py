@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+import sim
 import sim.run
 from sim.checkpoint import FORMAT, CheckpointError
 from sim.errors import RunInterrupted
@@ -299,6 +300,22 @@ def test_resume_is_refused_for_another_scenario_or_without_a_checkpoint(
     ]
     refused(tmp_path / "other", QUICK_SPHERE, "no checkpoint to resume from")
     assert not (tmp_path / "other").exists()
+    # written by a version whose scenarios lacked a setting this one has (numerics.partition
+    # came at stop 28): said so, not as a change the user made
+    with h5py.File(tmp_path / "run.checkpoint.h5", "r+") as h5:
+        written = h5.attrs["meta"]
+        meta = json.loads(written)
+        assert meta["version"] == sim.__version__
+        del meta["scenario"]["numerics"]["partition"]
+        h5.attrs["meta"] = json.dumps(meta | {"version": "0.1.0", "scenario_hash": "0"})
+    refused(
+        out,
+        QUICK_SPHERE,
+        "it was written by cementsim 0.1.0, whose scenarios had no numerics.partition (this is "
+        f"{sim.__version__}); resume with the version that wrote it, or run without --resume",
+    )
+    with h5py.File(tmp_path / "run.checkpoint.h5", "r+") as h5:
+        h5.attrs["meta"] = written
     # a checkpoint of an older layout (format 1: before the counters were renamed)
     with h5py.File(tmp_path / "run.checkpoint.h5", "r+") as h5:
         h5.attrs["format"] = 1
