@@ -196,9 +196,10 @@ def check_resumable(scenario: Scenario, path: Path, comm: MPI.Comm) -> None:
                 changes = scenario_changes(stored, scenario.model_dump(mode="json"))
                 added = [c for c in changes if not has_key(stored, c)]
                 if changes and added == changes:  # settings this version has and that lacked
-                    written = meta.get("version", "an earlier version")
+                    version = meta.get("version")  # recorded since stop 29
+                    written = f"cementsim {version}" if version else "an earlier cementsim"
                     error = (
-                        f"cannot resume from {path}: it was written by cementsim {written}, "
+                        f"cannot resume from {path}: it was written by {written}, "
                         f"whose scenarios had no {', '.join(added)} (this is {__version__}); "
                         "resume with the version that wrote it, or run without --resume"
                     )

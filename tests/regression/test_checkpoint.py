@@ -314,6 +314,10 @@ def test_resume_is_refused_for_another_scenario_or_without_a_checkpoint(
         "it was written by cementsim 0.1.0, whose scenarios had no numerics.partition (this is "
         f"{sim.__version__}); resume with the version that wrote it, or run without --resume",
     )
+    with h5py.File(tmp_path / "run.checkpoint.h5", "r+") as h5:  # before versions were recorded
+        meta = {k: v for k, v in meta.items() if k != "version"} | {"scenario_hash": "0"}
+        h5.attrs["meta"] = json.dumps(meta)
+    refused(out, QUICK_SPHERE, "it was written by an earlier cementsim, whose scenarios had no")
     with h5py.File(tmp_path / "run.checkpoint.h5", "r+") as h5:
         h5.attrs["meta"] = written
     # a checkpoint of an older layout (format 1: before the counters were renamed)
