@@ -292,33 +292,25 @@ def read_checkpoint(path: Path, layout: Layout) -> dict[str, Saved]:
     return parts
 
 
-def scenario_changes(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of the values that differ between two resolved scenarios (JSON)."""
+def scenario_changes(
+    before: dict[str, Any], after: dict[str, Any], prefix: str = "", added: list[str] | None = None
+) -> list[str]:
+    """Dotted names of the values that differ between two resolved scenarios (JSON); those
+    `before` does not hold at all (settings of a later version) also go into `added`."""
     changes = []
     for key in sorted(set(before) | set(after), key=str):
         a, b = before.get(key), after.get(key)
         name = f"{prefix}{key}"
         if isinstance(a, dict) and isinstance(b, dict):
-            changes += scenario_changes(a, b, name + ".")
+            changes += scenario_changes(a, b, name + ".", added)
         elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
             for i, (x, y) in enumerate(zip(a, b, strict=True)):
                 if isinstance(x, dict) and isinstance(y, dict):
-                    changes += scenario_changes(x, y, f"{name}.{i}.")
+                    changes += scenario_changes(x, y, f"{name}.{i}.", added)
                 elif x != y:
                     changes.append(f"{name}.{i}")
         elif a != b:
             changes.append(name)
+            if key not in before and added is not None:
+                added.append(name)
     return changes
-
-
-def has_key(data: dict[str, Any], dotted: str) -> bool:
-    """Whether a resolved scenario (JSON) holds the dotted name (list entries by position)."""
-    node: Any = data
-    for part in dotted.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return False
-    return True

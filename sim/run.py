@@ -20,7 +20,6 @@ from sim.checkpoint import (
     CheckpointError,
     Layout,
     Saved,
-    has_key,
     read_checkpoint,
     read_meta,
     scenario_changes,
@@ -192,9 +191,10 @@ def check_resumable(scenario: Scenario, path: Path, comm: MPI.Comm) -> None:
         try:
             meta = read_meta(path)
             if meta["scenario_hash"] != config_hash(scenario):
-                stored = meta["scenario"]
-                changes = scenario_changes(stored, scenario.model_dump(mode="json"))
-                added = [c for c in changes if not has_key(stored, c)]
+                added: list[str] = []
+                changes = scenario_changes(
+                    meta["scenario"], scenario.model_dump(mode="json"), added=added
+                )
                 if changes and added == changes:  # settings this version has and that lacked
                     version = meta.get("version")  # recorded since stop 29
                     written = f"cementsim {version}" if version else "an earlier cementsim"

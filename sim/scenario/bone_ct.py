@@ -50,9 +50,6 @@ from sim.ct.density import (
     DEFAULT_SPECIFIC_SURFACE,
     DEFAULT_TISSUE_MINERAL_DENSITY,
     CTMapping,
-    kozeny_carman_permeability,
-    log_linear_permeability,
-    power_law_permeability,
 )
 from sim.ct.volume import (
     CTFileError,
@@ -142,11 +139,10 @@ class CTSection(VolumePlacement):
         lo, hi = self.porosity_limits
         if not 0 < lo < hi < 1:
             raise ValueError(f"porosity_limits must satisfy 0 < min < max < 1, got {[lo, hi]}")
-        self._permeability_in_range()
-        self.mapping()  # every other problem, named
+        self._permeability_in_range(self.mapping())  # the mapping names every other problem
         return self
 
-    def _permeability_in_range(self) -> None:
+    def _permeability_in_range(self, mapping: CTMapping) -> None:
         """The law's axial permeability, and the transverse one (times the anisotropy ratio),
         at both porosity limits (the law is monotone in between) within PERMEABILITY_LIMITS,
         named by the law's fields."""
@@ -154,12 +150,7 @@ class CTSection(VolumePlacement):
         ratio = self.anisotropy.ratio
         for phi in self.porosity_limits:
             with np.errstate(over="ignore", under="ignore"):
-                if isinstance(law, KozenyCarman):
-                    k = kozeny_carman_permeability(phi, law.specific_surface, law.kozeny_constant)
-                elif isinstance(law, PowerLaw):
-                    k = power_law_permeability(phi, law.coefficient, law.exponent)
-                else:
-                    k = log_linear_permeability(phi, law.intercept, law.slope)
+                k = mapping.axial_permeability(phi)
             for value, which in ((float(k), "an axial"), (float(k) * ratio, "a transverse")):
                 if in_permeability_range(value):
                     continue
