@@ -101,31 +101,26 @@ def summary_layout(scenario: Scenario) -> Layout:
     return layout
 
 
-def metric_problem(layout: Layout, metric: str) -> str | None:
+def metric_problem(layout: Layout, metric: str, within: str = "") -> str | None:
     """Why `metric` (a dotted key of summary.json) does not name one number of a summary of
-    this layout, or None if it does (or names one by a name only the mesh knows)."""
-    node: Any = layout
-    parts = metric.split(".")
-    for depth, part in enumerate(parts):
-        where = ".".join(parts[:depth])
-        if part not in node:
-            return (
-                f"{where or 'the summary'} has no entry {part!r}; "
-                f"it has: {', '.join(_entries(node, where))}"
-            )
-        node, rest = node[part], parts[depth + 1 :]
-        named = ".".join(parts[: depth + 1])
-        if node is TEXT:
-            return f"{named} is text, not a number"
-        if node is NUMBER:
-            return f"{named} is one number: leave out .{'.'.join(rest)}" if rest else None
-        if node is BY_NAME:  # a region's name may hold dots itself
-            return (
-                None if rest else f"{named} holds one number per region: name one, {named}.<region>"
-            )
-        if not rest:
-            return f"{named} holds several numbers: name one: {', '.join(leaves(node, named))}"
-    return None  # not reached: every layout ends in a leaf
+    this layout, or None if it does (or names one by a name only the mesh knows); `within`:
+    the dotted entry `layout` is the layout of, when called for the rest of a metric."""
+    part, _, rest = metric.partition(".")
+    if part not in layout:
+        return (
+            f"{within or 'the summary'} has no entry {part!r}; "
+            f"it has: {', '.join(_entries(layout, within))}"
+        )
+    node, named = layout[part], f"{within}.{part}" if within else part
+    if node is TEXT:
+        return f"{named} is text, not a number"
+    if node is NUMBER:
+        return f"{named} is one number: leave out .{rest}" if rest else None
+    if node is BY_NAME:  # a region's name may hold dots itself
+        return None if rest else f"{named} holds one number per region: name one, {named}.<region>"
+    if not rest:
+        return f"{named} holds several numbers: name one: {', '.join(leaves(node, named))}"
+    return metric_problem(node, rest, named)
 
 
 def _entries(node: Layout, prefix: str) -> list[str]:
