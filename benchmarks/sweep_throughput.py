@@ -1,6 +1,9 @@
 """Sweep throughput (runs per hour): a serial loop, the local pool and a Dask LocalCluster.
 
 Run: .venv/bin/python benchmarks/sweep_throughput.py [--workers 2] [--points 8]
+     [--ranks-per-run 2]
+(with --ranks-per-run M each point runs on M MPI ranks: a worker is `mpirun -n M python -m
+sim.sweep.server`; on a 2-core machine use --workers 1 with M = 2.)
 Each executor runs the same coarse sphere points (the shipped example sweep, viscosity x rate,
 outputs off) into a fresh folder through `cementsim sweep run`; the start-up of the sweep's
 worker processes (Python, DOLFINx, PETSc: once per worker, sim.sweep.server) and the mesh of
@@ -44,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--points", type=int, default=8)
+    parser.add_argument("--ranks-per-run", type=int, default=1)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="cementsim-sweep-bench-"))
     path = sweep_file(folder, args.points)
@@ -65,6 +69,8 @@ def main() -> None:
                 executor,
                 "--workers",
                 str(args.workers),
+                "--ranks-per-run",
+                str(args.ranks_per_run),
             ],
             capture_output=True,
             text=True,
@@ -85,7 +91,10 @@ def main() -> None:
             (executor, len(summaries), wall, 3600 * len(summaries) / wall, inside, per_process)
         )
     serial = rows[0][3]
-    print(f"sweep throughput, {args.points} coarse sphere runs, {args.workers} workers ({folder})")
+    print(
+        f"sweep throughput, {args.points} coarse sphere runs on {args.ranks_per_run} rank(s) "
+        f"each, {args.workers} workers ({folder})"
+    )
     print(
         f"{'executor':10s} {'runs':>5s} {'wall s':>8s} {'runs/h':>8s} {'speed-up':>9s} "
         f"{'run s':>7s} {'attempt s':>10s}"

@@ -9,6 +9,10 @@ command-line entry point, in this process), and answers one JSON line ``{"exit_c
 Interval checkpoints let a point killed with its worker (a job at its wall-time limit) go on
 where it was; a signal ends the point at once (a resubmitted point may start elsewhere).
 
+Under `mpirun -n M` (points on M ranks) every rank runs each point, together on
+COMM_WORLD: rank 0 reads the requests (mpirun hands its standard input to rank 0 alone),
+passes each to the others and answers it.
+
 Starting Python, DOLFINx and PETSc costs 2-5 s per process; a sweep of small points paid it
 for every point. The answer goes out on a private copy of the original standard output:
 file descriptor 1 is pointed at standard error, so that nothing a library prints at C level
@@ -17,12 +21,14 @@ can corrupt the protocol. sim.sweep.worker starts and feeds these processes.
 A server never outlives the process that started it: besides the parent-death signal that
 sim.sweep.worker asks Linux for (SIGKILL, which no handler can answer; it comes too late
 when the parent dies while the server starts), a watchdog thread ends the server within a
-second of its parent's death, mid-point or idle.
+second of its parent's death, mid-point or idle. Under mpirun each rank watches its own
+parent, mpirun's process launcher, which ends with mpirun (mpirun itself gets the
+parent-death signal).
 """
 
 from __future__ import annotations
 
-from mpi4py import MPI  # noqa: F401  (loads libmpi before dolfinx does; see README)
+from mpi4py import MPI  # loaded before dolfinx, which needs libmpi (see README)
 
 # isort: split
 import io
@@ -37,6 +43,7 @@ from typing import TextIO
 
 from sim.cli import main
 from sim.outputs.rundir import CHECKPOINT_EVERY
+from sim.sweep.worker import SERVER_PARENT
 
 #: characters of a run's printed output sent back
 TAIL = 4000
@@ -66,11 +73,14 @@ def run_request(request: dict[str, object]) -> dict[str, object]:
     return {"exit_code": code, "output": printed.getvalue()[-TAIL:]}
 
 
-def serve(requests: TextIO, answers: TextIO) -> None:
-    """Answer every request line until the input ends."""
-    for line in requests:
-        if line.strip():
-            answers.write(json.dumps(run_request(json.loads(line))) + "\n")
+def serve(requests: TextIO, answers: TextIO, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
+    """Answer every request line until the input ends: rank 0 reads `requests` and writes
+    `answers`, every rank of `comm` runs each point."""
+    lines = (line for line in requests if line.strip()) if comm.rank == 0 else iter(())
+    while (line := comm.bcast(next(lines, None), root=0)) is not None:
+        answer = run_request(json.loads(line))
+        if comm.rank == 0:
+            answers.write(json.dumps(answer) + "\n")
             answers.flush()
 
 
@@ -90,7 +100,7 @@ def end_when_orphaned(parent: int, interval: float = WATCH_INTERVAL) -> threadin
 
 
 if __name__ == "__main__":
-    end_when_orphaned(int(os.environ.get("CEMENTSIM_SERVER_PARENT", os.getppid())))
+    end_when_orphaned(int(os.environ.get(SERVER_PARENT, os.getppid())))
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr

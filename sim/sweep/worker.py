@@ -1,6 +1,7 @@
-"""Run one point of a sweep: on one rank in a persistent worker process (sim.sweep.server,
-one per thread of the caller, started on first use and again after it died), on M ranks in
-its own process `mpirun -n M python -m sim run BASE --set ...`.
+"""Run one point of a sweep in a persistent worker process (sim.sweep.server, one per thread
+of the caller and number of ranks, started on first use and again after it died): `python -m
+sim.sweep.server` for points on one rank, `mpirun -n M python -m sim.sweep.server` for points
+on M ranks, whose ranks run each point together.
 
 A finished run (a valid summary.json, sim.sweep.store.read_summary) is never run again; a
 corrupt summary.json is reported and the point run again (its attempt replaces the folder).
@@ -37,6 +38,9 @@ from sim.parent_death import wrapped
 from sim.sweep.store import BUSY, DONE, FAILED, point_state, run_dir
 
 TAIL = 4000  # characters of error output kept per failed attempt
+#: the environment variable naming the process a server on one rank watches (default: its
+#: parent)
+SERVER_PARENT = "CEMENTSIM_SERVER_PARENT"
 
 
 def launcher(ranks: int, python: str) -> list[str]:
@@ -53,15 +57,15 @@ def launcher(ranks: int, python: str) -> list[str]:
 
 
 def _die_with_parent(cmd: list[str], python: str) -> list[str]:
-    """`cmd` behind an exec wrapper (sim.parent_death) that asks Linux to end it when the
-    worker dies: with SIGKILL a Python process (a server or a run), with SIGTERM mpirun, which
-    passes it on to its ranks. Not SIGTERM for Python: PETSc's signal handler answers it, and
-    in an orphaned server (a few seconds old) PETSc's error printing was seen to recurse
-    without end (PetscError, PetscTraceBackErrorHandler, PetscFPrintf, PetscError, ...; gdb),
-    the stack growing by 500 MB/s to the machine's 24 GB while the server's watchdog thread
-    waited for the GIL."""
-    ending = signal.SIGKILL if cmd[0] == python else signal.SIGTERM
-    return wrapped(cmd, int(ending), python)
+    """`cmd` behind an exec wrapper (sim.parent_death) that asks Linux to send it SIGKILL
+    when the worker dies: a server, or the mpirun of a server on several ranks, whose
+    launchers then end the ranks (each rank's watchdog too, sim.sweep.server). Not SIGTERM:
+    PETSc's signal handler answers it, and in an orphaned server (a few seconds old) PETSc's
+    error printing was seen to recurse without end (PetscError, PetscTraceBackErrorHandler,
+    PetscFPrintf, PetscError, ...; gdb), the stack growing by 500 MB/s to the machine's 24 GB
+    while the server's watchdog thread waited for the GIL; mpirun would pass a SIGTERM on to
+    the ranks."""
+    return wrapped(cmd, int(signal.SIGKILL), python)
 
 
 def _history(out: Path) -> list[dict[str, Any]]:
@@ -135,12 +139,9 @@ def _attempts(
     for attempt in range(1, retries + 2):
         t0 = time.perf_counter()
         resume = checkpoint.is_file()
-        if ranks == 1:
-            request = {"base": base, "out": str(out), "overrides": overrides}
-            request |= {"checkpoint_every": every, "resume": resume}
-            code, err = _server(python, env).run(request, timeout)
-        else:
-            code, err = _process([*cmd, *(["--resume"] * resume)], python, env, timeout)
+        request = {"base": base, "out": str(out), "overrides": overrides}
+        request |= {"checkpoint_every": every, "resume": resume}
+        code, err = _server(python, env, ranks).run(request, timeout)
         state = point_state(out)
         ok = code == 0 and state.status == DONE
         if code == 0 and not ok:
@@ -178,34 +179,22 @@ def _attempts(
     return failure
 
 
-def _process(cmd: list[str], python: str, env: dict[str, str], timeout: float) -> tuple[int, str]:
-    """Run `cmd` in its own process; its exit code (-1: timed out) and the tail of its output."""
-    try:
-        done = subprocess.run(
-            _die_with_parent(cmd, python),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out after {timeout:g} s"
-    return done.returncode, (done.stderr + done.stdout)[-TAIL:]
-
-
 class _Server:
-    """A `python -m sim.sweep.server` process: requests on its stdin, answers on its stdout,
-    everything else it prints in a temporary file (the tail is reported if it dies)."""
+    """A `python -m sim.sweep.server` process on `ranks` MPI ranks (under mpirun if more than
+    one): requests on its stdin, answers on its stdout, everything else it prints in a
+    temporary file (the tail is reported if it dies)."""
 
-    def __init__(self, python: str, env: dict[str, str]) -> None:
+    def __init__(self, python: str, env: dict[str, str], ranks: int = 1) -> None:
         self.log: IO[bytes] = tempfile.TemporaryFile()
+        # the parent a server watches: this process, or under mpirun each rank's launcher
+        env = {k: v for k, v in env.items() if k != SERVER_PARENT}
+        env |= {SERVER_PARENT: str(os.getpid())} if ranks == 1 else {}
         self.process = subprocess.Popen(
-            _die_with_parent([python, "-m", "sim.sweep.server"], python),
+            _die_with_parent([*launcher(ranks, python), "-m", "sim.sweep.server"], python),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
-            env={**env, "CEMENTSIM_SERVER_PARENT": str(os.getpid())},
+            env=env,
             text=True,
         )
 
@@ -242,13 +231,14 @@ class _Server:
 _servers = threading.local()
 
 
-def _server(python: str, env: dict[str, str]) -> _Server:
-    """This thread's worker process for `python`, started if there is none alive."""
-    if not hasattr(_servers, "by_python"):
-        _servers.by_python = {}
-    server: _Server | None = _servers.by_python.get(python)
+def _server(python: str, env: dict[str, str], ranks: int = 1) -> _Server:
+    """This thread's worker process for `python` on `ranks` ranks, started if there is none
+    alive."""
+    if not hasattr(_servers, "by_kind"):
+        _servers.by_kind = {}
+    server: _Server | None = _servers.by_kind.get((python, ranks))
     if server is None or not server.alive():
-        server = _servers.by_python[python] = _Server(python, env)
+        server = _servers.by_kind[python, ranks] = _Server(python, env, ranks)
     return server
 
 

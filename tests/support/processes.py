@@ -26,3 +26,24 @@ def ends_with(parent: subprocess.Popen, pid: int, seconds: float = 10.0) -> bool
             return False
         time.sleep(0.05)
     return True
+
+
+def descendants(pid: int) -> list[int]:
+    """The live processes below `pid` (children, their children, ...)."""
+    parents: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after the command name
+        if fields[0] != "Z":
+            parents[int(proc.name)] = int(fields[1])
+    below, frontier = [], [pid]
+    while frontier:
+        children = [c for c, parent in parents.items() if parent in frontier]
+        below += children
+        frontier = children
+    return below

@@ -1,6 +1,7 @@
 """The persistent sweep worker (sim.sweep.server, driven by sim.sweep.worker): points run
-in-process exactly as the command line runs them, and a point that hangs or kills its worker
-is reported with its exit code and output while the next point gets a new worker."""
+in-process exactly as the command line runs them, on one rank or on two under mpirun, and a
+point that hangs or kills its worker is reported with its exit code and output while the
+next point gets a new worker."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import pytest
 
 from sim.sweep.server import ORPHANED, run_request
 from sim.sweep.worker import _server
-from tests.support.processes import ends_with, gone
-from tests.sweep.conftest import SPHERE
+from tests.support.processes import descendants, ends_with, gone
+from tests.sweep.conftest import COMPARED, SPHERE
 
 pytestmark = pytest.mark.serial
 
@@ -71,6 +72,77 @@ def test_a_hung_or_killed_worker_is_replaced(tmp_path: Path) -> None:
     assert third.process.stdin is not None
     third.process.stdin.close()  # the end of its requests ends it, cleanly
     assert third.process.wait(timeout=60) == 0
+
+
+def test_a_server_on_two_ranks_runs_points_together_and_ends_with_its_timeout(
+    tmp_path: Path,
+) -> None:
+    """Under mpirun -n 2 one server process runs point after point on both ranks, with the
+    serial run's numbers (to the MPI tolerance); a point that outlives its timeout ends
+    mpirun and every rank."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    serial = run_request({"base": str(SPHERE), "out": str(tmp_path / "serial"), "overrides": QUICK})
+    assert serial["exit_code"] == 0, serial["output"]
+    expected = json.loads((tmp_path / "serial" / "summary.json").read_text())
+    server = _server(sys.executable, env, ranks=2)
+    for point in ("a", "b"):
+        request = {"base": str(SPHERE), "out": str(tmp_path / point), "overrides": QUICK}
+        code, output = server.run(request, timeout=300)
+        assert code == 0, output
+        assert _server(sys.executable, env, ranks=2) is server and server.alive()
+        summary = json.loads((tmp_path / point / "summary.json").read_text())
+        assert summary["mpi_ranks"] == 2
+        for key in COMPARED:
+            assert summary[key] == pytest.approx(expected[key], rel=1e-6), (point, key)
+    ranks = [p for p in descendants(server.process.pid) if "sim.sweep.server" in _cmdline(p)]
+    assert len(ranks) == 2
+    request = {"base": str(SPHERE), "out": str(tmp_path / "slow"), "overrides": SLOW}
+    assert server.run(request, timeout=1.0) == (-1, "timed out after 1 s")
+    deadline = time.monotonic() + 30
+    while not all(gone(p) for p in ranks):
+        assert time.monotonic() < deadline, "a rank outlived its server's mpirun"
+        time.sleep(0.05)
+    assert _server(sys.executable, env, ranks=2) is not server
+
+
+#: a sweep worker that starts a server on two ranks (with the parent-death signal on mpirun),
+#: hands it one point and waits
+WORKER_OF_TWO = """
+import json, os, sys, time
+from sim.sweep.worker import _server
+server = _server(sys.executable, {**os.environ, "OMP_NUM_THREADS": "1"}, ranks=2)
+server.process.stdin.write(sys.argv[1] + "\\n"); server.process.stdin.flush()
+print(server.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_server_on_two_ranks_ends_when_its_worker_dies_mid_point(tmp_path: Path) -> None:
+    point = {"base": str(SPHERE), "out": str(tmp_path / "p"), "overrides": SLOW}
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER_OF_TWO, json.dumps(point)], stdout=subprocess.PIPE, text=True
+    )
+    assert worker.stdout is not None
+    mpirun = int(worker.stdout.readline())
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".p.staging-*")):  # the run has begun
+        assert time.monotonic() < deadline and not gone(mpirun), "the point never started"
+        time.sleep(0.05)
+    ranks = [p for p in descendants(mpirun) if "sim.sweep.server" in _cmdline(p)]
+    assert len(ranks) == 2
+    assert ends_with(worker, mpirun), "mpirun outlived the worker"
+    deadline = time.monotonic() + 30
+    while not all(gone(p) for p in ranks):
+        assert time.monotonic() < deadline, "a rank outlived its worker"
+        time.sleep(0.05)
+    assert not (tmp_path / "p" / "summary.json").exists()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 #: a parent that starts a server with no parent-death signal, hands it one point and waits
