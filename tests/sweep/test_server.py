@@ -118,16 +118,7 @@ time.sleep(600)
 
 
 def test_a_server_on_two_ranks_ends_when_its_worker_dies_mid_point(tmp_path: Path) -> None:
-    point = {"base": str(SPHERE), "out": str(tmp_path / "p"), "overrides": SLOW}
-    worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER_OF_TWO, json.dumps(point)], stdout=subprocess.PIPE, text=True
-    )
-    assert worker.stdout is not None
-    mpirun = int(worker.stdout.readline())
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".p.staging-*")):  # the run has begun
-        assert time.monotonic() < deadline and not gone(mpirun), "the point never started"
-        time.sleep(0.05)
+    worker, mpirun = _mid_point(WORKER_OF_TWO, tmp_path)
     ranks = [p for p in descendants(mpirun) if "sim.sweep.server" in _cmdline(p)]
     assert len(ranks) == 2
     assert ends_with(worker, mpirun), "mpirun outlived the worker"
@@ -136,6 +127,23 @@ def test_a_server_on_two_ranks_ends_when_its_worker_dies_mid_point(tmp_path: Pat
         assert time.monotonic() < deadline, "a rank outlived its worker"
         time.sleep(0.05)
     assert not (tmp_path / "p" / "summary.json").exists()
+
+
+def _mid_point(parent_code: str, tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """A process running `parent_code`, which starts a server, hands it a slow point (out:
+    tmp_path / "p") and prints the server's pid, once the point has begun: (the process, the
+    server's pid)."""
+    point = {"base": str(SPHERE), "out": str(tmp_path / "p"), "overrides": SLOW}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code, json.dumps(point)], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    server = int(parent.stdout.readline())
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".p.staging-*")):  # the run has begun
+        assert time.monotonic() < deadline and not gone(server), "the point never started"
+        time.sleep(0.05)
+    return parent, server
 
 
 def _cmdline(pid: int) -> str:
@@ -157,16 +165,7 @@ time.sleep(600)
 
 def test_a_server_ends_when_its_parent_dies_mid_point(tmp_path: Path) -> None:
     """Without the parent-death signal (the wrapper's), the server's own watchdog ends it."""
-    point = {"base": str(SPHERE), "out": str(tmp_path / "p"), "overrides": SLOW}
-    parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT, json.dumps(point)], stdout=subprocess.PIPE, text=True
-    )
-    assert parent.stdout is not None
-    server = int(parent.stdout.readline())
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".p.staging-*")):  # the run has begun
-        assert time.monotonic() < deadline and not gone(server), "the point never started"
-        time.sleep(0.05)
+    parent, server = _mid_point(PARENT, tmp_path)
     assert ends_with(parent, server), "the server outlived its parent"
     assert not (tmp_path / "p" / "summary.json").exists()
 
