@@ -19,6 +19,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+from contextlib import suppress
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -86,25 +88,23 @@ def entry(key: str | None) -> Path | None:
     return None if where is None or key is None else where / f"{key[:32]}.msh"
 
 
-def store(path: Path, info: dict[str, float]) -> None:
-    """Write the current gmsh model to the entry `path` (binary, exact) with its `info`
-    beside it, atomically (rank 0, inside a gmsh session). Best effort: a cache that cannot
-    be written does not fail the run."""
+def store(path: Path, info: dict[str, float], mesh: Path) -> None:
+    """Copy the mesh file `mesh` (binary .msh, as gmsh's process wrote it:
+    sim.geometry.gmsh_tools.in_child) to the entry `path` with its `info` beside it,
+    atomically, so that a hit reads the bytes the run that meshed it read (rank 0). Best
+    effort: a cache that cannot be written does not fail the run."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.msh")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.msh")
-        binary = gmsh.option.getNumber("Mesh.Binary")
-        gmsh.option.setNumber("Mesh.Binary", 1)
-        try:
-            gmsh.write(str(tmp))
-        finally:
-            gmsh.option.setNumber("Mesh.Binary", binary)
+        shutil.copyfile(mesh, tmp)
         side = path.with_suffix(".json")
         side_tmp = side.with_name(f".{side.stem}.{os.getpid()}.tmp.json")
         side_tmp.write_text(json.dumps(info))
         os.replace(side_tmp, side)
         os.replace(tmp, path)  # last: an entry exists only with its info
-    except Exception as exc:  # gmsh raises bare Exception
+    except OSError as exc:
+        with suppress(OSError):  # no half-copied file left behind
+            tmp.unlink(missing_ok=True)
         log.warning("mesh cache: could not store %s (%s)", path, exc)
 
 

@@ -309,8 +309,8 @@ def generated(
                 made = Path(folder) / "mesh.msh"
                 info.update(in_child(generate, made))
                 gmsh.open(str(made))
-            if cached is not None:
-                store(cached, info)
+                if cached is not None:
+                    store(cached, info, made)
         if msh_path is not None:
             gmsh.write(str(msh_path))
 

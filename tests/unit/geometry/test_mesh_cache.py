@@ -93,3 +93,19 @@ def test_keys_need_a_stable_digest() -> None:
     assert mesh_cache.key_of(partial(max, 1.0, 2.0)) == mesh_cache.key_of(partial(max, 1.0, 2.0))
     assert mesh_cache.key_of(partial(max, 1.0, 2.5)) != mesh_cache.key_of(partial(max, 1.0, 2.0))
     assert mesh_cache.key_of(partial(max, object())) is None  # its text is its address
+
+
+def test_an_entry_is_the_meshed_file_and_a_failed_store_leaves_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mesh = tmp_path / "made.msh"
+    mesh.write_bytes(bytes(range(256)) * 40)
+    entry = tmp_path / "cache" / "key.msh"
+    mesh_cache.store(entry, {"min_sicn": 0.25}, mesh)
+    assert entry.read_bytes() == mesh.read_bytes()
+    assert mesh_cache.info_of(entry) == {"min_sicn": 0.25}
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    mesh_cache.store(tmp_path / "blocked" / "key.msh", {}, mesh)  # warns, does not raise
+    mesh_cache.store(tmp_path / "cache" / "other.msh", {}, tmp_path / "missing.msh")
+    assert "could not store" in caplog.text
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["key.json", "key.msh"]
