@@ -220,13 +220,16 @@ def _with_mpi(args: argparse.Namespace, scenario: Any, out: Path) -> int:
         )
         return 1
     except Exception:
-        # an error on one rank would leave the others waiting in a collective call forever
-        traceback.print_exc()
+        # an error on one rank would leave the others waiting in a collective call forever;
+        # the process ends with the abort, so the why goes to the process's own standard
+        # error (a sweep worker captures sys.stderr, sim.sweep.server)
+        stream = sys.__stderr__ if comm.size > 1 and sys.__stderr__ else sys.stderr
+        traceback.print_exc(file=stream)
         print(
             f"error on rank {comm.rank}: the run failed; {out} is as it was; partial results "
             f"(no summary.json) are in {failed_folder(out)} or, if the run was aborted, in "
             f".{out.name}.staging-* beside it",
-            file=sys.stderr,
+            file=stream,
             flush=True,
         )
         if comm.size > 1:

@@ -1,8 +1,8 @@
 """Executors of a sweep: a serial loop, a local pool, Dask (LocalCluster or a running
 scheduler), dask-jobqueue on SLURM or PBS, and a SLURM job array (sbatch --array).
 
-All run the pending points with sim.sweep.worker.run_point, each in its own process, so a
-crashed run cannot take the sweep down; finished points are skipped.
+All run the pending points with sim.sweep.worker.run_point, in worker processes apart from
+the sweep's, so a crashed run cannot take the sweep down; finished points are skipped.
 """
 
 from __future__ import annotations

@@ -38,12 +38,13 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from typing import TextIO
 
 from sim.cli import main
 from sim.outputs.rundir import CHECKPOINT_EVERY
-from sim.sweep.worker import SERVER_PARENT
+from sim.sweep.worker import ANSWER, SERVER_PARENT
 
 #: characters of a run's printed output sent back
 TAIL = 4000
@@ -51,6 +52,8 @@ TAIL = 4000
 WATCH_INTERVAL = 0.5
 #: exit code of a server whose parent died (as if ended by SIGTERM)
 ORPHANED = 143
+#: seconds between two looks of an idle rank (not rank 0) for the next request
+IDLE_LOOK = 0.01
 
 
 def run_request(request: dict[str, object]) -> dict[str, object]:
@@ -75,13 +78,27 @@ def run_request(request: dict[str, object]) -> dict[str, object]:
 
 def serve(requests: TextIO, answers: TextIO, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
     """Answer every request line until the input ends: rank 0 reads `requests` and writes
-    `answers`, every rank of `comm` runs each point."""
+    `answers` (each line starting with ANSWER), every rank of `comm` runs each point."""
     lines = (line for line in requests if line.strip()) if comm.rank == 0 else iter(())
-    while (line := comm.bcast(next(lines, None), root=0)) is not None:
+    while (line := _received(lines, comm)) is not None:
         answer = run_request(json.loads(line))
         if comm.rank == 0:
-            answers.write(json.dumps(answer) + "\n")
+            answers.write(ANSWER + json.dumps(answer) + "\n")
             answers.flush()
+
+
+def _received(lines: Iterator[str], comm: MPI.Comm) -> str | None:
+    """The next request line (rank 0 reads it) on every rank; None at the end of the input.
+    The other ranks wait for it asleep, looking every IDLE_LOOK seconds: in a collective call
+    MPICH polls, and an idle server would keep a core busy per rank."""
+    line = next(lines, None) if comm.rank == 0 else None
+    if comm.size > 1:
+        ready = comm.Ibarrier()
+        if comm.rank == 0:
+            ready.Wait()
+        while not ready.Test():
+            time.sleep(IDLE_LOOK)
+    return comm.bcast(line, root=0)
 
 
 def end_when_orphaned(parent: int, interval: float = WATCH_INTERVAL) -> threading.Thread:
@@ -104,4 +121,10 @@ if __name__ == "__main__":
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    serve(sys.stdin, protocol)
+    try:
+        serve(sys.stdin, protocol)
+    except BaseException:  # under mpirun the other ranks would wait for rank 0 forever
+        if MPI.COMM_WORLD.size == 1:
+            raise
+        traceback.print_exc()
+        MPI.COMM_WORLD.Abort(1)

@@ -41,6 +41,10 @@ TAIL = 4000  # characters of error output kept per failed attempt
 #: the environment variable naming the process a server on one rank watches (default: its
 #: parent)
 SERVER_PARENT = "CEMENTSIM_SERVER_PARENT"
+#: what a server's answer line starts with (mpirun writes on the same stdout when a rank dies)
+ANSWER = "cementsim-answer "
+#: seconds a server that answered something else than an answer has to end by itself
+DYING = 10.0
 
 
 def launcher(ranks: int, python: str) -> list[str]:
@@ -127,8 +131,9 @@ def _attempts(
     retries, timeout, every = limits
     (out / "failed.json").unlink(missing_ok=True)
     python = python or sys.executable
+    # the command line that runs the point as its worker does (recorded if it fails)
     cmd = [*launcher(ranks, python), "-m", "sim", "run", base]
-    cmd += ["--out", str(out), "--quiet", "--checkpoint-every", every]
+    cmd += ["--out", str(out), "--quiet", "--checkpoint-every", every, "--no-signal-checkpoints"]
     for o in overrides:
         cmd += ["--set", o]
     checkpoint = checkpoint_file(out)
@@ -217,15 +222,24 @@ class _Server:
                 self.process.wait()
                 return -1, f"timed out after {timeout:g} s"
         line = self.process.stdout.readline()
-        if not line:
-            return self._died()
-        answer = json.loads(line)
-        return int(answer["exit_code"]), str(answer["output"])
+        if line.startswith(ANSWER):
+            answer = json.loads(line[len(ANSWER) :])
+            return int(answer["exit_code"]), str(answer["output"])
+        return self._died(line)  # the end of its output, or mpirun's words on a dead rank
 
-    def _died(self) -> tuple[int, str]:
-        code = self.process.wait()
+    def _died(self, said: str = "") -> tuple[int, str]:
+        """The exit code and last words (its error output, then what it `said` and the rest
+        of its standard output) of a server that ended, or ends within DYING seconds, else
+        is ended."""
+        assert self.process.stdout is not None
+        try:
+            code = self.process.wait(timeout=DYING)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        said += self.process.stdout.read()
         self.log.seek(0)
-        return code, self.log.read().decode(errors="replace")[-TAIL:]
+        return code, (self.log.read().decode(errors="replace") + said)[-TAIL:]
 
 
 _servers = threading.local()

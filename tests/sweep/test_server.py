@@ -12,13 +12,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from sim.sweep.server import ORPHANED, run_request
-from sim.sweep.worker import _server
-from tests.support.processes import descendants, ends_with, gone
+from sim.sweep.worker import _Server, _server
+from tests.support.processes import command_line, cpu_seconds, descendants, ends_with, gone
 from tests.sweep.conftest import COMPARED, SPHERE
 
 pytestmark = pytest.mark.serial
@@ -78,38 +80,82 @@ def test_a_server_on_two_ranks_runs_points_together_and_ends_with_its_timeout(
     tmp_path: Path,
 ) -> None:
     """Under mpirun -n 2 one server process runs point after point on both ranks, with the
-    serial run's numbers (to the MPI tolerance); a point that outlives its timeout ends
-    mpirun and every rank."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    serial run's numbers (to the MPI tolerance), its ranks idle between points; a point that
+    outlives its timeout ends mpirun and every rank."""
     serial = run_request({"base": str(SPHERE), "out": str(tmp_path / "serial"), "overrides": QUICK})
     assert serial["exit_code"] == 0, serial["output"]
     expected = json.loads((tmp_path / "serial" / "summary.json").read_text())
-    server = _server(sys.executable, env, ranks=2)
-    for point in ("a", "b"):
-        request = {"base": str(SPHERE), "out": str(tmp_path / point), "overrides": QUICK}
-        code, output = server.run(request, timeout=300)
-        assert code == 0, output
-        assert _server(sys.executable, env, ranks=2) is server and server.alive()
-        summary = json.loads((tmp_path / point / "summary.json").read_text())
-        assert summary["mpi_ranks"] == 2
-        for key in COMPARED:
-            assert summary[key] == pytest.approx(expected[key], rel=1e-6), (point, key)
-    ranks = [p for p in descendants(server.process.pid) if "sim.sweep.server" in _cmdline(p)]
+    with _two_ranks() as server:
+        for point in ("a", "b"):
+            request = {"base": str(SPHERE), "out": str(tmp_path / point), "overrides": QUICK}
+            code, output = server.run(request, timeout=300)
+            assert code == 0, output
+            assert _server(sys.executable, ENV, ranks=2) is server and server.alive()
+            summary = json.loads((tmp_path / point / "summary.json").read_text())
+            assert summary["mpi_ranks"] == 2
+            for key in COMPARED:
+                assert summary[key] == pytest.approx(expected[key], rel=1e-6), (point, key)
+        ranks = _ranks(server)
+        used = [cpu_seconds(p) for p in ranks]
+        time.sleep(2.0)  # between points the ranks wait asleep, not polling in MPI
+        assert max(cpu_seconds(p) - u for p, u in zip(ranks, used, strict=True)) < 0.2
+        request = {"base": str(SPHERE), "out": str(tmp_path / "slow"), "overrides": SLOW}
+        assert server.run(request, timeout=1.0) == (-1, "timed out after 1 s")
+        assert not server.alive()
+        _all_end(ranks, "a rank outlived its server's mpirun")
+
+
+def test_a_rank_that_dies_mid_point_fails_the_point_with_mpiruns_words(tmp_path: Path) -> None:
+    """A rank killed by a signal (a segmentation fault, the out-of-memory killer) ends
+    mpirun, whose report on its standard output is the point's error, not an answer."""
+    with _two_ranks() as server:
+        request = {"base": str(SPHERE), "out": str(tmp_path / "a"), "overrides": QUICK}
+        assert server.run(request, timeout=300)[0] == 0
+        ranks = _ranks(server)
+        killer = threading.Timer(2.0, lambda: os.kill(ranks[-1], signal.SIGKILL))
+        killer.start()
+        request = {"base": str(SPHERE), "out": str(tmp_path / "b"), "overrides": SLOW}
+        code, output = server.run(request, timeout=120)
+        killer.join()
+        assert code != 0 and not server.alive()
+        assert "BAD TERMINATION" in output and "signal 9" in output, output
+        _all_end(ranks, "a rank outlived its dead neighbour")
+    assert not (tmp_path / "b" / "summary.json").exists()
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@contextmanager
+def _two_ranks() -> Iterator[_Server]:
+    """This thread's server on two ranks, ended afterwards whatever happened."""
+    server = _server(sys.executable, ENV, ranks=2)
+    try:
+        yield server
+    finally:
+        server.process.kill()
+        server.process.wait()
+
+
+def _ranks(server: _Server) -> list[int]:
+    """The pids of a server's ranks."""
+    ranks = [p for p in descendants(server.process.pid) if "sim.sweep.server" in command_line(p)]
     assert len(ranks) == 2
-    request = {"base": str(SPHERE), "out": str(tmp_path / "slow"), "overrides": SLOW}
-    assert server.run(request, timeout=1.0) == (-1, "timed out after 1 s")
-    deadline = time.monotonic() + 30
-    while not all(gone(p) for p in ranks):
-        assert time.monotonic() < deadline, "a rank outlived its server's mpirun"
+    return ranks
+
+
+def _all_end(pids: list[int], why: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not all(gone(p) for p in pids):
+        assert time.monotonic() < deadline, why
         time.sleep(0.05)
-    assert _server(sys.executable, env, ranks=2) is not server
 
 
 #: a sweep worker that starts a server on two ranks (with the parent-death signal on mpirun),
 #: hands it one point and waits
 WORKER_OF_TWO = """
 import json, os, sys, time
-from sim.sweep.worker import _server
+from sim.sweep.worker import _Server, _server
 server = _server(sys.executable, {**os.environ, "OMP_NUM_THREADS": "1"}, ranks=2)
 server.process.stdin.write(sys.argv[1] + "\\n"); server.process.stdin.flush()
 print(server.process.pid, flush=True)
@@ -119,13 +165,10 @@ time.sleep(600)
 
 def test_a_server_on_two_ranks_ends_when_its_worker_dies_mid_point(tmp_path: Path) -> None:
     worker, mpirun = _mid_point(WORKER_OF_TWO, tmp_path)
-    ranks = [p for p in descendants(mpirun) if "sim.sweep.server" in _cmdline(p)]
+    ranks = [p for p in descendants(mpirun) if "sim.sweep.server" in command_line(p)]
     assert len(ranks) == 2
     assert ends_with(worker, mpirun), "mpirun outlived the worker"
-    deadline = time.monotonic() + 30
-    while not all(gone(p) for p in ranks):
-        assert time.monotonic() < deadline, "a rank outlived its worker"
-        time.sleep(0.05)
+    _all_end(ranks, "a rank outlived its worker")
     assert not (tmp_path / "p" / "summary.json").exists()
 
 
@@ -137,20 +180,18 @@ def _mid_point(parent_code: str, tmp_path: Path) -> tuple[subprocess.Popen, int]
     parent = subprocess.Popen(
         [sys.executable, "-c", parent_code, json.dumps(point)], stdout=subprocess.PIPE, text=True
     )
-    assert parent.stdout is not None
-    server = int(parent.stdout.readline())
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".p.staging-*")):  # the run has begun
-        assert time.monotonic() < deadline and not gone(server), "the point never started"
-        time.sleep(0.05)
-    return parent, server
-
-
-def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+        assert parent.stdout is not None
+        server = int(parent.stdout.readline())
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".p.staging-*")):  # the run has begun
+            assert time.monotonic() < deadline and not gone(server), "the point never started"
+            time.sleep(0.05)
+    except BaseException:  # its server has the parent-death signal or the watchdog
+        parent.kill()
+        parent.wait()
+        raise
+    return parent, server
 
 
 #: a parent that starts a server with no parent-death signal, hands it one point and waits
