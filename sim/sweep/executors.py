@@ -20,7 +20,7 @@ from typing import Any
 from sim.sweep.plan import PlannedRun
 from sim.sweep.spec import Executor
 from sim.sweep.store import DONE, status_of
-from sim.sweep.worker import run_point
+from sim.sweep.worker import run_point, stop_servers
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -57,12 +57,15 @@ def execute(
     if not todo:
         return []
     args = [_arguments(sweep_dir, base, r, ex) for r in todo]
-    if ex.kind == "serial":
-        return _collect((run_point(**a) for a in args), report)
-    if ex.kind == "local":
-        with ThreadPoolExecutor(max_workers=ex.workers) as pool:
-            futures = [pool.submit(run_point, **a) for a in args]
-            return _collect((f.result() for f in as_completed(futures)), report)
+    if ex.kind in ("serial", "local"):
+        try:
+            if ex.kind == "serial":
+                return _collect((run_point(**a) for a in args), report)
+            with ThreadPoolExecutor(max_workers=ex.workers) as pool:
+                futures = [pool.submit(run_point, **a) for a in args]
+                return _collect((f.result() for f in as_completed(futures)), report)
+        finally:
+            stop_servers()  # their memory, while the sweep's results are collected
     if ex.kind == "slurm_array":
         return run_array(sweep_dir, todo, ex, report, wait)
     return _run_dask(args, ex, report, sweep_dir / "logs")

@@ -1,7 +1,7 @@
-"""Run one point of a sweep in a persistent worker process (sim.sweep.server, one per thread
-of the caller and number of ranks, started on first use and again after it died): `python -m
-sim.sweep.server` for points on one rank, `mpirun -n M python -m sim.sweep.server` for points
-on M ranks, whose ranks run each point together.
+"""Run one point of a sweep in a persistent worker process (sim.sweep.server; a process keeps
+as many as it runs points at once, by number of ranks, and starts a new one after one died):
+`python -m sim.sweep.server` for points on one rank, `mpirun -n M python -m sim.sweep.server`
+for points on M ranks, whose ranks run each point together.
 
 A finished run (a valid summary.json, sim.sweep.store.read_summary) is never run again; a
 corrupt summary.json is reported and the point run again (its attempt replaces the folder).
@@ -29,6 +29,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -146,7 +148,8 @@ def _attempts(
         resume = checkpoint.is_file()
         request = {"base": base, "out": str(out), "overrides": overrides}
         request |= {"checkpoint_every": every, "resume": resume}
-        code, err = _server(python, env, ranks).run(request, timeout)
+        with _server(python, env, ranks) as server:
+            code, err = server.run(request, timeout)
         state = point_state(out)
         ok = code == 0 and state.status == DONE
         if code == 0 and not ok:
@@ -206,6 +209,18 @@ class _Server:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def stop(self, seconds: float = DYING) -> None:
+        """End the server: the end of its input, then a kill if it has not ended within
+        `seconds`."""
+        assert self.process.stdin is not None
+        with suppress(OSError):  # a pipe to a server that has died
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
     def run(self, request: dict[str, Any], timeout: float) -> tuple[int, str]:
         """The exit code (-1: timed out) and output tail of one point; a worker that dies
         or times out is ended, and its exit code and last words are the point's."""
@@ -242,18 +257,43 @@ class _Server:
         return code, (self.log.read().decode(errors="replace") + said)[-TAIL:]
 
 
-_servers = threading.local()
+#: this process's servers that run no point now, by python and ranks
+_idle: dict[tuple[str, int], list[_Server]] = {}
+_idle_lock = threading.Lock()
 
 
-def _server(python: str, env: dict[str, str], ranks: int = 1) -> _Server:
-    """This thread's worker process for `python` on `ranks` ranks, started if there is none
-    alive."""
-    if not hasattr(_servers, "by_kind"):
-        _servers.by_kind = {}
-    server: _Server | None = _servers.by_kind.get((python, ranks))
-    if server is None or not server.alive():
-        server = _servers.by_kind[python, ranks] = _Server(python, env, ranks)
-    return server
+@contextmanager
+def _server(python: str, env: dict[str, str], ranks: int = 1) -> Iterator[_Server]:
+    """A worker process for `python` on `ranks` ranks for one point: an idle one of this
+    process's, else a new one; kept for the next point if it is alive afterwards. There are
+    then as many as points run at once (a Dask worker has a thread per core, and points on M
+    ranks take M cores: per thread, M - 1 of every M servers would sit idle). A server ends
+    with the thread that started it (Linux's parent-death signal follows the thread): the
+    threads of an executor's pool live as long as its sweep."""
+    server = None
+    with _idle_lock:
+        idle = _idle.setdefault((python, ranks), [])
+        while idle and server is None:
+            candidate = idle.pop()
+            server = candidate if candidate.alive() else None
+    if server is None:
+        server = _Server(python, env, ranks)
+    try:
+        yield server
+    finally:
+        if server.alive():
+            with _idle_lock:
+                idle.append(server)
+
+
+def stop_servers() -> None:
+    """End this process's idle servers (the end of their input ends them) and wait for
+    them."""
+    with _idle_lock:
+        servers = [s for kind in _idle.values() for s in kind]
+        _idle.clear()
+    for server in servers:
+        server.stop()
 
 
 def last_error(sweep_dir: Path, run_id: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sim.sweep.server import ORPHANED, run_request
-from sim.sweep.worker import _Server, _server
+from sim.sweep.worker import _Server, _server, stop_servers
 from tests.support.processes import command_line, cpu_seconds, descendants, ends_with, gone
 from tests.sweep.conftest import COMPARED, SPHERE
 
@@ -34,6 +34,7 @@ QUICK = [
     "output.fluoroscopy=false",
     "output.report=false",
 ]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 #: QUICK in some 1000 steps (about 8 s): a point that is surely still running when a test
 #: kills its worker or its parent (QUICK alone now ends in under a second)
 SLOW = [*QUICK, "numerics.dt_max=0.002 s"]
@@ -51,29 +52,63 @@ def test_a_request_runs_like_the_command_line(tmp_path: Path) -> None:
     assert summary["injected_volume_m3"] == pytest.approx(1e-7, rel=1e-12)
 
 
+@pytest.fixture(autouse=True)
+def no_idle_servers() -> Iterator[None]:
+    """Each test starts and ends without servers kept for later points."""
+    stop_servers()
+    yield
+    stop_servers()
+
+
 def test_a_hung_or_killed_worker_is_replaced(tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    first = _server(sys.executable, env)
     request = {"base": str(SPHERE), "out": str(tmp_path / "slow"), "overrides": SLOW}
-    code, output = first.run(request, timeout=0.05)  # still importing: times out
-    assert (code, output) == (-1, "timed out after 0.05 s") and not first.alive()
-    second = _server(sys.executable, env)
-    assert second is not first and second.alive()
-    killer = threading.Timer(1.0, lambda: os.kill(second.process.pid, signal.SIGKILL))
-    killer.start()
-    start = time.monotonic()
-    code, _ = second.run({**request, "out": str(tmp_path / "killed")}, timeout=60)
-    killer.join()
-    assert code == -signal.SIGKILL and time.monotonic() - start < 30
-    third = _server(sys.executable, env)
-    assert third is not second
-    code, output = third.run({**request, "out": str(tmp_path / "done")}, timeout=120)
-    assert code == 0, output
+    with _server(sys.executable, ENV) as first:
+        code, output = first.run(request, timeout=0.05)  # still importing: times out
+        assert (code, output) == (-1, "timed out after 0.05 s") and not first.alive()
+    with _server(sys.executable, ENV) as second:
+        assert second is not first and second.alive()
+        killer = threading.Timer(1.0, lambda: os.kill(second.process.pid, signal.SIGKILL))
+        killer.start()
+        start = time.monotonic()
+        code, _ = second.run({**request, "out": str(tmp_path / "killed")}, timeout=60)
+        killer.join()
+        assert code == -signal.SIGKILL and time.monotonic() - start < 30
+    with _server(sys.executable, ENV) as third:
+        assert third is not second
+        code, output = third.run({**request, "out": str(tmp_path / "done")}, timeout=120)
+        assert code == 0, output
     assert (tmp_path / "done" / "summary.json").is_file()
-    assert _server(sys.executable, env) is third  # kept for the next point
-    assert third.process.stdin is not None
-    third.process.stdin.close()  # the end of its requests ends it, cleanly
-    assert third.process.wait(timeout=60) == 0
+    with _server(sys.executable, ENV) as again:
+        assert again is third  # kept for the next point
+    stop_servers()  # the end of its requests ends it, cleanly
+    assert third.process.returncode == 0
+
+
+def test_a_server_serves_whichever_thread_runs_the_next_point(tmp_path: Path) -> None:
+    """A process keeps as many servers as it runs points at once, not one per thread (a Dask
+    worker has a thread per core; points on M ranks take M of them)."""
+    used: dict[str, tuple[_Server, int, str]] = {}
+    done, release = threading.Event(), threading.Event()
+
+    def point(name: str) -> None:
+        request = {"base": str(SPHERE), "out": str(tmp_path / name), "overrides": QUICK}
+        with _server(sys.executable, ENV) as server:
+            used[name] = (server, *server.run(request, timeout=300))
+        done.set()
+        if name == "a":  # the thread lives on, and with it the server it started
+            release.wait(300)
+
+    first = threading.Thread(target=point, args=("a",))
+    first.start()
+    assert done.wait(300), "the first point never ended"
+    second = threading.Thread(target=point, args=("b",))
+    second.start()
+    second.join()
+    release.set()
+    first.join()
+    (server_a, code_a, out_a), (server_b, code_b, out_b) = used["a"], used["b"]
+    assert (code_a, code_b) == (0, 0), out_a + out_b
+    assert server_b is server_a
 
 
 def test_a_server_on_two_ranks_runs_points_together_and_ends_with_its_timeout(
@@ -90,7 +125,7 @@ def test_a_server_on_two_ranks_runs_points_together_and_ends_with_its_timeout(
             request = {"base": str(SPHERE), "out": str(tmp_path / point), "overrides": QUICK}
             code, output = server.run(request, timeout=300)
             assert code == 0, output
-            assert _server(sys.executable, ENV, ranks=2) is server and server.alive()
+            assert server.alive()
             summary = json.loads((tmp_path / point / "summary.json").read_text())
             assert summary["mpi_ranks"] == 2
             for key in COMPARED:
@@ -123,18 +158,15 @@ def test_a_rank_that_dies_mid_point_fails_the_point_with_mpiruns_words(tmp_path:
     assert not (tmp_path / "b" / "summary.json").exists()
 
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
 @contextmanager
 def _two_ranks() -> Iterator[_Server]:
-    """This thread's server on two ranks, ended afterwards whatever happened."""
-    server = _server(sys.executable, ENV, ranks=2)
-    try:
-        yield server
-    finally:
-        server.process.kill()
-        server.process.wait()
+    """A server on two ranks, ended afterwards whatever happened."""
+    with _server(sys.executable, ENV, ranks=2) as server:
+        try:
+            yield server
+        finally:
+            server.process.kill()
+            server.process.wait()
 
 
 def _ranks(server: _Server) -> list[int]:
@@ -155,8 +187,8 @@ def _all_end(pids: list[int], why: str, seconds: float = 30.0) -> None:
 #: hands it one point and waits
 WORKER_OF_TWO = """
 import json, os, sys, time
-from sim.sweep.worker import _Server, _server
-server = _server(sys.executable, {**os.environ, "OMP_NUM_THREADS": "1"}, ranks=2)
+from sim.sweep.worker import _server
+server = _server(sys.executable, {**os.environ, "OMP_NUM_THREADS": "1"}, ranks=2).__enter__()
 server.process.stdin.write(sys.argv[1] + "\\n"); server.process.stdin.flush()
 print(server.process.pid, flush=True)
 time.sleep(600)
