@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,9 @@ def _run_dask(
         }
         return _collect((_outcome(f, futures[f]) for f in dask_completed(futures)), report)
     finally:
+        if cluster is None:  # a running scheduler's workers outlive the sweep: not its servers
+            with suppress(Exception):  # a worker that is gone has none to end
+                client.run(stop_servers)
         client.close()
         if cluster is not None:
             cluster.close()

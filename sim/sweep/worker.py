@@ -9,10 +9,10 @@ Every attempt is recorded in the run's attempts.json (exit code, seconds, host, 
 of the error output when it failed); after the last retry the run is marked failed
 (failed.json), which does not stop the other runs. A lock file beside the point's folder
 (``runs/.ID.point.lock``: each run replaces the whole folder) keeps two workers from running
-the same point at once (a task resubmitted after its worker was lost), and the run process
-dies with the thread that started it (Linux parent-death signal), so a killed worker leaves
-no orphan writing into the folder. A point that crashes or outlives its timeout takes its
-worker process with it; the next point starts a new one.
+the same point at once (a task resubmitted after its worker was lost), and the worker
+processes die with the process that started them (Linux parent-death signal), so a killed
+sweep leaves no orphan writing into a point's folder. A point that crashes or outlives its
+timeout takes its worker process with it; the next point starts a new one.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
@@ -204,6 +205,7 @@ class _Server:
             stderr=self.log,
             env=env,
             text=True,
+            errors="replace",  # mpirun's words on a dead rank need not be UTF-8
         )
 
     def alive(self) -> bool:
@@ -211,7 +213,7 @@ class _Server:
 
     def stop(self, seconds: float = DYING) -> None:
         """End the server: the end of its input, then a kill if it has not ended within
-        `seconds`."""
+        `seconds` (at once if 0)."""
         assert self.process.stdin is not None
         with suppress(OSError):  # a pipe to a server that has died
             self.process.stdin.close()
@@ -260,16 +262,20 @@ class _Server:
 #: this process's servers that run no point now, by python and ranks
 _idle: dict[tuple[str, int], list[_Server]] = {}
 _idle_lock = threading.Lock()
+#: the one thread that starts every server of this process and lives as long as it: Linux's
+#: parent-death signal follows the thread that started a process, and a server runs the
+#: points of whichever thread needs one next
+_starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cementsim-server-starter")
 
 
 @contextmanager
 def _server(python: str, env: dict[str, str], ranks: int = 1) -> Iterator[_Server]:
     """A worker process for `python` on `ranks` ranks for one point: an idle one of this
-    process's, else a new one; kept for the next point if it is alive afterwards. There are
-    then as many as points run at once (a Dask worker has a thread per core, and points on M
-    ranks take M cores: per thread, M - 1 of every M servers would sit idle). A server ends
-    with the thread that started it (Linux's parent-death signal follows the thread): the
-    threads of an executor's pool live as long as its sweep."""
+    process's, else a new one; kept for the next point if the point went through to its
+    answer and the server lives, else ended (a request it may still answer must not reach
+    the next point). There are then as many as points run at once (a Dask worker has a
+    thread per core, and points on M ranks take M cores: per thread, M - 1 of every M
+    servers would sit idle)."""
     server = None
     with _idle_lock:
         idle = _idle.setdefault((python, ranks), [])
@@ -277,13 +283,17 @@ def _server(python: str, env: dict[str, str], ranks: int = 1) -> Iterator[_Serve
             candidate = idle.pop()
             server = candidate if candidate.alive() else None
     if server is None:
-        server = _Server(python, env, ranks)
+        server = _starter.submit(_Server, python, env, ranks).result()
+    answered = False
     try:
         yield server
+        answered = True
     finally:
-        if server.alive():
+        if answered and server.alive():
             with _idle_lock:
-                idle.append(server)
+                _idle.setdefault((python, ranks), []).append(server)
+        else:
+            server.stop(seconds=0.0)
 
 
 def stop_servers() -> None:

@@ -188,7 +188,7 @@ def test_interrupted_sweep_resumes_and_records_the_failing_point(tmp_path: Path)
     )
     _wait_for_summaries(out, 2, first)
     servers = [p for p in _processes_mentioning("sim.sweep.server") if _parent(p) == first.pid]
-    assert len(servers) == 2  # one persistent worker process per pool thread
+    assert len(servers) == 2  # one persistent worker process per point running at once
     first.kill()  # the driver and its worker threads; their run processes must follow
     first.wait()
     killed_at = time.time()

@@ -80,35 +80,43 @@ def test_a_hung_or_killed_worker_is_replaced(tmp_path: Path) -> None:
     assert (tmp_path / "done" / "summary.json").is_file()
     with _server(sys.executable, ENV) as again:
         assert again is third  # kept for the next point
-    stop_servers()  # the end of its requests ends it, cleanly
+    third.stop(seconds=60)  # the end of its requests ends it, cleanly
     assert third.process.returncode == 0
 
 
 def test_a_server_serves_whichever_thread_runs_the_next_point(tmp_path: Path) -> None:
     """A process keeps as many servers as it runs points at once, not one per thread (a Dask
-    worker has a thread per core; points on M ranks take M of them)."""
+    worker has a thread per core; points on M ranks take M of them), and a server outlives
+    the thread whose point started it."""
     used: dict[str, tuple[_Server, int, str]] = {}
-    done, release = threading.Event(), threading.Event()
 
     def point(name: str) -> None:
         request = {"base": str(SPHERE), "out": str(tmp_path / name), "overrides": QUICK}
         with _server(sys.executable, ENV) as server:
             used[name] = (server, *server.run(request, timeout=300))
-        done.set()
-        if name == "a":  # the thread lives on, and with it the server it started
-            release.wait(300)
 
-    first = threading.Thread(target=point, args=("a",))
-    first.start()
-    assert done.wait(300), "the first point never ended"
-    second = threading.Thread(target=point, args=("b",))
-    second.start()
-    second.join()
-    release.set()
-    first.join()
+    for name in ("a", "b"):  # one thread after the other, each ending after its point
+        thread = threading.Thread(target=point, args=(name,), daemon=True)
+        thread.start()
+        thread.join(timeout=300)
+        assert name in used, f"point {name} did not end"
     (server_a, code_a, out_a), (server_b, code_b, out_b) = used["a"], used["b"]
     assert (code_a, code_b) == (0, 0), out_a + out_b
-    assert server_b is server_a
+    assert server_b is server_a and server_a.alive()
+
+
+def test_a_point_that_does_not_reach_its_answer_ends_its_server(tmp_path: Path) -> None:
+    """A server whose point ended with an exception may still answer it: it is not handed to
+    the next point."""
+    request = {"base": str(SPHERE), "out": str(tmp_path / "a"), "overrides": SLOW}
+    with pytest.raises(KeyboardInterrupt), _server(sys.executable, ENV) as server:
+        assert server.process.stdin is not None
+        server.process.stdin.write(json.dumps(request) + "\n")
+        server.process.stdin.flush()
+        raise KeyboardInterrupt  # as Ctrl-C between the request and its answer
+    assert not server.alive()
+    with _server(sys.executable, ENV) as other:
+        assert other is not server
 
 
 def test_a_server_on_two_ranks_runs_points_together_and_ends_with_its_timeout(
@@ -188,7 +196,8 @@ def _all_end(pids: list[int], why: str, seconds: float = 30.0) -> None:
 WORKER_OF_TWO = """
 import json, os, sys, time
 from sim.sweep.worker import _server
-server = _server(sys.executable, {**os.environ, "OMP_NUM_THREADS": "1"}, ranks=2).__enter__()
+taken = _server(sys.executable, {**os.environ, "OMP_NUM_THREADS": "1"}, ranks=2)
+server = taken.__enter__()
 server.process.stdin.write(sys.argv[1] + "\\n"); server.process.stdin.flush()
 print(server.process.pid, flush=True)
 time.sleep(600)
