@@ -24,6 +24,7 @@ import yaml
 
 import sim
 from sim.cli import EXIT_INVALID, main
+from sim.sweep.worker import launcher
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 VERTEBROPLASTY = SCENARIOS / "vertebroplasty.yaml"
@@ -397,6 +398,44 @@ def test_an_unusable_out_is_refused_before_dolfinx_is_imported(tmp_path: Path) -
     assert not result["dolfinx"]
     assert {p.name for p in tmp_path.iterdir()} == {"notes.txt", "thesis"}  # nothing written
     assert {p.name for p in foreign.iterdir()} == {"chapter1.tex"}
+
+
+#: under mpirun -n 2, `cementsim run ARGV` whose run raises an unexpected error on rank 1
+#: alone (rank 0 waits in a collective call, as a run would), with sys.stderr captured as a
+#: sweep worker captures it (sim.sweep.server)
+ONE_RANK_FAILS = """
+import contextlib, io, sys
+from mpi4py import MPI
+import sim.run
+def broken(*args, **kwargs):
+    if MPI.COMM_WORLD.rank == 1:
+        raise RuntimeError("a bug on rank 1")
+    MPI.COMM_WORLD.Barrier()
+sim.run.run_scenario = broken
+from sim.cli import main
+with contextlib.redirect_stderr(io.StringIO()):
+    main(sys.argv[1:])
+"""
+
+
+@pytest.mark.serial
+def test_an_error_on_one_rank_aborts_with_its_traceback_on_the_process_stderr(
+    tmp_path: Path,
+) -> None:
+    """The abort ends the process: what it says must reach the process's own standard error
+    even where sys.stderr is captured."""
+    argv = ["run", str(SPHERE), "--out", str(tmp_path / "run"), "--quiet"]
+    done = subprocess.run(
+        [*launcher(2, sys.executable), "-c", ONE_RANK_FAILS, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=child_env(),
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "RuntimeError: a bug on rank 1" in done.stderr, done.stderr
+    assert "error on rank 1: the run failed" in done.stderr, done.stderr
 
 
 @pytest.mark.serial
