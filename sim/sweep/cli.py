@@ -282,7 +282,7 @@ def _collect(sweep_dir: Path) -> int:
 def _run_one(sweep_dir: Path, run_id: str) -> int:
     from sim.outputs.rundir import CHECKPOINT_EVERY
     from sim.sweep.store import planned_runs, read_plan
-    from sim.sweep.worker import run_point
+    from sim.sweep.worker import run_point, stop_servers
 
     plan = read_plan(sweep_dir)
     run = next((r for r in planned_runs(sweep_dir) if r.id == run_id), None)
@@ -300,5 +300,6 @@ def _run_one(sweep_dir: Path, run_id: str) -> int:
         timeout=ex.get("timeout", 86400.0),
         checkpoint_every=ex.get("checkpoint_every", CHECKPOINT_EVERY),
     )
+    stop_servers()
     print(f"{run_id}: {result['status']}")
     return 0 if result["status"] == "done" else 1

@@ -112,10 +112,12 @@ def _run_dask(
         }
         return _collect((_outcome(f, futures[f]) for f in dask_completed(futures)), report)
     finally:
-        if cluster is None:  # a running scheduler's workers outlive the sweep: not its servers
-            with suppress(Exception):  # a worker that is gone has none to end
-                client.run(stop_servers)
-        client.close()
+        try:
+            if cluster is None:  # a running scheduler's workers outlive the sweep: not its servers
+                with suppress(Exception):  # a worker that is gone has none to end
+                    client.run(stop_servers)
+        finally:
+            client.close()
         if cluster is not None:
             cluster.close()
 

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import platform
+import queue
 import selectors
 import shutil
 import signal
@@ -30,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
@@ -211,12 +212,16 @@ class _Server:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, seconds: float = DYING) -> None:
-        """End the server: the end of its input, then a kill if it has not ended within
-        `seconds` (at once if 0)."""
+    def end_input(self) -> None:
+        """Close the server's input: it ends after the point it runs, if any."""
         assert self.process.stdin is not None
         with suppress(OSError):  # a pipe to a server that has died
             self.process.stdin.close()
+
+    def stop(self, seconds: float = DYING) -> None:
+        """End the server: the end of its input, then a kill if it has not ended within
+        `seconds` (at once if 0)."""
+        self.end_input()
         try:
             self.process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
@@ -262,10 +267,51 @@ class _Server:
 #: this process's servers that run no point now, by python and ranks
 _idle: dict[tuple[str, int], list[_Server]] = {}
 _idle_lock = threading.Lock()
-#: the one thread that starts every server of this process and lives as long as it: Linux's
-#: parent-death signal follows the thread that started a process, and a server runs the
-#: points of whichever thread needs one next
-_starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cementsim-server-starter")
+
+
+class _Starter:
+    """The one thread that starts every server of this process, a daemon that lives as long
+    as the process: Linux's parent-death signal follows the thread that started a process,
+    and a server runs the points of whichever thread needs one next (a thread of an
+    executor's pool may end before the process: a ThreadPoolExecutor's at the interpreter's
+    shutdown, while Dask's daemon threads still run points)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue | None = None
+
+    def start(self, python: str, env: dict[str, str], ranks: int) -> _Server:
+        """A new server, started by the starter thread."""
+        started: Future[_Server] = Future()
+        with self._lock:
+            if self._requests is None:
+                self._requests = queue.SimpleQueue()
+                threading.Thread(
+                    target=self._serve,
+                    args=(self._requests,),
+                    name="cementsim-server-starter",
+                    daemon=True,
+                ).start()
+            self._requests.put((started, python, env, ranks))
+        return started.result()
+
+    @staticmethod
+    def _serve(requests: queue.SimpleQueue) -> None:
+        while True:
+            started, python, env, ranks = requests.get()
+            try:
+                started.set_result(_Server(python, env, ranks))
+            except BaseException as exc:  # e.g. no mpirun: the point's attempt reports it
+                started.set_exception(exc)
+
+    def forget(self) -> None:
+        """In a child forked from this process: no starter thread (it was not forked)."""
+        self._lock = threading.Lock()
+        self._requests = None
+
+
+_starter = _Starter()
+os.register_at_fork(after_in_child=_starter.forget)
 
 
 @contextmanager
@@ -283,7 +329,7 @@ def _server(python: str, env: dict[str, str], ranks: int = 1) -> Iterator[_Serve
             candidate = idle.pop()
             server = candidate if candidate.alive() else None
     if server is None:
-        server = _starter.submit(_Server, python, env, ranks).result()
+        server = _starter.start(python, env, ranks)
     answered = False
     try:
         yield server
@@ -296,14 +342,17 @@ def _server(python: str, env: dict[str, str], ranks: int = 1) -> Iterator[_Serve
             server.stop(seconds=0.0)
 
 
-def stop_servers() -> None:
-    """End this process's idle servers (the end of their input ends them) and wait for
-    them."""
+def stop_servers(seconds: float = DYING) -> None:
+    """End this process's idle servers: the end of their input ends them, all at once; those
+    still running after `seconds` are killed."""
     with _idle_lock:
         servers = [s for kind in _idle.values() for s in kind]
         _idle.clear()
     for server in servers:
-        server.stop()
+        server.end_input()
+    deadline = time.monotonic() + seconds
+    for server in servers:
+        server.stop(max(0.0, deadline - time.monotonic()))
 
 
 def last_error(sweep_dir: Path, run_id: str) -> str:

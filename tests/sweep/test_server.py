@@ -20,7 +20,14 @@ import pytest
 
 from sim.sweep.server import ORPHANED, run_request
 from sim.sweep.worker import _Server, _server, stop_servers
-from tests.support.processes import command_line, cpu_seconds, descendants, ends_with, gone
+from tests.support.processes import (
+    command_line,
+    cpu_seconds,
+    descendants,
+    ends_with,
+    gone,
+    parent_of,
+)
 from tests.sweep.conftest import COMPARED, SPHERE
 
 pytestmark = pytest.mark.serial
@@ -138,7 +145,7 @@ def test_a_server_on_two_ranks_runs_points_together_and_ends_with_its_timeout(
             assert summary["mpi_ranks"] == 2
             for key in COMPARED:
                 assert summary[key] == pytest.approx(expected[key], rel=1e-6), (point, key)
-        ranks = _ranks(server)
+        ranks = _ranks(server.process.pid)
         used = [cpu_seconds(p) for p in ranks]
         time.sleep(2.0)  # between points the ranks wait asleep, not polling in MPI
         assert max(cpu_seconds(p) - u for p, u in zip(ranks, used, strict=True)) < 0.2
@@ -154,7 +161,7 @@ def test_a_rank_that_dies_mid_point_fails_the_point_with_mpiruns_words(tmp_path:
     with _two_ranks() as server:
         request = {"base": str(SPHERE), "out": str(tmp_path / "a"), "overrides": QUICK}
         assert server.run(request, timeout=300)[0] == 0
-        ranks = _ranks(server)
+        ranks = _ranks(server.process.pid)
         killer = threading.Timer(2.0, lambda: os.kill(ranks[-1], signal.SIGKILL))
         killer.start()
         request = {"base": str(SPHERE), "out": str(tmp_path / "b"), "overrides": SLOW}
@@ -177,9 +184,15 @@ def _two_ranks() -> Iterator[_Server]:
             server.process.wait()
 
 
-def _ranks(server: _Server) -> list[int]:
-    """The pids of a server's ranks."""
-    ranks = [p for p in descendants(server.process.pid) if "sim.sweep.server" in command_line(p)]
+def _ranks(mpirun: int) -> list[int]:
+    """The pids of the ranks of a server under `mpirun` (not the processes a rank forks to
+    mesh, which have its command line)."""
+    ranks = [
+        p
+        for p in descendants(mpirun)
+        if "sim.sweep.server" in command_line(p)
+        and "sim.sweep.server" not in command_line(parent_of(p) or 0)
+    ]
     assert len(ranks) == 2
     return ranks
 
@@ -206,8 +219,7 @@ time.sleep(600)
 
 def test_a_server_on_two_ranks_ends_when_its_worker_dies_mid_point(tmp_path: Path) -> None:
     worker, mpirun = _mid_point(WORKER_OF_TWO, tmp_path)
-    ranks = [p for p in descendants(mpirun) if "sim.sweep.server" in command_line(p)]
-    assert len(ranks) == 2
+    ranks = _ranks(mpirun)
     assert ends_with(worker, mpirun), "mpirun outlived the worker"
     _all_end(ranks, "a rank outlived its worker")
     assert not (tmp_path / "p" / "summary.json").exists()

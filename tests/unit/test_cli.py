@@ -425,17 +425,23 @@ def test_an_error_on_one_rank_aborts_with_its_traceback_on_the_process_stderr(
     """The abort ends the process: what it says must reach the process's own standard error
     even where sys.stderr is captured."""
     argv = ["run", str(SPHERE), "--out", str(tmp_path / "run"), "--quiet"]
-    done = subprocess.run(
+    mpirun = subprocess.Popen(
         [*launcher(2, sys.executable), "-c", ONE_RANK_FAILS, *argv],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
         env=child_env(),
-        check=False,
+        start_new_session=True,  # if it hangs, its ranks are ended with it
     )
-    assert done.returncode != 0
-    assert "RuntimeError: a bug on rank 1" in done.stderr, done.stderr
-    assert "error on rank 1: the run failed" in done.stderr, done.stderr
+    try:
+        _, err = mpirun.communicate(timeout=300)
+    finally:
+        if mpirun.poll() is None:
+            os.killpg(mpirun.pid, signal.SIGKILL)
+            mpirun.wait()
+    assert mpirun.returncode != 0
+    assert "RuntimeError: a bug on rank 1" in err, err
+    assert "error on rank 1: the run failed" in err, err
 
 
 @pytest.mark.serial
