@@ -301,7 +301,7 @@ class _Starter:
             started, python, env, ranks = requests.get()
             try:
                 started.set_result(_Server(python, env, ranks))
-            except BaseException as exc:  # e.g. no mpirun: the point's attempt reports it
+            except BaseException as exc:  # raised in the thread that asked for the server
                 started.set_exception(exc)
 
     def forget(self) -> None:
