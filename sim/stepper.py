@@ -109,7 +109,8 @@ class Stepper:
             self.flow.timings.transport += time.perf_counter() - t0
             return False
         state.counters.transport_total += result.iterations
-        step = StepData(state.t, dt, s_old, s_new, q_in, q_out, mu)
+        assert result.inflow is not None and result.outflow is not None  # converged: set
+        step = StepData(state.t, dt, s_old, s_new, q_in, q_out, mu, result.inflow, result.outflow)
         for component in self.components:
             component.after_transport(state, step)
         self.flow.timings.transport += time.perf_counter() - t0

@@ -50,7 +50,9 @@ class Figure:
 class StepData:
     """One accepted transport step: start time t and size dt (s); the owned saturations before
     and after; the inflow at the needles and the mixture outflow at the outlets per owned
-    vertex (m³/s); the cement viscosity per cell-vertex column the transport used (Pa·s)."""
+    vertex (m³/s); the cement viscosity per cell-vertex column the transport used (Pa·s);
+    the step's fluxes split into the inflow per entry of the flux layout and the outflow
+    per owned vertex, outlets included (sim.flow.box_flux.BoxFluxes.split; m³/s)."""
 
     t: float
     dt: float
@@ -59,6 +61,8 @@ class StepData:
     q_in: np.ndarray
     q_out: np.ndarray
     mu_columns: np.ndarray
+    inflow: np.ndarray
+    outflow: np.ndarray
 
 
 class Component:

@@ -135,7 +135,8 @@ class KineticCuringComponent(CuringComponent):
             step.s_new,
             step.dt,
             step.q_in,
-            step.q_out,
+            step.inflow,
+            step.outflow,
             step.mu_columns,
             injected,
         )

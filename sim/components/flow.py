@@ -256,11 +256,10 @@ class Flow(Component):
             self.solver.solve(rates)
             return rates
         base, *units = self._superposition[: len(controlled) + 1]
-        self.solver.solve(rates, outlets=True, out=base)
+        self.solver.solve(rates, outlets=True, out=base, ghosts=False)
         for k, unit in zip(controlled, units, strict=False):
-            self.solver.solve(
-                [1.0 if i == k else 0.0 for i in range(len(rates))], outlets=False, out=unit
-            )
+            unit_rates = [1.0 if i == k else 0.0 for i in range(len(rates))]
+            self.solver.solve(unit_rates, outlets=False, out=unit, ghosts=False)
         tip0 = [self.tip_pressure(self.needles[j], base.array) for j in controlled]
         gain = [[self.tip_pressure(self.needles[j], u.array) for u in units] for j in controlled]
         q = [0.0] * len(controlled)

@@ -154,7 +154,7 @@ class HeatComponent(Component):
         s_col = fx.to_columns(step.s_new)
         f_col = self.medium.mobility.fractional(s_col, step.mu_columns)
         c_col = f_col * self.rc_cement + (1.0 - f_col) * self.rc_marrow
-        inflow, out_sum = fx.split(step.q_out)
+        inflow, out_sum = step.inflow, step.outflow
         perfusion = self.perfusion * disc.bulk_volume * (1.0 - step.s_new)
         reacted = 0.0 if state.reacted_volume is None else state.reacted_volume
         released = self.spec.cement.density * self.spec.cement.reaction_heat * reacted

@@ -12,10 +12,10 @@ the boxes, which is what keeps injected = stored + leaked to round-off in the tr
 In parallel, a process computes the contributions of its own cells; contributions to rows
 owned by another process are summed there (DOLFINx MatrixCSR reverse scatter). Columns use an
 index map that extends the vertex map with every neighbour of an owned vertex. The loop over
-the cells (gradient, velocity, the six face fluxes) and the sums of the edge values per
-entry are compiled C (box_flux.c, built as sim.flow.compiled builds kernels): three NumPy
-einsums and two bincounts took about 7 ms a step on the benchmark cube's 56 000 cells per
-rank.
+the cells (gradient, velocity, the six face fluxes), the sums of the edge values per entry,
+the row sums, the split of the fluxes into inflows and outflows and each cell's upwind vertex
+are compiled C (box_flux.c, built as sim.flow.compiled builds kernels): three NumPy einsums
+and two bincounts took about 7 ms a step on the benchmark cube's 56 000 cells per rank.
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ class BoxFluxes:
         self._pos_ba = np.ascontiguousarray(
             order[np.searchsorted(keys[order], (b * n_cols + a).ravel())], dtype=np.int64
         )
-        self._row_ptr = np.asarray(self.indptr, dtype=np.int64)
+        self.row_ptr = np.ascontiguousarray(self.indptr, dtype=np.int64)  # for compiled code
         self._ab, self._ba = np.empty(len(self._csr.data)), np.empty(len(self._csr.data))
+        self._edge_flux = np.empty(6 * self.n_cells)  # compute's work array
         self.global_cols = self.column_map.local_to_global(self.cols).astype(PETSc.IntType)
         self._column_vector = dolfinx.la.vector(self.column_map)
         self.flux = np.zeros(self.n_entries)
@@ -113,7 +114,7 @@ class BoxFluxes:
         mobility_k = np.ascontiguousarray(mobility_k[: self.n_cells], dtype=float)
         pressure = np.ascontiguousarray(p.x.array, dtype=float)
         self.velocity = np.empty((self.n_cells, 3))
-        edge_flux = np.empty(6 * self.n_cells)
+        edge_flux = self._edge_flux
         ptr = self._ffi.from_buffer
         self._lib.cell_fluxes(
             self.n_cells,
@@ -205,7 +206,7 @@ class BoxFluxes:
         sums = np.empty(self.n_owned)
         ptr = self._ffi.from_buffer
         self._lib.row_sums(
-            self.n_owned, ptr("int64_t[]", self._row_ptr), ptr("double[]", values),
+            self.n_owned, ptr("int64_t[]", self.row_ptr), ptr("double[]", values),
             ptr("double[]", sums),
         )  # fmt: skip
         return sums
@@ -217,7 +218,7 @@ class BoxFluxes:
         inflow, outflow = np.empty(self.n_entries), np.empty(self.n_owned)
         ptr = self._ffi.from_buffer
         self._lib.split_fluxes(
-            self.n_owned, ptr("int64_t[]", self._row_ptr), ptr("double[]", self.flux),
+            self.n_owned, ptr("int64_t[]", self.row_ptr), ptr("double[]", self.flux),
             ptr("double[]", q_out), ptr("double[]", inflow), ptr("double[]", outflow),
         )  # fmt: skip
         return inflow, outflow

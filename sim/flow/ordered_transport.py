@@ -81,7 +81,6 @@ class OrderedSweeps:
         self._ffi, self._lib = module.ffi, module.lib
         self.fx = fluxes
         self.mobility = mobility
-        self._indptr = np.ascontiguousarray(fluxes.indptr, dtype=np.int64)
         self._cols = np.ascontiguousarray(fluxes.cols, dtype=np.int32)
         self._max = np.zeros(2)  # the largest residual and change, reduced over the ranks
         self.seconds = 0.0  # wall time of `solve` (compiled code, but for the exchanges)
@@ -111,7 +110,7 @@ class OrderedSweeps:
         order, first = np.empty(n, dtype=np.int64), np.empty(n + 1, dtype=np.int64)
         work = np.empty(6 * n, dtype=np.int64)
         count = self._lib.ordered_components(
-            n, p(self._indptr, "int64_t"), p(self._cols, "int32_t"), p(flux, "double"),
+            n, p(self.fx.row_ptr, "int64_t"), p(self._cols, "int32_t"), p(flux, "double"),
             p(order, "int64_t"), p(first, "int64_t"), p(work, "int64_t"),
         )  # fmt: skip
         return order, first[: count + 1]
@@ -152,7 +151,7 @@ class OrderedSweeps:
         s_ghost = s_col[n:].copy()
         changed = np.zeros(len(f_col), dtype=np.uint8)  # per column: see ordered_sweep
         above = np.zeros(n, dtype=np.uint8)  # per owned vertex: see ordered_residual
-        graph = (p(self._indptr, "int64_t"), p(self._cols, "int32_t"))
+        graph = (p(self.fx.row_ptr, "int64_t"), p(self._cols, "int32_t"))
         balance = (p(inflow, "double"), p(out, "double"), p(accumulation, "double"),
                    p(s_old, "double"), p(q_in, "double"))  # fmt: skip
         exposed = np.zeros(n, dtype=np.uint8)  # per owned vertex: see ordered_sweep

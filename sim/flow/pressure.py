@@ -252,12 +252,17 @@ class PressureSolver:
         self.ksp.setOperators(self.A)
 
     def solve(
-        self, rates: Sequence[float], outlets: bool = True, out: PETSc.Vec | None = None
+        self,
+        rates: Sequence[float],
+        outlets: bool = True,
+        out: PETSc.Vec | None = None,
+        ghosts: bool = True,
     ) -> PETSc.Vec:
         """Pressure (Pa) for needle `rates` (m³/s) into `out` (default: the function p).
 
         outlets=False solves with zero outlet pressures (the unit fields of superposition).
-        Ghost values of p are updated.
+        Ghost values are updated unless `ghosts` is False (fields read on owned vertices only,
+        such as those `superpose` sums, which updates its target's ghosts).
         """
         x = self.p.x.petsc_vec if out is None else out
         b = self._rhs
@@ -294,7 +299,8 @@ class PressureSolver:
                 self._direct.setOperators(self.A)
                 self._solve_direct(self._direct, b, x)
         self.solver_seconds += time.perf_counter() - start
-        x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        if ghosts:
+            x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
         return x
 
     @staticmethod

@@ -46,12 +46,15 @@ class TransportResult:
     """Outcome of one implicit step: converged, iterations (sweeps plus Newton iterations),
     largest |S - S^n| and the front's Courant number: dt x outflow / pore volume, largest
     over the vertices whose saturation changed by more than MOVING (the control volumes the
-    front crossed)."""
+    front crossed); the step's fluxes split into the inflow per entry and the outflow per
+    owned vertex (BoxFluxes.split: m³/s), for what is carried with the cement."""
 
     converged: bool
     iterations: int
     max_change: float
     courant: float = np.nan
+    inflow: np.ndarray | None = None
+    outflow: np.ndarray | None = None
 
 
 class ImplicitUpwindTransport:
@@ -123,7 +126,9 @@ class ImplicitUpwindTransport:
         local = np.array([moved.max(initial=0.0), through.max(initial=0.0)])
         self.comm.Allreduce(MPI.IN_PLACE, local, op=MPI.MAX)  # one reduction
         change, rate = local
-        return s, TransportResult(True, sweeps + iterations, float(change), dt * float(rate))
+        return s, TransportResult(
+            True, sweeps + iterations, float(change), dt * float(rate), inflow, out_sum
+        )
 
     def _newton(
         self,
@@ -183,19 +188,20 @@ class ImplicitUpwindTransport:
         s_new: np.ndarray,
         dt: float,
         q_in: np.ndarray,
-        q_out: np.ndarray,
+        inflow: np.ndarray,
+        out_sum: np.ndarray,
         mu_c: np.ndarray,
         c_in: float,
     ) -> np.ndarray:
         """A property c of the cement (e.g. its degree of cure) carried with it over the step.
 
         Backward-Euler upwind balance of the cement-weighted amount V S c with the fluxes and
-        saturations of the step just taken; injected cement brings `c_in`. Where there is no
+        saturations of the step just taken (`inflow`, `out_sum`: its fluxes split as
+        BoxFluxes.split splits them); injected cement brings `c_in`. Where there is no
         cement c relaxes to c_in (a vanishing regularisation, weighted by the marrow's share
         1 - S so that a box full of cement keeps exactly its own c, keeps the system regular).
         """
         fx = self.fx
-        inflow, out_sum = self.fx.split(q_out)
         f_col = self.mobility.fractional(fx.to_columns(s_new), mu_c)
         accumulation = self.pore_volume / dt
         eps = 1e-9 * accumulation * (1.0 - s_new)

@@ -3,8 +3,10 @@
 - the kernel's fractional flow is the Mobility's, to round-off, for several Corey exponents
   and viscosity ratios;
 - the ordering: on a small graph with a cycle, the cycle is one component and every edge
-  goes from an earlier component to a later one; on the box fluxes of an anisotropic
-  permeability (non-monotone fluxes) every positive flux between owned vertices does too;
+  goes from an earlier component to a later one; a cycle comes in reverse postorder with only
+  its back edge backward; the components of random graphs are scipy's strongly connected
+  ones; on the box fluxes of an anisotropic permeability (non-monotone fluxes) every positive
+  flux between owned vertices goes from an earlier component to a later one;
 - sweeps and Newton's method give the same saturation for a large step of a sharp front
   (viscosity ratio 100, Corey 2/2, a third of the pore volume in one step), serially in one
   sweep where Newton takes several iterations; with one sweep allowed, Newton finishes what
@@ -43,7 +45,8 @@ def graph(edges: list[tuple[int, int]], n: int) -> tuple[SimpleNamespace, np.nda
     indptr = np.cumsum([0] + [len(r) for r in rows])
     cols = np.array([j for r in rows for j, _ in r], dtype=np.int32)
     flux = np.array([v for r in rows for _, v in r])
-    return SimpleNamespace(n_owned=n, indptr=indptr, cols=cols, comm=COMM), flux
+    layout = SimpleNamespace(n_owned=n, indptr=indptr, row_ptr=indptr, cols=cols, comm=COMM)
+    return layout, flux
 
 
 def component_of(order: np.ndarray, first: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ Anisotropic lambda K per cell; serially and on 2 ranks, to the solver tolerance:
   fluxes of the solution take out of each box exactly what the source puts in (Q at the
   source vertex, 0 at every other non-outlet vertex) and the outlet boxes receive Q in all;
 - superposition: base (outlets only) + sum_k q_k unit_k equals the solve with the rates q,
-  ghosts included;
+  ghosts included, and on 2 ranks the superposed ghosts equal their owners to the last bit;
 - lumped Robin openings on x = 1 with a conductance and outside pressure varying per vertex:
   the outflow of each opening vertex, minus the net box flux into its neighbours, equals
   g_i A_i (p_i - p_ext,i), A_i = int phi_i ds, and the openings let out Q in all;

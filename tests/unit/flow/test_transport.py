@@ -232,10 +232,11 @@ def test_carry_keeps_uniform_values_and_conserves_the_carried_amount():
     s_new, result = transport.step(s_old, dt, flow.q_in, flow.q_out, mu_col)
     assert result.converged
     uniform = np.full(flow.fx.n_owned, 0.35)
-    c = transport.carry(uniform, s_old, s_new, dt, flow.q_in, flow.q_out, mu_col, 0.35)
+    split = (result.inflow, result.outflow)  # the step's fluxes, split
+    c = transport.carry(uniform, s_old, s_new, dt, flow.q_in, *split, mu_col, 0.35)
     assert global_max(np.abs(c - 0.35)) <= 1e-9
     c_old = flow.x[:, 2] * 0.5  # in [0, 0.5]; injected cement brings 1
-    c = transport.carry(c_old, s_old, s_new, dt, flow.q_in, flow.q_out, mu_col, 1.0)
+    c = transport.carry(c_old, s_old, s_new, dt, flow.q_in, *split, mu_col, 1.0)
     assert global_min(c) >= -1e-12 and global_max(c) <= 1.0 + 1e-12
     f_new = mobility.fractional(s_new, mu_col[: flow.fx.n_owned])
     eps = 1e-9 * flow.pore_volume * (1.0 - s_new)  # the regularisation, times dt
