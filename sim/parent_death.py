@@ -1,6 +1,6 @@
 """Child processes that end with the process that started them (Linux parent-death signal).
 
-A run's gmsh child (sim.geometry.gmsh_tools.in_child) and a sweep's run and server processes
+A run's gmsh child (sim.geometry.gmsh_tools.in_child) and a sweep's server processes
 (sim.sweep.worker) must not outlive a killed parent, writing into folders nobody waits for.
 Linux sends a chosen signal to a process when the thread that started it ends, once the
 process asked for it with prctl(PR_SET_PDEATHSIG); the request survives exec.

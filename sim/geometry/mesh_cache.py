@@ -94,17 +94,18 @@ def store(path: Path, info: dict[str, float], mesh: Path) -> None:
     atomically, so that a hit reads the bytes the run that meshed it read (rank 0). Best
     effort: a cache that cannot be written does not fail the run."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.msh")
+    side = path.with_suffix(".json")
+    side_tmp = side.with_name(f".{side.stem}.{os.getpid()}.tmp.json")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(mesh, tmp)
-        side = path.with_suffix(".json")
-        side_tmp = side.with_name(f".{side.stem}.{os.getpid()}.tmp.json")
         side_tmp.write_text(json.dumps(info))
         os.replace(side_tmp, side)
         os.replace(tmp, path)  # last: an entry exists only with its info
     except OSError as exc:
-        with suppress(OSError):  # no half-copied file left behind
-            tmp.unlink(missing_ok=True)
+        for half_written in (tmp, side_tmp):
+            with suppress(OSError):
+                half_written.unlink(missing_ok=True)
         log.warning("mesh cache: could not store %s (%s)", path, exc)
 
 

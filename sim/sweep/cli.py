@@ -290,16 +290,18 @@ def _run_one(sweep_dir: Path, run_id: str) -> int:
         _error(f"{run_id} is not a run of {sweep_dir}")
         return EXIT_INVALID
     ex = plan.get("executor", {})
-    result = run_point(
-        str(sweep_dir),
-        plan["base"],
-        run.id,
-        run.overrides,
-        ranks=ex.get("ranks_per_run", 1),
-        retries=ex.get("retries", 1),
-        timeout=ex.get("timeout", 86400.0),
-        checkpoint_every=ex.get("checkpoint_every", CHECKPOINT_EVERY),
-    )
-    stop_servers()
+    try:
+        result = run_point(
+            str(sweep_dir),
+            plan["base"],
+            run.id,
+            run.overrides,
+            ranks=ex.get("ranks_per_run", 1),
+            retries=ex.get("retries", 1),
+            timeout=ex.get("timeout", 86400.0),
+            checkpoint_every=ex.get("checkpoint_every", CHECKPOINT_EVERY),
+        )
+    finally:
+        stop_servers()
     print(f"{run_id}: {result['status']}")
     return 0 if result["status"] == "done" else 1

@@ -4,8 +4,9 @@
 ``{"base": SCENARIO, "out": RUN_DIR, "overrides": ["key=value", ...], "checkpoint_every":
 TIME, "resume": bool}``, runs it exactly as ``cementsim run SCENARIO --out RUN_DIR --quiet
 --checkpoint-every TIME --no-signal-checkpoints [--resume] --set ...`` would (the same
-command-line entry point, in this process), and answers one JSON line ``{"exit_code": int,
-"output": str}`` with the tail of what the run printed. It ends at the end of its input.
+command-line entry point, in this process), and answers one line, ANSWER followed by
+``{"exit_code": int, "output": str}`` with the tail of what the run printed (mpirun writes
+on the same output when a rank dies). It ends at the end of its input.
 Interval checkpoints let a point killed with its worker (a job at its wall-time limit) go on
 where it was; a signal ends the point at once (a resubmitted point may start elsewhere).
 
@@ -44,7 +45,7 @@ from typing import TextIO
 
 from sim.cli import main
 from sim.outputs.rundir import CHECKPOINT_EVERY
-from sim.sweep.worker import ANSWER, SERVER_PARENT
+from sim.sweep.worker import ANSWER, SERVER_PARENT, run_arguments
 
 #: characters of a run's printed output sent back
 TAIL = 4000
@@ -58,12 +59,13 @@ IDLE_LOOK = 0.01
 
 def run_request(request: dict[str, object]) -> dict[str, object]:
     """Run one point as the command line would; its exit code and the tail of its output."""
-    argv = ["run", str(request["base"]), "--out", str(request["out"]), "--quiet"]
-    every = str(request.get("checkpoint_every", CHECKPOINT_EVERY))
-    argv += ["--checkpoint-every", every, "--no-signal-checkpoints"]
-    argv += ["--resume"] if request.get("resume") else []
-    for override in request.get("overrides", []):  # type: ignore[attr-defined]
-        argv += ["--set", str(override)]
+    argv = run_arguments(
+        str(request["base"]),
+        str(request["out"]),
+        list(request.get("overrides", [])),  # type: ignore[call-overload]
+        str(request.get("checkpoint_every", CHECKPOINT_EVERY)),
+        bool(request.get("resume")),
+    )
     printed = io.StringIO()
     with redirect_stdout(printed), redirect_stderr(printed):
         try:

@@ -363,9 +363,9 @@ def _checkpoint_every(text: str) -> str:
 
 class Executor(Section):
     """How runs are executed. ranks_per_run > 1 runs each on that many MPI ranks (a worker
-    under mpirun, sim.sweep.worker); retries: attempts after
-    the first; timeout: per attempt (s); checkpoint_every: wall time between a point's
-    checkpoints ("30 min", or "never"), from which a point killed with its job goes on."""
+    under mpirun, sim.sweep.worker); retries: attempts after the first; timeout: per attempt
+    (s); checkpoint_every: wall time between a point's checkpoints ("30 min", or "never"),
+    from which a point killed with its job goes on."""
 
     kind: Literal["serial", "local", "dask", "slurm", "pbs", "slurm_array"] = "local"
     workers: Annotated[int, Field(ge=1)] = 2

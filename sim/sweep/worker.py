@@ -47,12 +47,13 @@ TAIL = 4000  # characters of error output kept per failed attempt
 SERVER_PARENT = "CEMENTSIM_SERVER_PARENT"
 #: what a server's answer line starts with (mpirun writes on the same stdout when a rank dies)
 ANSWER = "cementsim-answer "
-#: seconds a server that answered something else than an answer has to end by itself
+#: seconds a server has to end by itself when its input ended or it answered something else
+#: than an answer, before it is killed
 DYING = 10.0
 
 
 def launcher(ranks: int, python: str) -> list[str]:
-    """The command prefix that starts one run on `ranks` MPI ranks."""
+    """The command prefix that starts `python` on `ranks` MPI ranks."""
     if ranks == 1:
         return [python]
     mpirun = Path(python).parent / "mpirun"
@@ -136,10 +137,7 @@ def _attempts(
     (out / "failed.json").unlink(missing_ok=True)
     python = python or sys.executable
     # the command line that runs the point as its worker does (recorded if it fails)
-    cmd = [*launcher(ranks, python), "-m", "sim", "run", base]
-    cmd += ["--out", str(out), "--quiet", "--checkpoint-every", every, "--no-signal-checkpoints"]
-    for o in overrides:
-        cmd += ["--set", o]
+    cmd = [*launcher(ranks, python), "-m", "sim", *run_arguments(base, out, overrides, every)]
     checkpoint = checkpoint_file(out)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "OMPI_"))}
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -189,16 +187,30 @@ def _attempts(
     return failure
 
 
+def run_arguments(
+    base: str, out: Path | str, overrides: list[str], every: str, resume: bool = False
+) -> list[str]:
+    """The arguments of `cementsim run` for one point as a worker runs it: quiet, with
+    checkpoints every `every` of wall time and none on signals."""
+    argv = ["run", str(base), "--out", str(out), "--quiet", "--checkpoint-every", every]
+    argv += ["--no-signal-checkpoints", *(["--resume"] if resume else [])]
+    for override in overrides:
+        argv += ["--set", str(override)]
+    return argv
+
+
 class _Server:
     """A `python -m sim.sweep.server` process on `ranks` MPI ranks (under mpirun if more than
-    one): requests on its stdin, answers on its stdout, everything else it prints in a
-    temporary file (the tail is reported if it dies)."""
+    one): requests on its stdin, answers on its stdout (where mpirun also reports a rank that
+    died), everything else it prints in a temporary file (the tail is reported if it dies)."""
 
     def __init__(self, python: str, env: dict[str, str], ranks: int = 1) -> None:
         self.log: IO[bytes] = tempfile.TemporaryFile()
         # the parent a server watches: this process, or under mpirun each rank's launcher
-        env = {k: v for k, v in env.items() if k != SERVER_PARENT}
-        env |= {SERVER_PARENT: str(os.getpid())} if ranks == 1 else {}
+        env = dict(env)
+        env.pop(SERVER_PARENT, None)
+        if ranks == 1:
+            env[SERVER_PARENT] = str(os.getpid())
         self.process = subprocess.Popen(
             _die_with_parent([*launcher(ranks, python), "-m", "sim.sweep.server"], python),
             stdin=subprocess.PIPE,
@@ -222,11 +234,15 @@ class _Server:
         """End the server: the end of its input, then a kill if it has not ended within
         `seconds` (at once if 0)."""
         self.end_input()
+        self._end(seconds)
+
+    def _end(self, seconds: float) -> int:
+        """The exit code of the server once it has ended: within `seconds`, else killed."""
         try:
-            self.process.wait(timeout=seconds)
+            return self.process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait()
+            return self.process.wait()
 
     def run(self, request: dict[str, Any], timeout: float) -> tuple[int, str]:
         """The exit code (-1: timed out) and output tail of one point; a worker that dies
@@ -240,8 +256,7 @@ class _Server:
         with selectors.DefaultSelector() as wait:
             wait.register(self.process.stdout, selectors.EVENT_READ)
             if not wait.select(timeout):
-                self.process.kill()
-                self.process.wait()
+                self._end(0.0)
                 return -1, f"timed out after {timeout:g} s"
         line = self.process.stdout.readline()
         if line.startswith(ANSWER):
@@ -254,11 +269,7 @@ class _Server:
         of its standard output) of a server that ended, or ends within DYING seconds, else
         is ended."""
         assert self.process.stdout is not None
-        try:
-            code = self.process.wait(timeout=DYING)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
+        code = self._end(DYING)
         said += self.process.stdout.read()
         self.log.seek(0)
         return code, (self.log.read().decode(errors="replace") + said)[-TAIL:]
@@ -311,7 +322,18 @@ class _Starter:
 
 
 _starter = _Starter()
-os.register_at_fork(after_in_child=_starter.forget)
+
+
+def _forget_after_fork() -> None:
+    """In a child forked from this process: no servers of its own (they are the parent's),
+    no starter thread, and locks that no thread of the child holds."""
+    global _idle_lock
+    _idle.clear()
+    _idle_lock = threading.Lock()
+    _starter.forget()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @contextmanager
@@ -352,7 +374,7 @@ def stop_servers(seconds: float = DYING) -> None:
         server.end_input()
     deadline = time.monotonic() + seconds
     for server in servers:
-        server.stop(max(0.0, deadline - time.monotonic()))
+        server._end(max(0.0, deadline - time.monotonic()))
 
 
 def last_error(sweep_dir: Path, run_id: str) -> str:

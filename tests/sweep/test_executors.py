@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import parent_of, processes_mentioning
 from tests.sweep.conftest import (
     REPO,
     assert_same_results,
@@ -37,29 +38,6 @@ def _wait_for_summaries(out: Path, count: int, process: subprocess.Popen) -> Non
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, f"fewer than {count} runs finished in {WAIT} s"
         time.sleep(0.2)
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """Live processes whose command line contains `text`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (proc / "stat").read_text().split()[2]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found.append(int(proc.name))
-    return found
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        return int((Path("/proc") / str(pid) / "stat").read_text().split()[3])
-    except OSError:
-        return None
 
 
 def _holds_a_run_lock(pid: int, out: Path) -> bool:
@@ -187,14 +165,14 @@ def test_interrupted_sweep_resumes_and_records_the_failing_point(tmp_path: Path)
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _wait_for_summaries(out, 2, first)
-    servers = [p for p in _processes_mentioning("sim.sweep.server") if _parent(p) == first.pid]
+    servers = [p for p in processes_mentioning("sim.sweep.server") if parent_of(p) == first.pid]
     assert len(servers) == 2  # one persistent worker process per point running at once
-    first.kill()  # the driver and its worker threads; their run processes must follow
+    first.kill()  # the driver and its worker threads; their servers must follow
     first.wait()
     killed_at = time.time()
     deadline = time.monotonic() + 30
-    while _processes_mentioning(str(out)) or any(Path(f"/proc/{p}").exists() for p in servers):
-        assert time.monotonic() < deadline, "run processes outlived the killed sweep"
+    while processes_mentioning(str(out)) or any(Path(f"/proc/{p}").exists() for p in servers):
+        assert time.monotonic() < deadline, "servers outlived the killed sweep"
         time.sleep(0.2)
     before = {k: (out / "runs" / k / "summary.json").stat().st_mtime for k in summaries(out)}
     assert 2 <= len(before) < 6

@@ -13,14 +13,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from sim.sweep.server import ORPHANED, run_request
-from sim.sweep.worker import _Server, _server, stop_servers
+from sim.sweep.worker import SERVER_PARENT, _Server, _server, stop_servers
 from tests.support.processes import (
+    all_gone,
     command_line,
     cpu_seconds,
     descendants,
@@ -87,7 +87,7 @@ def test_a_hung_or_killed_worker_is_replaced(tmp_path: Path) -> None:
     assert (tmp_path / "done" / "summary.json").is_file()
     with _server(sys.executable, ENV) as again:
         assert again is third  # kept for the next point
-    third.stop(seconds=60)  # the end of its requests ends it, cleanly
+    stop_servers(seconds=60)  # the end of its requests ends it, cleanly
     assert third.process.returncode == 0
 
 
@@ -135,7 +135,7 @@ def test_a_server_on_two_ranks_runs_points_together_and_ends_with_its_timeout(
     serial = run_request({"base": str(SPHERE), "out": str(tmp_path / "serial"), "overrides": QUICK})
     assert serial["exit_code"] == 0, serial["output"]
     expected = json.loads((tmp_path / "serial" / "summary.json").read_text())
-    with _two_ranks() as server:
+    with _server(sys.executable, ENV, ranks=2) as server:
         for point in ("a", "b"):
             request = {"base": str(SPHERE), "out": str(tmp_path / point), "overrides": QUICK}
             code, output = server.run(request, timeout=300)
@@ -152,13 +152,13 @@ def test_a_server_on_two_ranks_runs_points_together_and_ends_with_its_timeout(
         request = {"base": str(SPHERE), "out": str(tmp_path / "slow"), "overrides": SLOW}
         assert server.run(request, timeout=1.0) == (-1, "timed out after 1 s")
         assert not server.alive()
-        _all_end(ranks, "a rank outlived its server's mpirun")
+        assert all_gone(ranks, 30.0), "a rank outlived its server's mpirun"
 
 
 def test_a_rank_that_dies_mid_point_fails_the_point_with_mpiruns_words(tmp_path: Path) -> None:
     """A rank killed by a signal (a segmentation fault, the out-of-memory killer) ends
     mpirun, whose report on its standard output is the point's error, not an answer."""
-    with _two_ranks() as server:
+    with _server(sys.executable, ENV, ranks=2) as server:
         request = {"base": str(SPHERE), "out": str(tmp_path / "a"), "overrides": QUICK}
         assert server.run(request, timeout=300)[0] == 0
         ranks = _ranks(server.process.pid)
@@ -169,19 +169,8 @@ def test_a_rank_that_dies_mid_point_fails_the_point_with_mpiruns_words(tmp_path:
         killer.join()
         assert code != 0 and not server.alive()
         assert "BAD TERMINATION" in output and "signal 9" in output, output
-        _all_end(ranks, "a rank outlived its dead neighbour")
+        assert all_gone(ranks, 30.0), "a rank outlived its dead neighbour"
     assert not (tmp_path / "b" / "summary.json").exists()
-
-
-@contextmanager
-def _two_ranks() -> Iterator[_Server]:
-    """A server on two ranks, ended afterwards whatever happened."""
-    with _server(sys.executable, ENV, ranks=2) as server:
-        try:
-            yield server
-        finally:
-            server.process.kill()
-            server.process.wait()
 
 
 def _ranks(mpirun: int) -> list[int]:
@@ -195,13 +184,6 @@ def _ranks(mpirun: int) -> list[int]:
     ]
     assert len(ranks) == 2
     return ranks
-
-
-def _all_end(pids: list[int], why: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not all(gone(p) for p in pids):
-        assert time.monotonic() < deadline, why
-        time.sleep(0.05)
 
 
 #: a sweep worker that starts a server on two ranks (with the parent-death signal on mpirun),
@@ -221,7 +203,7 @@ def test_a_server_on_two_ranks_ends_when_its_worker_dies_mid_point(tmp_path: Pat
     worker, mpirun = _mid_point(WORKER_OF_TWO, tmp_path)
     ranks = _ranks(mpirun)
     assert ends_with(worker, mpirun), "mpirun outlived the worker"
-    _all_end(ranks, "a rank outlived its worker")
+    assert all_gone(ranks, 30.0), "a rank outlived its worker"
     assert not (tmp_path / "p" / "summary.json").exists()
 
 
@@ -265,7 +247,7 @@ def test_a_server_ends_when_its_parent_dies_mid_point(tmp_path: Path) -> None:
 
 
 def test_a_server_whose_parent_died_before_it_started_ends() -> None:
-    env = {**os.environ, "CEMENTSIM_SERVER_PARENT": "1"}  # not this server's parent
+    env = {**os.environ, SERVER_PARENT: "1"}  # not this server's parent
     server = subprocess.Popen(
         [sys.executable, "-m", "sim.sweep.server"], stdin=subprocess.PIPE, env=env
     )
