@@ -226,7 +226,8 @@ def _exchanged(values: np.ndarray, index_map: dolfinx.common.IndexMap) -> np.nda
 
 def read_meta(path: Path) -> dict[str, Any]:
     """The run description stored with a checkpoint (scenario hash and resolved scenario,
-    time, steps, ranks); CheckpointError if there is none or it cannot be read."""
+    time, steps, ranks, the cementsim version that wrote it); CheckpointError if there is none
+    or it cannot be read."""
     if not path.is_file():
         raise CheckpointError(f"no checkpoint to resume from: {path} does not exist")
     try:

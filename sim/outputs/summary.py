@@ -45,7 +45,7 @@ def build_summary(
         "scenario": problem.scenario.name,
         "stop_reason": stop_reason,
         "injected_volume_m3": measure.injected(problem),
-        "planned_volume_m3": problem.flow.total_volume(),
+        "planned_volume_m3": measure.total_volume(problem),
         "injected_volume_per_needle_m3": {n.name: n.protocol.injected for n in problem.needles},
         "cement_in_bone_m3": measure.cement_in_bone(problem),
         "leaked_volume_m3": {name: float(v[-1]) for name, v in leaked.items()},

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim.scenario.base import BY_NAME, NUMBER, TEXT, Section
+from sim.scenario.base import BY_NAME, NUMBER, TEXT
 
 if TYPE_CHECKING:
     from sim.scenario import Scenario
@@ -94,10 +94,8 @@ def summary_layout(scenario: Scenario) -> Layout:
         "bone_permeability_m2": numbers(STATISTICS),
         "timings_s": numbers(TIMINGS),
     }
-    for name in type(scenario).model_fields:
-        section = getattr(scenario, name)
-        if isinstance(section, Section):
-            layout.update(section.summary_entries())
+    for _, section in scenario.sections():
+        layout.update(section.summary_entries())
     return layout
 
 
@@ -139,13 +137,22 @@ def _entries(node: Layout, prefix: str) -> list[str]:
 
 def leaves(node: Layout, prefix: str) -> list[str]:
     """The dotted names of the numbers under `node` (BY_NAME ones as name.<region>)."""
-    out = []
-    for key, value in node.items():
-        name = f"{prefix}.{key}" if prefix else key
-        if value is NUMBER:
-            out.append(name)
-        elif value is BY_NAME:
-            out.append(f"{name}.<region>")
-        elif isinstance(value, dict):
-            out += leaves(value, name)
+    return [
+        name + (".<region>" if value is BY_NAME else "")
+        for name, value in flatten(node, f"{prefix}." if prefix else "").items()
+        if value is not TEXT
+    ]
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested summary -> {dotted.key: scalar}; lists become key.0, key.1, ..."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            out.update(flatten({str(i): v for i, v in enumerate(value)}, f"{name}."))
+        else:
+            out[name] = value
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from sim.scenario.base import Section
 from sim.scenario.bone_ct import CTSection
@@ -47,6 +47,16 @@ class AnisotropicPermeability(Section):
             raise ValueError(f"the axis must be a nonzero vector, got {list(v)}")
         return tuple(float(c) / norm for c in v)  # type: ignore[return-value]
 
+    @model_validator(mode="after")
+    def _across_in_range(self) -> AnisotropicPermeability:
+        across = self.ratio * self.along_axis
+        if not in_permeability_range(across):
+            raise ValueError(
+                f"the value across the axis, ratio x along_axis = {across:g} m^2, "
+                f"{PERMEABILITY_RANGE}"
+            )
+        return self
+
 
 def _permeability(value: object) -> object:
     """A scalar permeability, three principal values along x, y, z (m²), or an anisotropic
@@ -68,14 +78,8 @@ PermeabilitySpec = Annotated[
 ]
 
 
-def _check_positive_permeability(k: object) -> object:
-    if isinstance(k, AnisotropicPermeability):  # along_axis is checked by its field
-        across = k.ratio * k.along_axis
-        if not in_permeability_range(across):
-            raise ValueError(
-                f"the value across the axis, ratio x along_axis = {across:g} m^2, "
-                f"{PERMEABILITY_RANGE}"
-            )
+def _check_permeability_range(k: object) -> object:
+    if isinstance(k, AnisotropicPermeability):  # checked by its own validators
         return k
     if isinstance(k, tuple):
         bad = [
@@ -118,7 +122,7 @@ class RegionProperties(Section):
     @field_validator("permeability")
     @classmethod
     def _positive(cls, v: float | tuple[float, ...] | None) -> float | tuple[float, ...] | None:
-        return v if v is None else _check_positive_permeability(v)
+        return v if v is None else _check_permeability_range(v)
 
 
 class Bone(Section):
@@ -145,7 +149,7 @@ class Bone(Section):
     @field_validator("permeability")
     @classmethod
     def _positive(cls, v: float | tuple[float, ...]) -> float | tuple[float, ...]:
-        return _check_positive_permeability(v)
+        return _check_permeability_range(v)
 
 
 class Marrow(Section):

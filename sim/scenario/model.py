@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from math import ceil
 from typing import Any
 
@@ -37,6 +38,13 @@ class Scenario(Section):
     heat: Heat | None = None
     numerics: Numerics = Numerics()
     output: Output = Output()
+
+    def sections(self) -> Iterator[tuple[str, Section]]:
+        """The scenario's sections that are given, by name (an optional one may be None)."""
+        for name in type(self).model_fields:
+            section = getattr(self, name)
+            if isinstance(section, Section):
+                yield name, section
 
     @model_validator(mode="before")
     @classmethod
@@ -79,10 +87,8 @@ class Scenario(Section):
                         f"leak_routes.{name}.boundary: '{b}' is not a boundary of geometry "
                         f"'{self.geometry.kind}'; it has: {', '.join(sorted(boundaries))}"
                     )
-        for where in type(self).model_fields:
-            section = getattr(self, where)
-            if isinstance(section, Section):
-                section.check_geometry(self.geometry, where)
+        for where, section in self.sections():
+            section.check_geometry(self.geometry, where)
         regions = self.geometry.region_names()
         if regions is not None:
             for where, names in self._region_references():
@@ -112,8 +118,7 @@ class Scenario(Section):
                 )
             if limit is None and needle.max_rate is not None:
                 fastest = needle.total_volume / needle.max_rate
-                # its start, if it does not wait for another needle
-                earliest = fastest + (needle.start if needle.after is None else 0.0)
+                earliest = fastest + needle.start  # 0 for a needle that waits for another
                 if earliest > MAX_INJECTION:
                     raise ValueError(
                         f"injection.needles.{i}.max_rate: at {needle.max_rate:.4g} m^3/s the "
@@ -135,8 +140,7 @@ class Scenario(Section):
                 "give stop.time_limit)"
             )
         follow = max(
-            (getattr(getattr(self, name), "follow_up", 0.0) for name in type(self).model_fields),
-            default=0.0,
+            (getattr(section, "follow_up", 0.0) for _, section in self.sections()), default=0.0
         )
         run = end + follow
         num = self.numerics

@@ -20,22 +20,9 @@ import h5py
 import numpy as np
 
 from sim.outputs.summary import write_text_atomic
+from sim.outputs.summary_layout import flatten
 from sim.sweep.store import CORRUPT, planned_runs, point_state, run_dir
 from sim.sweep.worker import last_error
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested summary -> {dotted.key: scalar}; lists become key.0, key.1, ..."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        elif isinstance(value, list):
-            out.update(flatten({str(i): v for i, v in enumerate(value)}, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def table(sweep_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.outputs.summary_layout import leaves, metric_problem, summary_layout
+from sim.outputs.summary_layout import flatten, leaves, metric_problem, summary_layout
 from sim.scenario import Scenario
-from sim.sweep.collect import flatten
 
 
 def assert_summary_has_its_layout(scenario: Scenario, summary: dict[str, Any]) -> None:
